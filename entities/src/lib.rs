@@ -1,0 +1,9 @@
+//! Janua's database tables as sea-orm entities: one module per table, no API derives.
+//! Output types live in the server crate; nothing here is ever returned to a client as is.
+
+pub mod audit_log;
+pub mod outbox_event;
+pub mod refresh_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

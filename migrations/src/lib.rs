@@ -1,0 +1,15 @@
+//! Janua's migrations: append-only, one per file, each self-contained (its own `Iden` enums).
+//! Never edit a migration that has landed; add a new one.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_core_tables;
+
+/// Every migration, in the order they run.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_core_tables::Migration)]
+    }
+}

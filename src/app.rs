@@ -1,0 +1,230 @@
+//! `App::build(config)` wires storage, keys, services, schema and routes; `App::run` serves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, get, on};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::context::RequestContext;
+use crate::error::{AppError, ErrorCode};
+use crate::events::{Dispatcher, EventBus};
+use crate::graphql::{JanuaSchema, build_schema};
+use crate::http::{graphql as gql_http, middleware, pages};
+use crate::protocols::{health, well_known};
+use crate::rest::{RestApi, envelope, openapi, routes};
+use crate::security::passwords::PasswordHasher;
+use crate::security::rate_limit::IpRateLimiter;
+use crate::security::secrets::MasterKey;
+use crate::security::tokens::KeyStore;
+use crate::services::lockout::LockoutStore;
+use crate::state::{AppState, Inner};
+use crate::storage::{self, RevocationStore};
+
+/// What every handler gets: the state, the schema and the REST table.
+#[derive(Clone)]
+pub struct Services {
+    pub state: AppState,
+    pub schema: JanuaSchema,
+    pub rest: Arc<RestApi>,
+    pub openapi: Arc<String>,
+}
+
+/// A built server, bound to its port, not yet serving.
+pub struct App {
+    pub services: Services,
+    pub dispatcher: Dispatcher,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects and migrates the database, loads keys, builds the schema and routes, binds.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_schema(config, None).await
+    }
+
+    /// As [`App::build`], with the database objects in a PostgreSQL schema (tests isolate by it).
+    pub async fn build_with_schema(config: Config, pg_schema: Option<&str>) -> anyhow::Result<Self> {
+        let db = storage::connect(&config.database_url, pg_schema).await?;
+        if !config.no_migrate {
+            storage::migrate(&db).await?;
+        }
+        let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+        let keys = KeyStore::load(
+            &db,
+            master,
+            config.issuer.clone(),
+            config.audience.clone(),
+            config.access_token_ttl,
+        )
+        .await?;
+        let concurrency = config
+            .hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let passwords = PasswordHasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            concurrency,
+            config.password_min_length,
+        )?;
+        let revocations = RevocationStore::load(&db).await?;
+        let bus = EventBus::new(4096);
+        let outbox_wake = Arc::new(Notify::new());
+        let state = AppState::new(Inner {
+            passwords,
+            keys,
+            revocations,
+            lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
+            rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
+            bus: bus.clone(),
+            outbox_wake: outbox_wake.clone(),
+            db: db.clone(),
+            started_at: Instant::now(),
+            config: config.clone(),
+        });
+        let schema = build_schema(state.clone());
+        let rest = Arc::new(RestApi::prepare(&schema, routes::routes()).await?);
+        let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
+        let services = Services {
+            state,
+            schema,
+            rest,
+            openapi,
+        };
+        health::prometheus();
+        let router = router(services.clone());
+        let listener = TcpListener::bind(config.addr).await?;
+        Ok(Self {
+            dispatcher: Dispatcher::new(db, bus, outbox_wake),
+            services,
+            listener,
+            router,
+        })
+    }
+
+    /// The bound address (port 0 in tests becomes a real port here).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until the process is stopped, with the background workers running.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let state = self.services.state.clone();
+        let addr = self.local_addr();
+        let dispatcher = self.dispatcher.spawn(Duration::from_millis(500));
+        let housekeeping = tokio::spawn(housekeeping(state));
+        tracing::info!(%addr, "Janua is serving");
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+        dispatcher.abort();
+        housekeeping.abort();
+        Ok(result?)
+    }
+}
+
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.rate_limiter.purge();
+        state.revocations.purge_expired();
+        state.lockouts.purge();
+        if let Err(e) = state.keys.reload(&state.db).await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn context_of(req: &Request) -> RequestContext {
+    req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
+}
+
+async fn not_found(req: Request) -> Response {
+    envelope::error_for(&context_of(&req), &AppError::new(ErrorCode::NotFound))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    envelope::error_for(&context_of(&req), &AppError::new(ErrorCode::MethodNotAllowed))
+}
+
+fn filter(m: &axum::http::Method) -> MethodFilter {
+    match *m {
+        axum::http::Method::GET => MethodFilter::GET,
+        axum::http::Method::PUT => MethodFilter::PUT,
+        axum::http::Method::PATCH => MethodFilter::PATCH,
+        axum::http::Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::POST,
+    }
+}
+
+/// Every route: REST (from the table), GraphQL, protocol routes, pages.
+pub fn router(svc: Services) -> Router {
+    let mut api: Router<Services> = Router::new();
+    let mut by_path: Vec<(&'static str, MethodRouter<Services>)> = Vec::new();
+    for (index, p) in svc.rest.routes.iter().enumerate() {
+        let handler = move |State(svc): State<Services>, req: Request| async move {
+            let limit = svc.state.config.body_limit;
+            svc.rest.handle(&svc.schema, index, limit, req).await
+        };
+        match by_path.iter_mut().find(|(path, _)| *path == p.route.path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).on(filter(&p.route.method), handler),
+            None => by_path.push((p.route.path, on(filter(&p.route.method), handler))),
+        }
+    }
+    for (path, mr) in by_path {
+        api = api.route(path, mr.fallback(method_not_allowed));
+    }
+    api = api.route("/health/detailed", get(health::detailed));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/graphql", get(gql_http::get).post(gql_http::post).fallback(method_not_allowed))
+        .route("/graphql/ws", get(gql_http::ws))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(pages::docs))
+        .route("/assets/{file}", get(pages::asset))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
+        .with_state(svc)
+}
+
+async fn openapi_json(State(svc): State<Services>) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(svc.openapi.as_str().to_owned()))
+        .expect("static headers are valid")
+}

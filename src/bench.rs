@@ -1,0 +1,248 @@
+//! `janua bench`: starts a release server of this same binary on a temporary SQLite file (or
+//! measures `--url`), drives it over HTTP from this process, and prints the figures the issues
+//! ask for in one run. It is a measurement, not a test: nothing here runs under `cargo test`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::security::passwords::PasswordHasher;
+
+/// Benchmark options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds each load phase runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent connections for the `me` and refresh phases.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Port of the server the benchmark starts.
+    #[arg(long, default_value_t = 18080)]
+    pub port: u16,
+}
+
+struct Server {
+    child: std::process::Child,
+    dir: PathBuf,
+    base: String,
+}
+
+impl Server {
+    fn start(port: u16) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("janua-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))
+            .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
+            .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
+            .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Latency figures of one load phase.
+struct Phase {
+    requests: usize,
+    errors: usize,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests, {} errors)",
+            self.rps, self.p50_ms, self.p99_ms, self.requests, self.errors
+        )
+    }
+}
+
+/// Runs `workers` loops of `step` for `seconds`; a step takes the worker's state and gives it
+/// back with whether the request succeeded.
+async fn load<S, F, Fut>(workers: Vec<S>, seconds: u64, step: F) -> Phase
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = (S, bool)> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in workers {
+        let stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut w = w;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let (next, ok) = step(w).await;
+                w = next;
+                if !ok {
+                    errors += 1;
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.await.unwrap_or_default();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    Phase {
+        requests: all.len(),
+        errors,
+        rps: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value, bearer: Option<&str>) -> Option<Value> {
+    let mut req = client.post(url).json(body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+/// Runs every phase and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hasher = PasswordHasher::new(19456, 2, 1, cores, 12)?;
+    let samples = 10;
+    let hash_ms = (0..samples).map(|_| hasher.time_one_hash().as_secs_f64()).sum::<f64>() / samples as f64 * 1000.0;
+    let bound = cores as f64 / (hash_ms / 1000.0);
+
+    let server = Server::start(args.port)?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let started = Instant::now();
+    while client.get(format!("{}/ready", server.base)).send().await.map(|r| r.status().is_success()).ok() != Some(true) {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = server.status_kib("VmRSS:");
+
+    // Accounts: one per worker.
+    let n_users = args.concurrency;
+    let mut accounts = Vec::new();
+    for i in 0..n_users {
+        let email = format!("bench{i}@example.com");
+        let body = json!({"email": email, "password": "bench passphrase 2026"});
+        let v = post(&client, &format!("{}/api/v1/auth/signup", server.base), &body, None)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("signup failed"))?;
+        let access = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
+        let refresh = v["data"]["tokens"]["refresh_token"].as_str().unwrap_or_default().to_owned();
+        accounts.push((email, access, refresh));
+    }
+
+    // (a) sign-in throughput against the argon2 bound.
+    let signin_workers: Vec<_> = (0..cores * 2)
+        .map(|i| (client.clone(), server.base.clone(), accounts[i % accounts.len()].0.clone()))
+        .collect();
+    let signin = load(signin_workers, args.seconds, |w: (reqwest::Client, String, String)| async move {
+        let body = json!({"email": w.2, "password": "bench passphrase 2026"});
+        let ok = post(&w.0, &format!("{}/api/v1/auth/signin", w.1), &body, None).await.is_some();
+        (w, ok)
+    })
+    .await;
+    let peak_rss = server.status_kib("VmHWM:");
+
+    // (b) GET /api/v1/auth/me vs GraphQL `me`, same connections, same tokens, same fields.
+    let me_workers = |accounts: &[(String, String, String)]| -> Vec<(reqwest::Client, String, String)> {
+        accounts.iter().map(|a| (client.clone(), server.base.clone(), a.1.clone())).collect()
+    };
+    let rest_me = load(me_workers(&accounts), args.seconds, |w: (reqwest::Client, String, String)| async move {
+        let r = w.0.get(format!("{}/api/v1/auth/me", w.1)).bearer_auth(&w.2).send().await;
+        let ok = match r {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+            _ => false,
+        };
+        (w, ok)
+    })
+    .await;
+    let gql_me = load(me_workers(&accounts), args.seconds, |w: (reqwest::Client, String, String)| async move {
+        let q = json!({"query": "{ me { id email name firstName lastName username avatarUrl locale metadata status isAdmin emailVerified lastSigninAt createdAt updatedAt } }"});
+        let r = w.0.post(format!("{}/graphql", w.1)).bearer_auth(&w.2).json(&q).send().await;
+        let ok = match r {
+            Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["errors"].is_null()),
+            Err(_) => false,
+        };
+        (w, ok)
+    })
+    .await;
+
+    // (c) refresh: each worker follows its own rotation chain.
+    let refresh_workers: Vec<_> = accounts.iter().map(|a| (client.clone(), server.base.clone(), a.2.clone())).collect();
+    let refresh = load(refresh_workers, args.seconds, |mut w: (reqwest::Client, String, String)| async move {
+        let body = json!({"refresh_token": w.2});
+        match post(&w.0, &format!("{}/api/v1/auth/refresh", w.1), &body, None).await {
+            Some(v) => {
+                w.2 = v["data"]["tokens"]["refresh_token"].as_str().unwrap_or_default().to_owned();
+                (w, true)
+            }
+            None => (w, false),
+        }
+    })
+    .await;
+
+    println!("Janua benchmark ({} cores, {} s per phase, {} connections)", cores, args.seconds, args.concurrency);
+    println!("(a) argon2id m=19456 t=2 p=1: {hash_ms:.1} ms/hash → bound {bound:.1} sign-ins/s");
+    println!("    sign-in ({} clients): {signin}", cores * 2);
+    println!("    sign-in / bound = {:.2} (goal ≥ 0.9); peak RSS {:.1} MB", signin.rps / bound, peak_rss as f64 / 1024.0);
+    println!("(b) REST GET /api/v1/auth/me: {rest_me}");
+    println!("    GraphQL me:               {gql_me}");
+    println!("    REST / GraphQL = {:.2} (goal ≥ 0.85)", rest_me.rps / gql_me.rps);
+    println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
+    println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Configuration: every setting is a flag and an environment variable, with a default that
+//! gives a working server on an embedded SQLite file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Server configuration (`janua serve --help` lists it all).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "JANUA_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+    /// Database: `sqlite://file.db?mode=rwc` (created and migrated at start) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://janua.db?mode=rwc")]
+    pub database_url: String,
+    /// Do not run pending migrations at start.
+    #[arg(long, env = "JANUA_NO_MIGRATE")]
+    pub no_migrate: bool,
+    /// Token issuer (`iss`), also the base of the OpenID configuration.
+    #[arg(long, env = "JANUA_ISSUER", default_value = "http://localhost:8000")]
+    pub issuer: String,
+    /// Token audience (`aud`).
+    #[arg(long, env = "JANUA_AUDIENCE", default_value = "janua")]
+    pub audience: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "JANUA_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: i64,
+    /// Refresh-token (and session) lifetime in seconds.
+    #[arg(long, env = "JANUA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl: i64,
+    /// Seconds during which a just-rotated refresh token may be presented again (concurrent tabs).
+    #[arg(long, env = "JANUA_REFRESH_REUSE_GRACE", default_value_t = 5)]
+    pub refresh_reuse_grace: i64,
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "JANUA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes (OWASP: 2).
+    #[arg(long, env = "JANUA_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id lanes (OWASP: 1).
+    #[arg(long, env = "JANUA_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once (default: the number of cores).
+    #[arg(long, env = "JANUA_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Minimum password length.
+    #[arg(long, env = "JANUA_PASSWORD_MIN_LENGTH", default_value_t = 12)]
+    pub password_min_length: usize,
+    /// Requests per minute per client IP.
+    #[arg(long, env = "JANUA_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
+    pub rate_limit_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated IPs).
+    #[arg(long, env = "JANUA_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Failed sign-ins in a row before an account is locked.
+    #[arg(long, env = "JANUA_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: i32,
+    /// Lockout duration in seconds.
+    #[arg(long, env = "JANUA_LOCKOUT_SECONDS", default_value_t = 900)]
+    pub lockout_seconds: i64,
+    /// Master key (base64, 32 bytes) sealing secrets at rest; when unset, read from (or created in) `--master-key-file`.
+    #[arg(long, env = "JANUA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key when `JANUA_MASTER_KEY` is unset.
+    #[arg(long, env = "JANUA_MASTER_KEY_FILE", default_value = "janua.key")]
+    pub master_key_file: PathBuf,
+    /// Maximum request body size in bytes.
+    #[arg(long, env = "JANUA_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Maximum GraphQL query depth.
+    #[arg(long, env = "JANUA_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
+    pub graphql_max_depth: usize,
+    /// Maximum GraphQL query complexity.
+    #[arg(long, env = "JANUA_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
+    pub graphql_max_complexity: usize,
+    /// Log format.
+    #[arg(long, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The configuration with every default, as `janua serve` with no flags and no environment.
+    pub fn defaults() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            config: Config,
+        }
+        Wrap::parse_from(["janua"]).config
+    }
+}

@@ -1,0 +1,61 @@
+//! Who is asking, from where, in which language: built once per request by the HTTP layer
+//! and handed to services (which know nothing of HTTP).
+
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult, ErrorCode, Locale};
+
+/// A signed-in user acting through one session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserActor {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub email: String,
+}
+
+/// The caller of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Actor {
+    #[default]
+    Anonymous,
+    User(UserActor),
+}
+
+/// Everything a service needs to know about the request it serves.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub actor: Actor,
+    /// Why a presented credential was refused (an anonymous request with a bad token).
+    pub auth_error: Option<ErrorCode>,
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub locale: Locale,
+}
+
+impl RequestContext {
+    /// The signed-in user, or the reason there is none (`AUTHENTICATION_REQUIRED`, or why the
+    /// presented token was refused).
+    pub fn require_user(&self) -> AppResult<&UserActor> {
+        match &self.actor {
+            Actor::User(u) => Ok(u),
+            Actor::Anonymous => Err(AppError::new(
+                self.auth_error.unwrap_or(ErrorCode::AuthenticationRequired),
+            )),
+        }
+    }
+}
+
+/// A fresh request id: `req_` and 16 random hex digits.
+pub fn new_request_id() -> String {
+    format!("req_{}", &Uuid::new_v4().simple().to_string()[..16])
+}
+
+/// Accepts a client-sent request id when it is sane (1–64 visible ASCII characters).
+pub fn sane_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}

@@ -1,0 +1,174 @@
+//! Message texts in en, es, fr and de, and `Accept-Language` negotiation.
+
+use super::{ErrorCode, FieldIssue};
+
+/// A language Janua answers in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Locale {
+    #[default]
+    En,
+    Es,
+    Fr,
+    De,
+}
+
+impl Locale {
+    /// The language tag sent in `Content-Language`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Es => "es",
+            Self::Fr => "fr",
+            Self::De => "de",
+        }
+    }
+
+    /// Chooses the best supported language of an `Accept-Language` header (q-values honoured).
+    pub fn negotiate(header: Option<&str>) -> Self {
+        let Some(header) = header else {
+            return Self::En;
+        };
+        let supported = ["en", "es", "fr", "de"];
+        let best = accept_language::intersection_ordered(header, &supported);
+        match best.first().map(String::as_str) {
+            Some("es") => Self::Es,
+            Some("fr") => Self::Fr,
+            Some("de") => Self::De,
+            _ => Self::En,
+        }
+    }
+}
+
+/// The text of an error code.
+pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
+    use ErrorCode::*;
+    use Locale::*;
+    match (code, l) {
+        (BadRequest, En) => "The request is malformed.",
+        (BadRequest, Es) => "La solicitud está mal formada.",
+        (BadRequest, Fr) => "La requête est mal formée.",
+        (BadRequest, De) => "Die Anfrage ist fehlerhaft.",
+        (ValidationError, En) => "Some fields are invalid.",
+        (ValidationError, Es) => "Algunos campos no son válidos.",
+        (ValidationError, Fr) => "Certains champs sont invalides.",
+        (ValidationError, De) => "Einige Felder sind ungültig.",
+        (AuthenticationRequired, En) => "Authentication is required.",
+        (AuthenticationRequired, Es) => "Se requiere autenticación.",
+        (AuthenticationRequired, Fr) => "Une authentification est requise.",
+        (AuthenticationRequired, De) => "Anmeldung erforderlich.",
+        (InvalidCredentials, En) => "The email or password is incorrect.",
+        (InvalidCredentials, Es) => "El correo o la contraseña son incorrectos.",
+        (InvalidCredentials, Fr) => "L'e-mail ou le mot de passe est incorrect.",
+        (InvalidCredentials, De) => "E-Mail oder Passwort ist falsch.",
+        (InvalidToken, En) => "The token is invalid.",
+        (InvalidToken, Es) => "El token no es válido.",
+        (InvalidToken, Fr) => "Le jeton est invalide.",
+        (InvalidToken, De) => "Das Token ist ungültig.",
+        (TokenExpired, En) => "The token has expired.",
+        (TokenExpired, Es) => "El token ha caducado.",
+        (TokenExpired, Fr) => "Le jeton a expiré.",
+        (TokenExpired, De) => "Das Token ist abgelaufen.",
+        (SessionRevoked, En) => "The session has been revoked.",
+        (SessionRevoked, Es) => "La sesión ha sido revocada.",
+        (SessionRevoked, Fr) => "La session a été révoquée.",
+        (SessionRevoked, De) => "Die Sitzung wurde widerrufen.",
+        (Forbidden, En) => "You are not allowed to do this.",
+        (Forbidden, Es) => "No tiene permiso para hacer esto.",
+        (Forbidden, Fr) => "Vous n'êtes pas autorisé à faire cela.",
+        (Forbidden, De) => "Sie dürfen das nicht tun.",
+        (InsufficientPermissions, En) => "Your role does not allow this.",
+        (InsufficientPermissions, Es) => "Su rol no permite esto.",
+        (InsufficientPermissions, Fr) => "Votre rôle ne le permet pas.",
+        (InsufficientPermissions, De) => "Ihre Rolle erlaubt das nicht.",
+        (NotFound, En) => "Not found.",
+        (NotFound, Es) => "No encontrado.",
+        (NotFound, Fr) => "Introuvable.",
+        (NotFound, De) => "Nicht gefunden.",
+        (MethodNotAllowed, En) => "This method is not allowed on this route.",
+        (MethodNotAllowed, Es) => "Este método no está permitido en esta ruta.",
+        (MethodNotAllowed, Fr) => "Cette méthode n'est pas autorisée sur cette route.",
+        (MethodNotAllowed, De) => "Diese Methode ist für diese Route nicht erlaubt.",
+        (Conflict, En) => "This conflicts with an existing resource.",
+        (Conflict, Es) => "Esto entra en conflicto con un recurso existente.",
+        (Conflict, Fr) => "Cela entre en conflit avec une ressource existante.",
+        (Conflict, De) => "Dies steht im Konflikt mit einer vorhandenen Ressource.",
+        (AccountLocked, En) => "The account is temporarily locked after too many failed attempts.",
+        (AccountLocked, Es) => "La cuenta está bloqueada temporalmente tras demasiados intentos fallidos.",
+        (AccountLocked, Fr) => "Le compte est temporairement verrouillé après trop d'échecs.",
+        (AccountLocked, De) => "Das Konto ist nach zu vielen Fehlversuchen vorübergehend gesperrt.",
+        (AccountDisabled, En) => "The account is disabled.",
+        (AccountDisabled, Es) => "La cuenta está desactivada.",
+        (AccountDisabled, Fr) => "Le compte est désactivé.",
+        (AccountDisabled, De) => "Das Konto ist deaktiviert.",
+        (RateLimited, En) => "Too many requests; try again later.",
+        (RateLimited, Es) => "Demasiadas solicitudes; inténtelo más tarde.",
+        (RateLimited, Fr) => "Trop de requêtes ; réessayez plus tard.",
+        (RateLimited, De) => "Zu viele Anfragen; bitte später erneut versuchen.",
+        (PayloadTooLarge, En) => "The request body is too large.",
+        (PayloadTooLarge, Es) => "El cuerpo de la solicitud es demasiado grande.",
+        (PayloadTooLarge, Fr) => "Le corps de la requête est trop volumineux.",
+        (PayloadTooLarge, De) => "Der Anfragekörper ist zu groß.",
+        (UpstreamError, En) => "An upstream service failed.",
+        (UpstreamError, Es) => "Un servicio externo ha fallado.",
+        (UpstreamError, Fr) => "Un service en amont a échoué.",
+        (UpstreamError, De) => "Ein vorgelagerter Dienst ist fehlgeschlagen.",
+        (InternalError, En) => "An internal error occurred.",
+        (InternalError, Es) => "Se produjo un error interno.",
+        (InternalError, Fr) => "Une erreur interne s'est produite.",
+        (InternalError, De) => "Ein interner Fehler ist aufgetreten.",
+        (ServiceUnavailable, En) => "The service is temporarily unavailable.",
+        (ServiceUnavailable, Es) => "El servicio no está disponible temporalmente.",
+        (ServiceUnavailable, Fr) => "Le service est temporairement indisponible.",
+        (ServiceUnavailable, De) => "Der Dienst ist vorübergehend nicht verfügbar.",
+    }
+}
+
+/// The text explaining why a field was refused.
+pub fn field_message(issue: FieldIssue, l: Locale) -> String {
+    use FieldIssue::*;
+    use Locale::*;
+    match (issue, l) {
+        (Required, En) => "is required".into(),
+        (Required, Es) => "es obligatorio".into(),
+        (Required, Fr) => "est obligatoire".into(),
+        (Required, De) => "ist erforderlich".into(),
+        (InvalidEmail, En) => "is not a valid email address".into(),
+        (InvalidEmail, Es) => "no es una dirección de correo válida".into(),
+        (InvalidEmail, Fr) => "n'est pas une adresse e-mail valide".into(),
+        (InvalidEmail, De) => "ist keine gültige E-Mail-Adresse".into(),
+        (TooShort(n), En) => format!("must be at least {n} characters"),
+        (TooShort(n), Es) => format!("debe tener al menos {n} caracteres"),
+        (TooShort(n), Fr) => format!("doit contenir au moins {n} caractères"),
+        (TooShort(n), De) => format!("muss mindestens {n} Zeichen lang sein"),
+        (TooLong(n), En) => format!("must be at most {n} characters"),
+        (TooLong(n), Es) => format!("debe tener como máximo {n} caracteres"),
+        (TooLong(n), Fr) => format!("doit contenir au plus {n} caractères"),
+        (TooLong(n), De) => format!("darf höchstens {n} Zeichen lang sein"),
+        (CommonPassword, En) => "is too common".into(),
+        (CommonPassword, Es) => "es demasiado común".into(),
+        (CommonPassword, Fr) => "est trop courant".into(),
+        (CommonPassword, De) => "ist zu verbreitet".into(),
+        (PasswordContainsEmail, En) => "must not be your email address".into(),
+        (PasswordContainsEmail, Es) => "no debe ser su dirección de correo".into(),
+        (PasswordContainsEmail, Fr) => "ne doit pas être votre adresse e-mail".into(),
+        (PasswordContainsEmail, De) => "darf nicht Ihre E-Mail-Adresse sein".into(),
+        (InvalidFormat, En) => "has an invalid format".into(),
+        (InvalidFormat, Es) => "tiene un formato no válido".into(),
+        (InvalidFormat, Fr) => "a un format invalide".into(),
+        (InvalidFormat, De) => "hat ein ungültiges Format".into(),
+        (OutOfRange, En) => "is out of range".into(),
+        (OutOfRange, Es) => "está fuera de rango".into(),
+        (OutOfRange, Fr) => "est hors limites".into(),
+        (OutOfRange, De) => "liegt außerhalb des zulässigen Bereichs".into(),
+    }
+}
+
+/// The envelope's `message` for a successful request.
+pub fn success_message(l: Locale) -> &'static str {
+    match l {
+        Locale::En => "Operation completed successfully",
+        Locale::Es => "Operación completada con éxito",
+        Locale::Fr => "Opération réussie",
+        Locale::De => "Vorgang erfolgreich abgeschlossen",
+    }
+}

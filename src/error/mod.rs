@@ -1,0 +1,244 @@
+//! The one error table: every failure is an [`AppError`] carrying a stable [`ErrorCode`];
+//! the code decides the HTTP status, the GraphQL `extensions.code` and the message key.
+
+mod messages;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use messages::{Locale, success_message};
+
+/// Stable, client-visible error codes (API.md §1). Never reuse one for a different meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationError,
+    AuthenticationRequired,
+    InvalidCredentials,
+    InvalidToken,
+    TokenExpired,
+    SessionRevoked,
+    Forbidden,
+    InsufficientPermissions,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    AccountLocked,
+    AccountDisabled,
+    RateLimited,
+    PayloadTooLarge,
+    UpstreamError,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 19] = [
+        Self::BadRequest,
+        Self::ValidationError,
+        Self::AuthenticationRequired,
+        Self::InvalidCredentials,
+        Self::InvalidToken,
+        Self::TokenExpired,
+        Self::SessionRevoked,
+        Self::Forbidden,
+        Self::InsufficientPermissions,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::AccountLocked,
+        Self::AccountDisabled,
+        Self::RateLimited,
+        Self::PayloadTooLarge,
+        Self::UpstreamError,
+        Self::InternalError,
+        Self::ServiceUnavailable,
+    ];
+
+    /// The SCREAMING_SNAKE_CASE string clients match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::ValidationError => "VALIDATION_ERROR",
+            Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidToken => "INVALID_TOKEN",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::SessionRevoked => "SESSION_REVOKED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::AccountLocked => "ACCOUNT_LOCKED",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UpstreamError => "UPSTREAM_ERROR",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+
+    /// The HTTP status this code is served with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::ValidationError => 422,
+            Self::AuthenticationRequired
+            | Self::InvalidCredentials
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::SessionRevoked => 401,
+            Self::Forbidden | Self::InsufficientPermissions | Self::AccountDisabled => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::AccountLocked => 423,
+            Self::RateLimited => 429,
+            Self::InternalError => 500,
+            Self::UpstreamError => 502,
+            Self::ServiceUnavailable => 503,
+        }
+    }
+
+    /// Parses a code string back (used when a GraphQL error crosses into REST).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one field of an input was refused; rendered in the caller's language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldIssue {
+    Required,
+    InvalidEmail,
+    TooShort(usize),
+    TooLong(usize),
+    CommonPassword,
+    PasswordContainsEmail,
+    InvalidFormat,
+    OutOfRange,
+}
+
+/// A failure of a service or a transport, with its code and any structured details.
+#[derive(Clone, Debug)]
+pub struct AppError {
+    pub code: ErrorCode,
+    /// Field problems for `VALIDATION_ERROR`.
+    pub fields: BTreeMap<String, FieldIssue>,
+    /// Extra machine-readable details (e.g. `locked_until`, rate-limit figures).
+    pub details: Option<serde_json::Value>,
+    /// The cause of an internal error; logged, never shown to clients.
+    pub internal: Option<String>,
+}
+
+/// Result alias used by services.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// An error with just a code.
+    pub fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            fields: BTreeMap::new(),
+            details: None,
+            internal: None,
+        }
+    }
+
+    /// A validation error naming one field.
+    pub fn field(name: &str, issue: FieldIssue) -> Self {
+        Self::new(ErrorCode::ValidationError).and_field(name, issue)
+    }
+
+    /// Adds another offending field.
+    pub fn and_field(mut self, name: &str, issue: FieldIssue) -> Self {
+        self.fields.insert(name.to_owned(), issue);
+        self
+    }
+
+    /// Attaches machine-readable details.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// An internal error; `cause` goes to the log only.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        let mut e = Self::new(ErrorCode::InternalError);
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    /// The message in `locale`.
+    pub fn message(&self, locale: Locale) -> String {
+        messages::error_message(self.code, locale).to_owned()
+    }
+
+    /// The `details` object of the envelope (and GraphQL extensions), in `locale`.
+    pub fn details_json(&self, locale: Locale) -> Option<serde_json::Value> {
+        if self.fields.is_empty() {
+            return self.details.clone();
+        }
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), messages::field_message(*v, locale).into()))
+            .collect();
+        let mut obj = match &self.details {
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        obj.insert("fields".into(), fields.into());
+        Some(obj.into())
+    }
+
+    /// Logs the cause of a 5xx once, with the request id.
+    pub fn log(&self, request_id: &str) {
+        if self.code.http_status() >= 500 {
+            tracing::error!(request_id, code = %self.code, cause = ?self.internal, "request failed");
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(messages::error_message(self.code, Locale::En))
+    }
+}
+
+impl From<ErrorCode> for AppError {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code)
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::new(ErrorCode::Conflict),
+            _ => Self::internal(e),
+        }
+    }
+}
+
+impl<E: fmt::Display> From<sea_orm::TransactionError<E>> for AppError
+where
+    AppError: From<E>,
+{
+    fn from(e: sea_orm::TransactionError<E>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(inner) => inner.into(),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Committed outbox rows → the event bus → subscribers.
+
+mod dispatcher;
+
+pub use dispatcher::Dispatcher;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use entities::outbox_event;
+
+/// One committed event, as carried by the bus and replayed from the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BusEvent {
+    /// Position in the outbox; replay resumes after it.
+    pub seq: i64,
+    /// The event id, equal to its audit record's id.
+    pub id: Uuid,
+    pub event_type: String,
+    pub subject_user_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    /// `{id, type, api_version, created_at, data}`.
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<outbox_event::Model> for BusEvent {
+    fn from(m: outbox_event::Model) -> Self {
+        Self {
+            seq: m.seq,
+            id: m.event_id,
+            event_type: m.event_type,
+            subject_user_id: m.subject_user_id,
+            organization_id: m.organization_id,
+            payload: m.payload,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The in-process bus: a bounded broadcast. A subscriber that lags re-reads the outbox.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<BusEvent>>,
+}
+
+impl EventBus {
+    /// A bus that buffers `capacity` events per slow subscriber before it lags.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
+    }
+
+    /// Sends an event to every current subscriber of this node.
+    pub fn publish(&self, e: Arc<BusEvent>) {
+        let _ = self.tx.send(e);
+    }
+
+    /// A new receiver of events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.tx.subscribe()
+    }
+
+    /// How many receivers are connected.
+    pub fn subscriber_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// Outbox rows after `after_seq` about `subject_user` (or all when `None`), oldest first.
+pub async fn replay(
+    db: &impl ConnectionTrait,
+    after_seq: i64,
+    subject_user: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<BusEvent>, sea_orm::DbErr> {
+    let mut q = outbox_event::Entity::find()
+        .filter(outbox_event::Column::Seq.gt(after_seq))
+        .order_by_asc(outbox_event::Column::Seq)
+        .limit(limit);
+    if let Some(u) = subject_user {
+        q = q.filter(outbox_event::Column::SubjectUserId.eq(u));
+    }
+    Ok(q.all(db).await?.into_iter().map(BusEvent::from).collect())
+}
+
+/// The outbox position of an event id, if it exists.
+pub async fn seq_of(db: &impl ConnectionTrait, event_id: Uuid) -> Result<Option<i64>, sea_orm::DbErr> {
+    Ok(outbox_event::Entity::find()
+        .filter(outbox_event::Column::EventId.eq(event_id))
+        .one(db)
+        .await?
+        .map(|m| m.seq))
+}
+
+/// The newest outbox position (0 when empty).
+pub async fn replay_tail_seq(db: &impl ConnectionTrait) -> Result<i64, sea_orm::DbErr> {
+    Ok(outbox_event::Entity::find()
+        .order_by_desc(outbox_event::Column::Seq)
+        .one(db)
+        .await?
+        .map_or(0, |m| m.seq))
+}

@@ -1,0 +1,63 @@
+//! `me`, `signup`, `signin`, `refresh`, `signout`.
+
+use async_graphql::{Context, Object, Result};
+
+use super::parts;
+use super::types::{ActionPayload, AuthPayload, RefreshInput, RefreshPayload, SigninInput, SignupInput, User};
+use crate::domain::Password;
+use crate::services::{auth, users};
+
+/// Queries about the caller.
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let (state, rc) = parts(ctx);
+        Ok(users::me(state, rc).await?.into())
+    }
+}
+
+/// Sign-up, sign-in, refresh and sign-out.
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Creates an account and signs it in.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<AuthPayload> {
+        let (state, rc) = parts(ctx);
+        let input = auth::SignUp {
+            email: input.email,
+            password: Password::new(input.password),
+            name: input.name,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            username: input.username,
+            locale: input.locale,
+        };
+        Ok(auth::sign_up(state, rc, input).await?.into())
+    }
+
+    /// Signs in with email and password.
+    async fn signin(&self, ctx: &Context<'_>, input: SigninInput) -> Result<AuthPayload> {
+        let (state, rc) = parts(ctx);
+        Ok(auth::sign_in(state, rc, &input.email, Password::new(input.password)).await?.into())
+    }
+
+    /// Exchanges a refresh token for new tokens (the old refresh token stops working).
+    async fn refresh(&self, ctx: &Context<'_>, input: RefreshInput) -> Result<RefreshPayload> {
+        let (state, rc) = parts(ctx);
+        let tokens = auth::refresh(state, rc, &input.refresh_token).await?;
+        Ok(RefreshPayload { tokens: tokens.into() })
+    }
+
+    /// Revokes the current session.
+    async fn signout(&self, ctx: &Context<'_>) -> Result<ActionPayload> {
+        let (state, rc) = parts(ctx);
+        auth::sign_out(state, rc).await?;
+        Ok(ActionPayload { success: true })
+    }
+}

@@ -1,0 +1,92 @@
+//! Writes `extensions: {code, request_id, details}` and the caller's language onto every
+//! GraphQL error, from the `AppError` async-graphql keeps as the error's source.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+
+use crate::context::RequestContext;
+use crate::error::{AppError, ErrorCode, Locale};
+
+/// The code of an error that did not come from a service: a syntax error is a bad request,
+/// a failed validation (unknown field, wrong variable type, limits) a validation error.
+fn code_of(e: &ServerError) -> (ErrorCode, Option<AppError>) {
+    if let Some(app) = e.source::<AppError>() {
+        return (app.code, Some(app.clone()));
+    }
+    let m = e.message.as_str();
+    let code = if m.starts_with(" --> ") || m.contains("expected") && e.path.is_empty() && m.contains("-->") {
+        ErrorCode::BadRequest
+    } else if e.path.is_empty() {
+        ErrorCode::ValidationError
+    } else {
+        ErrorCode::InternalError
+    };
+    (code, None)
+}
+
+/// Adds code, request id and localized message to each error of `resp`.
+pub fn decorate_response(resp: &mut Response, rc: &RequestContext) {
+    for e in &mut resp.errors {
+        decorate_error(e, rc);
+    }
+}
+
+/// The code of the first error (REST uses it to choose the status).
+pub fn first_error_code(resp: &Response) -> Option<(ErrorCode, Option<AppError>)> {
+    resp.errors.first().map(code_of)
+}
+
+fn decorate_error(e: &mut ServerError, rc: &RequestContext) {
+    let (code, app) = code_of(e);
+    let locale: Locale = rc.locale;
+    let ext = e.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    ext.set("code", code.as_str());
+    ext.set("request_id", rc.request_id.as_str());
+    match app {
+        Some(app) => {
+            app.log(&rc.request_id);
+            e.message = app.message(locale);
+            if let Some(details) = app.details_json(locale) {
+                ext.set("details", Value::from_json(details).unwrap_or(Value::Null));
+            }
+        }
+        None if code == ErrorCode::InternalError => {
+            tracing::error!(request_id = rc.request_id, cause = %e.message, "graphql error");
+            e.message = crate::error::AppError::new(code).message(locale);
+        }
+        None => {}
+    }
+}
+
+/// The schema extension that decorates subscription errors (queries and mutations are
+/// decorated by the transport, which holds the request context).
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExt)
+    }
+}
+
+struct ErrorCodesExt;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodesExt {
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let rc = ctx.data_opt::<RequestContext>().cloned().unwrap_or_default();
+        next.run(ctx, stream)
+            .map(move |mut r| {
+                decorate_response(&mut r, &rc);
+                r
+            })
+            .boxed()
+    }
+}

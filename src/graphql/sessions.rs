@@ -1,0 +1,61 @@
+//! `sessions`, `session`, `terminateSession`, `terminateAllSessions`.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use super::parts;
+use super::types::{ActionPayload, Conn, Session, TerminateAllInput, TerminateAllPayload, connection};
+use crate::domain::page::PageRequest;
+use crate::domain::parse_id;
+use crate::services::sessions;
+
+/// The caller's sessions.
+#[derive(Default)]
+pub struct SessionsQuery;
+
+#[Object]
+impl SessionsQuery {
+    /// The caller's active sessions, newest first.
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<Session>> {
+        let (state, rc) = parts(ctx);
+        let page = PageRequest::parse(first, after.as_deref(), last, before.as_deref())?;
+        Ok(connection(sessions::list_sessions(state, rc, page).await?))
+    }
+
+    /// One of the caller's sessions.
+    async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<Session> {
+        let (state, rc) = parts(ctx);
+        Ok(sessions::get_session(state, rc, parse_id("id", &id)?).await?.into())
+    }
+}
+
+/// Ending sessions.
+#[derive(Default)]
+pub struct SessionsMutation;
+
+#[Object]
+impl SessionsMutation {
+    /// Revokes one of the caller's sessions.
+    async fn terminate_session(&self, ctx: &Context<'_>, id: ID) -> Result<ActionPayload> {
+        let (state, rc) = parts(ctx);
+        sessions::terminate_session(state, rc, parse_id("id", &id)?).await?;
+        Ok(ActionPayload { success: true })
+    }
+
+    /// Revokes all the caller's sessions except the current one (unless `includeCurrent`).
+    async fn terminate_all_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default)] input: TerminateAllInput,
+    ) -> Result<TerminateAllPayload> {
+        let (state, rc) = parts(ctx);
+        let terminated = sessions::terminate_all(state, rc, input.include_current).await?;
+        Ok(TerminateAllPayload { terminated })
+    }
+}

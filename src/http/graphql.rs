@@ -1,0 +1,116 @@
+//! GraphQL over HTTP (`POST /graphql`, `GET /graphql` for queries or the playground) and over
+//! WebSocket (`/graphql/ws`, graphql-transport-ws and legacy graphql-ws).
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::app::Services;
+use crate::context::{Actor, RequestContext};
+use crate::error::{AppError, ErrorCode};
+use crate::graphql::decorate_response;
+use crate::services::auth;
+
+fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
+    let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(rc.locale.tag()));
+    r
+}
+
+fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
+    let mut resp = async_graphql::Response::from_errors(vec![ServerError::new(
+        AppError::new(code).message(rc.locale),
+        None,
+    )]);
+    decorate_response(&mut resp, rc);
+    for e in &mut resp.errors {
+        if let Some(ext) = e.extensions.as_mut() {
+            ext.set("code", code.as_str());
+        }
+    }
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(resp)).into_response()
+}
+
+async fn execute(svc: &Services, rc: RequestContext, request: async_graphql::Request) -> Response {
+    let mut resp = svc.schema.execute(request.data(rc.clone())).await;
+    decorate_response(&mut resp, &rc);
+    json_response(&rc, resp)
+}
+
+/// `POST /graphql`: one JSON request.
+pub async fn post(State(svc): State<Services>, req: Request) -> Response {
+    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), svc.state.config.body_limit).await else {
+        return request_error(&rc, ErrorCode::PayloadTooLarge);
+    };
+    let Ok(request) = serde_json::from_slice::<async_graphql::Request>(&bytes) else {
+        return request_error(&rc, ErrorCode::BadRequest);
+    };
+    execute(&svc, rc, request).await
+}
+
+/// `GET /graphql`: the GraphiQL playground for browsers, otherwise a query (never a mutation).
+pub async fn get(State(svc): State<Services>, req: Request) -> Response {
+    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let query = req.uri().query().unwrap_or_default();
+    if wants_html || query.is_empty() {
+        return Html(super::pages::GRAPHIQL_HTML).into_response();
+    }
+    let Ok(mut request) = async_graphql::http::parse_query_string(query) else {
+        return request_error(&rc, ErrorCode::BadRequest);
+    };
+    let is_mutation = request.parsed_query().ok().is_some_and(|doc| {
+        doc.operations
+            .iter()
+            .any(|(_, op)| op.node.ty != OperationType::Query)
+    });
+    if is_mutation {
+        return request_error(&rc, ErrorCode::MethodNotAllowed);
+    }
+    execute(&svc, rc, request).await
+}
+
+/// `GET /graphql/ws`: subscriptions. The access token comes in `connection_init`
+/// (`{"authorization": "Bearer …"}`); a bad token refuses the connection.
+pub async fn ws(
+    State(svc): State<Services>,
+    axum::Extension(rc): axum::Extension<RequestContext>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let schema = svc.schema.clone();
+    let state = svc.state.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["authorization", "Authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+                    let mut rc = rc;
+                    if let Some(token) = token {
+                        let user = auth::authenticate(&state, &token)
+                            .await
+                            .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
+                        rc.actor = Actor::User(user);
+                    }
+                    let mut data = Data::default();
+                    data.insert(rc);
+                    Ok(data)
+                })
+                .serve()
+        })
+}

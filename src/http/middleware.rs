@@ -1,0 +1,129 @@
+//! One middleware builds the [`RequestContext`] (request id, language, client IP, actor), counts
+//! the request against the per-IP limit, and records metrics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::app::Services;
+use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
+use crate::error::{AppError, ErrorCode, Locale};
+use crate::rest::envelope;
+use crate::security::rate_limit::RateDecision;
+use crate::services::auth;
+
+/// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the last
+/// address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    forwarded
+        .split(',')
+        .rev()
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip))
+        .or(Some(peer))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn exempt_from_limit(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+fn rate_headers(h: &mut HeaderMap, d: &RateDecision) {
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_secs));
+}
+
+/// Builds the request context and applies the rate limit.
+pub async fn request_context(State(svc): State<Services>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let headers = req.headers();
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| sane_request_id(s))
+        .map_or_else(new_request_id, str::to_owned);
+    let locale = Locale::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = client_ip(peer, headers, &svc.state.config.trusted_proxies);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+
+    let decision = match ip {
+        Some(ip) if !exempt_from_limit(req.uri().path()) => Some(svc.state.rate_limiter.check(ip)),
+        _ => None,
+    };
+    let mut rc = RequestContext {
+        request_id: request_id.clone(),
+        actor: Actor::Anonymous,
+        auth_error: None,
+        client_ip: ip,
+        user_agent,
+        locale,
+    };
+    let mut resp = if let Some(d) = decision.filter(|d| !d.allowed) {
+        let e = AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
+            "limit": d.limit, "window_seconds": 60, "retry_after": d.retry_after_secs,
+        }));
+        let mut r = envelope::error(&request_id, locale, &e);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+        r
+    } else {
+        if let Some(token) = bearer(req.headers()) {
+            match auth::authenticate(&svc.state, token).await {
+                Ok(user) => rc.actor = Actor::User(user),
+                Err(e) => rc.auth_error = Some(e.code),
+            }
+        }
+        req.extensions_mut().insert(rc);
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
+    if let Some(d) = &decision {
+        rate_headers(h, d);
+    }
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("janua_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("janua_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 10.0.0.9"));
+        let proxy: IpAddr = "10.0.0.9".parse().unwrap();
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        assert_eq!(client_ip(Some(peer), &h, &[]), Some(peer));
+        assert_eq!(client_ip(Some(peer), &h, &[peer, proxy]), Some("1.1.1.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP plumbing: the per-request middleware, the GraphQL transport, and the bundled pages.
+
+pub mod graphql;
+pub mod middleware;
+pub mod pages;

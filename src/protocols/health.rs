@@ -1,0 +1,97 @@
+//! `/health` (liveness), `/ready` (dependencies answer), `/metrics`, `/api/v1/health/detailed`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+
+use entities::outbox_event;
+
+use crate::app::Services;
+use crate::context::RequestContext;
+use crate::rest::envelope;
+use crate::services::sessions;
+
+/// The process-wide Prometheus recorder (metrics are a process facility; installed once).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("janua_http_request_duration_seconds".into()),
+                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            )
+            .expect("static bucket list is not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// Liveness: the process answers.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn database_check(svc: &Services) -> (bool, f64) {
+    let start = Instant::now();
+    let ok = svc.state.db.ping().await.is_ok();
+    (ok, start.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Readiness: 200 only when the database answers, else 503.
+pub async fn ready(State(svc): State<Services>) -> Response {
+    let (ok, _) = database_check(&svc).await;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if ok { "ready" } else { "unavailable" },
+        "checks": {"database": if ok { "ok" } else { "down" }},
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics, with the active-session gauge refreshed at scrape time.
+pub async fn metrics(State(svc): State<Services>) -> Response {
+    if let Ok(n) = sessions::count_active(&svc.state.db).await {
+        metrics::gauge!("janua_active_sessions").set(n as f64);
+    }
+    metrics::gauge!("janua_event_subscribers").set(svc.state.bus.subscriber_count() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus().render(),
+    )
+        .into_response()
+}
+
+/// Each dependency's status and latency, and the event backlog (inside the envelope).
+pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<RequestContext>) -> Response {
+    let (db_ok, db_ms) = database_check(&svc).await;
+    let backlog = outbox_event::Entity::find()
+        .filter(outbox_event::Column::PublishedAt.is_null())
+        .count(&svc.state.db)
+        .await
+        .ok();
+    let status = if db_ok { "healthy" } else { "unhealthy" };
+    let data = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": svc.state.started_at.elapsed().as_secs(),
+        "dependencies": {
+            "database": {
+                "status": if db_ok { "ok" } else { "down" },
+                "backend": format!("{:?}", svc.state.db.get_database_backend()).to_lowercase(),
+                "latency_ms": (db_ms * 1000.0).round() / 1000.0,
+            },
+            "redis": {"status": "not_configured"},
+        },
+        "event_backlog": backlog,
+        "event_subscribers": svc.state.bus.subscriber_count(),
+    });
+    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    envelope::success(&rc, code, data, None)
+}

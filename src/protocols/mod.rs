@@ -1,0 +1,4 @@
+//! Routes that speak their own format: health, readiness, metrics, JWKS, OpenID configuration.
+
+pub mod health;
+pub mod well_known;

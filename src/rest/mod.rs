@@ -1,0 +1,8 @@
+//! The REST compatibility layer: a table of `/api/v1` routes, each running a GraphQL operation.
+
+pub mod adapter;
+pub mod envelope;
+pub mod openapi;
+pub mod routes;
+
+pub use adapter::RestApi;

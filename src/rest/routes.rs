@@ -1,0 +1,121 @@
+//! THE table: every documented `/api/v1` route, the GraphQL operation it runs, how the
+//! request maps onto variables, and the success status. OpenAPI is generated from it.
+
+use axum::http::Method;
+
+/// How the JSON body maps onto variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No body is read.
+    None,
+    /// The body object is the `$input` variable (required).
+    Input,
+    /// The body object, when present, is the `$input` variable.
+    OptionalInput,
+}
+
+/// How the response is shaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `data` is the operation's root field.
+    Object,
+    /// The root field is a connection: `data` is the array of nodes, with `pagination` beside it.
+    List,
+    /// No body (204).
+    Empty,
+}
+
+/// One REST route.
+#[derive(Clone, Debug)]
+pub struct RestRoute {
+    /// The operation's name in `operations.graphql`.
+    pub operation: &'static str,
+    pub method: Method,
+    /// Path under `/api/v1`, axum syntax (`/sessions/{id}`).
+    pub path: &'static str,
+    pub body: Body,
+    /// Path parameters, each passed as the variable of the same name.
+    pub path_params: &'static [&'static str],
+    /// Whether `cursor`/`limit` query parameters map onto `$after`/`$first`.
+    pub paginated: bool,
+    pub shape: Shape,
+    pub status: u16,
+    /// Whether the route needs a bearer token (for the OpenAPI document).
+    pub auth: bool,
+    pub tag: &'static str,
+    pub summary: &'static str,
+}
+
+const fn route(operation: &'static str, method: Method, path: &'static str) -> RestRoute {
+    RestRoute {
+        operation,
+        method,
+        path,
+        body: Body::None,
+        path_params: &[],
+        paginated: false,
+        shape: Shape::Object,
+        status: 200,
+        auth: true,
+        tag: "",
+        summary: "",
+    }
+}
+
+/// Every route, in documentation order.
+pub fn routes() -> Vec<RestRoute> {
+    let auth = |op, method, path, summary| RestRoute {
+        tag: "auth",
+        summary,
+        ..route(op, method, path)
+    };
+    let sessions = |op, method, path, summary| RestRoute {
+        tag: "sessions",
+        summary,
+        ..route(op, method, path)
+    };
+    vec![
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            auth: false,
+            ..auth("Signup", Method::POST, "/auth/signup", "Create an account and sign in")
+        },
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            ..auth("Signin", Method::POST, "/auth/signin", "Sign in with email and password")
+        },
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            ..auth("Refresh", Method::POST, "/auth/refresh", "Rotate a refresh token for new tokens")
+        },
+        auth("Signout", Method::POST, "/auth/signout", "Revoke the current session"),
+        auth("Me", Method::GET, "/auth/me", "The signed-in user"),
+        RestRoute {
+            paginated: true,
+            shape: Shape::List,
+            ..sessions("Sessions", Method::GET, "/sessions", "The caller's active sessions")
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..sessions("Session", Method::GET, "/sessions/{id}", "One of the caller's sessions")
+        },
+        RestRoute {
+            path_params: &["id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..sessions("TerminateSession", Method::DELETE, "/sessions/{id}", "Revoke one session")
+        },
+        RestRoute {
+            body: Body::OptionalInput,
+            ..sessions(
+                "TerminateAllSessions",
+                Method::POST,
+                "/sessions/terminate-all",
+                "Revoke all sessions but the current one (unless include_current)",
+            )
+        },
+    ]
+}

@@ -1,0 +1,229 @@
+//! Signing keys (Ed25519, private half sealed at rest), access-token JWTs and the JWKS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use rand::RngCore;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use entities::signing_key;
+
+use super::secrets::MasterKey;
+use crate::error::{AppError, AppResult, ErrorCode};
+
+/// The claims of an access token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: Uuid,
+    /// The session id; a revoked session makes the token useless at once.
+    pub sid: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+    pub email: String,
+}
+
+struct Loaded {
+    signing_kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+    loaded_at: Instant,
+}
+
+/// The key ring: the current signing key and every still-published public key.
+#[derive(Clone)]
+pub struct KeyStore {
+    keys: Arc<RwLock<Loaded>>,
+    master: MasterKey,
+    issuer: String,
+    audience: String,
+    access_ttl: i64,
+}
+
+// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl KeyStore {
+    /// Loads the keys, creating the first one when the database has none.
+    pub async fn load(
+        db: &impl ConnectionTrait,
+        master: MasterKey,
+        issuer: String,
+        audience: String,
+        access_ttl: i64,
+    ) -> anyhow::Result<Self> {
+        if active_key(db).await?.is_none() {
+            create_key(db, &master).await?;
+        }
+        let loaded = load_keys(db, &master).await?;
+        Ok(Self {
+            keys: Arc::new(RwLock::new(loaded)),
+            master,
+            issuer,
+            audience,
+            access_ttl,
+        })
+    }
+
+    /// Creates a new signing key; the old ones stay published until their last token expires.
+    pub async fn rotate(db: &impl ConnectionTrait, master: &MasterKey, access_ttl: i64) -> anyhow::Result<String> {
+        let now = Utc::now();
+        let publish_until = now + chrono::Duration::seconds(access_ttl + 60);
+        let old = signing_key::Entity::find()
+            .filter(signing_key::Column::RetiredAt.is_null())
+            .all(db)
+            .await?;
+        let kid = create_key(db, master).await?;
+        for k in old {
+            let mut am: signing_key::ActiveModel = k.into();
+            am.retired_at = Set(Some(now));
+            am.publish_until = Set(Some(publish_until));
+            am.update(db).await?;
+        }
+        Ok(kid)
+    }
+
+    /// Re-reads the keys from the database (after a rotation by another process).
+    pub async fn reload(&self, db: &impl ConnectionTrait) -> anyhow::Result<()> {
+        let loaded = load_keys(db, &self.master).await?;
+        *self.keys.write().expect("key lock poisoned") = loaded;
+        Ok(())
+    }
+
+    /// Whether the key ring is older than `max_age` (the server reloads it then).
+    pub fn is_stale(&self, max_age: Duration) -> bool {
+        self.keys.read().expect("key lock poisoned").loaded_at.elapsed() > max_age
+    }
+
+    /// Signs an access token for a user's session; returns the token and its lifetime in seconds.
+    pub fn issue_access(&self, user_id: Uuid, session_id: Uuid, email: &str) -> AppResult<(String, i64)> {
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id,
+            sid: session_id,
+            iat: now,
+            exp: now + self.access_ttl,
+            jti: Uuid::now_v7(),
+            email: email.to_owned(),
+        };
+        let keys = self.keys.read().expect("key lock poisoned");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(keys.signing_kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &keys.signing).map_err(AppError::internal)?;
+        Ok((token, self.access_ttl))
+    }
+
+    /// Verifies signature, issuer, audience and expiry. Unknown `kid` → `INVALID_TOKEN`.
+    pub fn verify_access(&self, token: &str) -> AppResult<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::new(ErrorCode::InvalidToken))?;
+        let kid = header.kid.ok_or(ErrorCode::InvalidToken)?;
+        let keys = self.keys.read().expect("key lock poisoned");
+        let key = keys.verifying.get(&kid).ok_or(ErrorCode::InvalidToken)?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.leeway = 5;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        match jsonwebtoken::decode::<AccessClaims>(token, key, &v) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(ErrorCode::TokenExpired.into()),
+            Err(_) => Err(ErrorCode::InvalidToken.into()),
+        }
+    }
+
+    /// Whether a key id is known (used to decide whether a reload could help).
+    pub fn knows_kid(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| self.keys.read().expect("key lock poisoned").verifying.contains_key(&kid))
+    }
+
+    /// The JSON Web Key Set of every published public key.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.read().expect("key lock poisoned").jwks.clone()
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+async fn active_key(db: &impl ConnectionTrait) -> anyhow::Result<Option<signing_key::Model>> {
+    Ok(signing_key::Entity::find()
+        .filter(signing_key::Column::RetiredAt.is_null())
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .one(db)
+        .await?)
+}
+
+async fn create_key(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Result<String> {
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+    pkcs8.extend_from_slice(&seed);
+    let kid = format!("k{}", &Uuid::now_v7().simple().to_string()[..20]);
+    signing_key::ActiveModel {
+        kid: Set(kid.clone()),
+        algorithm: Set("EdDSA".into()),
+        public_key: Set(public.to_vec()),
+        private_key_sealed: Set(master.seal(&pkcs8)),
+        created_at: Set(Utc::now()),
+        retired_at: Set(None),
+        publish_until: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(kid)
+}
+
+async fn load_keys(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Result<Loaded> {
+    let now = Utc::now();
+    let rows = signing_key::Entity::find()
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let mut verifying = HashMap::new();
+    let mut jwk_list = Vec::new();
+    let mut signing = None;
+    for row in rows {
+        let published = row.retired_at.is_none() || row.publish_until.is_some_and(|t| t > now);
+        if !published {
+            continue;
+        }
+        let x = URL_SAFE_NO_PAD.encode(&row.public_key);
+        verifying.insert(row.kid.clone(), DecodingKey::from_ed_components(&x)?);
+        jwk_list.push(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": x, "kid": row.kid, "use": "sig", "alg": "EdDSA"
+        }));
+        if signing.is_none() && row.retired_at.is_none() {
+            let der = master.open(&row.private_key_sealed)?;
+            signing = Some((row.kid.clone(), EncodingKey::from_ed_der(&der)));
+        }
+    }
+    let (signing_kid, signing) = signing.ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+    Ok(Loaded {
+        signing_kid,
+        signing,
+        verifying,
+        jwks: serde_json::json!({ "keys": jwk_list }),
+        loaded_at: Instant::now(),
+    })
+}

@@ -1,0 +1,366 @@
+//! Sign-up, sign-in, refresh, sign-out, and turning a bearer token into an actor.
+
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use entities::{refresh_token, session, user};
+
+use crate::context::{RequestContext, UserActor};
+use crate::domain::{Email, EventType, Password, optional_text};
+use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
+use crate::security::secrets::sha256_hex;
+use crate::services::audit::{self, Change};
+use crate::services::lockout::FailureOutcome;
+use crate::services::sessions::{self, IssuedTokens};
+use crate::services::users::UserView;
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// What a new account starts with.
+#[derive(Debug)]
+pub struct SignUp {
+    pub email: String,
+    pub password: Password,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub locale: Option<String>,
+}
+
+/// A signed-in user and their tokens.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: UserView,
+    pub tokens: IssuedTokens,
+}
+
+fn check_username(u: Option<String>) -> AppResult<Option<String>> {
+    let u = optional_text("username", u, 64)?;
+    if let Some(v) = &u
+        && (v.len() < 3 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+    {
+        return Err(AppError::field("username", FieldIssue::InvalidFormat));
+    }
+    Ok(u.map(|v| v.to_lowercase()))
+}
+
+fn check_locale(l: Option<String>) -> AppResult<Option<String>> {
+    let l = optional_text("locale", l, 16)?;
+    if let Some(v) = &l
+        && !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(AppError::field("locale", FieldIssue::InvalidFormat));
+    }
+    Ok(l)
+}
+
+/// Creates an account and signs it in. A taken email or username → `CONFLICT`.
+pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> AppResult<Authenticated> {
+    // Collect every field problem before answering.
+    let mut err: Option<AppError> = None;
+    let mut note = |r: AppError| match &mut err {
+        Some(e) => e.fields.extend(r.fields),
+        None => err = Some(r),
+    };
+    let email = Email::parse(&input.email).map_err(&mut note).ok();
+    if let Some(e) = &email {
+        let _ = state.passwords.check_policy(&input.password, e).map_err(&mut note);
+    }
+    let name = optional_text("name", input.name, 200).map_err(&mut note).ok().flatten();
+    let first_name = optional_text("first_name", input.first_name, 100).map_err(&mut note).ok().flatten();
+    let last_name = optional_text("last_name", input.last_name, 100).map_err(&mut note).ok().flatten();
+    let username = check_username(input.username).map_err(&mut note).ok().flatten();
+    let locale = check_locale(input.locale).map_err(&mut note).ok().flatten();
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let email = email.expect("no error means the email parsed");
+
+    // Refuse a taken email before spending a hash on it; the unique index still decides races.
+    if user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?
+        .is_some()
+    {
+        return Err(email_taken());
+    }
+    let hash = state.passwords.hash(&input.password).await?;
+    let now = Utc::now();
+    let display = name.clone().or_else(|| match (&first_name, &last_name) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        _ => None,
+    });
+    let txn = begin_write(&state.db).await?;
+    let u = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(Some(hash)),
+        name: Set(display),
+        first_name: Set(first_name),
+        last_name: Set(last_name),
+        username: Set(username),
+        avatar_url: Set(None),
+        locale: Set(locale),
+        metadata: Set(None),
+        status: Set("active".into()),
+        is_admin: Set(false),
+        email_verified: Set(false),
+        last_signin_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match AppError::from(e) {
+        e if e.code == ErrorCode::Conflict => email_taken(),
+        e => e,
+    })?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::UserCreated,
+            target: Some(("user", u.id.to_string())),
+            subject_user: Some(u.id),
+            acting_user: Some((Some(u.id), u.email.clone())),
+            data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
+        },
+    )
+    .await?;
+    let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(Authenticated { user: u.into(), tokens })
+}
+
+fn email_taken() -> AppError {
+    AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "email"}))
+}
+
+/// Checks email and password and opens a session. Unknown email and wrong password give the
+/// same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
+pub async fn sign_in(state: &AppState, ctx: &RequestContext, email: &str, password: Password) -> AppResult<Authenticated> {
+    let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
+    if let Some(until) = state.lockouts.locked_until(email.as_str()) {
+        return Err(locked(until));
+    }
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
+    let verified = state.passwords.verify(&password, stored).await?;
+    let Some(u) = found.filter(|_| verified.ok) else {
+        return Err(failed_sign_in(state, ctx, &email).await);
+    };
+    state.lockouts.record_success(email.as_str());
+    if u.status != "active" {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    let txn = begin_write(&state.db).await?;
+    let mut am: user::ActiveModel = u.clone().into();
+    am.last_signin_at = Set(Some(Utc::now()));
+    if let Some(rehash) = verified.rehash {
+        am.password_hash = Set(Some(rehash));
+    }
+    let u = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::UserSignedIn,
+            target: Some(("user", u.id.to_string())),
+            subject_user: Some(u.id),
+            acting_user: Some((Some(u.id), u.email.clone())),
+            data: serde_json::json!({"user_id": u.id, "method": "password"}),
+        },
+    )
+    .await?;
+    let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
+    txn.commit().await?;
+    state.events_committed();
+    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
+    Ok(Authenticated { user: u.into(), tokens })
+}
+
+fn locked(until: chrono::DateTime<Utc>) -> AppError {
+    metrics::counter!("janua_signins_total", "outcome" => "locked").increment(1);
+    AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
+        "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }))
+}
+
+async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -> AppError {
+    metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
+    let outcome = state.lockouts.record_failure(email.as_str());
+    let write = async {
+        let txn = begin_write(&state.db).await?;
+        let acting = Some((None, email.as_str().to_owned()));
+        audit::record(
+            &txn,
+            ctx,
+            Change {
+                event: EventType::UserSigninFailed,
+                target: None,
+                subject_user: None,
+                acting_user: acting.clone(),
+                data: serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
+            },
+        )
+        .await?;
+        if let FailureOutcome::LockedUntil(until) = outcome {
+            audit::record(
+                &txn,
+                ctx,
+                Change {
+                    event: EventType::UserLocked,
+                    target: None,
+                    subject_user: None,
+                    acting_user: acting,
+                    data: serde_json::json!({"email": email.as_str(), "locked_until": until}),
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        state.events_committed();
+        Ok::<(), AppError>(())
+    };
+    if let Err(e) = write.await {
+        return e;
+    }
+    match outcome {
+        FailureOutcome::LockedUntil(until) => locked(until),
+        FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+    }
+}
+
+/// Exchanges a refresh token for new tokens, rotating it. A token already rotated more than
+/// the grace period ago is a replay: the whole session is revoked.
+pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> AppResult<IssuedTokens> {
+    let invalid = || AppError::new(ErrorCode::InvalidToken);
+    if token.is_empty() || token.len() > 200 {
+        return Err(invalid());
+    }
+    let hash = sha256_hex(token);
+    let txn = begin_write(&state.db).await?;
+    let Some(rt) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .one(&txn)
+        .await?
+    else {
+        return Err(invalid());
+    };
+    let s = session::Entity::find_by_id(rt.session_id).one(&txn).await?.ok_or_else(invalid)?;
+    let now = Utc::now();
+    if s.revoked_at.is_some() {
+        return Err(ErrorCode::SessionRevoked.into());
+    }
+    if rt.expires_at <= now || s.expires_at <= now {
+        return Err(ErrorCode::TokenExpired.into());
+    }
+    if let Some(rotated) = rt.rotated_at
+        && now - rotated > Duration::seconds(state.config.refresh_reuse_grace)
+    {
+        audit::record(
+            &txn,
+            ctx,
+            Change {
+                event: EventType::SessionRefreshReuseDetected,
+                target: Some(("session", s.id.to_string())),
+                subject_user: Some(s.user_id),
+                acting_user: None,
+                data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
+            },
+        )
+        .await?;
+        sessions::revoke_in(&txn, ctx, &s, "refresh_token_reuse").await?;
+        txn.commit().await?;
+        sessions::publish_revocations(state, &[s]);
+        return Err(invalid());
+    }
+    if rt.rotated_at.is_none() {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+            .filter(refresh_token::Column::Id.eq(rt.id))
+            .exec(&txn)
+            .await?;
+    }
+    let u = user::Entity::find_by_id(s.user_id).one(&txn).await?.ok_or_else(invalid)?;
+    if u.status != "active" {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    let refresh = sessions::insert_refresh_token(&txn, s.id, s.expires_at).await?;
+    sessions::touch(&txn, s.id).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::SessionRefreshed,
+            target: Some(("session", s.id.to_string())),
+            subject_user: Some(s.user_id),
+            acting_user: Some((Some(u.id), u.email.clone())),
+            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    let (access, expires_in) = state.keys.issue_access(u.id, s.id, &u.email)?;
+    Ok(IssuedTokens {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in,
+        refresh_expires_in: (s.expires_at - now).num_seconds(),
+        session_id: s.id,
+    })
+}
+
+/// Revokes the caller's current session: its access and refresh tokens stop working at once.
+pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
+    let actor = ctx.require_user()?;
+    let txn = begin_write(&state.db).await?;
+    let s = session::Entity::find_by_id(actor.session_id)
+        .one(&txn)
+        .await?
+        .ok_or(ErrorCode::SessionRevoked)?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::UserSignedOut,
+            target: Some(("user", actor.user_id.to_string())),
+            subject_user: Some(actor.user_id),
+            acting_user: None,
+            data: serde_json::json!({"session_id": s.id}),
+        },
+    )
+    .await?;
+    if s.revoked_at.is_none() {
+        sessions::revoke_in(&txn, ctx, &s, "signed_out").await?;
+    }
+    txn.commit().await?;
+    sessions::publish_revocations(state, &[s]);
+    Ok(())
+}
+
+/// Verifies a bearer access token and its session: signature, issuer, audience, expiry, revocation.
+pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor> {
+    if !state.keys.knows_kid(token) && state.keys.is_stale(std::time::Duration::from_secs(5)) {
+        // A key rotated by another process: pick it up (at most every 5 s).
+        state.keys.reload(&state.db).await.map_err(AppError::internal)?;
+    }
+    let claims = state.keys.verify_access(token)?;
+    if state.revocations.is_revoked(claims.sid) {
+        return Err(ErrorCode::SessionRevoked.into());
+    }
+    Ok(UserActor {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        email: claims.email,
+    })
+}

@@ -1,0 +1,352 @@
+//! Sessions: opening one at sign-in, listing, reading and terminating them.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use entities::{refresh_token, session};
+
+use crate::context::RequestContext;
+use crate::domain::EventType;
+use crate::domain::page::{Page, PageRequest, encode_cursor};
+use crate::error::{AppResult, ErrorCode};
+use crate::security::secrets::{random_token, sha256_hex};
+use crate::services::audit::{self, Change};
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// The browser, OS and kind of device a user agent names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Device {
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    /// `desktop`, `mobile`, `bot`, `appliance` or `unknown`.
+    pub kind: String,
+}
+
+/// Parses a user agent with woothee.
+pub fn parse_device(user_agent: Option<&str>) -> Device {
+    let parsed = user_agent.and_then(|ua| woothee::parser::Parser::new().parse(ua));
+    let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| s.to_owned());
+    match parsed {
+        Some(r) => Device {
+            browser: known(r.name),
+            os: known(r.os),
+            kind: match r.category {
+                "pc" => "desktop",
+                "smartphone" | "mobilephone" => "mobile",
+                "crawler" => "bot",
+                "appliance" => "appliance",
+                _ => "unknown",
+            }
+            .to_owned(),
+        },
+        None => Device {
+            kind: "unknown".into(),
+            ..Device::default()
+        },
+    }
+}
+
+/// A session as its owner sees it.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub device: Device,
+    pub auth_method: String,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether this is the session the request came through.
+    pub current: bool,
+}
+
+impl SessionView {
+    fn new(m: session::Model, current_sid: Option<Uuid>) -> Self {
+        Self {
+            device: parse_device(m.user_agent.as_deref()),
+            current: current_sid == Some(m.id),
+            id: m.id,
+            user_id: m.user_id,
+            ip_address: m.ip_address,
+            user_agent: m.user_agent,
+            auth_method: m.auth_method,
+            created_at: m.created_at,
+            last_active_at: m.last_active_at,
+            expires_at: m.expires_at,
+            revoked_at: m.revoked_at,
+        }
+    }
+}
+
+/// Tokens handed to a client at sign-in and refresh. The refresh token exists in clear only here.
+#[derive(Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+    pub session_id: Uuid,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens").field("session_id", &self.session_id).finish_non_exhaustive()
+    }
+}
+
+/// Opens a session for `user` in `txn` with its first refresh token, and audits it.
+pub(crate) async fn open_session(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    ctx: &RequestContext,
+    user_id: Uuid,
+    email: &str,
+    auth_method: &str,
+) -> AppResult<IssuedTokens> {
+    let now = Utc::now();
+    let ttl = state.config.refresh_token_ttl;
+    let device = parse_device(ctx.user_agent.as_deref());
+    let label = match (&device.browser, &device.os) {
+        (Some(b), Some(o)) => Some(format!("{b} on {o}")),
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (None, None) => None,
+    };
+    let s = session::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        ip_address: Set(ctx.client_ip.map(|i| i.to_string())),
+        user_agent: Set(ctx.user_agent.clone()),
+        device_label: Set(label),
+        auth_method: Set(auth_method.to_owned()),
+        created_at: Set(now),
+        last_active_at: Set(now),
+        expires_at: Set(now + Duration::seconds(ttl)),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    let refresh = insert_refresh_token(txn, s.id, s.expires_at).await?;
+    audit::record(
+        txn,
+        ctx,
+        Change {
+            event: EventType::SessionCreated,
+            target: Some(("session", s.id.to_string())),
+            subject_user: Some(user_id),
+            acting_user: Some((Some(user_id), email.to_owned())),
+            data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
+        },
+    )
+    .await?;
+    let (access, expires_in) = state.keys.issue_access(user_id, s.id, email)?;
+    Ok(IssuedTokens {
+        access_token: access,
+        refresh_token: refresh,
+        expires_in,
+        refresh_expires_in: ttl,
+        session_id: s.id,
+    })
+}
+
+/// Creates a refresh token for a session; stores only its hash.
+pub(crate) async fn insert_refresh_token(
+    txn: &impl ConnectionTrait,
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> AppResult<String> {
+    let token = format!("jrt_{}", random_token(32));
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session_id),
+        token_hash: Set(sha256_hex(&token)),
+        created_at: Set(Utc::now()),
+        expires_at: Set(expires_at),
+        rotated_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    Ok(token)
+}
+
+/// Marks a session revoked in `txn` and audits it. After commit the caller must call
+/// [`publish_revocations`] so that this node refuses its tokens at once.
+pub(crate) async fn revoke_in(
+    txn: &impl ConnectionTrait,
+    ctx: &RequestContext,
+    s: &session::Model,
+    reason: &str,
+) -> AppResult<()> {
+    let mut am: session::ActiveModel = s.clone().into();
+    am.revoked_at = Set(Some(Utc::now()));
+    am.revoked_reason = Set(Some(reason.to_owned()));
+    am.update(txn).await?;
+    audit::record(
+        txn,
+        ctx,
+        Change {
+            event: EventType::SessionRevoked,
+            target: Some(("session", s.id.to_string())),
+            subject_user: Some(s.user_id),
+            acting_user: None,
+            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes committed revocations effective on this node and wakes the event dispatcher.
+pub(crate) fn publish_revocations(state: &AppState, sessions: &[session::Model]) {
+    for s in sessions {
+        state.revocations.revoke(s.id, s.expires_at);
+    }
+    state.events_committed();
+}
+
+fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
+    session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(Utc::now()))
+}
+
+/// The caller's active sessions, newest first, by keyset pages.
+pub async fn list_sessions(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<SessionView>> {
+    let actor = ctx.require_user()?;
+    let base = active_of(actor.user_id);
+    let total_count = base.clone().count(&state.db).await?;
+    // Newest first = id descending (ids are UUIDv7). "after" walks towards older rows.
+    let mut q = base.clone();
+    if let Some(a) = page.after {
+        q = q.filter(session::Column::Id.lt(a));
+    }
+    if let Some(b) = page.before {
+        q = q.filter(session::Column::Id.gt(b));
+    }
+    let q = if page.backward {
+        q.order_by_asc(session::Column::Id)
+    } else {
+        q.order_by_desc(session::Column::Id)
+    };
+    let mut rows = q.limit(page.limit + 1).all(&state.db).await?;
+    let more = rows.len() as u64 > page.limit;
+    rows.truncate(page.limit as usize);
+    if page.backward {
+        rows.reverse();
+    }
+    let exists = |q: sea_orm::Select<session::Entity>| async move {
+        Ok::<bool, sea_orm::DbErr>(q.limit(1).count(&state.db).await? > 0)
+    };
+    let (has_next, has_previous) = if page.backward {
+        let next = match page.before {
+            Some(b) => exists(base.clone().filter(session::Column::Id.lte(b))).await?,
+            None => false,
+        };
+        (next, more)
+    } else {
+        let prev = match page.after {
+            Some(a) => exists(base.clone().filter(session::Column::Id.gte(a))).await?,
+            None => false,
+        };
+        (more, prev)
+    };
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(|m| (encode_cursor(m.id), SessionView::new(m, Some(actor.session_id))))
+            .collect(),
+        has_next,
+        has_previous,
+        total_count,
+    })
+}
+
+async fn own_session(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<session::Model> {
+    let actor = ctx.require_user()?;
+    // Someone else's session is reported exactly like a missing one.
+    session::Entity::find_by_id(id)
+        .filter(session::Column::UserId.eq(actor.user_id))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ErrorCode::NotFound.into())
+}
+
+/// One of the caller's sessions.
+pub async fn get_session(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<SessionView> {
+    let s = own_session(state, ctx, id).await?;
+    Ok(SessionView::new(s, ctx.require_user().ok().map(|a| a.session_id)))
+}
+
+/// Revokes one of the caller's sessions (idempotent for an already revoked one).
+pub async fn terminate_session(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
+    let s = own_session(state, ctx, id).await?;
+    if s.revoked_at.is_some() {
+        return Ok(());
+    }
+    let txn = begin_write(&state.db).await?;
+    revoke_in(&txn, ctx, &s, "terminated").await?;
+    txn.commit().await?;
+    publish_revocations(state, &[s]);
+    Ok(())
+}
+
+/// Revokes all the caller's active sessions, keeping the current one unless asked; returns how many.
+pub async fn terminate_all(state: &AppState, ctx: &RequestContext, include_current: bool) -> AppResult<u64> {
+    let actor = ctx.require_user()?;
+    let mut q = active_of(actor.user_id);
+    if !include_current {
+        q = q.filter(session::Column::Id.ne(actor.session_id));
+    }
+    let txn = begin_write(&state.db).await?;
+    let sessions = q.all(&txn).await?;
+    for s in &sessions {
+        revoke_in(&txn, ctx, s, "terminated_all").await?;
+    }
+    txn.commit().await?;
+    publish_revocations(state, &sessions);
+    Ok(sessions.len() as u64)
+}
+
+/// Number of active sessions (for `/metrics`).
+pub async fn count_active(db: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(session::Entity::find()
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(Utc::now()))
+        .count(db)
+        .await?)
+}
+
+/// Records activity on a session (at refresh, not on every request: no write per request).
+pub(crate) async fn touch(txn: &impl ConnectionTrait, session_id: Uuid) -> AppResult<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::LastActiveAt, Expr::value(Utc::now()))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_parsed() {
+        let d = parse_device(Some(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        ));
+        assert_eq!(d.browser.as_deref(), Some("Chrome"));
+        assert_eq!(d.kind, "desktop");
+        assert_eq!(parse_device(None).kind, "unknown");
+    }
+}

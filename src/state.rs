@@ -1,0 +1,54 @@
+//! Everything a request may need, built once by `App::build` and passed (never global).
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::security::passwords::PasswordHasher;
+use crate::security::rate_limit::IpRateLimiter;
+use crate::security::tokens::KeyStore;
+use crate::services::lockout::LockoutStore;
+use crate::storage::RevocationStore;
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub passwords: PasswordHasher,
+    pub keys: KeyStore,
+    pub revocations: RevocationStore,
+    pub lockouts: LockoutStore,
+    pub rate_limiter: IpRateLimiter,
+    pub bus: EventBus,
+    /// Wakes the outbox dispatcher after a commit that wrote events.
+    pub outbox_wake: Arc<Notify>,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    /// Wraps the parts.
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Tells the dispatcher that events were committed.
+    pub fn events_committed(&self) {
+        self.outbox_wake.notify_one();
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
