@@ -92,7 +92,8 @@ impl App {
             config: config.clone(),
         });
         let schema = build_schema(state.clone());
-        let rest = Arc::new(RestApi::prepare(&schema, routes::routes()).await?);
+        // Input types are read from a schema without the request limits (introspection is deep).
+        let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
         let services = Services {
             state,

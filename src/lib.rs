@@ -29,12 +29,7 @@ pub async fn write_schema_files(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// The generated SDL and OpenAPI document, from the code alone (no database needed).
 pub async fn schema_files() -> anyhow::Result<(String, String)> {
-    let schema = async_graphql::Schema::build(
-        graphql::Query::default(),
-        graphql::Mutation::default(),
-        graphql::Subscription::default(),
-    )
-    .finish();
+    let schema = graphql::bare_schema();
     let rest = rest::RestApi::prepare(&schema, rest::routes::routes()).await?;
     let openapi = rest::openapi::document(&rest).to_pretty_json()? + "\n";
     Ok((schema.sdl(), openapi))

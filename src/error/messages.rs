@@ -28,14 +28,31 @@ impl Locale {
         let Some(header) = header else {
             return Self::En;
         };
-        let supported = ["en", "es", "fr", "de"];
-        let best = accept_language::intersection_ordered(header, &supported);
-        match best.first().map(String::as_str) {
-            Some("es") => Self::Es,
-            Some("fr") => Self::Fr,
-            Some("de") => Self::De,
-            _ => Self::En,
+        // `parse` orders by q-value; a regional tag (`es-ES`) selects its language.
+        for tag in accept_language::parse(header) {
+            match tag.split('-').next().unwrap_or_default().to_ascii_lowercase().as_str() {
+                "en" => return Self::En,
+                "es" => return Self::Es,
+                "fr" => return Self::Fr,
+                "de" => return Self::De,
+                _ => {}
+            }
         }
+        Self::En
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_with_q_values_and_regions() {
+        assert_eq!(Locale::negotiate(Some("fr")), Locale::Fr);
+        assert_eq!(Locale::negotiate(Some("es-ES,en;q=0.5")), Locale::Es);
+        assert_eq!(Locale::negotiate(Some("it, de;q=0.3, fr;q=0.7")), Locale::Fr);
+        assert_eq!(Locale::negotiate(Some("ja")), Locale::En);
+        assert_eq!(Locale::negotiate(None), Locale::En);
     }
 }
 

@@ -16,13 +16,13 @@ fn code_of(e: &ServerError) -> (ErrorCode, Option<AppError>) {
     if let Some(app) = e.source::<AppError>() {
         return (app.code, Some(app.clone()));
     }
-    let m = e.message.as_str();
-    let code = if m.starts_with(" --> ") || m.contains("expected") && e.path.is_empty() && m.contains("-->") {
+    // Every resolver fails with an `AppError`; anything else was raised by async-graphql itself
+    // while reading the request: a syntax error (bad request) or a document, variable or argument
+    // that does not fit the schema or its limits (validation).
+    let code = if e.message.starts_with(" --> ") {
         ErrorCode::BadRequest
-    } else if e.path.is_empty() {
-        ErrorCode::ValidationError
     } else {
-        ErrorCode::InternalError
+        ErrorCode::ValidationError
     };
     (code, None)
 }
@@ -52,10 +52,6 @@ fn decorate_error(e: &mut ServerError, rc: &RequestContext) {
             if let Some(details) = app.details_json(locale) {
                 ext.set("details", Value::from_json(details).unwrap_or(Value::Null));
             }
-        }
-        None if code == ErrorCode::InternalError => {
-            tracing::error!(request_id = rc.request_id, cause = %e.message, "graphql error");
-            e.message = crate::error::AppError::new(code).message(locale);
         }
         None => {}
     }

@@ -39,11 +39,9 @@ pub fn build_schema(state: AppState) -> JanuaSchema {
         .finish()
 }
 
-/// The schema as SDL (what `janua schema` writes to `schema/schema.graphql`).
-pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .finish()
-        .sdl()
+/// The schema without data or limits: for SDL export and for reading the types at start.
+pub fn bare_schema() -> JanuaSchema {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).finish()
 }
 
 /// The application state and the request context of a resolver.

@@ -52,10 +52,11 @@ impl SessionsMutation {
     async fn terminate_all_sessions(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] input: TerminateAllInput,
+        input: Option<TerminateAllInput>,
     ) -> Result<TerminateAllPayload> {
         let (state, rc) = parts(ctx);
-        let terminated = sessions::terminate_all(state, rc, input.include_current).await?;
+        let include_current = input.is_some_and(|i| i.include_current);
+        let terminated = sessions::terminate_all(state, rc, include_current).await?;
         Ok(TerminateAllPayload { terminated })
     }
 }

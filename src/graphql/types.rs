@@ -115,38 +115,22 @@ pub struct TerminateAllPayload {
     pub terminated: u64,
 }
 
-/// Kind of device.
-#[derive(Enum, Copy, Clone, Eq, PartialEq)]
-pub enum DeviceType {
-    Desktop,
-    Mobile,
-    Bot,
-    Appliance,
-    Unknown,
-}
-
 /// The device a session was opened from, parsed from its user agent.
 #[derive(SimpleObject, Clone)]
 pub struct Device {
     pub browser: Option<String>,
     pub os: Option<String>,
+    /// `desktop`, `mobile`, `bot`, `appliance` or `unknown`.
     #[graphql(name = "type")]
-    pub kind: DeviceType,
+    pub kind: String,
 }
 
 impl From<DeviceView> for Device {
     fn from(d: DeviceView) -> Self {
-        let kind = match d.kind.as_str() {
-            "desktop" => DeviceType::Desktop,
-            "mobile" => DeviceType::Mobile,
-            "bot" => DeviceType::Bot,
-            "appliance" => DeviceType::Appliance,
-            _ => DeviceType::Unknown,
-        };
         Self {
             browser: d.browser,
             os: d.os,
-            kind,
+            kind: d.kind,
         }
     }
 }
@@ -235,7 +219,7 @@ pub struct RefreshInput {
 }
 
 /// Input of `terminateAllSessions`.
-#[derive(InputObject, Default)]
+#[derive(InputObject)]
 pub struct TerminateAllInput {
     /// Also revoke the session making the request.
     #[graphql(default)]

@@ -146,15 +146,15 @@ impl RestApi {
             }
         }
 
+        // The prepared document holds this one operation only, so no operation name is needed.
         let mut request = async_graphql::Request::new("")
-            .operation_name(p.route.operation)
             .variables(Variables::from_json(Value::Object(vars)))
             .data(rc.clone());
         request.set_parsed_query(p.document.clone());
         let resp = schema.execute(request).await;
         if let Some((code, app)) = first_error_code(&resp) {
-            if code == ErrorCode::InternalError && app.is_none() {
-                tracing::error!(request_id = rc.request_id, errors = ?resp.errors, "REST operation failed");
+            if app.is_none() {
+                tracing::warn!(request_id = rc.request_id, errors = ?resp.errors, "REST operation failed outside a service");
             }
             return Err(app.unwrap_or_else(|| AppError::new(code)));
         }

@@ -50,7 +50,7 @@ impl PasswordHasher {
     }
 
     /// Checks the password policy: length, not a common password, not the email.
-    pub fn check_policy(&self, password: &Password, email: &Email) -> AppResult<()> {
+    pub fn check_policy(&self, password: &Password, email: Option<&Email>) -> AppResult<()> {
         let pw = password.expose();
         let n = pw.chars().count();
         let issue = if n < self.min_length {
@@ -59,9 +59,7 @@ impl PasswordHasher {
             Some(FieldIssue::TooLong(MAX_PASSWORD_LEN))
         } else if self.common.contains(&pw.to_lowercase()) {
             Some(FieldIssue::CommonPassword)
-        } else if pw.to_lowercase().contains(email.as_str())
-            || pw.eq_ignore_ascii_case(email.local_part())
-        {
+        } else if email.is_some_and(|e| pw.to_lowercase().contains(e.as_str()) || pw.eq_ignore_ascii_case(e.local_part())) {
             Some(FieldIssue::PasswordContainsEmail)
         } else {
             None
@@ -156,7 +154,7 @@ mod tests {
     fn policy_refuses_short_common_and_email_passwords() {
         let h = hasher(8192);
         let email = Email::parse("alice@example.com").unwrap();
-        let check = |p: &str| h.check_policy(&Password::new(p.into()), &email).err().map(|e| e.fields["password"]);
+        let check = |p: &str| h.check_policy(&Password::new(p.into()), Some(&email)).err().map(|e| e.fields["password"]);
         assert_eq!(check("short"), Some(FieldIssue::TooShort(12)));
         assert_eq!(check("qwertyuiop123"), Some(FieldIssue::CommonPassword));
         assert_eq!(check("xalice@example.comx"), Some(FieldIssue::PasswordContainsEmail));

@@ -66,9 +66,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         None => err = Some(r),
     };
     let email = Email::parse(&input.email).map_err(&mut note).ok();
-    if let Some(e) = &email {
-        let _ = state.passwords.check_policy(&input.password, e).map_err(&mut note);
-    }
+    let _ = state.passwords.check_policy(&input.password, email.as_ref()).map_err(&mut note);
     let name = optional_text("name", input.name, 200).map_err(&mut note).ok().flatten();
     let first_name = optional_text("first_name", input.first_name, 100).map_err(&mut note).ok().flatten();
     let last_name = optional_text("last_name", input.last_name, 100).map_err(&mut note).ok().flatten();

@@ -1,1 +1,12 @@
+//! Janua's integration tests: each test starts a real server on an ephemeral port (SQLite, and
+//! PostgreSQL when `JANUA_TEST_DATABASE_URL` is set) and talks to it as a client would.
 
+mod helpers;
+
+mod auth;
+mod errors;
+mod platform;
+mod sessions;
+mod storage;
+mod subscriptions;
+mod tokens;
