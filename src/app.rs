@@ -114,7 +114,9 @@ impl App {
 
     /// The bound address (port 0 in tests becomes a real port here).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until the process is stopped, with the background workers running.
@@ -165,7 +167,10 @@ async fn shutdown_signal() {
 }
 
 fn context_of(req: &Request) -> RequestContext {
-    req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
+    req.extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn not_found(req: Request) -> Response {
@@ -207,18 +212,29 @@ pub fn router(svc: Services) -> Router {
 
     Router::new()
         .nest("/api/v1", api)
-        .route("/graphql", get(gql_http::get).post(gql_http::post).fallback(method_not_allowed))
+        .route(
+            "/graphql",
+            get(gql_http::get)
+                .post(gql_http::post)
+                .fallback(method_not_allowed),
+        )
         .route("/graphql/ws", get(gql_http::ws))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/.well-known/jwks.json", get(well_known::jwks))
-        .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
+        .route(
+            "/.well-known/openid-configuration",
+            get(well_known::openid_configuration),
+        )
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(pages::docs))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            middleware::request_context,
+        ))
         .with_state(svc)
 }
 

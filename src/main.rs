@@ -26,14 +26,21 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schema { out } => {
             janua::write_schema_files(&out).await?;
-            println!("wrote {}/schema.graphql and {}/openapi.json", out.display(), out.display());
+            println!(
+                "wrote {}/schema.graphql and {}/openapi.json",
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
-        Command::Keys { action: KeysAction::Rotate } => {
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
             let c = cli.config;
             let db = janua::storage::connect(&c.database_url, None).await?;
             janua::storage::migrate(&db).await?;
-            let master = janua::security::secrets::MasterKey::load(c.master_key.as_deref(), &c.master_key_file)?;
+            let master =
+                janua::security::secrets::MasterKey::load(c.master_key.as_deref(), &c.master_key_file)?;
             let kid = janua::security::tokens::KeyStore::rotate(&db, &master, c.access_token_ttl).await?;
             println!("new signing key {kid}; previous keys stay published until their last token expires");
             Ok(())

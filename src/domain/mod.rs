@@ -97,14 +97,29 @@ mod tests {
 
     #[test]
     fn email_parsing() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
-        for bad in ["", "alice", "a@b", "a@@b.com", "a b@c.com", "@b.com", "a@.com", "a@b..com"] {
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "@b.com",
+            "a@.com",
+            "a@b..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn password_debug_is_redacted() {
-        assert_eq!(format!("{:?}", Password::new("hunter2".into())), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::new("hunter2".into())),
+            "Password(<redacted>)"
+        );
     }
 }

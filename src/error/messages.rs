@@ -30,7 +30,13 @@ impl Locale {
         };
         // `parse` orders by q-value; a regional tag (`es-ES`) selects its language.
         for tag in accept_language::parse(header) {
-            match tag.split('-').next().unwrap_or_default().to_ascii_lowercase().as_str() {
+            match tag
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .as_str()
+            {
                 "en" => return Self::En,
                 "es" => return Self::Es,
                 "fr" => return Self::Fr,
@@ -39,20 +45,6 @@ impl Locale {
             }
         }
         Self::En
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn negotiates_with_q_values_and_regions() {
-        assert_eq!(Locale::negotiate(Some("fr")), Locale::Fr);
-        assert_eq!(Locale::negotiate(Some("es-ES,en;q=0.5")), Locale::Es);
-        assert_eq!(Locale::negotiate(Some("it, de;q=0.3, fr;q=0.7")), Locale::Fr);
-        assert_eq!(Locale::negotiate(Some("ja")), Locale::En);
-        assert_eq!(Locale::negotiate(None), Locale::En);
     }
 }
 
@@ -187,5 +179,19 @@ pub fn success_message(l: Locale) -> &'static str {
         Locale::Es => "Operación completada con éxito",
         Locale::Fr => "Opération réussie",
         Locale::De => "Vorgang erfolgreich abgeschlossen",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_with_q_values_and_regions() {
+        assert_eq!(Locale::negotiate(Some("fr")), Locale::Fr);
+        assert_eq!(Locale::negotiate(Some("es-ES,en;q=0.5")), Locale::Es);
+        assert_eq!(Locale::negotiate(Some("it, de;q=0.3, fr;q=0.7")), Locale::Fr);
+        assert_eq!(Locale::negotiate(Some("ja")), Locale::En);
+        assert_eq!(Locale::negotiate(None), Locale::En);
     }
 }

@@ -45,15 +45,12 @@ fn decorate_error(e: &mut ServerError, rc: &RequestContext) {
     let ext = e.extensions.get_or_insert_with(ErrorExtensionValues::default);
     ext.set("code", code.as_str());
     ext.set("request_id", rc.request_id.as_str());
-    match app {
-        Some(app) => {
-            app.log(&rc.request_id);
-            e.message = app.message(locale);
-            if let Some(details) = app.details_json(locale) {
-                ext.set("details", Value::from_json(details).unwrap_or(Value::Null));
-            }
+    if let Some(app) = app {
+        app.log(&rc.request_id);
+        e.message = app.message(locale);
+        if let Some(details) = app.details_json(locale) {
+            ext.set("details", Value::from_json(details).unwrap_or(Value::Null));
         }
-        None => {}
     }
 }
 

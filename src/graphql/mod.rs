@@ -30,7 +30,10 @@ pub type JanuaSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `state`, with depth and complexity limits.
 pub fn build_schema(state: AppState) -> JanuaSchema {
-    let (depth, complexity) = (state.config.graphql_max_depth, state.config.graphql_max_complexity);
+    let (depth, complexity) = (
+        state.config.graphql_max_depth,
+        state.config.graphql_max_complexity,
+    );
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(state)
         .extension(errors::ErrorCodes)

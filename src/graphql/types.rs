@@ -188,8 +188,11 @@ pub fn connection<S, T: async_graphql::OutputType + From<S>>(page: Page<S>) -> C
             total_count: page.total_count,
         },
     );
-    c.edges
-        .extend(page.items.into_iter().map(|(cursor, item)| Edge::new(cursor, T::from(item))));
+    c.edges.extend(
+        page.items
+            .into_iter()
+            .map(|(cursor, item)| Edge::new(cursor, T::from(item))),
+    );
     c
 }
 

@@ -17,8 +17,10 @@ use crate::services::auth;
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
     let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(rc.locale.tag()));
+    r.headers_mut().insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(rc.locale.tag()),
+    );
     r
 }
 
@@ -45,7 +47,11 @@ async fn execute(svc: &Services, rc: RequestContext, request: async_graphql::Req
 
 /// `POST /graphql`: one JSON request.
 pub async fn post(State(svc): State<Services>, req: Request) -> Response {
-    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+    let rc = req
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), svc.state.config.body_limit).await else {
         return request_error(&rc, ErrorCode::PayloadTooLarge);
     };
@@ -57,7 +63,11 @@ pub async fn post(State(svc): State<Services>, req: Request) -> Response {
 
 /// `GET /graphql`: the GraphiQL playground for browsers, otherwise a query (never a mutation).
 pub async fn get(State(svc): State<Services>, req: Request) -> Response {
-    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+    let rc = req
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default();
     let wants_html = req
         .headers()
         .get(header::ACCEPT)

@@ -23,7 +23,10 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     forwarded
         .split(',')
         .rev()
@@ -58,7 +61,10 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
         .filter(|s| sane_request_id(s))
         .map_or_else(new_request_id, str::to_owned);
     let locale = Locale::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let ip = client_ip(peer, headers, &svc.state.config.trusted_proxies);
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -87,7 +93,8 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
             "limit": d.limit, "window_seconds": 60, "retry_after": d.retry_after_secs,
         }));
         let mut r = envelope::error(&request_id, locale, &e);
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
         r
     } else {
         if let Some(token) = bearer(req.headers()) {
@@ -109,7 +116,8 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
     let status = resp.status().as_u16().to_string();
     metrics::counter!("janua_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
-    metrics::histogram!("janua_http_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("janua_http_request_duration_seconds", "route" => route)
+        .record(start.elapsed().as_secs_f64());
     resp
 }
 
@@ -124,6 +132,9 @@ mod tests {
         let proxy: IpAddr = "10.0.0.9".parse().unwrap();
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
         assert_eq!(client_ip(Some(peer), &h, &[]), Some(peer));
-        assert_eq!(client_ip(Some(peer), &h, &[peer, proxy]), Some("1.1.1.1".parse().unwrap()));
+        assert_eq!(
+            client_ip(Some(peer), &h, &[peer, proxy]),
+            Some("1.1.1.1".parse().unwrap())
+        );
     }
 }

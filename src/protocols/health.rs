@@ -25,7 +25,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
         PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("janua_http_request_duration_seconds".into()),
-                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
             )
             .expect("static bucket list is not empty")
             .install_recorder()
@@ -47,7 +49,11 @@ async fn database_check(svc: &Services) -> (bool, f64) {
 /// Readiness: 200 only when the database answers, else 503.
 pub async fn ready(State(svc): State<Services>) -> Response {
     let (ok, _) = database_check(&svc).await;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ok { "ready" } else { "unavailable" },
         "checks": {"database": if ok { "ok" } else { "down" }},
@@ -92,6 +98,10 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
         "event_backlog": backlog,
         "event_subscribers": svc.state.bus.subscriber_count(),
     });
-    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     envelope::success(&rc, code, data, None)
 }

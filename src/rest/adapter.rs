@@ -62,9 +62,9 @@ impl RestApi {
         };
         let mut prepared = Vec::new();
         for route in routes {
-            let op = ops
-                .get(route.operation)
-                .ok_or_else(|| anyhow::anyhow!("operation {} is not in operations.graphql", route.operation))?;
+            let op = ops.get(route.operation).ok_or_else(|| {
+                anyhow::anyhow!("operation {} is not in operations.graphql", route.operation)
+            })?;
             let mut used = Vec::new();
             collect_fragments(&op.node.selection_set.node, &full, &mut used);
             let fragments = full
@@ -96,9 +96,19 @@ impl RestApi {
     }
 
     /// Handles one request for route number `index`.
-    pub async fn handle(&self, schema: &JanuaSchema, index: usize, body_limit: usize, req: Request) -> Response {
+    pub async fn handle(
+        &self,
+        schema: &JanuaSchema,
+        index: usize,
+        body_limit: usize,
+        req: Request,
+    ) -> Response {
         let prepared = &self.routes[index];
-        let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+        let rc = req
+            .extensions()
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_default();
         match self.run(schema, prepared, body_limit, &rc, req).await {
             Ok(resp) => resp,
             Err(e) => envelope::error_for(&rc, &e),
@@ -206,7 +216,11 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
         r#"{{ __type(name: "{type_name}") {{ inputFields {{ name type {{ kind name ofType {{ kind name }} }} }} }} }}"#
     );
     let resp = schema.execute(q).await;
-    anyhow::ensure!(resp.errors.is_empty(), "introspection of {type_name} failed: {:?}", resp.errors);
+    anyhow::ensure!(
+        resp.errors.is_empty(),
+        "introspection of {type_name} failed: {:?}",
+        resp.errors
+    );
     let data = resp.data.into_json()?;
     let fields = data["__type"]["inputFields"]
         .as_array()
@@ -216,7 +230,11 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
         .map(|f| {
             let name = f["name"].as_str().unwrap_or_default().to_owned();
             let required = f["type"]["kind"] == "NON_NULL";
-            let t = if required { &f["type"]["ofType"] } else { &f["type"] };
+            let t = if required {
+                &f["type"]["ofType"]
+            } else {
+                &f["type"]
+            };
             let kind = match (t["kind"].as_str(), t["name"].as_str()) {
                 (Some("SCALAR"), Some("String" | "ID")) => FieldKind::String,
                 (Some("SCALAR"), Some("Int")) => FieldKind::Int,
@@ -245,7 +263,11 @@ fn map_input(fields: &[InputField], mut body: Map<String, Value>) -> Result<Map<
             (None | Some(Value::Null), _) if f.required => Some(FieldIssue::Required),
             (None | Some(Value::Null), _) => None,
             (Some(Value::String(_)), FieldKind::String) => None,
-            (Some(Value::Number(n)), FieldKind::Int) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => None,
+            (Some(Value::Number(n)), FieldKind::Int)
+                if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) =>
+            {
+                None
+            }
             (Some(Value::Bool(_)), FieldKind::Boolean) => None,
             (Some(_), FieldKind::Json | FieldKind::Other) => None,
             (Some(_), _) => Some(FieldIssue::InvalidFormat),
@@ -394,7 +416,10 @@ mod tests {
     fn casing_and_query_decoding() {
         assert_eq!(camel_to_snake("refreshExpiresIn"), "refresh_expires_in");
         let v = to_snake(json!({"firstName": "A", "metadata": {"keepMe": 1}, "list": [{"ipAddress": "x"}]}));
-        assert_eq!(v, json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]}));
+        assert_eq!(
+            v,
+            json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]})
+        );
         let q = url_decode_pairs("limit=5&cursor=n.ab%2Bc&search=a+b");
         assert_eq!(q["cursor"], "n.ab+c");
         assert_eq!(q["search"], "a b");
@@ -403,14 +428,34 @@ mod tests {
     #[test]
     fn input_is_validated_by_schema_fields() {
         let fields = vec![
-            InputField { name: "email".into(), rest_name: "email".into(), required: true, kind: FieldKind::String },
-            InputField { name: "firstName".into(), rest_name: "first_name".into(), required: false, kind: FieldKind::String },
+            InputField {
+                name: "email".into(),
+                rest_name: "email".into(),
+                required: true,
+                kind: FieldKind::String,
+            },
+            InputField {
+                name: "firstName".into(),
+                rest_name: "first_name".into(),
+                required: false,
+                kind: FieldKind::String,
+            },
         ];
-        let body = json!({"first_name": 3, "unknown": true}).as_object().unwrap().clone();
+        let body = json!({"first_name": 3, "unknown": true})
+            .as_object()
+            .unwrap()
+            .clone();
         let e = map_input(&fields, body).unwrap_err();
         assert_eq!(e.fields["email"], FieldIssue::Required);
         assert_eq!(e.fields["first_name"], FieldIssue::InvalidFormat);
-        let ok = map_input(&fields, json!({"email": "a@b.co", "first_name": "A"}).as_object().unwrap().clone()).unwrap();
+        let ok = map_input(
+            &fields,
+            json!({"email": "a@b.co", "first_name": "A"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
         assert_eq!(Value::Object(ok), json!({"email": "a@b.co", "firstName": "A"}));
     }
 }

@@ -4,8 +4,8 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, Para
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
-    Required, ResponseBuilder, Type,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder,
+    Ref, Required, ResponseBuilder, Type,
 };
 
 use super::adapter::{FieldKind, RestApi};
@@ -63,7 +63,12 @@ pub fn document(api: &RestApi) -> OpenApi {
                         .name("limit")
                         .parameter_in(ParameterIn::Query)
                         .description(Some("Page size, 1 to 100 (default 20)"))
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(100)))),
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Integer)
+                                .minimum(Some(1))
+                                .maximum(Some(100)),
+                        )),
                 )
                 .parameter(
                     ParameterBuilder::new()
@@ -89,8 +94,15 @@ pub fn document(api: &RestApi) -> OpenApi {
             }
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .required(Some(if r.body == Body::Input { Required::True } else { Required::False }))
-                    .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+                    .required(Some(if r.body == Body::Input {
+                        Required::True
+                    } else {
+                        Required::False
+                    }))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(schema)).build(),
+                    )
                     .build(),
             ));
         }
@@ -109,7 +121,9 @@ pub fn document(api: &RestApi) -> OpenApi {
             .description("Error envelope")
             .content(
                 "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
             )
             .build();
         op = op.response("default", err);
@@ -128,7 +142,12 @@ pub fn document(api: &RestApi) -> OpenApi {
                 .property(
                     "error",
                     ObjectBuilder::new()
-                        .property("code", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes)))
+                        .property(
+                            "code",
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(codes)),
+                        )
                         .property("message", ObjectBuilder::new().schema_type(Type::String))
                         .property("details", ObjectBuilder::new().schema_type(Type::Object))
                         .required("code")
@@ -148,7 +167,12 @@ pub fn document(api: &RestApi) -> OpenApi {
         )
         .security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         )
         .build();
     OpenApiBuilder::new()
@@ -156,7 +180,9 @@ pub fn document(api: &RestApi) -> OpenApi {
             InfoBuilder::new()
                 .title("Janua")
                 .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("REST compatibility layer: every route runs a GraphQL operation of /graphql.")),
+                .description(Some(
+                    "REST compatibility layer: every route runs a GraphQL operation of /graphql.",
+                )),
         )
         .paths(paths)
         .components(Some(components))

@@ -79,34 +79,69 @@ pub fn routes() -> Vec<RestRoute> {
             body: Body::Input,
             status: 201,
             auth: false,
-            ..auth("Signup", Method::POST, "/auth/signup", "Create an account and sign in")
+            ..auth(
+                "Signup",
+                Method::POST,
+                "/auth/signup",
+                "Create an account and sign in",
+            )
         },
         RestRoute {
             body: Body::Input,
             auth: false,
-            ..auth("Signin", Method::POST, "/auth/signin", "Sign in with email and password")
+            ..auth(
+                "Signin",
+                Method::POST,
+                "/auth/signin",
+                "Sign in with email and password",
+            )
         },
         RestRoute {
             body: Body::Input,
             auth: false,
-            ..auth("Refresh", Method::POST, "/auth/refresh", "Rotate a refresh token for new tokens")
+            ..auth(
+                "Refresh",
+                Method::POST,
+                "/auth/refresh",
+                "Rotate a refresh token for new tokens",
+            )
         },
-        auth("Signout", Method::POST, "/auth/signout", "Revoke the current session"),
+        auth(
+            "Signout",
+            Method::POST,
+            "/auth/signout",
+            "Revoke the current session",
+        ),
         auth("Me", Method::GET, "/auth/me", "The signed-in user"),
         RestRoute {
             paginated: true,
             shape: Shape::List,
-            ..sessions("Sessions", Method::GET, "/sessions", "The caller's active sessions")
+            ..sessions(
+                "Sessions",
+                Method::GET,
+                "/sessions",
+                "The caller's active sessions",
+            )
         },
         RestRoute {
             path_params: &["id"],
-            ..sessions("Session", Method::GET, "/sessions/{id}", "One of the caller's sessions")
+            ..sessions(
+                "Session",
+                Method::GET,
+                "/sessions/{id}",
+                "One of the caller's sessions",
+            )
         },
         RestRoute {
             path_params: &["id"],
             shape: Shape::Empty,
             status: 204,
-            ..sessions("TerminateSession", Method::DELETE, "/sessions/{id}", "Revoke one session")
+            ..sessions(
+                "TerminateSession",
+                Method::DELETE,
+                "/sessions/{id}",
+                "Revoke one session",
+            )
         },
         RestRoute {
             body: Body::OptionalInput,

@@ -59,7 +59,9 @@ impl PasswordHasher {
             Some(FieldIssue::TooLong(MAX_PASSWORD_LEN))
         } else if self.common.contains(&pw.to_lowercase()) {
             Some(FieldIssue::CommonPassword)
-        } else if email.is_some_and(|e| pw.to_lowercase().contains(e.as_str()) || pw.eq_ignore_ascii_case(e.local_part())) {
+        } else if email.is_some_and(|e| {
+            pw.to_lowercase().contains(e.as_str()) || pw.eq_ignore_ascii_case(e.local_part())
+        }) {
             Some(FieldIssue::PasswordContainsEmail)
         } else {
             None
@@ -88,7 +90,9 @@ impl PasswordHasher {
         let params = self.params.clone();
         let pw = password.expose().to_owned();
         let real = stored.is_some();
-        let hash = stored.map(str::to_owned).unwrap_or_else(|| self.decoy.to_string());
+        let hash = stored
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.decoy.to_string());
         tokio::task::spawn_blocking(move || {
             let parsed = PasswordHash::new(&hash).map_err(AppError::internal)?;
             let ok = Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok() && real;
@@ -144,8 +148,17 @@ mod tests {
         let new = v.rehash.expect("parameters changed, so a rehash is due");
         assert!(new.contains("m=9216"));
         let again = h.verify(&pw, Some(&new)).await.unwrap();
-        assert_eq!(again, Verified { ok: true, rehash: None });
-        let wrong = h.verify(&Password::new("wrong horse battery staple".into()), Some(&new)).await.unwrap();
+        assert_eq!(
+            again,
+            Verified {
+                ok: true,
+                rehash: None
+            }
+        );
+        let wrong = h
+            .verify(&Password::new("wrong horse battery staple".into()), Some(&new))
+            .await
+            .unwrap();
         assert!(!wrong.ok);
         assert!(!h.verify(&pw, None).await.unwrap().ok, "the decoy never verifies");
     }
@@ -154,10 +167,17 @@ mod tests {
     fn policy_refuses_short_common_and_email_passwords() {
         let h = hasher(8192);
         let email = Email::parse("alice@example.com").unwrap();
-        let check = |p: &str| h.check_policy(&Password::new(p.into()), Some(&email)).err().map(|e| e.fields["password"]);
+        let check = |p: &str| {
+            h.check_policy(&Password::new(p.into()), Some(&email))
+                .err()
+                .map(|e| e.fields["password"])
+        };
         assert_eq!(check("short"), Some(FieldIssue::TooShort(12)));
         assert_eq!(check("qwertyuiop123"), Some(FieldIssue::CommonPassword));
-        assert_eq!(check("xalice@example.comx"), Some(FieldIssue::PasswordContainsEmail));
+        assert_eq!(
+            check("xalice@example.comx"),
+            Some(FieldIssue::PasswordContainsEmail)
+        );
         assert_eq!(check(&"x".repeat(300)), Some(FieldIssue::TooLong(256)));
         assert_eq!(check("a quite unusual passphrase"), None);
     }

@@ -35,7 +35,8 @@ impl IpRateLimiter {
     /// `per_minute` requests a minute per IP, as a burst that refills evenly.
     pub fn new(per_minute: u32) -> Self {
         let n = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
-        let limiter = RateLimiter::dashmap(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
+        let limiter =
+            RateLimiter::dashmap(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
         Self {
             limiter: Arc::new(limiter),
             limit: n.get(),
@@ -58,7 +59,11 @@ impl IpRateLimiter {
                 }
             }
             Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now()).as_secs_f64().ceil().max(1.0) as u64;
+                let wait = not_until
+                    .wait_time_from(self.clock.now())
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64;
                 RateDecision {
                     allowed: false,
                     limit: self.limit,
@@ -89,6 +94,9 @@ mod tests {
         assert_eq!(r.iter().map(|d| d.remaining).collect::<Vec<_>>(), [2, 1, 0, 0]);
         assert!(r[2].allowed && !r[3].allowed);
         assert!(r[3].retry_after_secs >= 1 && r[3].retry_after_secs <= 20);
-        assert!(l.check("10.0.0.2".parse().unwrap()).allowed, "another IP has its own allowance");
+        assert!(
+            l.check("10.0.0.2".parse().unwrap()).allowed,
+            "another IP has its own allowance"
+        );
     }
 }

@@ -79,7 +79,11 @@ impl KeyStore {
     }
 
     /// Creates a new signing key; the old ones stay published until their last token expires.
-    pub async fn rotate(db: &impl ConnectionTrait, master: &MasterKey, access_ttl: i64) -> anyhow::Result<String> {
+    pub async fn rotate(
+        db: &impl ConnectionTrait,
+        master: &MasterKey,
+        access_ttl: i64,
+    ) -> anyhow::Result<String> {
         let now = Utc::now();
         let publish_until = now + chrono::Duration::seconds(access_ttl + 60);
         let old = signing_key::Entity::find()
@@ -130,7 +134,8 @@ impl KeyStore {
 
     /// Verifies signature, issuer, audience and expiry. Unknown `kid` → `INVALID_TOKEN`.
     pub fn verify_access(&self, token: &str) -> AppResult<AccessClaims> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AppError::new(ErrorCode::InvalidToken))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| AppError::new(ErrorCode::InvalidToken))?;
         let kid = header.kid.ok_or(ErrorCode::InvalidToken)?;
         let keys = self.keys.read().expect("key lock poisoned");
         let key = keys.verifying.get(&kid).ok_or(ErrorCode::InvalidToken)?;
@@ -151,7 +156,13 @@ impl KeyStore {
         jsonwebtoken::decode_header(token)
             .ok()
             .and_then(|h| h.kid)
-            .is_some_and(|kid| self.keys.read().expect("key lock poisoned").verifying.contains_key(&kid))
+            .is_some_and(|kid| {
+                self.keys
+                    .read()
+                    .expect("key lock poisoned")
+                    .verifying
+                    .contains_key(&kid)
+            })
     }
 
     /// The JSON Web Key Set of every published public key.
@@ -176,7 +187,9 @@ async fn active_key(db: &impl ConnectionTrait) -> anyhow::Result<Option<signing_
 async fn create_key(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Result<String> {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
-    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(&seed);
     let kid = format!("k{}", &Uuid::now_v7().simple().to_string()[..20]);

@@ -30,7 +30,11 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
     let now = Utc::now();
     let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {
         (Actor::User(u), _) => ("user", Some(u.user_id), Some(u.email.clone())),
-        (Actor::Anonymous, Some((id, email))) => (if id.is_some() { "user" } else { "anonymous" }, *id, Some(email.clone())),
+        (Actor::Anonymous, Some((id, email))) => (
+            if id.is_some() { "user" } else { "anonymous" },
+            *id,
+            Some(email.clone()),
+        ),
         (Actor::Anonymous, None) => ("anonymous", None, None),
     };
     let (target_type, target_id) = match &change.target {

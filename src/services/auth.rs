@@ -50,7 +50,9 @@ fn check_username(u: Option<String>) -> AppResult<Option<String>> {
 fn check_locale(l: Option<String>) -> AppResult<Option<String>> {
     let l = optional_text("locale", l, 16)?;
     if let Some(v) = &l
-        && !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(AppError::field("locale", FieldIssue::InvalidFormat));
     }
@@ -66,10 +68,22 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         None => err = Some(r),
     };
     let email = Email::parse(&input.email).map_err(&mut note).ok();
-    let _ = state.passwords.check_policy(&input.password, email.as_ref()).map_err(&mut note);
-    let name = optional_text("name", input.name, 200).map_err(&mut note).ok().flatten();
-    let first_name = optional_text("first_name", input.first_name, 100).map_err(&mut note).ok().flatten();
-    let last_name = optional_text("last_name", input.last_name, 100).map_err(&mut note).ok().flatten();
+    let _ = state
+        .passwords
+        .check_policy(&input.password, email.as_ref())
+        .map_err(&mut note);
+    let name = optional_text("name", input.name, 200)
+        .map_err(&mut note)
+        .ok()
+        .flatten();
+    let first_name = optional_text("first_name", input.first_name, 100)
+        .map_err(&mut note)
+        .ok()
+        .flatten();
+    let last_name = optional_text("last_name", input.last_name, 100)
+        .map_err(&mut note)
+        .ok()
+        .flatten();
     let username = check_username(input.username).map_err(&mut note).ok().flatten();
     let locale = check_locale(input.locale).map_err(&mut note).ok().flatten();
     if let Some(e) = err {
@@ -132,7 +146,10 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
     let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
     txn.commit().await?;
     state.events_committed();
-    Ok(Authenticated { user: u.into(), tokens })
+    Ok(Authenticated {
+        user: u.into(),
+        tokens,
+    })
 }
 
 fn email_taken() -> AppError {
@@ -141,7 +158,12 @@ fn email_taken() -> AppError {
 
 /// Checks email and password and opens a session. Unknown email and wrong password give the
 /// same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
-pub async fn sign_in(state: &AppState, ctx: &RequestContext, email: &str, password: Password) -> AppResult<Authenticated> {
+pub async fn sign_in(
+    state: &AppState,
+    ctx: &RequestContext,
+    email: &str,
+    password: Password,
+) -> AppResult<Authenticated> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
     if let Some(until) = state.lockouts.locked_until(email.as_str()) {
         return Err(locked(until));
@@ -182,7 +204,10 @@ pub async fn sign_in(state: &AppState, ctx: &RequestContext, email: &str, passwo
     txn.commit().await?;
     state.events_committed();
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
+    Ok(Authenticated {
+        user: u.into(),
+        tokens,
+    })
 }
 
 fn locked(until: chrono::DateTime<Utc>) -> AppError {
@@ -253,7 +278,10 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     else {
         return Err(invalid());
     };
-    let s = session::Entity::find_by_id(rt.session_id).one(&txn).await?.ok_or_else(invalid)?;
+    let s = session::Entity::find_by_id(rt.session_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(invalid)?;
     let now = Utc::now();
     if s.revoked_at.is_some() {
         return Err(ErrorCode::SessionRevoked.into());
@@ -288,7 +316,10 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             .exec(&txn)
             .await?;
     }
-    let u = user::Entity::find_by_id(s.user_id).one(&txn).await?.ok_or_else(invalid)?;
+    let u = user::Entity::find_by_id(s.user_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(invalid)?;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }

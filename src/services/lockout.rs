@@ -6,10 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use dashmap::DashMap;
 
+/// Failures in a row, and the end of the lock once there is one.
+type Entry = (i32, Option<DateTime<Utc>>);
+
 /// Counts failures per lower-cased email, in process.
 #[derive(Clone)]
 pub struct LockoutStore {
-    entries: Arc<DashMap<String, (i32, Option<DateTime<Utc>>)>>,
+    entries: Arc<DashMap<String, Entry>>,
     threshold: i32,
     duration: Duration,
 }
@@ -62,7 +65,8 @@ impl LockoutStore {
     /// Forgets expired locks and stale counters.
     pub fn purge(&self) {
         let now = Utc::now();
-        self.entries.retain(|_, (n, until)| until.is_some_and(|t| t > now) || *n > 0);
+        self.entries
+            .retain(|_, (n, until)| until.is_some_and(|t| t > now) || *n > 0);
     }
 }
 
@@ -75,7 +79,10 @@ mod tests {
         let s = LockoutStore::new(3, 60);
         assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
         assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
-        assert!(matches!(s.record_failure("a@x.io"), FailureOutcome::LockedUntil(_)));
+        assert!(matches!(
+            s.record_failure("a@x.io"),
+            FailureOutcome::LockedUntil(_)
+        ));
         assert!(s.locked_until("a@x.io").is_some());
         assert!(s.locked_until("b@x.io").is_none());
         s.record_success("a@x.io");

@@ -99,7 +99,9 @@ pub struct IssuedTokens {
 
 impl std::fmt::Debug for IssuedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedTokens").field("session_id", &self.session_id).finish_non_exhaustive()
+        f.debug_struct("IssuedTokens")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -221,7 +223,11 @@ fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
 }
 
 /// The caller's active sessions, newest first, by keyset pages.
-pub async fn list_sessions(state: &AppState, ctx: &RequestContext, page: PageRequest) -> AppResult<Page<SessionView>> {
+pub async fn list_sessions(
+    state: &AppState,
+    ctx: &RequestContext,
+    page: PageRequest,
+) -> AppResult<Page<SessionView>> {
     let actor = ctx.require_user()?;
     let base = active_of(actor.user_id);
     let total_count = base.clone().count(&state.db).await?;

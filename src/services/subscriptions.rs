@@ -55,7 +55,8 @@ impl Cursor {
 
     fn ends_stream(&self, e: &BusEvent) -> bool {
         e.event_type == EventType::SessionRevoked.as_str()
-            && e.payload["data"]["attributes"]["session_id"].as_str() == Some(&self.actor.session_id.to_string())
+            && e.payload["data"]["attributes"]["session_id"].as_str()
+                == Some(&self.actor.session_id.to_string())
     }
 
     async fn refill_from_outbox(&mut self) -> AppResult<()> {
@@ -126,14 +127,17 @@ pub async fn session_stream(
     if after.is_some() {
         cursor.refill_from_outbox().await?;
     }
-    Ok(futures::stream::unfold((cursor, false), |(mut c, done)| async move {
-        if done {
-            return None;
-        }
-        match c.next().await {
-            Some(item) => Some((item, (c, false))),
-            None if c.ended => Some((StreamItem::End, (c, true))),
-            None => None,
-        }
-    }))
+    Ok(futures::stream::unfold(
+        (cursor, false),
+        |(mut c, done)| async move {
+            if done {
+                return None;
+            }
+            match c.next().await {
+                Some(item) => Some((item, (c, false))),
+                None if c.ended => Some((StreamItem::End, (c, true))),
+                None => None,
+            }
+        },
+    ))
 }

@@ -54,7 +54,10 @@ impl From<user::Model> for UserView {
 
 /// Loads a user row by id, `NOT_FOUND` when absent.
 pub async fn find_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::Model> {
-    Ok(user::Entity::find_by_id(id).one(db).await?.ok_or(ErrorCode::NotFound)?)
+    Ok(user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ErrorCode::NotFound)?)
 }
 
 /// The signed-in caller's profile.

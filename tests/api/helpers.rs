@@ -99,7 +99,10 @@ impl TestApp {
         LOGS.get_or_init(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=off"));
-            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
         });
         let dir = TempDir::new();
         let mut config = Config::defaults();
@@ -116,16 +119,22 @@ impl TestApp {
             }
             Backend::Postgres(url) => {
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let db = sea_orm::Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
+                let db = sea_orm::Database::connect(url.as_str())
+                    .await
+                    .expect("connect to PostgreSQL");
                 use sea_orm::ConnectionTrait;
-                db.execute_unprepared(&format!("CREATE SCHEMA {name}")).await.expect("create schema");
+                db.execute_unprepared(&format!("CREATE SCHEMA {name}"))
+                    .await
+                    .expect("create schema");
                 db.close().await.ok();
                 config.database_url = url.clone();
                 schema = Some(name);
             }
         }
         tweak(&mut config);
-        let app = App::build_with_schema(config, schema.as_deref()).await.expect("build app");
+        let app = App::build_with_schema(config, schema.as_deref())
+            .await
+            .expect("build app");
         let addr = app.local_addr();
         let services = app.services.clone();
         let dispatcher = app.dispatcher.clone();
@@ -175,7 +184,12 @@ impl TestApp {
     /// Signs up `email` over REST; returns the `data` (`{user, tokens}`).
     pub async fn signup(&self, email: &str) -> Value {
         let r = self
-            .rest("POST", "/auth/signup", None, Some(json!({"email": email, "password": PASSWORD, "name": "Test User"})))
+            .rest(
+                "POST",
+                "/auth/signup",
+                None,
+                Some(json!({"email": email, "password": PASSWORD, "name": "Test User"})),
+            )
             .await;
         assert_eq!(r.status, 201, "signup failed: {}", r.body);
         r.body["data"].clone()
@@ -184,7 +198,12 @@ impl TestApp {
     /// Signs in over REST; returns the `data`.
     pub async fn signin(&self, email: &str) -> Value {
         let r = self
-            .rest("POST", "/auth/signin", None, Some(json!({"email": email, "password": PASSWORD})))
+            .rest(
+                "POST",
+                "/auth/signin",
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
             .await;
         assert_eq!(r.status, 200, "signin failed: {}", r.body);
         r.body["data"].clone()
@@ -227,10 +246,16 @@ impl Resp {
 
 /// The access token of a `{user, tokens}` value.
 pub fn access(v: &Value) -> String {
-    v["tokens"]["access_token"].as_str().expect("access token").to_owned()
+    v["tokens"]["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
 }
 
 /// The refresh token of a `{user, tokens}` value.
 pub fn refresh(v: &Value) -> String {
-    v["tokens"]["refresh_token"].as_str().expect("refresh token").to_owned()
+    v["tokens"]["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned()
 }
