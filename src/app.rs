@@ -51,72 +51,29 @@ impl App {
         Self::build_with_schema(config, None).await
     }
 
+    /// The application state alone (database migrated, keys loaded), for command-line tasks.
+    pub async fn build_offline(config: Config) -> anyhow::Result<AppState> {
+        build_state(config, None).await
+    }
+
     /// As [`App::build`], with the database objects in a PostgreSQL schema (tests isolate by it).
     pub async fn build_with_schema(config: Config, pg_schema: Option<&str>) -> anyhow::Result<Self> {
-        let db = storage::connect(&config.database_url, pg_schema).await?;
-        if !config.no_migrate {
-            storage::migrate(&db).await?;
-        }
-        let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
-        let keys = KeyStore::load(
-            &db,
-            master,
-            config.issuer.clone(),
-            config.audience.clone(),
-            config.access_token_ttl,
-        )
-        .await?;
-        let concurrency = config
-            .hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let passwords = PasswordHasher::new(
-            config.argon2_memory_kib,
-            config.argon2_iterations,
-            config.argon2_parallelism,
-            concurrency,
-            config.password_min_length,
-        )?;
-        let revocations = RevocationStore::load(&db).await?;
-        let bus = EventBus::new(4096);
-        let outbox_wake = Arc::new(Notify::new());
-        let state = AppState::new(Inner {
-            passwords,
-            keys,
-            revocations,
-            lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
-            rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
-            bus: bus.clone(),
-            outbox_wake: outbox_wake.clone(),
-            db: db.clone(),
-            started_at: Instant::now(),
-            config: config.clone(),
-        });
+        let state = build_state(config.clone(), pg_schema).await?;
         let schema = build_schema(state.clone());
         // Input types are read from a schema without the request limits (introspection is deep).
         let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
-        let services = Services {
-            state,
-            schema,
-            rest,
-            openapi,
-        };
+        let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone());
+        let services = Services { state, schema, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self {
-            dispatcher: Dispatcher::new(db, bus, outbox_wake),
-            services,
-            listener,
-            router,
-        })
+        Ok(Self { dispatcher, services, listener, router })
     }
 
     /// The bound address (port 0 in tests becomes a real port here).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Serves until the process is stopped, with the background workers running.
@@ -126,16 +83,55 @@ impl App {
         let dispatcher = self.dispatcher.spawn(Duration::from_millis(500));
         let housekeeping = tokio::spawn(housekeeping(state));
         tracing::info!(%addr, "Janua is serving");
-        let result = axum::serve(
-            self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+        let result =
+            axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown_signal())
+                .await;
         dispatcher.abort();
         housekeeping.abort();
         Ok(result?)
     }
+}
+
+/// Connects and migrates the database, loads the keys and builds every shared part.
+async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
+    let queries = storage::QueryCounter::default();
+    let db = storage::connect_counted(&config.database_url, pg_schema, queries.clone()).await?;
+    if !config.no_migrate {
+        storage::migrate(&db).await?;
+    }
+    let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+    let keys =
+        KeyStore::load(&db, master, config.issuer.clone(), config.audience.clone(), config.access_token_ttl)
+            .await?;
+    let concurrency = config
+        .hash_concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let passwords = PasswordHasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        config.argon2_parallelism,
+        concurrency,
+        config.password_min_length,
+    )?;
+    let revocations = RevocationStore::load(&db).await?;
+    let bus = EventBus::new(4096);
+    let outbox_wake = Arc::new(Notify::new());
+    let state = AppState::new(Inner {
+        passwords,
+        keys,
+        revocations,
+        lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
+        rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
+        bus: bus.clone(),
+        outbox_wake: outbox_wake.clone(),
+        db: db.clone(),
+        started_at: Instant::now(),
+        api_key_usage: Default::default(),
+        queries,
+        config,
+    });
+    Ok(state)
 }
 
 async fn housekeeping(state: AppState) {
@@ -167,10 +163,7 @@ async fn shutdown_signal() {
 }
 
 fn context_of(req: &Request) -> RequestContext {
-    req.extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default()
+    req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
 }
 
 async fn not_found(req: Request) -> Response {
@@ -197,8 +190,7 @@ pub fn router(svc: Services) -> Router {
     let mut by_path: Vec<(&'static str, MethodRouter<Services>)> = Vec::new();
     for (index, p) in svc.rest.routes.iter().enumerate() {
         let handler = move |State(svc): State<Services>, req: Request| async move {
-            let limit = svc.state.config.body_limit;
-            svc.rest.handle(&svc.schema, index, limit, req).await
+            svc.rest.handle(&svc, index, req).await
         };
         match by_path.iter_mut().find(|(path, _)| *path == p.route.path) {
             Some((_, mr)) => *mr = std::mem::take(mr).on(filter(&p.route.method), handler),
@@ -212,29 +204,18 @@ pub fn router(svc: Services) -> Router {
 
     Router::new()
         .nest("/api/v1", api)
-        .route(
-            "/graphql",
-            get(gql_http::get)
-                .post(gql_http::post)
-                .fallback(method_not_allowed),
-        )
+        .route("/graphql", get(gql_http::get).post(gql_http::post).fallback(method_not_allowed))
         .route("/graphql/ws", get(gql_http::ws))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .route("/.well-known/jwks.json", get(well_known::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            get(well_known::openid_configuration),
-        )
+        .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(pages::docs))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            svc.clone(),
-            middleware::request_context,
-        ))
+        .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
         .with_state(svc)
 }
 

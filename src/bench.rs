@@ -38,21 +38,14 @@ impl Server {
         let child = std::process::Command::new(std::env::current_exe()?)
             .arg("serve")
             .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-            )
+            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))
             .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
             .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()?;
-        Ok(Self {
-            child,
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-        })
+        Ok(Self { child, dir, base: format!("http://127.0.0.1:{port}") })
     }
 
     fn status_kib(&self, field: &str) -> u64 {
@@ -135,9 +128,7 @@ where
     let elapsed = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0)
     };
     Phase {
         requests: all.len(),
@@ -165,28 +156,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = PasswordHasher::new(19456, 2, 1, cores, 12)?;
     let samples = 10;
-    let hash_ms = (0..samples)
-        .map(|_| hasher.time_one_hash().as_secs_f64())
-        .sum::<f64>()
-        / samples as f64
-        * 1000.0;
+    let hash_ms =
+        (0..samples).map(|_| hasher.time_one_hash().as_secs_f64()).sum::<f64>() / samples as f64 * 1000.0;
     let bound = cores as f64 / (hash_ms / 1000.0);
 
     let server = Server::start(args.port)?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let started = Instant::now();
-    while client
-        .get(format!("{}/ready", server.base))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
+    while client.get(format!("{}/ready", server.base)).send().await.map(|r| r.status().is_success()).ok()
         != Some(true)
     {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not become ready"
-        );
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -198,73 +178,40 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for i in 0..n_users {
         let email = format!("bench{i}@example.com");
         let body = json!({"email": email, "password": "bench passphrase 2026"});
-        let v = post(
-            &client,
-            &format!("{}/api/v1/auth/signup", server.base),
-            &body,
-            None,
-        )
-        .await
-        .ok_or_else(|| anyhow::anyhow!("signup failed"))?;
-        let access = v["data"]["tokens"]["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let refresh = v["data"]["tokens"]["refresh_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let v = post(&client, &format!("{}/api/v1/auth/signup", server.base), &body, None)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("signup failed"))?;
+        let access = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
+        let refresh = v["data"]["tokens"]["refresh_token"].as_str().unwrap_or_default().to_owned();
         accounts.push((email, access, refresh));
     }
 
     // (a) sign-in throughput against the argon2 bound.
     let signin_workers: Vec<_> = (0..cores * 2)
-        .map(|i| {
-            (
-                client.clone(),
-                server.base.clone(),
-                accounts[i % accounts.len()].0.clone(),
-            )
-        })
+        .map(|i| (client.clone(), server.base.clone(), accounts[i % accounts.len()].0.clone()))
         .collect();
-    let signin = load(
-        signin_workers,
-        args.seconds,
-        |w: (reqwest::Client, String, String)| async move {
-            let body = json!({"email": w.2, "password": "bench passphrase 2026"});
-            let ok = post(&w.0, &format!("{}/api/v1/auth/signin", w.1), &body, None)
-                .await
-                .is_some();
-            (w, ok)
-        },
-    )
+    let signin = load(signin_workers, args.seconds, |w: (reqwest::Client, String, String)| async move {
+        let body = json!({"email": w.2, "password": "bench passphrase 2026"});
+        let ok = post(&w.0, &format!("{}/api/v1/auth/signin", w.1), &body, None).await.is_some();
+        (w, ok)
+    })
     .await;
     let peak_rss = server.status_kib("VmHWM:");
 
     // (b) GET /api/v1/auth/me vs GraphQL `me`, same connections, same tokens, same fields.
     let me_workers = |accounts: &[(String, String, String)]| -> Vec<(reqwest::Client, String, String)> {
-        accounts
-            .iter()
-            .map(|a| (client.clone(), server.base.clone(), a.1.clone()))
-            .collect()
+        accounts.iter().map(|a| (client.clone(), server.base.clone(), a.1.clone())).collect()
     };
-    let rest_me = load(
-        me_workers(&accounts),
-        args.seconds,
-        |w: (reqwest::Client, String, String)| async move {
-            let r =
-                w.0.get(format!("{}/api/v1/auth/me", w.1))
-                    .bearer_auth(&w.2)
-                    .send()
-                    .await;
+    let rest_me =
+        load(me_workers(&accounts), args.seconds, |w: (reqwest::Client, String, String)| async move {
+            let r = w.0.get(format!("{}/api/v1/auth/me", w.1)).bearer_auth(&w.2).send().await;
             let ok = match r {
                 Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                 _ => false,
             };
             (w, ok)
-        },
-    )
-    .await;
+        })
+        .await;
     let gql_me = load(me_workers(&accounts), args.seconds, |w: (reqwest::Client, String, String)| async move {
         let q = json!({"query": "{ me { id email name firstName lastName username avatarUrl locale metadata status isAdmin emailVerified lastSigninAt createdAt updatedAt } }"});
         let r = w.0.post(format!("{}/graphql", w.1)).bearer_auth(&w.2).json(&q).send().await;
@@ -277,28 +224,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .await;
 
     // (c) refresh: each worker follows its own rotation chain.
-    let refresh_workers: Vec<_> = accounts
-        .iter()
-        .map(|a| (client.clone(), server.base.clone(), a.2.clone()))
-        .collect();
-    let refresh = load(
-        refresh_workers,
-        args.seconds,
-        |mut w: (reqwest::Client, String, String)| async move {
+    let refresh_workers: Vec<_> =
+        accounts.iter().map(|a| (client.clone(), server.base.clone(), a.2.clone())).collect();
+    let refresh =
+        load(refresh_workers, args.seconds, |mut w: (reqwest::Client, String, String)| async move {
             let body = json!({"refresh_token": w.2});
             match post(&w.0, &format!("{}/api/v1/auth/refresh", w.1), &body, None).await {
                 Some(v) => {
-                    w.2 = v["data"]["tokens"]["refresh_token"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
+                    w.2 = v["data"]["tokens"]["refresh_token"].as_str().unwrap_or_default().to_owned();
                     (w, true)
                 }
                 None => (w, false),
             }
-        },
-    )
-    .await;
+        })
+        .await;
 
     println!(
         "Janua benchmark ({} cores, {} s per phase, {} connections)",
@@ -313,10 +252,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("(b) REST GET /api/v1/auth/me: {rest_me}");
     println!("    GraphQL me:               {gql_me}");
-    println!(
-        "    REST / GraphQL = {:.2} (goal ≥ 0.85)",
-        rest_me.rps / gql_me.rps
-    );
+    println!("    REST / GraphQL = {:.2} (goal ≥ 0.85)", rest_me.rps / gql_me.rps);
     println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
     println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
     Ok(())

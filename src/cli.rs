@@ -34,6 +34,30 @@ pub enum Command {
     },
     /// Measure a running server (see README, "Benchmarks").
     Bench(crate::bench::BenchArgs),
+    /// Administrator accounts.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Bulk-insert synthetic users (for benchmarks); they cannot sign in.
+    Seed {
+        /// How many users to add.
+        #[arg(long)]
+        users: u64,
+    },
+}
+
+/// Administrator actions.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an administrator, or make an existing user one (a fresh install's first step).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The password; read from `JANUA_ADMIN_PASSWORD` when not given.
+        #[arg(long, env = "JANUA_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 /// Signing-key actions.

@@ -15,12 +15,21 @@ pub struct UserActor {
     pub email: String,
 }
 
+/// An API key acting for its organization (or, without one, for an administrator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKeyActor {
+    pub key_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub scopes: Vec<String>,
+}
+
 /// The caller of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Actor {
     #[default]
     Anonymous,
     User(UserActor),
+    ApiKey(ApiKeyActor),
 }
 
 /// Everything a service needs to know about the request it serves.
@@ -41,9 +50,11 @@ impl RequestContext {
     pub fn require_user(&self) -> AppResult<&UserActor> {
         match &self.actor {
             Actor::User(u) => Ok(u),
-            Actor::Anonymous => Err(AppError::new(
-                self.auth_error.unwrap_or(ErrorCode::AuthenticationRequired),
-            )),
+            // An API key acts for an organization, never as a person.
+            Actor::ApiKey(_) => Err(AppError::new(ErrorCode::Forbidden)),
+            Actor::Anonymous => {
+                Err(AppError::new(self.auth_error.unwrap_or(ErrorCode::AuthenticationRequired)))
+            }
         }
     }
 }
@@ -55,8 +66,5 @@ pub fn new_request_id() -> String {
 
 /// Accepts a client-sent request id when it is sane (1–64 visible ASCII characters).
 pub fn sane_request_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }

@@ -1,5 +1,5 @@
 use clap::Parser;
-use janua::cli::{Cli, Command, KeysAction};
+use janua::cli::{AdminAction, Cli, Command, KeysAction};
 use janua::config::LogFormat;
 
 fn init_logging(format: LogFormat) {
@@ -26,16 +26,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schema { out } => {
             janua::write_schema_files(&out).await?;
-            println!(
-                "wrote {}/schema.graphql and {}/openapi.json",
-                out.display(),
-                out.display()
-            );
+            println!("wrote {}/schema.graphql and {}/openapi.json", out.display(), out.display());
             Ok(())
         }
-        Command::Keys {
-            action: KeysAction::Rotate,
-        } => {
+        Command::Keys { action: KeysAction::Rotate } => {
             let c = cli.config;
             let db = janua::storage::connect(&c.database_url, None).await?;
             janua::storage::migrate(&db).await?;
@@ -46,5 +40,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => janua::bench::run(args).await,
+        Command::Admin { action: AdminAction::Create { email, password } } => {
+            let app = janua::app::App::build_offline(cli.config).await?;
+            let (id, created) = janua::services::bootstrap::create_admin(&app, &email, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!(janua::services::bootstrap::describe(&e)))?;
+            println!("{} administrator {email} ({id})", if created { "created" } else { "promoted" });
+            Ok(())
+        }
+        Command::Seed { users } => {
+            let app = janua::app::App::build_offline(cli.config).await?;
+            let start = std::time::Instant::now();
+            let n = janua::services::bootstrap::seed_users(&app, users)
+                .await
+                .map_err(|e| anyhow::anyhow!(janua::services::bootstrap::describe(&e)))?;
+            println!("inserted {n} users in {:.1} s", start.elapsed().as_secs_f64());
+            Ok(())
+        }
     }
 }

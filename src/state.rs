@@ -32,6 +32,10 @@ pub struct Inner {
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,
     pub started_at: Instant,
+    /// When each API key's `last_used_at` was last written.
+    pub api_key_usage: crate::services::api_keys::UsageThrottle,
+    /// Database statements executed (every query, for `/metrics` and tests).
+    pub queries: crate::storage::QueryCounter,
 }
 
 impl AppState {

@@ -1,7 +1,10 @@
 //! Janua's database tables as sea-orm entities: one module per table, no API derives.
 //! Output types live in the server crate; nothing here is ever returned to a client as is.
 
+pub mod api_key;
 pub mod audit_log;
+pub mod org_member;
+pub mod organization;
 pub mod outbox_event;
 pub mod refresh_token;
 pub mod session;

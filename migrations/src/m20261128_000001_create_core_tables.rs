@@ -219,14 +219,7 @@ impl MigrationTrait for Migration {
             ("idx_audit_logs_actor_id", AuditLogs::ActorId),
             ("idx_audit_logs_target_id", AuditLogs::TargetId),
         ] {
-            m.create_index(
-                Index::create()
-                    .name(name)
-                    .table(AuditLogs::Table)
-                    .col(col)
-                    .to_owned(),
-            )
-            .await?;
+            m.create_index(Index::create().name(name).table(AuditLogs::Table).col(col).to_owned()).await?;
         }
 
         m.create_table(

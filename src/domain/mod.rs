@@ -1,6 +1,7 @@
 //! Parsed values: once a value has one of these types it has been checked.
 
 mod events;
+pub mod keyset;
 pub mod page;
 
 pub use events::{EventType, SessionEventKind};
@@ -29,9 +30,7 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
         if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
             return Err(bad());
         }
@@ -97,29 +96,14 @@ mod tests {
 
     #[test]
     fn email_parsing() {
-        assert_eq!(
-            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
-            "alice@example.com"
-        );
-        for bad in [
-            "",
-            "alice",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "@b.com",
-            "a@.com",
-            "a@b..com",
-        ] {
+        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        for bad in ["", "alice", "a@b", "a@@b.com", "a b@c.com", "@b.com", "a@.com", "a@b..com"] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn password_debug_is_redacted() {
-        assert_eq!(
-            format!("{:?}", Password::new("hunter2".into())),
-            "Password(<redacted>)"
-        );
+        assert_eq!(format!("{:?}", Password::new("hunter2".into())), "Password(<redacted>)");
     }
 }

@@ -30,13 +30,7 @@ impl Locale {
         };
         // `parse` orders by q-value; a regional tag (`es-ES`) selects its language.
         for tag in accept_language::parse(header) {
-            match tag
-                .split('-')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase()
-                .as_str()
-            {
+            match tag.split('-').next().unwrap_or_default().to_ascii_lowercase().as_str() {
                 "en" => return Self::En,
                 "es" => return Self::Es,
                 "fr" => return Self::Fr,

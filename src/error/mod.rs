@@ -147,12 +147,7 @@ pub type AppResult<T> = Result<T, AppError>;
 impl AppError {
     /// An error with just a code.
     pub fn new(code: ErrorCode) -> Self {
-        Self {
-            code,
-            fields: BTreeMap::new(),
-            details: None,
-            internal: None,
-        }
+        Self { code, fields: BTreeMap::new(), details: None, internal: None }
     }
 
     /// A validation error naming one field.

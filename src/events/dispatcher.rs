@@ -28,12 +28,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher over `db` feeding `bus`; `wake` is notified after each commit with events.
     pub fn new(db: DatabaseConnection, bus: EventBus, wake: Arc<Notify>) -> Self {
-        Self {
-            db,
-            bus,
-            wake,
-            running: Arc::new(Mutex::new(())),
-        }
+        Self { db, bus, wake, running: Arc::new(Mutex::new(())) }
     }
 
     /// Publishes every unpublished row once, oldest first; returns how many it published.

@@ -51,9 +51,7 @@ pub struct EventBus {
 impl EventBus {
     /// A bus that buffers `capacity` events per slow subscriber before it lags.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            tx: broadcast::channel(capacity).0,
-        }
+        Self { tx: broadcast::channel(capacity).0 }
     }
 
     /// Sends an event to every current subscriber of this node.

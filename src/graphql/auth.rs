@@ -46,20 +46,14 @@ impl AuthMutation {
     /// Signs in with email and password.
     async fn signin(&self, ctx: &Context<'_>, input: SigninInput) -> Result<AuthPayload> {
         let (state, rc) = parts(ctx);
-        Ok(
-            auth::sign_in(state, rc, &input.email, Password::new(input.password))
-                .await?
-                .into(),
-        )
+        Ok(auth::sign_in(state, rc, &input.email, Password::new(input.password)).await?.into())
     }
 
     /// Exchanges a refresh token for new tokens (the old refresh token stops working).
     async fn refresh(&self, ctx: &Context<'_>, input: RefreshInput) -> Result<RefreshPayload> {
         let (state, rc) = parts(ctx);
         let tokens = auth::refresh(state, rc, &input.refresh_token).await?;
-        Ok(RefreshPayload {
-            tokens: tokens.into(),
-        })
+        Ok(RefreshPayload { tokens: tokens.into() })
     }
 
     /// Revokes the current session.

@@ -19,11 +19,8 @@ fn code_of(e: &ServerError) -> (ErrorCode, Option<AppError>) {
     // Every resolver fails with an `AppError`; anything else was raised by async-graphql itself
     // while reading the request: a syntax error (bad request) or a document, variable or argument
     // that does not fit the schema or its limits (validation).
-    let code = if e.message.starts_with(" --> ") {
-        ErrorCode::BadRequest
-    } else {
-        ErrorCode::ValidationError
-    };
+    let code =
+        if e.message.starts_with(" --> ") { ErrorCode::BadRequest } else { ErrorCode::ValidationError };
     (code, None)
 }
 

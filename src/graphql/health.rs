@@ -20,9 +20,6 @@ impl HealthQuery {
     /// Whether the server is up, and its version.
     async fn health(&self, ctx: &Context<'_>) -> Health {
         let _ = parts(ctx);
-        Health {
-            status: "ok".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
+        Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 }

@@ -1,11 +1,16 @@
 //! The GraphQL schema: per-area objects merged into the roots; a thin layer over services.
 
+mod admin;
+mod api_keys;
 mod auth;
 pub mod errors;
 mod health;
+pub mod loaders;
+mod orgs;
 mod sessions;
 mod subscription;
 mod types;
+mod users;
 
 use async_graphql::{Context, MergedObject, Schema};
 
@@ -14,13 +19,29 @@ use crate::state::AppState;
 
 pub use errors::decorate_response;
 
-/// Query root.
+/// Sign-in, sessions, health.
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, sessions::SessionsQuery, health::HealthQuery);
+pub struct IdentityQuery(auth::AuthQuery, sessions::SessionsQuery, health::HealthQuery);
+
+/// Users, organizations, administration, API keys.
+#[derive(MergedObject, Default)]
+pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
+
+/// Query root (merged objects nested in groups of at most eight).
+#[derive(MergedObject, Default)]
+pub struct Query(IdentityQuery, DirectoryQuery);
+
+/// Sign-in and sessions.
+#[derive(MergedObject, Default)]
+pub struct IdentityMutation(auth::AuthMutation, sessions::SessionsMutation);
+
+/// Users, organizations, API keys.
+#[derive(MergedObject, Default)]
+pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
 
 /// Mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, sessions::SessionsMutation);
+pub struct Mutation(IdentityMutation, DirectoryMutation);
 
 /// Subscription root.
 pub type Subscription = subscription::SessionSubscription;
@@ -30,10 +51,7 @@ pub type JanuaSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema over `state`, with depth and complexity limits.
 pub fn build_schema(state: AppState) -> JanuaSchema {
-    let (depth, complexity) = (
-        state.config.graphql_max_depth,
-        state.config.graphql_max_complexity,
-    );
+    let (depth, complexity) = (state.config.graphql_max_depth, state.config.graphql_max_complexity);
     Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(state)
         .extension(errors::ErrorCodes)
@@ -49,8 +67,5 @@ pub fn bare_schema() -> JanuaSchema {
 
 /// The application state and the request context of a resolver.
 pub(crate) fn parts<'a>(ctx: &Context<'a>) -> (&'a AppState, &'a RequestContext) {
-    (
-        ctx.data_unchecked::<AppState>(),
-        ctx.data_unchecked::<RequestContext>(),
-    )
+    (ctx.data_unchecked::<AppState>(), ctx.data_unchecked::<RequestContext>())
 }

@@ -31,9 +31,7 @@ impl SessionsQuery {
     /// One of the caller's sessions.
     async fn session(&self, ctx: &Context<'_>, id: ID) -> Result<Session> {
         let (state, rc) = parts(ctx);
-        Ok(sessions::get_session(state, rc, parse_id("id", &id)?)
-            .await?
-            .into())
+        Ok(sessions::get_session(state, rc, parse_id("id", &id)?).await?.into())
     }
 }
 

@@ -46,14 +46,11 @@ impl SessionSubscription {
         let actor = rc.require_user()?.clone();
         let after = after.map(|a| parse_id("after", &a)).transpose()?;
         let stream = subscriptions::session_stream(state.clone(), actor, after).await?;
-        Ok(async_graphql::futures_util::StreamExt::filter_map(
-            stream,
-            |item| async move {
-                match item {
-                    StreamItem::Event(e) => to_graphql(&e).map(Ok),
-                    StreamItem::End => Some(Err(AppError::new(ErrorCode::SessionRevoked).into())),
-                }
-            },
-        ))
+        Ok(async_graphql::futures_util::StreamExt::filter_map(stream, |item| async move {
+            match item {
+                StreamItem::Event(e) => to_graphql(&e).map(Ok),
+                StreamItem::End => Some(Err(AppError::new(ErrorCode::SessionRevoked).into())),
+            }
+        }))
     }
 }

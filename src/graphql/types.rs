@@ -89,10 +89,7 @@ pub struct AuthPayload {
 
 impl From<Authenticated> for AuthPayload {
     fn from(a: Authenticated) -> Self {
-        Self {
-            user: a.user.into(),
-            tokens: a.tokens.into(),
-        }
+        Self { user: a.user.into(), tokens: a.tokens.into() }
     }
 }
 
@@ -127,11 +124,7 @@ pub struct Device {
 
 impl From<DeviceView> for Device {
     fn from(d: DeviceView) -> Self {
-        Self {
-            browser: d.browser,
-            os: d.os,
-            kind: d.kind,
-        }
+        Self { browser: d.browser, os: d.os, kind: d.kind }
     }
 }
 
@@ -184,15 +177,9 @@ pub fn connection<S, T: async_graphql::OutputType + From<S>>(page: Page<S>) -> C
     let mut c = Connection::with_additional_fields(
         page.has_previous,
         page.has_next,
-        ConnectionTotals {
-            total_count: page.total_count,
-        },
+        ConnectionTotals { total_count: page.total_count },
     );
-    c.edges.extend(
-        page.items
-            .into_iter()
-            .map(|(cursor, item)| Edge::new(cursor, T::from(item))),
-    );
+    c.edges.extend(page.items.into_iter().map(|(cursor, item)| Edge::new(cursor, T::from(item))));
     c
 }
 

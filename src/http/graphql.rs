@@ -13,14 +13,12 @@ use crate::app::Services;
 use crate::context::{Actor, RequestContext};
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
+use crate::graphql::loaders::Loaders;
 use crate::services::auth;
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
     let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_LANGUAGE,
-        HeaderValue::from_static(rc.locale.tag()),
-    );
+    r.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(rc.locale.tag()));
     r
 }
 
@@ -40,18 +38,15 @@ fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
 }
 
 async fn execute(svc: &Services, rc: RequestContext, request: async_graphql::Request) -> Response {
-    let mut resp = svc.schema.execute(request.data(rc.clone())).await;
+    let request = request.data(rc.clone()).data(Loaders::new(&svc.state));
+    let mut resp = svc.schema.execute(request).await;
     decorate_response(&mut resp, &rc);
     json_response(&rc, resp)
 }
 
 /// `POST /graphql`: one JSON request.
 pub async fn post(State(svc): State<Services>, req: Request) -> Response {
-    let rc = req
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
+    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), svc.state.config.body_limit).await else {
         return request_error(&rc, ErrorCode::PayloadTooLarge);
     };
@@ -63,11 +58,7 @@ pub async fn post(State(svc): State<Services>, req: Request) -> Response {
 
 /// `GET /graphql`: the GraphiQL playground for browsers, otherwise a query (never a mutation).
 pub async fn get(State(svc): State<Services>, req: Request) -> Response {
-    let rc = req
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
+    let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
     let wants_html = req
         .headers()
         .get(header::ACCEPT)
@@ -80,11 +71,10 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
     let Ok(mut request) = async_graphql::http::parse_query_string(query) else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
-    let is_mutation = request.parsed_query().ok().is_some_and(|doc| {
-        doc.operations
-            .iter()
-            .any(|(_, op)| op.node.ty != OperationType::Query)
-    });
+    let is_mutation = request
+        .parsed_query()
+        .ok()
+        .is_some_and(|doc| doc.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query));
     if is_mutation {
         return request_error(&rc, ErrorCode::MethodNotAllowed);
     }
@@ -101,26 +91,25 @@ pub async fn ws(
 ) -> Response {
     let schema = svc.schema.clone();
     let state = svc.state.clone();
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = ["authorization", "Authorization"]
-                        .iter()
-                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
-                    let mut rc = rc;
-                    if let Some(token) = token {
-                        let user = auth::authenticate(&state, &token)
-                            .await
-                            .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
-                        rc.actor = Actor::User(user);
-                    }
-                    let mut data = Data::default();
-                    data.insert(rc);
-                    Ok(data)
-                })
-                .serve()
-        })
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let token = ["authorization", "Authorization"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+                let mut rc = rc;
+                if let Some(token) = token {
+                    let user = auth::authenticate(&state, &token)
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
+                    rc.actor = Actor::User(user);
+                }
+                let mut data = Data::default();
+                data.insert(rc);
+                data.insert(Loaders::new(&state));
+                Ok(data)
+            })
+            .serve()
+    })
 }

@@ -14,7 +14,7 @@ use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
 use crate::error::{AppError, ErrorCode, Locale};
 use crate::rest::envelope;
 use crate::security::rate_limit::RateDecision;
-use crate::services::auth;
+use crate::services::{api_keys, auth};
 
 /// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the last
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
@@ -23,10 +23,7 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let forwarded = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
     forwarded
         .split(',')
         .rev()
@@ -61,15 +58,10 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
         .filter(|s| sane_request_id(s))
         .map_or_else(new_request_id, str::to_owned);
     let locale = Locale::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let ip = client_ip(peer, headers, &svc.state.config.trusted_proxies);
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+    let user_agent =
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -93,13 +85,17 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
             "limit": d.limit, "window_seconds": 60, "retry_after": d.retry_after_secs,
         }));
         let mut r = envelope::error(&request_id, locale, &e);
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
         r
     } else {
         if let Some(token) = bearer(req.headers()) {
             match auth::authenticate(&svc.state, token).await {
                 Ok(user) => rc.actor = Actor::User(user),
+                Err(e) => rc.auth_error = Some(e.code),
+            }
+        } else if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+            match api_keys::authenticate_api_key(&svc.state, key.trim()).await {
+                Ok(k) => rc.actor = Actor::ApiKey(k),
                 Err(e) => rc.auth_error = Some(e.code),
             }
         }
@@ -132,9 +128,6 @@ mod tests {
         let proxy: IpAddr = "10.0.0.9".parse().unwrap();
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
         assert_eq!(client_ip(Some(peer), &h, &[]), Some(peer));
-        assert_eq!(
-            client_ip(Some(peer), &h, &[peer, proxy]),
-            Some("1.1.1.1".parse().unwrap())
-        );
+        assert_eq!(client_ip(Some(peer), &h, &[peer, proxy]), Some("1.1.1.1".parse().unwrap()));
     }
 }

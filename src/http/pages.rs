@@ -56,32 +56,19 @@ pub async fn docs() -> Html<&'static str> {
 /// `GET /assets/{file}`: the vendored files, cached for a day.
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (body, mime): (&'static [u8], &str) = match file.as_str() {
-        "graphiql.min.js" => (
-            include_bytes!("../../assets/vendor/graphiql.min.js"),
-            "text/javascript",
-        ),
+        "graphiql.min.js" => (include_bytes!("../../assets/vendor/graphiql.min.js"), "text/javascript"),
         "graphiql.min.css" => (include_bytes!("../../assets/vendor/graphiql.min.css"), "text/css"),
-        "react.production.min.js" => (
-            include_bytes!("../../assets/vendor/react.production.min.js"),
-            "text/javascript",
-        ),
-        "react-dom.production.min.js" => (
-            include_bytes!("../../assets/vendor/react-dom.production.min.js"),
-            "text/javascript",
-        ),
-        "swagger-ui-bundle.js" => (
-            include_bytes!("../../assets/vendor/swagger-ui-bundle.js"),
-            "text/javascript",
-        ),
+        "react.production.min.js" => {
+            (include_bytes!("../../assets/vendor/react.production.min.js"), "text/javascript")
+        }
+        "react-dom.production.min.js" => {
+            (include_bytes!("../../assets/vendor/react-dom.production.min.js"), "text/javascript")
+        }
+        "swagger-ui-bundle.js" => {
+            (include_bytes!("../../assets/vendor/swagger-ui-bundle.js"), "text/javascript")
+        }
         "swagger-ui.css" => (include_bytes!("../../assets/vendor/swagger-ui.css"), "text/css"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, mime),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }

@@ -25,9 +25,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full("janua_http_request_duration_seconds".into()),
-                &[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ],
+                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
             )
             .expect("static bucket list is not empty")
             .install_recorder()
@@ -49,11 +47,7 @@ async fn database_check(svc: &Services) -> (bool, f64) {
 /// Readiness: 200 only when the database answers, else 503.
 pub async fn ready(State(svc): State<Services>) -> Response {
     let (ok, _) = database_check(&svc).await;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ok { "ready" } else { "unavailable" },
         "checks": {"database": if ok { "ok" } else { "down" }},
@@ -67,11 +61,7 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
         metrics::gauge!("janua_active_sessions").set(n as f64);
     }
     metrics::gauge!("janua_event_subscribers").set(svc.state.bus.subscriber_count() as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        prometheus().render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }
 
 /// Each dependency's status and latency, and the event backlog (inside the envelope).
@@ -98,10 +88,6 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
         "event_backlog": backlog,
         "event_subscribers": svc.state.bus.subscriber_count(),
     });
-    let code = if db_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     envelope::success(&rc, code, data, None)
 }

@@ -9,10 +9,7 @@ use crate::app::Services;
 
 /// The public signing keys, for resource servers verifying Janua's tokens.
 pub async fn jwks(State(svc): State<Services>) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(svc.state.keys.jwks()),
-    )
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(svc.state.keys.jwks()))
 }
 
 /// Where the keys are, and how tokens are signed.

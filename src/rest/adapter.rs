@@ -96,20 +96,11 @@ impl RestApi {
     }
 
     /// Handles one request for route number `index`.
-    pub async fn handle(
-        &self,
-        schema: &JanuaSchema,
-        index: usize,
-        body_limit: usize,
-        req: Request,
-    ) -> Response {
+    pub async fn handle(&self, svc: &crate::app::Services, index: usize, req: Request) -> Response {
         let prepared = &self.routes[index];
-        let rc = req
-            .extensions()
-            .get::<RequestContext>()
-            .cloned()
-            .unwrap_or_default();
-        match self.run(schema, prepared, body_limit, &rc, req).await {
+        let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+        let loaders = crate::graphql::loaders::Loaders::new(&svc.state);
+        match self.run(&svc.schema, prepared, svc.state.config.body_limit, &rc, loaders, req).await {
             Ok(resp) => resp,
             Err(e) => envelope::error_for(&rc, &e),
         }
@@ -121,6 +112,7 @@ impl RestApi {
         p: &PreparedRoute,
         body_limit: usize,
         rc: &RequestContext,
+        loaders: crate::graphql::loaders::Loaders,
         req: Request,
     ) -> Result<Response, AppError> {
         let (mut parts, body) = req.into_parts();
@@ -132,8 +124,14 @@ impl RestApi {
                 }
             }
         }
+        let query = url_decode_pairs(parts.uri.query().unwrap_or_default());
         if p.route.paginated {
-            page_variables(parts.uri.query().unwrap_or_default(), &mut vars)?;
+            page_variables(&query, &mut vars)?;
+        }
+        for name in p.route.query_params {
+            if let Some(v) = query.get(*name).filter(|v| !v.is_empty()) {
+                vars.insert((*name).to_owned(), Value::String(v.clone()));
+            }
         }
         if p.route.body != Body::None {
             let bytes = axum::body::to_bytes(body, body_limit)
@@ -159,7 +157,8 @@ impl RestApi {
         // The prepared document holds this one operation only, so no operation name is needed.
         let mut request = async_graphql::Request::new("")
             .variables(Variables::from_json(Value::Object(vars)))
-            .data(rc.clone());
+            .data(rc.clone())
+            .data(loaders);
         request.set_parsed_query(p.document.clone());
         let resp = schema.execute(request).await;
         if let Some((code, app)) = first_error_code(&resp) {
@@ -216,11 +215,7 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
         r#"{{ __type(name: "{type_name}") {{ inputFields {{ name type {{ kind name ofType {{ kind name }} }} }} }} }}"#
     );
     let resp = schema.execute(q).await;
-    anyhow::ensure!(
-        resp.errors.is_empty(),
-        "introspection of {type_name} failed: {:?}",
-        resp.errors
-    );
+    anyhow::ensure!(resp.errors.is_empty(), "introspection of {type_name} failed: {:?}", resp.errors);
     let data = resp.data.into_json()?;
     let fields = data["__type"]["inputFields"]
         .as_array()
@@ -230,11 +225,7 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
         .map(|f| {
             let name = f["name"].as_str().unwrap_or_default().to_owned();
             let required = f["type"]["kind"] == "NON_NULL";
-            let t = if required {
-                &f["type"]["ofType"]
-            } else {
-                &f["type"]
-            };
+            let t = if required { &f["type"]["ofType"] } else { &f["type"] };
             let kind = match (t["kind"].as_str(), t["name"].as_str()) {
                 (Some("SCALAR"), Some("String" | "ID")) => FieldKind::String,
                 (Some("SCALAR"), Some("Int")) => FieldKind::Int,
@@ -242,12 +233,7 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
                 (Some("SCALAR"), Some("JSON")) => FieldKind::Json,
                 _ => FieldKind::Other,
             };
-            InputField {
-                rest_name: camel_to_snake(&name),
-                name,
-                required,
-                kind,
-            }
+            InputField { rest_name: camel_to_snake(&name), name, required, kind }
         })
         .collect())
 }
@@ -293,8 +279,7 @@ fn map_input(fields: &[InputField], mut body: Map<String, Value>) -> Result<Map<
 }
 
 /// `limit` → `$first`/`$last`; `cursor` (`n.…` forward, `p.…` backward) → `$after`/`$before`.
-fn page_variables(query: &str, vars: &mut Map<String, Value>) -> Result<(), AppError> {
-    let params: HashMap<String, String> = url_decode_pairs(query);
+fn page_variables(params: &HashMap<String, String>, vars: &mut Map<String, Value>) -> Result<(), AppError> {
     let limit = match params.get("limit") {
         None => 20,
         Some(l) => match l.parse::<i64>() {
@@ -359,10 +344,7 @@ fn connection_to_list(conn: Value) -> (Value, Value) {
     let has_next = info["hasNextPage"].as_bool().unwrap_or(false);
     let has_previous = info["hasPreviousPage"].as_bool().unwrap_or(false);
     let cursor = |flag: bool, key: &str, prefix: &str| {
-        info[key]
-            .as_str()
-            .filter(|_| flag)
-            .map_or(Value::Null, |c| Value::String(format!("{prefix}{c}")))
+        info[key].as_str().filter(|_| flag).map_or(Value::Null, |c| Value::String(format!("{prefix}{c}")))
     };
     let pagination = json!({
         "has_next": has_next,
@@ -381,13 +363,19 @@ fn connection_to_list(conn: Value) -> (Value, Value) {
 /// `camelCase` → `snake_case`.
 pub fn camel_to_snake(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 4);
+    let mut prev: Option<char> = None;
     for c in s.chars() {
         if c.is_ascii_uppercase() {
             out.push('_');
             out.push(c.to_ascii_lowercase());
         } else {
+            // A run of digits after a letter starts a word: `usersActive30d` → `users_active_30d`.
+            if c.is_ascii_digit() && prev.is_some_and(|p| p.is_ascii_alphabetic()) {
+                out.push('_');
+            }
             out.push(c);
         }
+        prev = Some(c);
     }
     out
 }
@@ -415,11 +403,9 @@ mod tests {
     #[test]
     fn casing_and_query_decoding() {
         assert_eq!(camel_to_snake("refreshExpiresIn"), "refresh_expires_in");
+        assert_eq!(camel_to_snake("usersActive30d"), "users_active_30d");
         let v = to_snake(json!({"firstName": "A", "metadata": {"keepMe": 1}, "list": [{"ipAddress": "x"}]}));
-        assert_eq!(
-            v,
-            json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]})
-        );
+        assert_eq!(v, json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]}));
         let q = url_decode_pairs("limit=5&cursor=n.ab%2Bc&search=a+b");
         assert_eq!(q["cursor"], "n.ab+c");
         assert_eq!(q["search"], "a b");
@@ -441,21 +427,13 @@ mod tests {
                 kind: FieldKind::String,
             },
         ];
-        let body = json!({"first_name": 3, "unknown": true})
-            .as_object()
-            .unwrap()
-            .clone();
+        let body = json!({"first_name": 3, "unknown": true}).as_object().unwrap().clone();
         let e = map_input(&fields, body).unwrap_err();
         assert_eq!(e.fields["email"], FieldIssue::Required);
         assert_eq!(e.fields["first_name"], FieldIssue::InvalidFormat);
-        let ok = map_input(
-            &fields,
-            json!({"email": "a@b.co", "first_name": "A"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        )
-        .unwrap();
+        let ok =
+            map_input(&fields, json!({"email": "a@b.co", "first_name": "A"}).as_object().unwrap().clone())
+                .unwrap();
         assert_eq!(Value::Object(ok), json!({"email": "a@b.co", "firstName": "A"}));
     }
 }

@@ -12,8 +12,7 @@ fn now() -> String {
 }
 
 fn with_language(mut resp: Response, locale: Locale) -> Response {
-    resp.headers_mut()
-        .insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(locale.tag()));
+    resp.headers_mut().insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(locale.tag()));
     resp
 }
 

@@ -94,15 +94,8 @@ pub fn document(api: &RestApi) -> OpenApi {
             }
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .required(Some(if r.body == Body::Input {
-                        Required::True
-                    } else {
-                        Required::False
-                    }))
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(schema)).build(),
-                    )
+                    .required(Some(if r.body == Body::Input { Required::True } else { Required::False }))
+                    .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
                     .build(),
             ));
         }
@@ -111,9 +104,7 @@ pub fn document(api: &RestApi) -> OpenApi {
         } else {
             ResponseBuilder::new().description("Success envelope").content(
                 "application/json",
-                ContentBuilder::new()
-                    .schema(Some(envelope_schema(r.shape == Shape::List)))
-                    .build(),
+                ContentBuilder::new().schema(Some(envelope_schema(r.shape == Shape::List))).build(),
             )
         };
         op = op.response(r.status.to_string(), ok);
@@ -121,9 +112,7 @@ pub fn document(api: &RestApi) -> OpenApi {
             .description("Error envelope")
             .content(
                 "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
-                    .build(),
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
             )
             .build();
         op = op.response("default", err);
@@ -144,9 +133,7 @@ pub fn document(api: &RestApi) -> OpenApi {
                     ObjectBuilder::new()
                         .property(
                             "code",
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .enum_values(Some(codes)),
+                            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes)),
                         )
                         .property("message", ObjectBuilder::new().schema_type(Type::String))
                         .property("details", ObjectBuilder::new().schema_type(Type::Object))
@@ -168,21 +155,15 @@ pub fn document(api: &RestApi) -> OpenApi {
         .security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
             ),
         )
         .build();
     OpenApiBuilder::new()
         .info(
-            InfoBuilder::new()
-                .title("Janua")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some(
-                    "REST compatibility layer: every route runs a GraphQL operation of /graphql.",
-                )),
+            InfoBuilder::new().title("Janua").version(env!("CARGO_PKG_VERSION")).description(Some(
+                "REST compatibility layer: every route runs a GraphQL operation of /graphql.",
+            )),
         )
         .paths(paths)
         .components(Some(components))

@@ -38,6 +38,8 @@ pub struct RestRoute {
     pub path_params: &'static [&'static str],
     /// Whether `cursor`/`limit` query parameters map onto `$after`/`$first`.
     pub paginated: bool,
+    /// Other query parameters, each passed as the string variable of the same name.
+    pub query_params: &'static [&'static str],
     pub shape: Shape,
     pub status: u16,
     /// Whether the route needs a bearer token (for the OpenAPI document).
@@ -54,6 +56,7 @@ const fn route(operation: &'static str, method: Method, path: &'static str) -> R
         body: Body::None,
         path_params: &[],
         paginated: false,
+        query_params: &[],
         shape: Shape::Object,
         status: 200,
         auth: true,
@@ -64,84 +67,47 @@ const fn route(operation: &'static str, method: Method, path: &'static str) -> R
 
 /// Every route, in documentation order.
 pub fn routes() -> Vec<RestRoute> {
-    let auth = |op, method, path, summary| RestRoute {
-        tag: "auth",
-        summary,
-        ..route(op, method, path)
-    };
-    let sessions = |op, method, path, summary| RestRoute {
-        tag: "sessions",
-        summary,
-        ..route(op, method, path)
-    };
+    let auth = |op, method, path, summary| RestRoute { tag: "auth", summary, ..route(op, method, path) };
+    let sessions =
+        |op, method, path, summary| RestRoute { tag: "sessions", summary, ..route(op, method, path) };
+    let users = |op, method, path, summary| RestRoute { tag: "users", summary, ..route(op, method, path) };
+    let orgs =
+        |op, method, path, summary| RestRoute { tag: "organizations", summary, ..route(op, method, path) };
+    let keys = |op, method, path, summary| RestRoute { tag: "api-keys", summary, ..route(op, method, path) };
+    let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
     vec![
         RestRoute {
             body: Body::Input,
             status: 201,
             auth: false,
-            ..auth(
-                "Signup",
-                Method::POST,
-                "/auth/signup",
-                "Create an account and sign in",
-            )
+            ..auth("Signup", Method::POST, "/auth/signup", "Create an account and sign in")
         },
         RestRoute {
             body: Body::Input,
             auth: false,
-            ..auth(
-                "Signin",
-                Method::POST,
-                "/auth/signin",
-                "Sign in with email and password",
-            )
+            ..auth("Signin", Method::POST, "/auth/signin", "Sign in with email and password")
         },
         RestRoute {
             body: Body::Input,
             auth: false,
-            ..auth(
-                "Refresh",
-                Method::POST,
-                "/auth/refresh",
-                "Rotate a refresh token for new tokens",
-            )
+            ..auth("Refresh", Method::POST, "/auth/refresh", "Rotate a refresh token for new tokens")
         },
-        auth(
-            "Signout",
-            Method::POST,
-            "/auth/signout",
-            "Revoke the current session",
-        ),
+        auth("Signout", Method::POST, "/auth/signout", "Revoke the current session"),
         auth("Me", Method::GET, "/auth/me", "The signed-in user"),
         RestRoute {
             paginated: true,
             shape: Shape::List,
-            ..sessions(
-                "Sessions",
-                Method::GET,
-                "/sessions",
-                "The caller's active sessions",
-            )
+            ..sessions("Sessions", Method::GET, "/sessions", "The caller's active sessions")
         },
         RestRoute {
             path_params: &["id"],
-            ..sessions(
-                "Session",
-                Method::GET,
-                "/sessions/{id}",
-                "One of the caller's sessions",
-            )
+            ..sessions("Session", Method::GET, "/sessions/{id}", "One of the caller's sessions")
         },
         RestRoute {
             path_params: &["id"],
             shape: Shape::Empty,
             status: 204,
-            ..sessions(
-                "TerminateSession",
-                Method::DELETE,
-                "/sessions/{id}",
-                "Revoke one session",
-            )
+            ..sessions("TerminateSession", Method::DELETE, "/sessions/{id}", "Revoke one session")
         },
         RestRoute {
             body: Body::OptionalInput,
@@ -150,6 +116,157 @@ pub fn routes() -> Vec<RestRoute> {
                 Method::POST,
                 "/sessions/terminate-all",
                 "Revoke all sessions but the current one (unless include_current)",
+            )
+        },
+        // Users
+        RestRoute {
+            paginated: true,
+            query_params: &["sort", "status", "search"],
+            shape: Shape::List,
+            ..users("Users", Method::GET, "/users", "Users you may see (administrators: all)")
+        },
+        RestRoute { path_params: &["id"], ..users("User", Method::GET, "/users/{id}", "One user") },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            ..users("UpdateUser", Method::PUT, "/users/{id}", "Update a user (self or administrator)")
+        },
+        RestRoute {
+            path_params: &["id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..users("DeleteUser", Method::DELETE, "/users/{id}", "Delete a user; revokes every session")
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..users("UserRoles", Method::GET, "/users/{id}/roles", "A user's roles")
+        },
+        // Organizations
+        RestRoute {
+            paginated: true,
+            query_params: &["sort", "search"],
+            shape: Shape::List,
+            ..orgs("Organizations", Method::GET, "/organizations", "Organizations you belong to")
+        },
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..orgs(
+                "CreateOrganization",
+                Method::POST,
+                "/organizations",
+                "Create an organization (you become owner)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..orgs("Organization", Method::GET, "/organizations/{id}", "One organization")
+        },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            ..orgs("UpdateOrganization", Method::PUT, "/organizations/{id}", "Update an organization")
+        },
+        RestRoute {
+            path_params: &["id"],
+            paginated: true,
+            shape: Shape::List,
+            ..orgs(
+                "OrganizationMembers",
+                Method::GET,
+                "/organizations/{id}/members",
+                "Members of an organization",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            status: 201,
+            ..orgs("AddMember", Method::POST, "/organizations/{id}/members", "Add a member")
+        },
+        RestRoute {
+            path_params: &["id", "user_id"],
+            body: Body::Input,
+            ..orgs(
+                "UpdateMemberRole",
+                Method::PUT,
+                "/organizations/{id}/members/{user_id}",
+                "Change a member's role",
+            )
+        },
+        RestRoute {
+            path_params: &["id", "user_id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..orgs(
+                "RemoveMember",
+                Method::DELETE,
+                "/organizations/{id}/members/{user_id}",
+                "Remove a member (or leave)",
+            )
+        },
+        // API keys
+        RestRoute {
+            path_params: &["id"],
+            ..keys(
+                "OrganizationApiKeys",
+                Method::GET,
+                "/organizations/{id}/api-keys",
+                "An organization's API keys",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            status: 201,
+            ..keys(
+                "CreateOrganizationApiKey",
+                Method::POST,
+                "/organizations/{id}/api-keys",
+                "Create an API key (shown once)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..keys("RevokeApiKey", Method::DELETE, "/api-keys/{id}", "Revoke an API key")
+        },
+        // Administration
+        RestRoute {
+            paginated: true,
+            query_params: &["sort", "status", "search"],
+            shape: Shape::List,
+            ..admin("AdminUsers", Method::GET, "/admin/users", "Every user, with counts")
+        },
+        RestRoute {
+            paginated: true,
+            query_params: &["sort", "search"],
+            shape: Shape::List,
+            ..admin(
+                "AdminOrganizations",
+                Method::GET,
+                "/admin/organizations",
+                "Every organization, with counts",
+            )
+        },
+        RestRoute {
+            query_params: &["from", "to"],
+            ..admin("AdminAnalytics", Method::GET, "/admin/analytics", "Totals, rates and a daily series")
+        },
+        RestRoute {
+            paginated: true,
+            query_params: &["action", "actor_id", "organization_id", "target_id", "from", "to"],
+            shape: Shape::List,
+            ..admin("AuditLogs", Method::GET, "/admin/audit-logs", "The audit log, newest first")
+        },
+        admin("AdminApiKeys", Method::GET, "/admin/api-keys", "Administrator API keys"),
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..admin(
+                "CreateAdminApiKey",
+                Method::POST,
+                "/admin/api-keys",
+                "Create an administrator API key (shown once)",
             )
         },
     ]

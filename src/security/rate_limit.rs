@@ -37,11 +37,7 @@ impl IpRateLimiter {
         let n = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
         let limiter =
             RateLimiter::dashmap(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
-        Self {
-            limiter: Arc::new(limiter),
-            limit: n.get(),
-            clock: DefaultClock::default(),
-        }
+        Self { limiter: Arc::new(limiter), limit: n.get(), clock: DefaultClock::default() }
     }
 
     /// Counts one request from `ip`.
@@ -59,11 +55,7 @@ impl IpRateLimiter {
                 }
             }
             Err(not_until) => {
-                let wait = not_until
-                    .wait_time_from(self.clock.now())
-                    .as_secs_f64()
-                    .ceil()
-                    .max(1.0) as u64;
+                let wait = not_until.wait_time_from(self.clock.now()).as_secs_f64().ceil().max(1.0) as u64;
                 RateDecision {
                     allowed: false,
                     limit: self.limit,
@@ -94,9 +86,6 @@ mod tests {
         assert_eq!(r.iter().map(|d| d.remaining).collect::<Vec<_>>(), [2, 1, 0, 0]);
         assert!(r[2].allowed && !r[3].allowed);
         assert!(r[3].retry_after_secs >= 1 && r[3].retry_after_secs <= 20);
-        assert!(
-            l.check("10.0.0.2".parse().unwrap()).allowed,
-            "another IP has its own allowance"
-        );
+        assert!(l.check("10.0.0.2".parse().unwrap()).allowed, "another IP has its own allowance");
     }
 }

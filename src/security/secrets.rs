@@ -47,9 +47,8 @@ impl MasterKey {
     /// Parses a base64 key of exactly 32 bytes.
     pub fn from_base64(v: &str) -> anyhow::Result<Self> {
         let bytes = STANDARD.decode(v)?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the master key must be 32 bytes of base64"))?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| anyhow::anyhow!("the master key must be 32 bytes of base64"))?;
         Ok(Self(key))
     }
 

@@ -52,9 +52,8 @@ pub struct KeyStore {
 }
 
 // PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 impl KeyStore {
     /// Loads the keys, creating the first one when the database has none.
@@ -69,13 +68,7 @@ impl KeyStore {
             create_key(db, &master).await?;
         }
         let loaded = load_keys(db, &master).await?;
-        Ok(Self {
-            keys: Arc::new(RwLock::new(loaded)),
-            master,
-            issuer,
-            audience,
-            access_ttl,
-        })
+        Ok(Self { keys: Arc::new(RwLock::new(loaded)), master, issuer, audience, access_ttl })
     }
 
     /// Creates a new signing key; the old ones stay published until their last token expires.
@@ -86,10 +79,8 @@ impl KeyStore {
     ) -> anyhow::Result<String> {
         let now = Utc::now();
         let publish_until = now + chrono::Duration::seconds(access_ttl + 60);
-        let old = signing_key::Entity::find()
-            .filter(signing_key::Column::RetiredAt.is_null())
-            .all(db)
-            .await?;
+        let old =
+            signing_key::Entity::find().filter(signing_key::Column::RetiredAt.is_null()).all(db).await?;
         let kid = create_key(db, master).await?;
         for k in old {
             let mut am: signing_key::ActiveModel = k.into();
@@ -156,13 +147,7 @@ impl KeyStore {
         jsonwebtoken::decode_header(token)
             .ok()
             .and_then(|h| h.kid)
-            .is_some_and(|kid| {
-                self.keys
-                    .read()
-                    .expect("key lock poisoned")
-                    .verifying
-                    .contains_key(&kid)
-            })
+            .is_some_and(|kid| self.keys.read().expect("key lock poisoned").verifying.contains_key(&kid))
     }
 
     /// The JSON Web Key Set of every published public key.
@@ -187,9 +172,7 @@ async fn active_key(db: &impl ConnectionTrait) -> anyhow::Result<Option<signing_
 async fn create_key(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Result<String> {
     let mut seed = [0u8; 32];
     rand::rng().fill_bytes(&mut seed);
-    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
-        .verifying_key()
-        .to_bytes();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(&seed);
     let kid = format!("k{}", &Uuid::now_v7().simple().to_string()[..20]);
@@ -209,10 +192,7 @@ async fn create_key(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Re
 
 async fn load_keys(db: &impl ConnectionTrait, master: &MasterKey) -> anyhow::Result<Loaded> {
     let now = Utc::now();
-    let rows = signing_key::Entity::find()
-        .order_by_desc(signing_key::Column::CreatedAt)
-        .all(db)
-        .await?;
+    let rows = signing_key::Entity::find().order_by_desc(signing_key::Column::CreatedAt).all(db).await?;
     let mut verifying = HashMap::new();
     let mut jwk_list = Vec::new();
     let mut signing = None;

@@ -19,6 +19,8 @@ pub struct Change {
     pub subject_user: Option<Uuid>,
     /// Who acted, when the request itself is anonymous (sign-up, sign-in): `(id, email)`.
     pub acting_user: Option<(Option<Uuid>, String)>,
+    /// The organization the change belongs to (org admins see it in their audit stream).
+    pub organization: Option<Uuid>,
     /// Event data (never secrets).
     pub data: serde_json::Value,
 }
@@ -30,11 +32,10 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
     let now = Utc::now();
     let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {
         (Actor::User(u), _) => ("user", Some(u.user_id), Some(u.email.clone())),
-        (Actor::Anonymous, Some((id, email))) => (
-            if id.is_some() { "user" } else { "anonymous" },
-            *id,
-            Some(email.clone()),
-        ),
+        (Actor::ApiKey(k), _) => ("api_key", Some(k.key_id), None),
+        (Actor::Anonymous, Some((id, email))) => {
+            (if id.is_some() { "user" } else { "anonymous" }, *id, Some(email.clone()))
+        }
         (Actor::Anonymous, None) => ("anonymous", None, None),
     };
     let (target_type, target_id) = match &change.target {
@@ -47,7 +48,7 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
         actor_type: Set(actor_type.to_owned()),
         actor_id: Set(actor_id),
         actor_email: Set(actor_email),
-        organization_id: Set(None),
+        organization_id: Set(change.organization),
         target_type: Set(target_type.clone()),
         target_id: Set(target_id.clone()),
         ip_address: Set(ctx.client_ip.map(|ip| ip.to_string())),
@@ -73,7 +74,7 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
         event_id: Set(id),
         event_type: Set(change.event.as_str().to_owned()),
         subject_user_id: Set(change.subject_user),
-        organization_id: Set(None),
+        organization_id: Set(change.organization),
         payload: Set(payload),
         created_at: Set(now),
         published_at: Set(None),

@@ -37,7 +37,7 @@ pub struct Authenticated {
     pub tokens: IssuedTokens,
 }
 
-fn check_username(u: Option<String>) -> AppResult<Option<String>> {
+pub(crate) fn check_username(u: Option<String>) -> AppResult<Option<String>> {
     let u = optional_text("username", u, 64)?;
     if let Some(v) = &u
         && (v.len() < 3 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
@@ -47,12 +47,10 @@ fn check_username(u: Option<String>) -> AppResult<Option<String>> {
     Ok(u.map(|v| v.to_lowercase()))
 }
 
-fn check_locale(l: Option<String>) -> AppResult<Option<String>> {
+pub(crate) fn check_locale(l: Option<String>) -> AppResult<Option<String>> {
     let l = optional_text("locale", l, 16)?;
     if let Some(v) = &l
-        && !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(AppError::field("locale", FieldIssue::InvalidFormat));
     }
@@ -68,22 +66,10 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         None => err = Some(r),
     };
     let email = Email::parse(&input.email).map_err(&mut note).ok();
-    let _ = state
-        .passwords
-        .check_policy(&input.password, email.as_ref())
-        .map_err(&mut note);
-    let name = optional_text("name", input.name, 200)
-        .map_err(&mut note)
-        .ok()
-        .flatten();
-    let first_name = optional_text("first_name", input.first_name, 100)
-        .map_err(&mut note)
-        .ok()
-        .flatten();
-    let last_name = optional_text("last_name", input.last_name, 100)
-        .map_err(&mut note)
-        .ok()
-        .flatten();
+    let _ = state.passwords.check_policy(&input.password, email.as_ref()).map_err(&mut note);
+    let name = optional_text("name", input.name, 200).map_err(&mut note).ok().flatten();
+    let first_name = optional_text("first_name", input.first_name, 100).map_err(&mut note).ok().flatten();
+    let last_name = optional_text("last_name", input.last_name, 100).map_err(&mut note).ok().flatten();
     let username = check_username(input.username).map_err(&mut note).ok().flatten();
     let locale = check_locale(input.locale).map_err(&mut note).ok().flatten();
     if let Some(e) = err {
@@ -92,12 +78,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
     let email = email.expect("no error means the email parsed");
 
     // Refuse a taken email before spending a hash on it; the unique index still decides races.
-    if user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.db)
-        .await?
-        .is_some()
-    {
+    if user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?.is_some() {
         return Err(email_taken());
     }
     let hash = state.passwords.hash(&input.password).await?;
@@ -139,6 +120,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
             target: Some(("user", u.id.to_string())),
             subject_user: Some(u.id),
             acting_user: Some((Some(u.id), u.email.clone())),
+            organization: None,
             data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
         },
     )
@@ -146,10 +128,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
     let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
     txn.commit().await?;
     state.events_committed();
-    Ok(Authenticated {
-        user: u.into(),
-        tokens,
-    })
+    Ok(Authenticated { user: u.into(), tokens })
 }
 
 fn email_taken() -> AppError {
@@ -168,10 +147,7 @@ pub async fn sign_in(
     if let Some(until) = state.lockouts.locked_until(email.as_str()) {
         return Err(locked(until));
     }
-    let found = user::Entity::find()
-        .filter(user::Column::Email.eq(email.as_str()))
-        .one(&state.db)
-        .await?;
+    let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
     let Some(u) = found.filter(|_| verified.ok) else {
@@ -196,6 +172,7 @@ pub async fn sign_in(
             target: Some(("user", u.id.to_string())),
             subject_user: Some(u.id),
             acting_user: Some((Some(u.id), u.email.clone())),
+            organization: None,
             data: serde_json::json!({"user_id": u.id, "method": "password"}),
         },
     )
@@ -204,10 +181,7 @@ pub async fn sign_in(
     txn.commit().await?;
     state.events_committed();
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated {
-        user: u.into(),
-        tokens,
-    })
+    Ok(Authenticated { user: u.into(), tokens })
 }
 
 fn locked(until: chrono::DateTime<Utc>) -> AppError {
@@ -231,6 +205,7 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
                 target: None,
                 subject_user: None,
                 acting_user: acting.clone(),
+                organization: None,
                 data: serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
             },
         )
@@ -244,6 +219,7 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
                     target: None,
                     subject_user: None,
                     acting_user: acting,
+                    organization: None,
                     data: serde_json::json!({"email": email.as_str(), "locked_until": until}),
                 },
             )
@@ -271,17 +247,12 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     }
     let hash = sha256_hex(token);
     let txn = begin_write(&state.db).await?;
-    let Some(rt) = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash))
-        .one(&txn)
-        .await?
+    let Some(rt) =
+        refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(hash)).one(&txn).await?
     else {
         return Err(invalid());
     };
-    let s = session::Entity::find_by_id(rt.session_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(invalid)?;
+    let s = session::Entity::find_by_id(rt.session_id).one(&txn).await?.ok_or_else(invalid)?;
     let now = Utc::now();
     if s.revoked_at.is_some() {
         return Err(ErrorCode::SessionRevoked.into());
@@ -300,6 +271,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
                 target: Some(("session", s.id.to_string())),
                 subject_user: Some(s.user_id),
                 acting_user: None,
+                organization: None,
                 data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
             },
         )
@@ -316,10 +288,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             .exec(&txn)
             .await?;
     }
-    let u = user::Entity::find_by_id(s.user_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(invalid)?;
+    let u = user::Entity::find_by_id(s.user_id).one(&txn).await?.ok_or_else(invalid)?;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
@@ -333,6 +302,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             target: Some(("session", s.id.to_string())),
             subject_user: Some(s.user_id),
             acting_user: Some((Some(u.id), u.email.clone())),
+            organization: None,
             data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
         },
     )
@@ -353,10 +323,8 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
 pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
     let actor = ctx.require_user()?;
     let txn = begin_write(&state.db).await?;
-    let s = session::Entity::find_by_id(actor.session_id)
-        .one(&txn)
-        .await?
-        .ok_or(ErrorCode::SessionRevoked)?;
+    let s =
+        session::Entity::find_by_id(actor.session_id).one(&txn).await?.ok_or(ErrorCode::SessionRevoked)?;
     audit::record(
         &txn,
         ctx,
@@ -365,6 +333,7 @@ pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
             target: Some(("user", actor.user_id.to_string())),
             subject_user: Some(actor.user_id),
             acting_user: None,
+            organization: None,
             data: serde_json::json!({"session_id": s.id}),
         },
     )
@@ -387,9 +356,5 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor>
     if state.revocations.is_revoked(claims.sid) {
         return Err(ErrorCode::SessionRevoked.into());
     }
-    Ok(UserActor {
-        user_id: claims.sub,
-        session_id: claims.sid,
-        email: claims.email,
-    })
+    Ok(UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email })
 }

@@ -65,8 +65,7 @@ impl LockoutStore {
     /// Forgets expired locks and stale counters.
     pub fn purge(&self) {
         let now = Utc::now();
-        self.entries
-            .retain(|_, (n, until)| until.is_some_and(|t| t > now) || *n > 0);
+        self.entries.retain(|_, (n, until)| until.is_some_and(|t| t > now) || *n > 0);
     }
 }
 
@@ -79,10 +78,7 @@ mod tests {
         let s = LockoutStore::new(3, 60);
         assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
         assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
-        assert!(matches!(
-            s.record_failure("a@x.io"),
-            FailureOutcome::LockedUntil(_)
-        ));
+        assert!(matches!(s.record_failure("a@x.io"), FailureOutcome::LockedUntil(_)));
         assert!(s.locked_until("a@x.io").is_some());
         assert!(s.locked_until("b@x.io").is_none());
         s.record_success("a@x.io");

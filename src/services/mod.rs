@@ -4,9 +4,14 @@
 //! [`RequestContext`]: crate::context::RequestContext
 //! [`AppError`]: crate::error::AppError
 
+pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod authz;
+pub mod bootstrap;
 pub mod lockout;
+pub mod orgs;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;

@@ -45,10 +45,7 @@ pub fn parse_device(user_agent: Option<&str>) -> Device {
             }
             .to_owned(),
         },
-        None => Device {
-            kind: "unknown".into(),
-            ..Device::default()
-        },
+        None => Device { kind: "unknown".into(), ..Device::default() },
     }
 }
 
@@ -99,9 +96,7 @@ pub struct IssuedTokens {
 
 impl std::fmt::Debug for IssuedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedTokens")
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
+        f.debug_struct("IssuedTokens").field("session_id", &self.session_id).finish_non_exhaustive()
     }
 }
 
@@ -146,6 +141,7 @@ pub(crate) async fn open_session(
             target: Some(("session", s.id.to_string())),
             subject_user: Some(user_id),
             acting_user: Some((Some(user_id), email.to_owned())),
+            organization: None,
             data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
         },
     )
@@ -200,6 +196,7 @@ pub(crate) async fn revoke_in(
             target: Some(("session", s.id.to_string())),
             subject_user: Some(s.user_id),
             acting_user: None,
+            organization: None,
             data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
         },
     )

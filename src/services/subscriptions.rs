@@ -127,17 +127,14 @@ pub async fn session_stream(
     if after.is_some() {
         cursor.refill_from_outbox().await?;
     }
-    Ok(futures::stream::unfold(
-        (cursor, false),
-        |(mut c, done)| async move {
-            if done {
-                return None;
-            }
-            match c.next().await {
-                Some(item) => Some((item, (c, false))),
-                None if c.ended => Some((StreamItem::End, (c, true))),
-                None => None,
-            }
-        },
-    ))
+    Ok(futures::stream::unfold((cursor, false), |(mut c, done)| async move {
+        if done {
+            return None;
+        }
+        match c.next().await {
+            Some(item) => Some((item, (c, false))),
+            None if c.ended => Some((StreamItem::End, (c, true))),
+            None => None,
+        }
+    }))
 }

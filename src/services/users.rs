@@ -1,14 +1,26 @@
 //! Users as the rest of the system sees them (no hash), and the caller's own profile.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set,
+};
 use uuid::Uuid;
 
-use entities::user;
+use entities::{org_member, organization, session, user};
 
 use crate::context::RequestContext;
-use crate::error::{AppResult, ErrorCode};
+use crate::domain::keyset::{
+    Keyset, ListRequest, SortSpec, decode_string, decode_time, like_pattern, time_value,
+};
+use crate::domain::page::Page;
+use crate::domain::{EventType, optional_text};
+use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
+use crate::services::audit::{self, Change};
+use crate::services::authz::{self, Action, Principal};
 use crate::state::AppState;
+use crate::storage::begin_write;
 
 /// A user without any secret.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,18 +66,400 @@ impl From<user::Model> for UserView {
 
 /// Loads a user row by id, `NOT_FOUND` when absent.
 pub async fn find_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::Model> {
-    Ok(user::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(ErrorCode::NotFound)?)
+    Ok(user::Entity::find_by_id(id).one(db).await?.ok_or(ErrorCode::NotFound)?)
 }
 
 /// The signed-in caller's profile.
 pub async fn me(state: &AppState, ctx: &RequestContext) -> AppResult<UserView> {
     let actor = ctx.require_user()?;
-    let u = user::Entity::find_by_id(actor.user_id)
+    let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
+    Ok(u.into())
+}
+
+/// Sort fields of user lists.
+pub const USER_SORTS: [&str; 3] = ["created_at", "email", "name"];
+
+fn user_keyset(sort: &SortSpec) -> Keyset<user::Entity> {
+    match sort.field.as_str() {
+        "email" => Keyset {
+            column: user::Column::Email,
+            id: user::Column::Id,
+            desc: sort.desc,
+            value_of: |m| m.email.clone().into(),
+            id_of: |m| m.id,
+            decode: decode_string,
+        },
+        // Users without a name sort as the empty string (name is indexed with id).
+        "name" => Keyset {
+            column: user::Column::Name,
+            id: user::Column::Id,
+            desc: sort.desc,
+            value_of: |m| m.name.clone().unwrap_or_default().into(),
+            id_of: |m| m.id,
+            decode: decode_string,
+        },
+        _ => Keyset {
+            column: user::Column::CreatedAt,
+            id: user::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.created_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+    }
+}
+
+/// Filters of user lists.
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub status: Option<String>,
+    pub search: Option<String>,
+    pub sort: Option<String>,
+}
+
+/// A filtered, sorted page of users, optionally only members of `only_orgs`. Deleted users are
+/// listed only when asked for by status.
+pub async fn page_users(
+    db: &impl ConnectionTrait,
+    only_orgs: Option<Vec<Uuid>>,
+    filter: &UserFilter,
+    req: &ListRequest,
+) -> AppResult<Page<user::Model>> {
+    let sort = SortSpec::parse(filter.sort.as_deref(), &USER_SORTS, ("created_at", true))?;
+    let mut base = user::Entity::find();
+    if sort.field == "name" {
+        base = base.filter(user::Column::Name.is_not_null());
+    }
+    match filter.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s @ ("active" | "suspended" | "deleted")) => base = base.filter(user::Column::Status.eq(s)),
+        Some(_) => return Err(AppError::field("status", FieldIssue::InvalidFormat)),
+        None => base = base.filter(user::Column::Status.ne("deleted")),
+    }
+    if let Some(orgs) = only_orgs {
+        base = base.filter(
+            user::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(org_member::Column::UserId)
+                    .from(org_member::Entity)
+                    .and_where(Expr::col(org_member::Column::OrganizationId).is_in(orgs))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(s) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+        let pat = like_pattern(s.trim());
+        base = base.filter(
+            Condition::any()
+                .add(Expr::col(user::Column::Email).like(LikeExpr::new(pat.clone()).escape('\\')))
+                .add(
+                    Expr::expr(Func::lower(Expr::col(user::Column::Name)))
+                        .like(LikeExpr::new(pat).escape('\\')),
+                ),
+        );
+    }
+    user_keyset(&sort).page(db, base, req).await
+}
+
+/// Organizations where `user` is at least an admin.
+async fn administered_orgs(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(user_id))
+        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?)
+}
+
+/// Users the caller may list: all for administrators, else members of the organizations the
+/// caller administers (or of the API key's organization).
+pub async fn list_users(
+    state: &AppState,
+    ctx: &RequestContext,
+    filter: &UserFilter,
+    req: &ListRequest,
+) -> AppResult<Page<UserView>> {
+    let p = authz::principal(state, ctx).await?;
+    authz::authorize(&p, &Action::ListUsers)?;
+    let scope = match &p {
+        _ if p.is_admin() => None,
+        Principal::User { id, .. } => {
+            let orgs = administered_orgs(&state.db, *id).await?;
+            if orgs.is_empty() {
+                return Err(ErrorCode::Forbidden.into());
+            }
+            Some(orgs)
+        }
+        Principal::ApiKey { organization_id: Some(org), .. } => Some(vec![*org]),
+        Principal::ApiKey { .. } => None,
+        Principal::Anonymous(c) => return Err((*c).into()),
+    };
+    Ok(crate::services::orgs::map_page(page_users(&state.db, scope, filter, req).await?, UserView::from))
+}
+
+/// Facts the policy needs about the caller's view of `target`.
+async fn visibility(state: &AppState, p: &Principal, target: Uuid) -> AppResult<(bool, bool)> {
+    let target_orgs: Vec<Uuid> = org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(target))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let via_org_admin = match p.user_id() {
+        Some(me) if !target_orgs.is_empty() => {
+            let mine = administered_orgs(&state.db, me).await?;
+            target_orgs.iter().any(|o| mine.contains(o))
+        }
+        _ => false,
+    };
+    // A key sees the users of its organization only with `users:read`.
+    let in_key_org = match p {
+        Principal::ApiKey { organization_id: Some(org), scopes, .. } => {
+            target_orgs.contains(org) && scopes.contains(&authz::Scope::UsersRead)
+        }
+        Principal::ApiKey { organization_id: None, scopes, .. } => scopes.contains(&authz::Scope::UsersRead),
+        _ => false,
+    };
+    Ok((via_org_admin, in_key_org))
+}
+
+async fn readable_user(state: &AppState, p: &Principal, id: Uuid) -> AppResult<user::Model> {
+    let (via_org_admin, in_key_org) = visibility(state, p, id).await?;
+    authz::authorize(p, &Action::ReadUser { user: id, via_org_admin, in_key_org })?;
+    user::Entity::find_by_id(id)
         .one(&state.db)
         .await?
-        .ok_or(ErrorCode::SessionRevoked)?;
+        .filter(|u| u.status != "deleted" || p.is_admin())
+        .ok_or_else(|| ErrorCode::NotFound.into())
+}
+
+/// One user: oneself, a member of an organization one administers, or anyone for administrators.
+pub async fn get_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<UserView> {
+    let p = authz::principal(state, ctx).await?;
+    Ok(readable_user(state, &p, id).await?.into())
+}
+
+/// Changes to a user: `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct UserPatch {
+    pub name: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub username: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+    pub locale: Option<Option<String>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+    pub status: Option<String>,
+    pub is_admin: Option<bool>,
+    pub email_verified: Option<bool>,
+}
+
+fn check_url(u: Option<String>) -> AppResult<Option<String>> {
+    let u = optional_text("avatar_url", u, 2048)?;
+    if let Some(v) = &u
+        && !(v.starts_with("https://") || v.starts_with("http://"))
+    {
+        return Err(AppError::field("avatar_url", FieldIssue::InvalidFormat));
+    }
+    Ok(u)
+}
+
+/// Updates a user. Oneself: profile fields; administrators: also status, is_admin, email_verified.
+/// Suspending a user revokes every session at once.
+pub async fn update_user(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    patch: UserPatch,
+) -> AppResult<UserView> {
+    let p = authz::principal(state, ctx).await?;
+    let privileged = patch.status.is_some() || patch.is_admin.is_some() || patch.email_verified.is_some();
+    let (via_org_admin, in_key_org) = visibility(state, &p, id).await?;
+    let visible = via_org_admin || in_key_org;
+    authz::authorize(&p, &Action::UpdateUser { user: id, privileged, visible })?;
+    let current = user::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|u| u.status != "deleted")
+        .ok_or(ErrorCode::NotFound)?;
+    let mut am: user::ActiveModel = current.clone().into();
+    let mut changed = Vec::new();
+    macro_rules! text {
+        ($field:ident, $name:literal, $max:expr) => {
+            if let Some(v) = patch.$field {
+                am.$field = Set(optional_text($name, v, $max)?);
+                changed.push($name);
+            }
+        };
+    }
+    text!(name, "name", 200);
+    text!(first_name, "first_name", 100);
+    text!(last_name, "last_name", 100);
+    if let Some(v) = patch.username {
+        am.username = Set(crate::services::auth::check_username(v)?);
+        changed.push("username");
+    }
+    if let Some(v) = patch.avatar_url {
+        am.avatar_url = Set(check_url(v)?);
+        changed.push("avatar_url");
+    }
+    if let Some(v) = patch.locale {
+        am.locale = Set(crate::services::auth::check_locale(v)?);
+        changed.push("locale");
+    }
+    if let Some(v) = patch.metadata {
+        if let Some(m) = &v
+            && (!m.is_object() || m.to_string().len() > 16 * 1024)
+        {
+            return Err(AppError::field("metadata", FieldIssue::InvalidFormat));
+        }
+        am.metadata = Set(v);
+        changed.push("metadata");
+    }
+    let mut suspend = false;
+    if let Some(s) = patch.status {
+        match s.as_str() {
+            "active" | "suspended" => {
+                suspend = s == "suspended" && current.status != "suspended";
+                am.status = Set(s);
+                changed.push("status");
+            }
+            _ => return Err(AppError::field("status", FieldIssue::InvalidFormat)),
+        }
+    }
+    if let Some(v) = patch.is_admin {
+        if Some(id) == p.user_id() && !v {
+            // An administrator cannot remove their own rights by accident (and leave none).
+            return Err(AppError::field("is_admin", FieldIssue::InvalidFormat));
+        }
+        am.is_admin = Set(v);
+        changed.push("is_admin");
+    }
+    if let Some(v) = patch.email_verified {
+        am.email_verified = Set(v);
+        changed.push("email_verified");
+    }
+    am.updated_at = Set(Utc::now());
+    let txn = begin_write(&state.db).await?;
+    let u = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::UserUpdated,
+            target: Some(("user", id.to_string())),
+            subject_user: Some(id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": id, "changed": changed}),
+        },
+    )
+    .await?;
+    let revoked = if suspend { revoke_all(&txn, ctx, id, "user_suspended").await? } else { Vec::new() };
+    txn.commit().await?;
+    crate::services::sessions::publish_revocations(state, &revoked);
     Ok(u.into())
+}
+
+async fn revoke_all(
+    txn: &impl ConnectionTrait,
+    ctx: &RequestContext,
+    user_id: Uuid,
+    reason: &str,
+) -> AppResult<Vec<session::Model>> {
+    let sessions = session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .all(txn)
+        .await?;
+    for s in &sessions {
+        crate::services::sessions::revoke_in(txn, ctx, s, reason).await?;
+    }
+    Ok(sessions)
+}
+
+/// Deletes a user (oneself or by an administrator): every session is revoked, memberships end,
+/// personal data is erased and the email freed; the row and the audit trail stay. The last
+/// owner of an organization must hand it over first (`CONFLICT`).
+pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
+    let p = authz::principal(state, ctx).await?;
+    let (via_org_admin, in_key_org) = visibility(state, &p, id).await?;
+    authz::authorize(&p, &Action::DeleteUser { user: id, visible: via_org_admin || in_key_org })?;
+    let txn = begin_write(&state.db).await?;
+    let current = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|u| u.status != "deleted")
+        .ok_or(ErrorCode::NotFound)?;
+    let owned: Vec<org_member::Model> = org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(id))
+        .filter(org_member::Column::Role.eq("owner"))
+        .all(&txn)
+        .await?;
+    for m in owned {
+        let owners = org_member::Entity::find()
+            .filter(org_member::Column::OrganizationId.eq(m.organization_id))
+            .filter(org_member::Column::Role.eq("owner"))
+            .count(&txn)
+            .await?;
+        if owners <= 1 {
+            return Err(AppError::new(ErrorCode::Conflict).with_details(
+                serde_json::json!({"reason": "last_owner", "organization_id": m.organization_id}),
+            ));
+        }
+    }
+    org_member::Entity::delete_many().filter(org_member::Column::UserId.eq(id)).exec(&txn).await?;
+    let mut am: user::ActiveModel = current.clone().into();
+    am.status = Set("deleted".into());
+    am.email = Set(format!("deleted+{}@deleted.invalid", id.simple()));
+    am.password_hash = Set(None);
+    am.name = Set(None);
+    am.first_name = Set(None);
+    am.last_name = Set(None);
+    am.username = Set(None);
+    am.avatar_url = Set(None);
+    am.metadata = Set(None);
+    am.updated_at = Set(Utc::now());
+    am.update(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::UserDeleted,
+            target: Some(("user", id.to_string())),
+            subject_user: Some(id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": id, "email": current.email}),
+        },
+    )
+    .await?;
+    let revoked = revoke_all(&txn, ctx, id, "user_deleted").await?;
+    txn.commit().await?;
+    crate::services::sessions::publish_revocations(state, &revoked);
+    Ok(())
+}
+
+/// A user's roles: global (`admin`) and per organization.
+#[derive(Clone, Debug)]
+pub struct UserRoles {
+    pub global: Vec<String>,
+    pub organizations: Vec<(Uuid, String, String)>,
+}
+
+/// The roles of a user the caller may see.
+pub async fn user_roles(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<UserRoles> {
+    let p = authz::principal(state, ctx).await?;
+    let u = readable_user(state, &p, id).await?;
+    let rows = org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(id))
+        .find_also_related(organization::Entity)
+        .all(&state.db)
+        .await?;
+    Ok(UserRoles {
+        global: if u.is_admin { vec!["admin".into()] } else { vec![] },
+        organizations: rows.into_iter().filter_map(|(m, o)| o.map(|o| (o.id, o.name, m.role))).collect(),
+    })
 }

@@ -12,9 +12,29 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+/// Counts every statement the database runs (tests assert constant query counts with it).
+#[derive(Clone, Default)]
+pub struct QueryCounter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl QueryCounter {
+    /// Statements run so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Connects to `url` (SQLite or PostgreSQL). SQLite runs in WAL mode with a busy timeout so
 /// readers never wait on the writer.
 pub async fn connect(url: &str, schema: Option<&str>) -> anyhow::Result<DatabaseConnection> {
+    connect_counted(url, schema, QueryCounter::default()).await
+}
+
+/// [`connect`], counting statements in `counter`.
+pub async fn connect_counted(
+    url: &str,
+    schema: Option<&str>,
+    counter: QueryCounter,
+) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(10))
@@ -30,7 +50,11 @@ pub async fn connect(url: &str, schema: Option<&str>) -> anyhow::Result<Database
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
     });
-    Ok(Database::connect(opts).await?)
+    let mut db = Database::connect(opts).await?;
+    db.set_metric_callback(move |_info| {
+        counter.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    Ok(db)
 }
 
 /// Runs every pending migration.
@@ -44,9 +68,5 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// when upgrading its lock.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
     let mode = (db.get_database_backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: mode,
-        ..Default::default()
-    })
-    .await
+    db.begin_with_options(TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() }).await
 }

@@ -43,28 +43,13 @@ async fn rest_signup_signin_me_refresh_signout(b: Backend) {
     assert_eq!(me.status, 200);
     assert_eq!(me.body["data"]["id"], user["id"]);
 
-    let rotated = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh(&signed_in)})),
-        )
-        .await;
+    let rotated =
+        app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": refresh(&signed_in)}))).await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let new_access = rotated.body["data"]["tokens"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let new_refresh = rotated.body["data"]["tokens"]["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_access = rotated.body["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let new_refresh = rotated.body["data"]["tokens"]["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, refresh(&signed_in));
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&new_access), None).await.status,
-        200
-    );
+    assert_eq!(app.rest("GET", "/auth/me", Some(&new_access), None).await.status, 200);
 
     let out = app.rest("POST", "/auth/signout", Some(&new_access), None).await;
     assert_eq!(out.status, 200, "{}", out.body);
@@ -73,14 +58,7 @@ async fn rest_signup_signin_me_refresh_signout(b: Backend) {
         let r = app.rest("GET", "/auth/me", Some(t), None).await;
         assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"));
     }
-    let r = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": new_refresh})),
-        )
-        .await;
+    let r = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": new_refresh}))).await;
     assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"));
 }
 
@@ -100,44 +78,21 @@ async fn graphql_signup_signin_me_refresh_signout(b: Backend) {
         .await;
     assert!(r["errors"].is_null(), "{r}");
     let id = r["data"]["signup"]["user"]["id"].clone();
-    let r = app
-        .gql(
-            None,
-            SIGNIN,
-            json!({"input": {"email": "grace@example.com", "password": PASSWORD}}),
-        )
-        .await;
-    let token = r["data"]["signin"]["tokens"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rt = r["data"]["signin"]["tokens"]["refreshToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let me = app
-        .gql(Some(&token), "{ me { id email firstName } }", json!({}))
-        .await;
+    let r =
+        app.gql(None, SIGNIN, json!({"input": {"email": "grace@example.com", "password": PASSWORD}})).await;
+    let token = r["data"]["signin"]["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let rt = r["data"]["signin"]["tokens"]["refreshToken"].as_str().unwrap().to_owned();
+    let me = app.gql(Some(&token), "{ me { id email firstName } }", json!({})).await;
     assert_eq!(me["data"]["me"]["id"], id);
     assert_eq!(me["data"]["me"]["firstName"], "Grace");
 
     let r = app.gql(None, REFRESH, json!({"t": rt})).await;
-    let token2 = r["data"]["refresh"]["tokens"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .gql(Some(&token2), "mutation { signout { success } }", json!({}))
-        .await;
+    let token2 = r["data"]["refresh"]["tokens"]["accessToken"].as_str().unwrap().to_owned();
+    let r = app.gql(Some(&token2), "mutation { signout { success } }", json!({})).await;
     assert_eq!(r["data"]["signout"]["success"], true, "{r}");
     let me = app.gql(Some(&token2), "{ me { id } }", json!({})).await;
     assert_eq!(me["errors"][0]["extensions"]["code"], "SESSION_REVOKED", "{me}");
-    assert!(
-        me["errors"][0]["extensions"]["request_id"]
-            .as_str()
-            .unwrap()
-            .starts_with("req_")
-    );
+    assert!(me["errors"][0]["extensions"]["request_id"].as_str().unwrap().starts_with("req_"));
     let anon = app.gql(None, "{ me { id } }", json!({})).await;
     assert_eq!(anon["errors"][0]["extensions"]["code"], "AUTHENTICATION_REQUIRED");
 }
@@ -146,22 +101,11 @@ async fn duplicate_email_is_a_conflict(b: Backend) {
     let app = TestApp::spawn(b).await;
     app.signup("dup@example.com").await;
     let r = app
-        .rest(
-            "POST",
-            "/auth/signup",
-            None,
-            Some(json!({"email": "DUP@example.com", "password": PASSWORD})),
-        )
+        .rest("POST", "/auth/signup", None, Some(json!({"email": "DUP@example.com", "password": PASSWORD})))
         .await;
     assert_eq!((r.status, r.code()), (409, "CONFLICT"));
     assert_eq!(r.body["error"]["details"]["field"], "email");
-    let g = app
-        .gql(
-            None,
-            SIGNUP,
-            json!({"input": {"email": "dup@example.com", "password": PASSWORD}}),
-        )
-        .await;
+    let g = app.gql(None, SIGNUP, json!({"input": {"email": "dup@example.com", "password": PASSWORD}})).await;
     assert_eq!(g["errors"][0]["extensions"]["code"], "CONFLICT");
 }
 
@@ -193,38 +137,14 @@ async fn reused_refresh_token_revokes_the_session(b: Backend) {
     let app = TestApp::spawn_with(b, |c| c.refresh_reuse_grace = 0).await;
     let s = app.signup("reuse@example.com").await;
     let first = refresh(&s);
-    let r = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first})),
-        )
-        .await;
+    let r = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
     assert_eq!(r.status, 200);
-    let second = r.body["data"]["tokens"]["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let second = r.body["data"]["tokens"]["refresh_token"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // past the (zero) grace, at second resolution
-    let replay = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first})),
-        )
-        .await;
+    let replay = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
     assert_eq!((replay.status, replay.code()), (401, "INVALID_TOKEN"));
     // The whole session is gone: the legitimate newer token and the access token too.
-    let r = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": second})),
-        )
-        .await;
+    let r = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": second}))).await;
     assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"));
     let r = app.rest("GET", "/auth/me", Some(&access(&s)), None).await;
     assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"));
@@ -234,16 +154,10 @@ async fn concurrent_refresh_within_grace_is_allowed(b: Backend) {
     let app = TestApp::spawn(b).await; // grace 5 s by default
     let s = app.signup("tabs@example.com").await;
     let rt = refresh(&s);
-    let a = app
-        .rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": rt})))
-        .await;
-    let b = app
-        .rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": rt})))
-        .await;
+    let a = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": rt}))).await;
+    let b = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": rt}))).await;
     assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
-    let me = app
-        .rest("GET", "/auth/me", Some(&access(&a.body["data"])), None)
-        .await;
+    let me = app.rest("GET", "/auth/me", Some(&access(&a.body["data"])), None).await;
     assert_eq!(me.status, 200, "the session survives a concurrent refresh");
 }
 
@@ -253,9 +167,7 @@ async fn repeated_failures_lock_the_account(b: Backend) {
     let bad = json!({"email": "lock@example.com", "password": "wrong wrong wrong"});
     for _ in 0..2 {
         assert_eq!(
-            app.rest("POST", "/auth/signin", None, Some(bad.clone()))
-                .await
-                .code(),
+            app.rest("POST", "/auth/signin", None, Some(bad.clone())).await.code(),
             "INVALID_CREDENTIALS"
         );
     }
@@ -264,22 +176,14 @@ async fn repeated_failures_lock_the_account(b: Backend) {
     assert!(locked.body["error"]["details"]["locked_until"].is_string());
     // Even the right password is refused while locked…
     let r = app
-        .rest(
-            "POST",
-            "/auth/signin",
-            None,
-            Some(json!({"email": "lock@example.com", "password": PASSWORD})),
-        )
+        .rest("POST", "/auth/signin", None, Some(json!({"email": "lock@example.com", "password": PASSWORD})))
         .await;
     assert_eq!(r.status, 423);
     // …and an unknown email locks the same way, so a lock reveals nothing.
     let ghost = json!({"email": "ghost@example.com", "password": "wrong wrong wrong"});
     let mut last = 0;
     for _ in 0..3 {
-        last = app
-            .rest("POST", "/auth/signin", None, Some(ghost.clone()))
-            .await
-            .status;
+        last = app.rest("POST", "/auth/signin", None, Some(ghost.clone())).await.status;
     }
     assert_eq!(last, 423);
 }
@@ -298,42 +202,21 @@ async fn audit_and_outbox_rows_are_written_with_each_change(b: Backend) {
     .await;
     app.rest("POST", "/auth/signout", Some(&access(&s)), None).await;
     let db = &app.services.state.db;
-    let audits = audit_log::Entity::find()
-        .order_by_asc(audit_log::Column::Id)
-        .all(db)
-        .await
-        .unwrap();
+    let audits = audit_log::Entity::find().order_by_asc(audit_log::Column::Id).all(db).await.unwrap();
     let actions: Vec<&str> = audits.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
-        [
-            "user.created",
-            "session.created",
-            "user.signin_failed",
-            "user.signed_out",
-            "session.revoked"
-        ]
+        ["user.created", "session.created", "user.signin_failed", "user.signed_out", "session.revoked"]
     );
-    let outbox = outbox_event::Entity::find()
-        .order_by_asc(outbox_event::Column::Seq)
-        .all(db)
-        .await
-        .unwrap();
+    let outbox = outbox_event::Entity::find().order_by_asc(outbox_event::Column::Seq).all(db).await.unwrap();
     let ids: Vec<_> = outbox.iter().map(|o| o.event_id).collect();
     assert_eq!(
         ids,
         audits.iter().map(|a| a.id).collect::<Vec<_>>(),
         "each audit record has its event, same id"
     );
-    assert!(
-        audits
-            .iter()
-            .all(|a| a.request_id.as_deref().is_some_and(|r| r.starts_with("req_")))
-    );
+    assert!(audits.iter().all(|a| a.request_id.as_deref().is_some_and(|r| r.starts_with("req_"))));
     let failed = &audits[2];
     assert_eq!(failed.actor_email.as_deref(), Some("audit@example.com"));
-    assert!(
-        !failed.metadata.to_string().contains("bad password"),
-        "no secret in the audit log"
-    );
+    assert!(!failed.metadata.to_string().contains("bad password"), "no secret in the audit log");
 }

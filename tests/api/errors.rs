@@ -34,14 +34,7 @@ async fn envelopes_for_malformed_unknown_and_wrong_method(b: Backend) {
     assert_eq!((r.status, r.code()), (405, "METHOD_NOT_ALLOWED"));
 
     let big = "x".repeat(4096);
-    let r = app
-        .rest(
-            "POST",
-            "/auth/signup",
-            None,
-            Some(json!({"email": "a@b.co", "password": big})),
-        )
-        .await;
+    let r = app.rest("POST", "/auth/signup", None, Some(json!({"email": "a@b.co", "password": big}))).await;
     assert_eq!((r.status, r.code()), (413, "PAYLOAD_TOO_LARGE"));
 
     let gql = app
@@ -56,24 +49,12 @@ async fn envelopes_for_malformed_unknown_and_wrong_method(b: Backend) {
     let v: serde_json::Value = gql.json().await.unwrap();
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_REQUEST");
     let syntax = app.gql(None, "{ me { id ", json!({})).await;
-    assert_eq!(
-        syntax["errors"][0]["extensions"]["code"], "BAD_REQUEST",
-        "{syntax}"
-    );
+    assert_eq!(syntax["errors"][0]["extensions"]["code"], "BAD_REQUEST", "{syntax}");
     let unknown_field = app.gql(None, "{ nope }", json!({})).await;
-    assert_eq!(
-        unknown_field["errors"][0]["extensions"]["code"], "VALIDATION_ERROR",
-        "{unknown_field}"
-    );
+    assert_eq!(unknown_field["errors"][0]["extensions"]["code"], "VALIDATION_ERROR", "{unknown_field}");
 
     // A client request id is echoed; an insane one is replaced.
-    let r = app
-        .client
-        .get(app.url("/api/v1/nope"))
-        .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/api/v1/nope")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     let r = app
         .client
@@ -88,21 +69,9 @@ async fn envelopes_for_malformed_unknown_and_wrong_method(b: Backend) {
 async fn validation_names_fields_in_the_callers_language(b: Backend) {
     let app = TestApp::spawn(b).await;
     let cases = [
-        (
-            "de",
-            "Einige Felder sind ungültig.",
-            "muss mindestens 12 Zeichen lang sein",
-        ),
-        (
-            "fr-CA, fr;q=0.9",
-            "Certains champs sont invalides.",
-            "doit contenir au moins 12 caractères",
-        ),
-        (
-            "es-ES,es;q=0.9,en;q=0.5",
-            "Algunos campos no son válidos.",
-            "debe tener al menos 12 caracteres",
-        ),
+        ("de", "Einige Felder sind ungültig.", "muss mindestens 12 Zeichen lang sein"),
+        ("fr-CA, fr;q=0.9", "Certains champs sont invalides.", "doit contenir au moins 12 caractères"),
+        ("es-ES,es;q=0.9,en;q=0.5", "Algunos campos no son válidos.", "debe tener al menos 12 caracteres"),
         ("en", "Some fields are invalid.", "must be at least 12 characters"),
     ];
     for (lang, message, field) in cases {
@@ -142,10 +111,7 @@ async fn validation_names_fields_in_the_callers_language(b: Backend) {
             Some(json!({"email": "longname@example.com", "password": "longname@example.com"})),
         )
         .await;
-    assert_eq!(
-        r.body["error"]["details"]["fields"]["password"],
-        "must not be your email address"
-    );
+    assert_eq!(r.body["error"]["details"]["fields"]["password"], "must not be your email address");
     // GraphQL errors speak the same language.
     let g = app
         .client
@@ -172,21 +138,11 @@ async fn suspended_accounts_are_disabled(b: Backend) {
         .await
         .unwrap();
     let r = app
-        .rest(
-            "POST",
-            "/auth/signin",
-            None,
-            Some(json!({"email": "sus@example.com", "password": PASSWORD})),
-        )
+        .rest("POST", "/auth/signin", None, Some(json!({"email": "sus@example.com", "password": PASSWORD})))
         .await;
     assert_eq!((r.status, r.code()), (403, "ACCOUNT_DISABLED"));
     let r = app
-        .rest(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({"refresh_token": s["tokens"]["refresh_token"]})),
-        )
+        .rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": s["tokens"]["refresh_token"]})))
         .await;
     assert_eq!((r.status, r.code()), (403, "ACCOUNT_DISABLED"));
     let _ = access(&s);

@@ -99,10 +99,7 @@ impl TestApp {
         LOGS.get_or_init(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=off"));
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_test_writer()
-                .try_init();
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         });
         let dir = TempDir::new();
         let mut config = Config::defaults();
@@ -119,22 +116,16 @@ impl TestApp {
             }
             Backend::Postgres(url) => {
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let db = sea_orm::Database::connect(url.as_str())
-                    .await
-                    .expect("connect to PostgreSQL");
+                let db = sea_orm::Database::connect(url.as_str()).await.expect("connect to PostgreSQL");
                 use sea_orm::ConnectionTrait;
-                db.execute_unprepared(&format!("CREATE SCHEMA {name}"))
-                    .await
-                    .expect("create schema");
+                db.execute_unprepared(&format!("CREATE SCHEMA {name}")).await.expect("create schema");
                 db.close().await.ok();
                 config.database_url = url.clone();
                 schema = Some(name);
             }
         }
         tweak(&mut config);
-        let app = App::build_with_schema(config, schema.as_deref())
-            .await
-            .expect("build app");
+        let app = App::build_with_schema(config, schema.as_deref()).await.expect("build app");
         let addr = app.local_addr();
         let services = app.services.clone();
         let dispatcher = app.dispatcher.clone();
@@ -157,9 +148,7 @@ impl TestApp {
 
     /// A JSON request to a REST route; returns status, headers and body.
     pub async fn rest(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")));
+        let mut req = self.client.request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -171,10 +160,8 @@ impl TestApp {
 
     /// A GraphQL request; returns the whole response body.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
+        let mut req =
+            self.client.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -198,15 +185,50 @@ impl TestApp {
     /// Signs in over REST; returns the `data`.
     pub async fn signin(&self, email: &str) -> Value {
         let r = self
-            .rest(
-                "POST",
-                "/auth/signin",
-                None,
-                Some(json!({"email": email, "password": PASSWORD})),
-            )
+            .rest("POST", "/auth/signin", None, Some(json!({"email": email, "password": PASSWORD})))
             .await;
         assert_eq!(r.status, 200, "signin failed: {}", r.body);
         r.body["data"].clone()
+    }
+
+    /// Creates an administrator (as `janua admin create` does) and signs in; returns the access token.
+    pub async fn admin(&self, email: &str) -> String {
+        janua::services::bootstrap::create_admin(&self.services.state, email, PASSWORD)
+            .await
+            .expect("create admin");
+        access(&self.signin(email).await)
+    }
+
+    /// Creates an organization as `token`; returns its id.
+    pub async fn org(&self, token: &str, name: &str) -> String {
+        let r = self.rest("POST", "/organizations", Some(token), Some(json!({"name": name}))).await;
+        assert_eq!(r.status, 201, "create organization: {}", r.body);
+        r.body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Adds `email` to `org` with `role` as `token`.
+    pub async fn add_member(&self, token: &str, org: &str, email: &str, role: &str) {
+        let r = self
+            .rest(
+                "POST",
+                &format!("/organizations/{org}/members"),
+                Some(token),
+                Some(json!({"email": email, "role": role})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "add member: {}", r.body);
+    }
+
+    /// A request with `X-API-Key`.
+    pub async fn rest_key(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Resp {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(&format!("/api/v1{path}")))
+            .header("x-api-key", key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::from(req.send().await.expect("request")).await
     }
 
     /// Publishes committed events now (instead of waiting for the background loop).
@@ -227,11 +249,7 @@ impl Resp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
-        Self {
-            status,
-            headers,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        Self { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
     }
 
     /// The error code of an error envelope.
@@ -246,16 +264,10 @@ impl Resp {
 
 /// The access token of a `{user, tokens}` value.
 pub fn access(v: &Value) -> String {
-    v["tokens"]["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned()
+    v["tokens"]["access_token"].as_str().expect("access token").to_owned()
 }
 
 /// The refresh token of a `{user, tokens}` value.
 pub fn refresh(v: &Value) -> String {
-    v["tokens"]["refresh_token"]
-        .as_str()
-        .expect("refresh token")
-        .to_owned()
+    v["tokens"]["refresh_token"].as_str().expect("refresh token").to_owned()
 }

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod auth;
+mod authz_matrix;
+mod directory;
 mod errors;
 mod platform;
 mod sessions;

@@ -45,17 +45,10 @@ async fn list_get_and_terminate_over_rest(b: Backend) {
     }
 
     let older_id = items[1]["id"].as_str().unwrap();
-    let one = app
-        .rest("GET", &format!("/sessions/{older_id}"), Some(&token), None)
-        .await;
-    assert_eq!(
-        (one.status, one.body["data"]["current"].clone()),
-        (200, json!(false))
-    );
+    let one = app.rest("GET", &format!("/sessions/{older_id}"), Some(&token), None).await;
+    assert_eq!((one.status, one.body["data"]["current"].clone()), (200, json!(false)));
 
-    let del = app
-        .rest("DELETE", &format!("/sessions/{older_id}"), Some(&token), None)
-        .await;
+    let del = app.rest("DELETE", &format!("/sessions/{older_id}"), Some(&token), None).await;
     assert_eq!(del.status, 204);
     let r = app.rest("GET", "/auth/me", Some(&access(&first)), None).await;
     assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"));
@@ -76,10 +69,7 @@ async fn sessions_over_graphql(b: Backend) {
     let q = "{ sessions(first: 10) { totalCount edges { cursor node { id current device { type } } } pageInfo { hasNextPage } } }";
     let r = app.gql(Some(&token), q, json!({})).await;
     assert_eq!(r["data"]["sessions"]["totalCount"], 2, "{r}");
-    let other = r["data"]["sessions"]["edges"][1]["node"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = r["data"]["sessions"]["edges"][1]["node"]["id"].as_str().unwrap().to_owned();
     let r = app
         .gql(
             Some(&token),
@@ -89,16 +79,10 @@ async fn sessions_over_graphql(b: Backend) {
         .await;
     assert_eq!(r["data"]["terminateSession"]["success"], true, "{r}");
     let r = app
-        .gql(
-            Some(&token),
-            "query($id: ID!) { session(id: $id) { revokedAt } }",
-            json!({"id": other}),
-        )
+        .gql(Some(&token), "query($id: ID!) { session(id: $id) { revokedAt } }", json!({"id": other}))
         .await;
     assert!(r["data"]["session"]["revokedAt"].is_string(), "{r}");
-    let r = app
-        .gql(Some(&token), "{ sessions(first: 101) { totalCount } }", json!({}))
-        .await;
+    let r = app.gql(Some(&token), "{ sessions(first: 101) { totalCount } }", json!({})).await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "VALIDATION_ERROR");
 }
 
@@ -107,40 +91,16 @@ async fn terminate_all_keeps_the_current_session(b: Backend) {
     let a = app.signup("all@example.com").await;
     let b2 = app.signin("all@example.com").await;
     let c = app.signin("all@example.com").await;
+    let r = app.rest("POST", "/sessions/terminate-all", Some(&access(&c)), None).await;
+    assert_eq!((r.status, r.body["data"]["terminated"].clone()), (200, json!(2)), "{}", r.body);
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&a)), None).await.status, 401);
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&b2)), None).await.status, 401);
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&c)), None).await.status, 200);
     let r = app
-        .rest("POST", "/sessions/terminate-all", Some(&access(&c)), None)
-        .await;
-    assert_eq!(
-        (r.status, r.body["data"]["terminated"].clone()),
-        (200, json!(2)),
-        "{}",
-        r.body
-    );
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&a)), None).await.status,
-        401
-    );
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&b2)), None).await.status,
-        401
-    );
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&c)), None).await.status,
-        200
-    );
-    let r = app
-        .rest(
-            "POST",
-            "/sessions/terminate-all",
-            Some(&access(&c)),
-            Some(json!({"include_current": true})),
-        )
+        .rest("POST", "/sessions/terminate-all", Some(&access(&c)), Some(json!({"include_current": true})))
         .await;
     assert_eq!(r.body["data"]["terminated"], 1);
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&c)), None).await.status,
-        401
-    );
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&c)), None).await.status, 401);
 }
 
 async fn pagination_walks_every_session_once(b: Backend) {
@@ -161,13 +121,7 @@ async fn pagination_walks_every_session_once(b: Backend) {
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["pagination"]["total_count"], 5);
         assert_eq!(r.body["pagination"]["has_previous"], cursor.is_some());
-        seen.extend(
-            r.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x["id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(r.body["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()));
         match r.body["pagination"]["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -178,38 +132,16 @@ async fn pagination_walks_every_session_once(b: Backend) {
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (5, 5), "every session once: {seen:?}");
     // Backward from the last page returns the page before it.
-    let last = app
-        .rest(
-            "GET",
-            &format!("/sessions?limit=2&cursor={}", cursor.unwrap()),
-            Some(&token),
-            None,
-        )
-        .await;
-    let prev = last.body["pagination"]["previous_cursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let back = app
-        .rest(
-            "GET",
-            &format!("/sessions?limit=2&cursor={prev}"),
-            Some(&token),
-            None,
-        )
-        .await;
-    let ids: Vec<_> = back.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap().to_owned())
-        .collect();
+    let last =
+        app.rest("GET", &format!("/sessions?limit=2&cursor={}", cursor.unwrap()), Some(&token), None).await;
+    let prev = last.body["pagination"]["previous_cursor"].as_str().unwrap().to_owned();
+    let back = app.rest("GET", &format!("/sessions?limit=2&cursor={prev}"), Some(&token), None).await;
+    let ids: Vec<_> =
+        back.body["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, seen[2..4].to_vec());
 
     for bad in ["limit=101", "limit=0", "limit=abc"] {
-        let r = app
-            .rest("GET", &format!("/sessions?{bad}"), Some(&token), None)
-            .await;
+        let r = app.rest("GET", &format!("/sessions?{bad}"), Some(&token), None).await;
         assert_eq!((r.status, r.code()), (422, "VALIDATION_ERROR"), "{bad}");
         assert!(r.body["error"]["details"]["fields"]["limit"].is_string());
     }
@@ -222,28 +154,9 @@ async fn another_users_session_is_not_found(b: Backend) {
     let alice = app.signup("alice@example.com").await;
     let bob = app.signup("bob@example.com").await;
     let bobs_session = bob["tokens"]["session_id"].as_str().unwrap();
-    let r = app
-        .rest(
-            "GET",
-            &format!("/sessions/{bobs_session}"),
-            Some(&access(&alice)),
-            None,
-        )
-        .await;
+    let r = app.rest("GET", &format!("/sessions/{bobs_session}"), Some(&access(&alice)), None).await;
     assert_eq!((r.status, r.code()), (404, "NOT_FOUND"));
-    let r = app
-        .rest(
-            "DELETE",
-            &format!("/sessions/{bobs_session}"),
-            Some(&access(&alice)),
-            None,
-        )
-        .await;
+    let r = app.rest("DELETE", &format!("/sessions/{bobs_session}"), Some(&access(&alice)), None).await;
     assert_eq!(r.status, 404);
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&bob)), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&bob)), None).await.status, 200);
 }

@@ -69,10 +69,7 @@ async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
     .insert(db)
     .await
     .unwrap();
-    assert_eq!(
-        refresh_token::Entity::find_by_id(rid).one(db).await.unwrap(),
-        Some(r)
-    );
+    assert_eq!(refresh_token::Entity::find_by_id(rid).one(db).await.unwrap(), Some(r));
     let k = signing_key::ActiveModel {
         kid: Set("test-kid".into()),
         algorithm: Set("EdDSA".into()),
@@ -85,10 +82,7 @@ async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
     .insert(db)
     .await
     .unwrap();
-    assert_eq!(
-        signing_key::Entity::find_by_id("test-kid").one(db).await.unwrap(),
-        Some(k)
-    );
+    assert_eq!(signing_key::Entity::find_by_id("test-kid").one(db).await.unwrap(), Some(k));
     let aid = Uuid::now_v7();
     let a = audit_log::ActiveModel {
         id: Set(aid),
@@ -122,20 +116,11 @@ async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
     .insert(db)
     .await
     .unwrap();
-    assert_eq!(
-        outbox_event::Entity::find_by_id(o.seq).one(db).await.unwrap(),
-        Some(o)
-    );
+    assert_eq!(outbox_event::Entity::find_by_id(o.seq).one(db).await.unwrap(), Some(o));
     // Deleting a user cascades to its sessions and their refresh tokens.
     user::Entity::delete_by_id(uid).exec(db).await.unwrap();
     assert!(session::Entity::find_by_id(sid).one(db).await.unwrap().is_none());
-    assert!(
-        refresh_token::Entity::find_by_id(rid)
-            .one(db)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(refresh_token::Entity::find_by_id(rid).one(db).await.unwrap().is_none());
     // And the whole schema goes down and up again.
     Migrator::down(db, None).await.unwrap();
     Migrator::up(db, None).await.unwrap();

@@ -17,14 +17,9 @@ crate::on_both_databases!(
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(app: &TestApp, protocol: &str, token: &str) -> Ws {
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket connects");
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
     assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
     send(
         &mut ws,
@@ -59,11 +54,8 @@ async fn next(ws: &mut Ws) -> Value {
 const SUB: &str = "subscription($after: ID) { sessionEvents(after: $after) { id type action sessionId userId occurredAt } }";
 
 async fn subscribe(ws: &mut Ws, kind: &str, after: Option<&str>) {
-    send(
-        ws,
-        json!({"id": "1", "type": kind, "payload": {"query": SUB, "variables": {"after": after}}}),
-    )
-    .await;
+    send(ws, json!({"id": "1", "type": kind, "payload": {"query": SUB, "variables": {"after": after}}}))
+        .await;
 }
 
 async fn revocation_reaches_a_subscriber_and_resume_misses_nothing(b: Backend) {
@@ -76,21 +68,12 @@ async fn revocation_reaches_a_subscriber_and_resume_misses_nothing(b: Backend) {
     tokio::time::sleep(Duration::from_millis(200)).await; // let the subscription register
 
     let a_sid = a["tokens"]["session_id"].as_str().unwrap();
-    assert_eq!(
-        app.rest("DELETE", &format!("/sessions/{a_sid}"), Some(&token), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(app.rest("DELETE", &format!("/sessions/{a_sid}"), Some(&token), None).await.status, 204);
     app.drain_events().await;
     let msg = next(&mut ws).await;
     assert_eq!(msg["type"], "next", "{msg}");
     let e1 = &msg["payload"]["data"]["sessionEvents"];
-    assert_eq!(
-        (e1["type"].as_str(), e1["sessionId"].as_str()),
-        (Some("REVOKED"), Some(a_sid)),
-        "{msg}"
-    );
+    assert_eq!((e1["type"].as_str(), e1["sessionId"].as_str()), (Some("REVOKED"), Some(a_sid)), "{msg}");
     assert_eq!(e1["action"], "session.revoked");
     let e1_id = e1["id"].as_str().unwrap().to_owned();
     ws.close(None).await.ok();
@@ -98,37 +81,24 @@ async fn revocation_reaches_a_subscriber_and_resume_misses_nothing(b: Backend) {
     // While disconnected: a new session is created and terminated.
     let c = app.signin("sub@example.com").await;
     let c_sid = c["tokens"]["session_id"].as_str().unwrap().to_owned();
-    app.rest("DELETE", &format!("/sessions/{c_sid}"), Some(&token), None)
-        .await;
+    app.rest("DELETE", &format!("/sessions/{c_sid}"), Some(&token), None).await;
     app.drain_events().await;
 
     // Resuming after e1 replays exactly what was missed, in order, then goes live.
     let mut ws = connect(&app, "graphql-transport-ws", &token).await;
     subscribe(&mut ws, "subscribe", Some(&e1_id)).await;
     let got: Vec<Value> = vec![next(&mut ws).await, next(&mut ws).await];
-    let kinds: Vec<_> = got
-        .iter()
-        .map(|m| m["payload"]["data"]["sessionEvents"]["type"].clone())
-        .collect();
+    let kinds: Vec<_> = got.iter().map(|m| m["payload"]["data"]["sessionEvents"]["type"].clone()).collect();
     assert_eq!(kinds, [json!("CREATED"), json!("REVOKED")], "{got:?}");
-    assert!(
-        got.iter()
-            .all(|m| m["payload"]["data"]["sessionEvents"]["sessionId"] == c_sid.as_str())
-    );
+    assert!(got.iter().all(|m| m["payload"]["data"]["sessionEvents"]["sessionId"] == c_sid.as_str()));
 
     // Revoking the subscriber's own session delivers the event, then ends the stream with an error.
     app.rest("POST", "/auth/signout", Some(&token), None).await;
     app.drain_events().await;
     let own = next(&mut ws).await;
-    assert_eq!(
-        own["payload"]["data"]["sessionEvents"]["type"], "REVOKED",
-        "{own}"
-    );
+    assert_eq!(own["payload"]["data"]["sessionEvents"]["type"], "REVOKED", "{own}");
     let end = next(&mut ws).await;
-    assert_eq!(
-        end["payload"]["errors"][0]["extensions"]["code"], "SESSION_REVOKED",
-        "{end}"
-    );
+    assert_eq!(end["payload"]["errors"][0]["extensions"]["code"], "SESSION_REVOKED", "{end}");
 }
 
 async fn legacy_graphql_ws_protocol(b: Backend) {
@@ -139,35 +109,22 @@ async fn legacy_graphql_ws_protocol(b: Backend) {
     subscribe(&mut ws, "start", None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sid = other["tokens"]["session_id"].as_str().unwrap();
-    app.rest("DELETE", &format!("/sessions/{sid}"), Some(&access(&s)), None)
-        .await;
+    app.rest("DELETE", &format!("/sessions/{sid}"), Some(&access(&s)), None).await;
     app.drain_events().await;
     let msg = next(&mut ws).await;
     assert_eq!(msg["type"], "data", "{msg}");
     assert_eq!(msg["payload"]["data"]["sessionEvents"]["sessionId"], sid);
 
     // A bad token is refused at connection_init, with the error code as the close reason.
-    let mut req = format!("ws://{}/graphql/ws", app.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    send(
-        &mut bad,
-        json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}}),
-    )
-    .await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), bad.next())
-        .await
-        .unwrap();
+    send(&mut bad, json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), bad.next()).await.unwrap();
     match closed {
         // async-graphql closes a refused init with 1002 and the reason; the reason is our code.
         Some(Ok(Message::Close(Some(frame)))) => {
-            assert_eq!(
-                (u16::from(frame.code), frame.reason.as_str()),
-                (1002, "INVALID_TOKEN")
-            )
+            assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1002, "INVALID_TOKEN"))
         }
         other => panic!("expected a close frame, got {other:?}"),
     }

@@ -30,10 +30,7 @@ fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
     );
     let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
     let key = <<Ed25519 as Algorithm>::VerifyingKey as VerifyingKey<Ed25519>>::from_slice(&x).unwrap();
-    let token = Ed25519
-        .validator::<Value>(&key)
-        .validate(&untrusted)
-        .expect("signature verifies");
+    let token = Ed25519.validator::<Value>(&key).validate(&untrusted).expect("signature verifies");
     let claims = token.claims();
     assert!(claims.expiration.is_some_and(|e| e > chrono::Utc::now()));
     assert!(claims.issued_at.is_some_and(|t| t <= chrono::Utc::now()));
@@ -43,15 +40,8 @@ fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
 async fn access_tokens_verify_against_the_jwks(b: Backend) {
     let app = TestApp::spawn(b).await;
     let s = app.signup("jwt@example.com").await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let claims = verify_with_jwks(&access(&s), &jwks);
     assert_eq!(claims["iss"], "http://localhost:8000");
     assert_eq!(claims["aud"], "janua");
@@ -82,44 +72,18 @@ async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
     let state = &app.services.state;
     let master = MasterKey::from_base64(state.config.master_key.as_deref().unwrap()).unwrap();
     // What `janua keys rotate` does, against the same database.
-    let new_kid = KeyStore::rotate(&state.db, &master, state.config.access_token_ttl)
-        .await
-        .unwrap();
+    let new_kid = KeyStore::rotate(&state.db, &master, state.config.access_token_ttl).await.unwrap();
     state.keys.reload(&state.db).await.unwrap();
     let after = app.signin("rot@example.com").await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        jwks["keys"].as_array().unwrap().len(),
-        2,
-        "old and new keys are published: {jwks}"
-    );
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "old and new keys are published: {jwks}");
     verify_with_jwks(&access(&before), &jwks);
     verify_with_jwks(&access(&after), &jwks);
-    let header = UntrustedToken::new(&access(&after))
-        .unwrap()
-        .header()
-        .key_id
-        .clone();
-    assert_eq!(
-        header.as_deref(),
-        Some(new_kid.as_str()),
-        "new tokens are signed by the new key"
-    );
+    let header = UntrustedToken::new(&access(&after)).unwrap().header().key_id.clone();
+    assert_eq!(header.as_deref(), Some(new_kid.as_str()), "new tokens are signed by the new key");
     // A token signed by the old key is still accepted while it lives.
-    assert_eq!(
-        app.rest("GET", "/auth/me", Some(&access(&before)), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(app.rest("GET", "/auth/me", Some(&access(&before)), None).await.status, 200);
 }
 
 async fn expired_and_forged_tokens_are_refused(b: Backend) {

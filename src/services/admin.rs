@@ -1,0 +1,344 @@
+//! What administrators see: every user and organization with counts, analytics, the audit log.
+//! Every administrator read is itself audited (`admin.action`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::sea_query::{Alias, Expr, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use entities::{audit_log, org_member, organization, session, user};
+
+use crate::context::RequestContext;
+use crate::domain::EventType;
+use crate::domain::keyset::{Keyset, ListRequest, decode_uuid};
+use crate::domain::page::Page;
+use crate::error::{AppError, AppResult, FieldIssue};
+use crate::services::audit::{self, Change};
+use crate::services::authz::{self, Action};
+use crate::services::orgs::{OrgView, map_page, page_organizations};
+use crate::services::users::{UserFilter, UserView, page_users};
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+async fn authorize_and_record(
+    state: &AppState,
+    ctx: &RequestContext,
+    what: &str,
+    args: serde_json::Value,
+) -> AppResult<()> {
+    let p = authz::principal(state, ctx).await?;
+    authz::authorize(&p, &Action::AdminRead)?;
+    let txn = begin_write(&state.db).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::AdminAction,
+            target: None,
+            subject_user: None,
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"operation": what, "arguments": args}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(())
+}
+
+/// A user with the counts administrators look at.
+#[derive(Clone, Debug)]
+pub struct AdminUserView {
+    pub user: UserView,
+    pub active_sessions: u64,
+    pub organizations: u64,
+}
+
+async fn counts_by<E, C>(
+    db: &impl ConnectionTrait,
+    col: C,
+    ids: &[Uuid],
+    extra: sea_orm::Condition,
+) -> AppResult<HashMap<Uuid, u64>>
+where
+    E: EntityTrait,
+    C: ColumnTrait,
+{
+    let rows: Vec<(Uuid, i64)> = E::find()
+        .filter(col.is_in(ids.to_vec()))
+        .filter(extra)
+        .select_only()
+        .column(col)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(col)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(k, n)| (k, n.max(0) as u64)).collect())
+}
+
+/// Every user (filters, sort, search as `/users`) with session and organization counts.
+pub async fn admin_users(
+    state: &AppState,
+    ctx: &RequestContext,
+    filter: &UserFilter,
+    req: &ListRequest,
+) -> AppResult<Page<AdminUserView>> {
+    authorize_and_record(
+        state,
+        ctx,
+        "admin_users",
+        serde_json::json!({"search": filter.search, "status": filter.status}),
+    )
+    .await?;
+    let page = page_users(&state.db, None, filter, req).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|(_, u)| u.id).collect();
+    let active = sea_orm::Condition::all()
+        .add(session::Column::RevokedAt.is_null())
+        .add(session::Column::ExpiresAt.gt(Utc::now()));
+    let sessions = counts_by::<session::Entity, _>(&state.db, session::Column::UserId, &ids, active).await?;
+    let orgs = counts_by::<org_member::Entity, _>(
+        &state.db,
+        org_member::Column::UserId,
+        &ids,
+        sea_orm::Condition::all(),
+    )
+    .await?;
+    Ok(map_page(page, |u| AdminUserView {
+        active_sessions: sessions.get(&u.id).copied().unwrap_or(0),
+        organizations: orgs.get(&u.id).copied().unwrap_or(0),
+        user: u.into(),
+    }))
+}
+
+/// An organization with its member count.
+#[derive(Clone, Debug)]
+pub struct AdminOrgView {
+    pub organization: OrgView,
+    pub members: u64,
+}
+
+/// Every organization with member counts.
+pub async fn admin_organizations(
+    state: &AppState,
+    ctx: &RequestContext,
+    req: &ListRequest,
+    sort: Option<&str>,
+    search: Option<&str>,
+) -> AppResult<Page<AdminOrgView>> {
+    authorize_and_record(state, ctx, "admin_organizations", serde_json::json!({"search": search})).await?;
+    let page = page_organizations(state, None, req, sort, search).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|(_, o)| o.id).collect();
+    let members = counts_by::<org_member::Entity, _>(
+        &state.db,
+        org_member::Column::OrganizationId,
+        &ids,
+        sea_orm::Condition::all(),
+    )
+    .await?;
+    Ok(map_page(page, |o| AdminOrgView {
+        members: members.get(&o.id).copied().unwrap_or(0),
+        organization: o,
+    }))
+}
+
+/// Totals, rates and a per-day series.
+#[derive(Clone, Debug, Default)]
+pub struct Analytics {
+    pub users_total: u64,
+    pub users_active_30d: u64,
+    pub users_new_24h: u64,
+    pub users_new_7d: u64,
+    pub users_new_30d: u64,
+    pub organizations_total: u64,
+    pub active_sessions: u64,
+    pub signins_24h: u64,
+    pub signin_failures_24h: u64,
+    /// Sign-ins that succeeded among all attempts of the last 24 hours (1.0 when none).
+    pub signin_success_rate_24h: f64,
+    pub series: Vec<DayPoint>,
+}
+
+/// One day of the series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayPoint {
+    pub date: NaiveDate,
+    pub new_users: u64,
+    pub signins: u64,
+    pub signin_failures: u64,
+}
+
+#[derive(FromQueryResult)]
+struct DayCount {
+    day: String,
+    n: i64,
+}
+
+fn day_expr(
+    backend: DbBackend,
+    col: impl sea_orm::sea_query::IntoColumnRef,
+) -> sea_orm::sea_query::SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            Expr::cust_with_expr("to_char(($1 AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD')", Expr::col(col))
+        }
+        _ => Func::cust(Alias::new("substr")).arg(Expr::col(col)).arg(1).arg(10).into(),
+    }
+}
+
+async fn per_day<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    col: E::Column,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    extra: sea_orm::Condition,
+) -> AppResult<HashMap<String, u64>> {
+    let rows = E::find()
+        .filter(col.gte(from))
+        .filter(col.lt(to))
+        .filter(extra)
+        .select_only()
+        .column_as(day_expr(db.get_database_backend(), col), "day")
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(Expr::cust("1"))
+        .into_model::<DayCount>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.n.max(0) as u64)).collect())
+}
+
+/// Analytics over all data, with a daily series from `from` to `to` (at most 366 days; default the last 30).
+pub async fn analytics(
+    state: &AppState,
+    ctx: &RequestContext,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> AppResult<Analytics> {
+    let today = Utc::now().date_naive();
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to - Duration::days(29));
+    if from > to {
+        return Err(AppError::field("from", FieldIssue::OutOfRange));
+    }
+    if (to - from).num_days() > 365 {
+        return Err(AppError::field("to", FieldIssue::OutOfRange));
+    }
+    authorize_and_record(state, ctx, "analytics", serde_json::json!({"from": from, "to": to})).await?;
+    let db = &state.db;
+    let now = Utc::now();
+    let live = user::Column::Status.ne("deleted");
+    let users = || user::Entity::find().filter(live.clone());
+    let since = |d: i64| now - Duration::days(d);
+    let action = |a: EventType, d: DateTime<Utc>| {
+        audit_log::Entity::find()
+            .filter(audit_log::Column::Action.eq(a.as_str()))
+            .filter(audit_log::Column::CreatedAt.gte(d))
+    };
+    let signins_24h = action(EventType::UserSignedIn, since(1)).count(db).await?;
+    let failures_24h = action(EventType::UserSigninFailed, since(1)).count(db).await?;
+    let start = from.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let end = (to + Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let new_users =
+        per_day::<user::Entity>(db, user::Column::CreatedAt, start, end, sea_orm::Condition::all()).await?;
+    let signin_cond = |a: EventType| sea_orm::Condition::all().add(audit_log::Column::Action.eq(a.as_str()));
+    let signins = per_day::<audit_log::Entity>(
+        db,
+        audit_log::Column::CreatedAt,
+        start,
+        end,
+        signin_cond(EventType::UserSignedIn),
+    )
+    .await?;
+    let failures = per_day::<audit_log::Entity>(
+        db,
+        audit_log::Column::CreatedAt,
+        start,
+        end,
+        signin_cond(EventType::UserSigninFailed),
+    )
+    .await?;
+    let mut series = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let k = d.format("%Y-%m-%d").to_string();
+        series.push(DayPoint {
+            date: d,
+            new_users: new_users.get(&k).copied().unwrap_or(0),
+            signins: signins.get(&k).copied().unwrap_or(0),
+            signin_failures: failures.get(&k).copied().unwrap_or(0),
+        });
+        d += Duration::days(1);
+    }
+    let attempts = signins_24h + failures_24h;
+    Ok(Analytics {
+        users_total: users().count(db).await?,
+        users_active_30d: users().filter(user::Column::LastSigninAt.gte(since(30))).count(db).await?,
+        users_new_24h: users().filter(user::Column::CreatedAt.gte(since(1))).count(db).await?,
+        users_new_7d: users().filter(user::Column::CreatedAt.gte(since(7))).count(db).await?,
+        users_new_30d: users().filter(user::Column::CreatedAt.gte(since(30))).count(db).await?,
+        organizations_total: organization::Entity::find().count(db).await?,
+        active_sessions: crate::services::sessions::count_active(db).await?,
+        signins_24h,
+        signin_failures_24h: failures_24h,
+        signin_success_rate_24h: if attempts == 0 { 1.0 } else { signins_24h as f64 / attempts as f64 },
+        series,
+    })
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub target_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// The audit log, newest first. `action` matches exactly, or as a prefix when it ends with `.*`.
+pub async fn audit_logs(
+    state: &AppState,
+    ctx: &RequestContext,
+    f: &AuditFilter,
+    req: &ListRequest,
+) -> AppResult<Page<audit_log::Model>> {
+    authorize_and_record(state, ctx, "audit_logs", serde_json::json!({"action": f.action})).await?;
+    let mut q = audit_log::Entity::find();
+    if let Some(a) = f.action.as_deref().filter(|a| !a.is_empty()) {
+        q = match a.strip_suffix(".*") {
+            Some(prefix) => q.filter(audit_log::Column::Action.starts_with(format!("{prefix}."))),
+            None => q.filter(audit_log::Column::Action.eq(a)),
+        };
+    }
+    if let Some(v) = f.actor_id {
+        q = q.filter(audit_log::Column::ActorId.eq(v));
+    }
+    if let Some(v) = f.organization_id {
+        q = q.filter(audit_log::Column::OrganizationId.eq(v));
+    }
+    if let Some(v) = &f.target_id {
+        q = q.filter(audit_log::Column::TargetId.eq(v.clone()));
+    }
+    if let Some(v) = f.from {
+        q = q.filter(audit_log::Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = f.to {
+        q = q.filter(audit_log::Column::CreatedAt.lt(v));
+    }
+    let keyset = Keyset::<audit_log::Entity> {
+        column: audit_log::Column::Id,
+        id: audit_log::Column::Id,
+        desc: true,
+        value_of: |m| m.id.to_string().into(),
+        id_of: |m| m.id,
+        decode: decode_uuid,
+    };
+    keyset.page(&state.db, q, req).await
+}

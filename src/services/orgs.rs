@@ -1,0 +1,592 @@
+//! Organizations and their members.
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    Set,
+};
+use uuid::Uuid;
+
+use entities::{org_member, organization, user};
+
+use crate::context::RequestContext;
+use crate::domain::keyset::{
+    Keyset, ListRequest, SortSpec, decode_string, decode_time, decode_uuid, like_pattern, time_value,
+};
+use crate::domain::page::Page;
+use crate::domain::{EventType, optional_text};
+use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
+use crate::services::audit::{self, Change};
+use crate::services::authz::{self, Action, OrgRole, Principal};
+use crate::services::users::UserView;
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// An organization as clients see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrgView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub domain: Option<String>,
+    pub description: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+impl From<organization::Model> for OrgView {
+    fn from(m: organization::Model) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            slug: m.slug,
+            domain: m.domain,
+            description: m.description,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A member of an organization.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    pub user: UserView,
+    pub role: String,
+    pub joined_at: chrono::DateTime<Utc>,
+}
+
+/// Fields of a new organization.
+#[derive(Debug, Default)]
+pub struct NewOrganization {
+    pub name: String,
+    pub slug: Option<String>,
+    pub domain: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Changes to an organization: `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct OrganizationPatch {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub domain: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+}
+
+/// Derives a slug from a name: lower-case ASCII letters and digits joined by single dashes.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+}
+
+fn check_slug(s: &str) -> AppResult<String> {
+    let s = s.trim().to_lowercase();
+    let ok = (2..=63).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok { Ok(s) } else { Err(AppError::field("slug", FieldIssue::InvalidFormat)) }
+}
+
+fn check_domain(d: &str) -> AppResult<String> {
+    let d = d.trim().trim_end_matches('.').to_lowercase();
+    let ok = d.len() <= 253
+        && d.contains('.')
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok { Ok(d) } else { Err(AppError::field("domain", FieldIssue::InvalidFormat)) }
+}
+
+fn check_name(n: &str) -> AppResult<String> {
+    optional_text("name", Some(n.to_owned()), 200)?
+        .ok_or_else(|| AppError::field("name", FieldIssue::Required))
+}
+
+async fn taken(
+    db: &impl ConnectionTrait,
+    slug: Option<&str>,
+    domain: Option<&str>,
+    except: Option<Uuid>,
+) -> AppResult<()> {
+    for (field, col, value) in
+        [("slug", organization::Column::Slug, slug), ("domain", organization::Column::Domain, domain)]
+    {
+        let Some(value) = value else { continue };
+        let mut q = organization::Entity::find().filter(col.eq(value));
+        if let Some(id) = except {
+            q = q.filter(organization::Column::Id.ne(id));
+        }
+        if q.one(db).await?.is_some() {
+            return Err(AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": field})));
+        }
+    }
+    Ok(())
+}
+
+async fn find_org(db: &impl ConnectionTrait, id: Uuid) -> AppResult<organization::Model> {
+    Ok(organization::Entity::find_by_id(id).one(db).await?.ok_or(ErrorCode::NotFound)?)
+}
+
+/// Loads the organization and the caller's role in it, after checking `action` allows it.
+/// A missing organization and one the caller may not see look the same (404).
+async fn authorized_org(
+    state: &AppState,
+    p: &Principal,
+    id: Uuid,
+    action: impl Fn(Option<OrgRole>) -> Action,
+) -> AppResult<(organization::Model, Option<OrgRole>)> {
+    let role = authz::role_in(state, p, id).await?;
+    authz::authorize(p, &action(role))?;
+    let org = find_org(&state.db, id).await?;
+    Ok((org, role))
+}
+
+/// Creates an organization; the creator becomes its owner.
+pub async fn create_organization(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: NewOrganization,
+) -> AppResult<OrgView> {
+    let p = authz::principal(state, ctx).await?;
+    authz::authorize(&p, &Action::CreateOrganization)?;
+    let owner = p.user_id().ok_or(ErrorCode::Forbidden)?;
+    let name = check_name(&input.name)?;
+    let slug = match input.slug.filter(|s| !s.trim().is_empty()) {
+        Some(s) => check_slug(&s)?,
+        None => check_slug(&slugify(&name)).map_err(|_| AppError::field("slug", FieldIssue::Required))?,
+    };
+    let domain = input.domain.filter(|d| !d.trim().is_empty()).map(|d| check_domain(&d)).transpose()?;
+    let description = optional_text("description", input.description, 2000)?;
+    taken(&state.db, Some(&slug), domain.as_deref(), None).await?;
+    let now = Utc::now();
+    let txn = begin_write(&state.db).await?;
+    let org = organization::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        slug: Set(slug),
+        domain: Set(domain),
+        description: Set(description),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    org_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org.id),
+        user_id: Set(owner),
+        role: Set(OrgRole::Owner.as_str().into()),
+        joined_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::OrganizationCreated,
+            target: Some(("organization", org.id.to_string())),
+            subject_user: Some(owner),
+            acting_user: None,
+            organization: Some(org.id),
+            data: serde_json::json!({"organization_id": org.id, "name": org.name, "slug": org.slug, "owner_id": owner}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(org.into())
+}
+
+/// One organization the caller belongs to (or any, for administrators).
+pub async fn get_organization(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<OrgView> {
+    let p = authz::principal(state, ctx).await?;
+    let (org, _) = authorized_org(state, &p, id, |role| Action::ReadOrganization { org: id, role }).await?;
+    Ok(org.into())
+}
+
+/// Updates an organization (admins and owners).
+pub async fn update_organization(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+    patch: OrganizationPatch,
+) -> AppResult<OrgView> {
+    let p = authz::principal(state, ctx).await?;
+    let (org, _) = authorized_org(state, &p, id, |role| Action::UpdateOrganization { org: id, role }).await?;
+    let mut am: organization::ActiveModel = org.clone().into();
+    let mut changed = serde_json::Map::new();
+    if let Some(n) = patch.name {
+        am.name = Set(check_name(&n)?);
+        changed.insert("name".into(), true.into());
+    }
+    let slug = patch.slug.map(|s| check_slug(&s)).transpose()?;
+    if let Some(s) = &slug {
+        am.slug = Set(s.clone());
+        changed.insert("slug".into(), true.into());
+    }
+    let domain = match patch.domain {
+        Some(Some(d)) if !d.trim().is_empty() => Some(Some(check_domain(&d)?)),
+        Some(_) => Some(None),
+        None => None,
+    };
+    if let Some(d) = &domain {
+        am.domain = Set(d.clone());
+        changed.insert("domain".into(), true.into());
+    }
+    if let Some(d) = patch.description {
+        am.description = Set(optional_text("description", d, 2000)?);
+        changed.insert("description".into(), true.into());
+    }
+    taken(&state.db, slug.as_deref(), domain.clone().flatten().as_deref(), Some(id)).await?;
+    am.updated_at = Set(Utc::now());
+    let txn = begin_write(&state.db).await?;
+    let org = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::OrganizationUpdated,
+            target: Some(("organization", id.to_string())),
+            subject_user: None,
+            acting_user: None,
+            organization: Some(id),
+            data: serde_json::json!({"organization_id": id, "changed": changed}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(org.into())
+}
+
+fn org_keyset(sort: &SortSpec) -> Keyset<organization::Entity> {
+    match sort.field.as_str() {
+        "name" => Keyset {
+            column: organization::Column::Name,
+            id: organization::Column::Id,
+            desc: sort.desc,
+            value_of: |m| m.name.clone().into(),
+            id_of: |m| m.id,
+            decode: decode_string,
+        },
+        _ => Keyset {
+            column: organization::Column::CreatedAt,
+            id: organization::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.created_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+    }
+}
+
+/// Sort fields of organization lists.
+pub const ORG_SORTS: [&str; 2] = ["created_at", "name"];
+
+/// A filtered, sorted page of organizations (`None` scope: every organization).
+pub async fn page_organizations(
+    state: &AppState,
+    only: Option<Vec<Uuid>>,
+    req: &ListRequest,
+    sort: Option<&str>,
+    search: Option<&str>,
+) -> AppResult<Page<OrgView>> {
+    let sort = SortSpec::parse(sort, &ORG_SORTS, ("created_at", true))?;
+    let mut base = organization::Entity::find();
+    if let Some(ids) = only {
+        base = base.filter(organization::Column::Id.is_in(ids));
+    }
+    if let Some(s) = search.filter(|s| !s.trim().is_empty()) {
+        let pat = like_pattern(s.trim());
+        base = base.filter(
+            sea_orm::Condition::any()
+                .add(
+                    Expr::expr(Func::lower(Expr::col(organization::Column::Name)))
+                        .like(LikeExpr::new(pat.clone()).escape('\\')),
+                )
+                .add(Expr::col(organization::Column::Slug).like(LikeExpr::new(pat.clone()).escape('\\')))
+                .add(Expr::col(organization::Column::Domain).like(LikeExpr::new(pat).escape('\\'))),
+        );
+    }
+    let page = org_keyset(&sort).page(&state.db, base, req).await?;
+    Ok(map_page(page, OrgView::from))
+}
+
+/// Maps the items of a page.
+pub fn map_page<A, B>(p: Page<A>, f: impl Fn(A) -> B) -> Page<B> {
+    Page {
+        items: p.items.into_iter().map(|(c, a)| (c, f(a))).collect(),
+        has_next: p.has_next,
+        has_previous: p.has_previous,
+        total_count: p.total_count,
+    }
+}
+
+/// The organizations the caller belongs to (an API key: its own organization).
+pub async fn list_organizations(
+    state: &AppState,
+    ctx: &RequestContext,
+    req: &ListRequest,
+    sort: Option<&str>,
+    search: Option<&str>,
+) -> AppResult<Page<OrgView>> {
+    let p = authz::principal(state, ctx).await?;
+    let ids = match &p {
+        Principal::User { id, .. } => {
+            org_member::Entity::find()
+                .filter(org_member::Column::UserId.eq(*id))
+                .select_only()
+                .column(org_member::Column::OrganizationId)
+                .into_tuple::<Uuid>()
+                .all(&state.db)
+                .await?
+        }
+        Principal::ApiKey { organization_id: Some(org), .. } => {
+            authz::authorize(&p, &Action::ReadOrganization { org: *org, role: None })
+                .map_err(|_| AppError::new(ErrorCode::Forbidden))?; // no scope: may not list, rather than "not found"
+            vec![*org]
+        }
+        Principal::ApiKey { .. } => return Err(ErrorCode::Forbidden.into()),
+        Principal::Anonymous(code) => return Err((*code).into()),
+    };
+    page_organizations(state, Some(ids), req, sort, search).await
+}
+
+/// The members of an organization, oldest first.
+pub async fn list_members(
+    state: &AppState,
+    ctx: &RequestContext,
+    org_id: Uuid,
+    req: &ListRequest,
+) -> AppResult<Page<MemberView>> {
+    let p = authz::principal(state, ctx).await?;
+    authorized_org(state, &p, org_id, |role| Action::ReadMembers { org: org_id, role }).await?;
+    let keyset = Keyset::<org_member::Entity> {
+        column: org_member::Column::Id,
+        id: org_member::Column::Id,
+        desc: false,
+        value_of: |m| m.id.to_string().into(),
+        id_of: |m| m.id,
+        decode: decode_uuid,
+    };
+    let base = org_member::Entity::find().filter(org_member::Column::OrganizationId.eq(org_id));
+    let page = keyset.page(&state.db, base, req).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|(_, m)| m.user_id).collect();
+    let users: std::collections::HashMap<Uuid, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let Page { items, has_next, has_previous, total_count } = page;
+    let items = items
+        .into_iter()
+        .filter_map(|(c, m)| {
+            let u = users.get(&m.user_id)?;
+            Some((c, MemberView { user: u.clone().into(), role: m.role, joined_at: m.joined_at }))
+        })
+        .collect();
+    Ok(Page { items, has_next, has_previous, total_count })
+}
+
+async fn member_row(
+    db: &impl ConnectionTrait,
+    org: Uuid,
+    user_id: Uuid,
+) -> AppResult<Option<org_member::Model>> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::OrganizationId.eq(org))
+        .filter(org_member::Column::UserId.eq(user_id))
+        .one(db)
+        .await?)
+}
+
+async fn owner_count(db: &impl ConnectionTrait, org: Uuid) -> AppResult<u64> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::OrganizationId.eq(org))
+        .filter(org_member::Column::Role.eq("owner"))
+        .count(db)
+        .await?)
+}
+
+fn parse_role(role: &str) -> AppResult<OrgRole> {
+    OrgRole::parse(role).ok_or_else(|| AppError::field("role", FieldIssue::InvalidFormat))
+}
+
+fn last_owner() -> AppError {
+    AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"reason": "last_owner"}))
+}
+
+/// Adds an existing user (by id or email) with a role.
+pub async fn add_member(
+    state: &AppState,
+    ctx: &RequestContext,
+    org_id: Uuid,
+    user_ref: UserRef,
+    role: &str,
+) -> AppResult<MemberView> {
+    let new_role = parse_role(role)?;
+    let p = authz::principal(state, ctx).await?;
+    let caller_role = authz::role_in(state, &p, org_id).await?;
+    authz::authorize(
+        &p,
+        &Action::ManageMembers {
+            org: org_id,
+            role: caller_role,
+            touches_owner: new_role == OrgRole::Owner,
+            is_self: false,
+        },
+    )?;
+    find_org(&state.db, org_id).await?;
+    let target = match user_ref {
+        UserRef::Id(id) => user::Entity::find_by_id(id).one(&state.db).await?,
+        UserRef::Email(e) => {
+            let e = crate::domain::Email::parse(&e)?;
+            user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(&state.db).await?
+        }
+    }
+    .filter(|u| u.status != "deleted")
+    .ok_or(ErrorCode::NotFound)?;
+    let txn = begin_write(&state.db).await?;
+    if member_row(&txn, org_id, target.id).await?.is_some() {
+        return Err(AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "user_id"})));
+    }
+    let m = org_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(org_id),
+        user_id: Set(target.id),
+        role: Set(new_role.as_str().into()),
+        joined_at: Set(Utc::now()),
+    }
+    .insert(&txn)
+    .await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::OrganizationMemberAdded,
+            target: Some(("user", target.id.to_string())),
+            subject_user: Some(target.id),
+            acting_user: None,
+            organization: Some(org_id),
+            data: serde_json::json!({"organization_id": org_id, "user_id": target.id, "role": m.role}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at })
+}
+
+/// Who to add: a user id or an email address.
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Id(Uuid),
+    Email(String),
+}
+
+/// Changes a member's role; the last owner cannot be demoted.
+pub async fn update_member_role(
+    state: &AppState,
+    ctx: &RequestContext,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> AppResult<MemberView> {
+    let new_role = parse_role(role)?;
+    let p = authz::principal(state, ctx).await?;
+    let caller_role = authz::role_in(state, &p, org_id).await?;
+    let txn = begin_write(&state.db).await?;
+    let current = member_row(&txn, org_id, user_id).await?;
+    let touches_owner = new_role == OrgRole::Owner || current.as_ref().is_some_and(|m| m.role == "owner");
+    authz::authorize(
+        &p,
+        &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self: false },
+    )?;
+    let current = current.ok_or(ErrorCode::NotFound)?;
+    if current.role == "owner" && new_role != OrgRole::Owner && owner_count(&txn, org_id).await? <= 1 {
+        return Err(last_owner());
+    }
+    let old = current.role.clone();
+    let mut am: org_member::ActiveModel = current.into();
+    am.role = Set(new_role.as_str().into());
+    let m = am.update(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::OrganizationMemberRoleChanged,
+            target: Some(("user", user_id.to_string())),
+            subject_user: Some(user_id),
+            acting_user: None,
+            organization: Some(org_id),
+            data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "from": old, "to": m.role}),
+        },
+    )
+    .await?;
+    let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(ErrorCode::NotFound)?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(MemberView { user: u.into(), role: m.role, joined_at: m.joined_at })
+}
+
+/// Removes a member (or lets one leave); the last owner cannot.
+pub async fn remove_member(
+    state: &AppState,
+    ctx: &RequestContext,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let p = authz::principal(state, ctx).await?;
+    let caller_role = authz::role_in(state, &p, org_id).await?;
+    let txn = begin_write(&state.db).await?;
+    let current = member_row(&txn, org_id, user_id).await?;
+    let is_self = p.user_id() == Some(user_id);
+    let touches_owner = current.as_ref().is_some_and(|m| m.role == "owner") && !is_self;
+    authz::authorize(&p, &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self })?;
+    let current = current.ok_or(ErrorCode::NotFound)?;
+    if current.role == "owner" && owner_count(&txn, org_id).await? <= 1 {
+        return Err(last_owner());
+    }
+    org_member::Entity::delete_by_id(current.id).exec(&txn).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::OrganizationMemberRemoved,
+            target: Some(("user", user_id.to_string())),
+            subject_user: Some(user_id),
+            acting_user: None,
+            organization: Some(org_id),
+            data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "role": current.role}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(())
+}
+
+/// Members (user id, role) of each of `orgs`, in one query (the DataLoader behind `owners`).
+pub async fn members_of(db: &impl ConnectionTrait, orgs: &[Uuid]) -> AppResult<Vec<org_member::Model>> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::OrganizationId.is_in(orgs.to_vec()))
+        .all(db)
+        .await?)
+}

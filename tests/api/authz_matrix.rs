@@ -1,0 +1,149 @@
+//! Every directory route × every kind of caller, against the expected status of each cell.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, access};
+
+crate::on_both_databases!(every_route_for_every_caller);
+
+/// The callers, in the column order of the table below.
+const CALLERS: [&str; 10] = [
+    "anonymous",
+    "plain",
+    "member",
+    "org_admin",
+    "owner",
+    "other_org",
+    "admin",
+    "key",
+    "key_no_scope",
+    "admin_key",
+];
+
+struct Fixture {
+    app: TestApp,
+    tokens: Vec<Option<(bool, String)>>, // (is_api_key, secret)
+    org: String,
+    member_id: String,
+    key_id: String,
+}
+
+async fn fixture(b: Backend) -> Fixture {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin("admin@example.com").await;
+    let owner = access(&app.signup("owner@example.com").await);
+    let org = app.org(&owner, "Matrix").await;
+    let mut tokens = vec![None];
+    for (email, role) in [("plain", None), ("member", Some("member")), ("orgadmin", Some("admin"))] {
+        let s = app.signup(&format!("{email}@example.com")).await;
+        if let Some(role) = role {
+            app.add_member(&owner, &org, &format!("{email}@example.com"), role).await;
+        }
+        tokens.push(Some((false, access(&s))));
+    }
+    tokens.push(Some((false, owner.clone())));
+    let other = access(&app.signup("other@example.com").await);
+    app.org(&other, "Elsewhere").await;
+    tokens.push(Some((false, other)));
+    tokens.push(Some((false, admin.clone())));
+    let mk = |org: Option<String>, scopes: Vec<&'static str>, token: String| {
+        let app = &app;
+        async move {
+            let (path, name) = match &org {
+                Some(o) => (format!("/organizations/{o}/api-keys"), "automation"),
+                None => ("/admin/api-keys".to_owned(), "admin automation"),
+            };
+            let r =
+                app.rest("POST", &path, Some(&token), Some(json!({"name": name, "scopes": scopes}))).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            (
+                r.body["data"]["key"].as_str().unwrap().to_owned(),
+                r.body["data"]["api_key"]["id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let all = vec![
+        "users:read",
+        "organizations:read",
+        "organizations:write",
+        "members:read",
+        "members:write",
+        "audit:read",
+    ];
+    let (key, _) = mk(Some(org.clone()), all, owner.clone()).await;
+    let (weak, key_id) = mk(Some(org.clone()), vec!["audit:read"], owner.clone()).await;
+    let (admin_key, _) = mk(None, vec!["admin:read"], admin).await;
+    tokens.extend([Some((true, key)), Some((true, weak)), Some((true, admin_key))]);
+    let members = app.rest("GET", &format!("/organizations/{org}/members"), Some(&owner), None).await;
+    let member_id = members.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"]["email"] == "member@example.com")
+        .unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Fixture { app, tokens, org, member_id, key_id }
+}
+
+async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
+    let path = path.replace("{org}", &f.org).replace("{member}", &f.member_id).replace("{key}", &f.key_id);
+    match &f.tokens[caller] {
+        None => f.app.rest(method, &path, None, body).await.status,
+        Some((false, t)) => f.app.rest(method, &path, Some(t), body).await.status,
+        Some((true, k)) => f.app.rest_key(method, &path, k, body).await.status,
+    }
+}
+
+async fn every_route_for_every_caller(b: Backend) {
+    #[rustfmt::skip]
+    let table: Vec<(&str, &str, Option<Value>, [u16; 10])> = vec![
+        //                                                               anon plain member oadm owner other admin key  weak admkey
+        ("GET", "/auth/me", None,                                        [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("GET", "/sessions", None,                                       [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("GET", "/users", None,                                          [401, 403, 403, 200, 200, 200, 200, 200, 403, 403]),
+        ("GET", "/users/{member}", None,                                 [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        ("GET", "/users/{member}/roles", None,                           [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        ("PUT", "/users/{member}", Some(json!({"name": "N"})),           [401, 404, 200, 403, 403, 404, 200, 403, 404, 404]),
+        ("DELETE", "/users/{member}", None,                              [401, 404, 204, 403, 403, 404, 204, 403, 404, 404]),
+        ("GET", "/organizations", None,                                  [401, 200, 200, 200, 200, 200, 200, 200, 403, 403]),
+        ("POST", "/organizations", Some(json!({"name": "New Org"})),     [401, 201, 201, 201, 201, 201, 201, 403, 403, 403]),
+        ("GET", "/organizations/{org}", None,                            [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        ("PUT", "/organizations/{org}", Some(json!({"description": "d"})), [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("GET", "/organizations/{org}/members", None,                    [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        ("POST", "/organizations/{org}/members", Some(json!({"email": "plain@example.com"})),
+                                                                         [401, 404, 403, 201, 201, 404, 201, 201, 404, 404]),
+        ("PUT", "/organizations/{org}/members/{member}", Some(json!({"role": "viewer"})),
+                                                                         [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("DELETE", "/organizations/{org}/members/{member}", None,        [401, 404, 204, 204, 204, 404, 204, 204, 404, 404]),
+        ("GET", "/organizations/{org}/api-keys", None,                   [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("POST", "/organizations/{org}/api-keys", Some(json!({"name": "k", "scopes": ["users:read"]})),
+                                                                         [401, 404, 403, 201, 201, 404, 201, 403, 403, 403]),
+        ("DELETE", "/api-keys/{key}", None,                              [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("GET", "/admin/users", None,                                    [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
+        ("GET", "/admin/organizations", None,                            [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
+        ("GET", "/admin/analytics", None,                                [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
+        ("GET", "/admin/audit-logs", None,                               [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
+        ("GET", "/admin/api-keys", None,                                 [401, 403, 403, 403, 403, 403, 200, 403, 403, 403]),
+        ("POST", "/admin/api-keys", Some(json!({"name": "a", "scopes": ["admin:read"]})),
+                                                                         [401, 403, 403, 403, 403, 403, 201, 403, 403, 403]),
+        ("POST", "/sessions/terminate-all", None,                        [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+    ];
+    let mut failures = Vec::new();
+    let mut f = fixture(b.clone()).await;
+    for (method, path, body, expected) in &table {
+        for (caller, want) in expected.iter().enumerate() {
+            let got = call(&f, caller, method, path, body.clone()).await;
+            if got != *want {
+                failures.push(format!("{method} {path} as {}: expected {want}, got {got}", CALLERS[caller]));
+            }
+            // A successful change (or a sign-out) alters the fixture: start the next cell afresh.
+            if (200..300).contains(&got) && *method != "GET" {
+                f = fixture(b.clone()).await;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));
+}
