@@ -80,15 +80,14 @@ impl App {
     pub async fn run(self) -> anyhow::Result<()> {
         let state = self.services.state.clone();
         let addr = self.local_addr();
-        let dispatcher = self.dispatcher.spawn(Duration::from_millis(500));
-        let housekeeping = tokio::spawn(housekeeping(state));
+        // Aborted when `run` ends or is dropped (a test dropping its server stops its workers too).
+        let _dispatcher = AbortOnDrop(self.dispatcher.spawn(Duration::from_millis(500)));
+        let _housekeeping = AbortOnDrop(tokio::spawn(housekeeping(state)));
         tracing::info!(%addr, "Janua is serving");
         let result =
             axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(shutdown_signal())
                 .await;
-        dispatcher.abort();
-        housekeeping.abort();
         Ok(result?)
     }
 }
@@ -96,7 +95,9 @@ impl App {
 /// Connects and migrates the database, loads the keys and builds every shared part.
 async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
     let queries = storage::QueryCounter::default();
-    let db = storage::connect_counted(&config.database_url, pg_schema, queries.clone()).await?;
+    let db =
+        storage::connect_counted(&config.database_url, pg_schema, config.db_max_connections, queries.clone())
+            .await?;
     if !config.no_migrate {
         storage::migrate(&db).await?;
     }
@@ -132,6 +133,15 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         config,
     });
     Ok(state)
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn housekeeping(state: AppState) {

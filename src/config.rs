@@ -20,6 +20,9 @@ pub struct Config {
     /// Database: `sqlite://file.db?mode=rwc` (created and migrated at start) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://janua.db?mode=rwc")]
     pub database_url: String,
+    /// Largest number of database connections (default: 8 for SQLite, 20 for PostgreSQL).
+    #[arg(long, env = "JANUA_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
     /// Do not run pending migrations at start.
     #[arg(long, env = "JANUA_NO_MIGRATE")]
     pub no_migrate: bool,

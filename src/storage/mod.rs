@@ -26,19 +26,20 @@ impl QueryCounter {
 /// Connects to `url` (SQLite or PostgreSQL). SQLite runs in WAL mode with a busy timeout so
 /// readers never wait on the writer.
 pub async fn connect(url: &str, schema: Option<&str>) -> anyhow::Result<DatabaseConnection> {
-    connect_counted(url, schema, QueryCounter::default()).await
+    connect_counted(url, schema, None, QueryCounter::default()).await
 }
 
 /// [`connect`], counting statements in `counter`.
 pub async fn connect_counted(
     url: &str,
     schema: Option<&str>,
+    max_connections: Option<u32>,
     counter: QueryCounter,
 ) -> anyhow::Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(10))
-        .max_connections(if url.starts_with("sqlite") { 8 } else { 20 })
+        .max_connections(max_connections.unwrap_or(if url.starts_with("sqlite") { 8 } else { 20 }))
         .min_connections(1);
     if let Some(schema) = schema {
         opts.set_schema_search_path(schema.to_owned());

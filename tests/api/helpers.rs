@@ -64,7 +64,15 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub services: Services,
     pub dispatcher: Dispatcher,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    /// Stops the server and its workers, closing its database connections.
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 /// A directory removed when dropped.
@@ -125,18 +133,19 @@ impl TestApp {
             }
         }
         tweak(&mut config);
+        config.db_max_connections.get_or_insert(4);
         let app = App::build_with_schema(config, schema.as_deref()).await.expect("build app");
         let addr = app.local_addr();
         let services = app.services.clone();
         let dispatcher = app.dispatcher.clone();
-        tokio::spawn(app.run());
+        let server = tokio::spawn(app.run());
         Self {
             base: format!("http://{addr}"),
             addr,
             client: reqwest::Client::new(),
             services,
             dispatcher,
-
+            server,
             _dir: dir,
         }
     }
