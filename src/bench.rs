@@ -20,9 +20,28 @@ pub struct BenchArgs {
     /// Concurrent connections for the `me` and refresh phases.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Port of the server the benchmark starts.
+        /// Port of the server the benchmark starts.
     #[arg(long, default_value_t = 18080)]
     pub port: u16,
+    /// Run one group only.
+    #[arg(long, value_enum)]
+    pub only: Option<BenchGroup>,
+    /// List sizes for the directory group.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    pub users: Vec<u64>,
+    /// Database for the directory group (default: a temporary SQLite file); a PostgreSQL URL
+    /// gets a fresh schema per size.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// Groups of figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchGroup {
+    /// Sign-in, me, refresh, RSS (issue 2).
+    Auth,
+    /// List latency at scale, analytics (issue 3).
+    Directory,
 }
 
 struct Server {
@@ -151,8 +170,18 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value, bearer: Option<
     resp.json().await.ok()
 }
 
-/// Runs every phase and prints the report.
+/// Runs the chosen groups and prints the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.only != Some(BenchGroup::Directory) {
+        run_auth(&args).await?;
+    }
+    if args.only != Some(BenchGroup::Auth) {
+        crate::bench_directory::run(args.database_url.as_deref(), &args.users).await?;
+    }
+    Ok(())
+}
+
+async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = PasswordHasher::new(19456, 2, 1, cores, 12)?;
     let samples = 10;

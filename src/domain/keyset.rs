@@ -85,7 +85,8 @@ pub struct Keyset<E: EntityTrait> {
     pub decode: fn(&Value) -> Option<sea_orm::Value>,
 }
 
-fn encode_cursor(value: Value, id: Uuid) -> String {
+/// The cursor of a row with sort value `value` (as lists hand them out).
+pub fn encode_cursor(value: Value, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(json!([value, id]).to_string())
 }
 

@@ -76,6 +76,11 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
 /// Inserts `n` synthetic users (no password, so they cannot sign in) in batches, spread over the
 /// last year; returns how many were inserted.
 pub async fn seed_users(state: &AppState, n: u64) -> AppResult<u64> {
+    seed_users_into(&state.db, n).await
+}
+
+/// [`seed_users`] on a bare connection.
+pub async fn seed_users_into(db: &sea_orm::DatabaseConnection, n: u64) -> AppResult<u64> {
     const BATCH: u64 = 1000;
     let start = Utc::now();
     let tag = &Uuid::new_v4().simple().to_string()[..8];
@@ -105,7 +110,7 @@ pub async fn seed_users(state: &AppState, n: u64) -> AppResult<u64> {
                 }
             })
             .collect();
-        let txn = begin_write(&state.db).await?;
+        let txn = begin_write(db).await?;
         user::Entity::insert_many(rows).exec_without_returning(&txn).await?;
         txn.commit().await?;
         done += count;
