@@ -129,6 +129,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         db: db.clone(),
         started_at: Instant::now(),
         api_key_usage: Default::default(),
+        counts: Default::default(),
         queries,
         config,
     });

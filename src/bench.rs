@@ -20,7 +20,7 @@ pub struct BenchArgs {
     /// Concurrent connections for the `me` and refresh phases.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-        /// Port of the server the benchmark starts.
+    /// Port of the server the benchmark starts.
     #[arg(long, default_value_t = 18080)]
     pub port: u16,
     /// Run one group only.

@@ -62,7 +62,9 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
     let app = App::build_with_schema(config, schema.as_deref()).await?;
     let state = app.services.state.clone();
     let seed_start = Instant::now();
-    crate::services::bootstrap::seed_users_into(&state.db, users).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::services::bootstrap::seed_users_into(&state.db, users)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let seed_secs = seed_start.elapsed().as_secs_f64();
     if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
         state.db.execute_unprepared("ANALYZE users").await?;
@@ -99,8 +101,13 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
         seed_secs,
         first_page_ms: p50(&client, &users_url, &token, samples).await?,
         deep_page_ms: p50(&client, &format!("{users_url}&cursor={deep_cursor}"), &token, samples).await?,
-        search_ms: p50(&client, &format!("{users_url}&search=seed%20user%20{}", users / 3), &token, samples.min(9))
-            .await?,
+        search_ms: p50(
+            &client,
+            &format!("{users_url}&search=seed%20user%20{}", users / 3),
+            &token,
+            samples.min(9),
+        )
+        .await?,
         analytics_ms: p50(&client, &format!("{base}/api/v1/admin/analytics"), &token, samples.min(9)).await?,
     };
     server.abort();

@@ -34,6 +34,8 @@ pub struct Inner {
     pub started_at: Instant,
     /// When each API key's `last_used_at` was last written.
     pub api_key_usage: crate::services::api_keys::UsageThrottle,
+    /// Row counts of large lists.
+    pub counts: crate::domain::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).
     pub queries: crate::storage::QueryCounter,
 }

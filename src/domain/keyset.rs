@@ -73,6 +73,40 @@ impl SortSpec {
     }
 }
 
+/// Row counts of large lists, remembered briefly. Counting a million rows costs more than
+/// reading a page of them, so `total_count` is exact below [`CountCache::EXACT_BELOW`] rows and
+/// may lag by up to [`CountCache::TTL`] above it; page contents are always exact.
+#[derive(Clone, Default)]
+pub struct CountCache(std::sync::Arc<dashmap::DashMap<String, (u64, std::time::Instant)>>);
+
+impl CountCache {
+    /// Lists smaller than this are always counted exactly.
+    pub const EXACT_BELOW: u64 = 10_000;
+    /// How long a large count is reused.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    async fn count<E: EntityTrait>(&self, db: &impl ConnectionTrait, q: Select<E>) -> AppResult<u64>
+    where
+        E::Model: Sync,
+    {
+        use sea_orm::QueryTrait;
+        let key = q.build(db.get_database_backend()).to_string();
+        if let Some(hit) = self.0.get(&key)
+            && hit.1.elapsed() < Self::TTL
+        {
+            return Ok(hit.0);
+        }
+        let n = q.count(db).await?;
+        if n >= Self::EXACT_BELOW {
+            if self.0.len() > 10_000 {
+                self.0.clear();
+            }
+            self.0.insert(key, (n, std::time::Instant::now()));
+        }
+        Ok(n)
+    }
+}
+
 /// How one list sorts: the sort column, the id column, and how to read and write cursor values.
 pub struct Keyset<E: EntityTrait> {
     pub column: E::Column,
@@ -122,12 +156,13 @@ where
     pub async fn page(
         &self,
         db: &impl ConnectionTrait,
+        counts: &CountCache,
         base: Select<E>,
         req: &ListRequest,
     ) -> AppResult<Page<E::Model>> {
         let after = req.after.as_deref().map(|c| self.decode_cursor("after", c)).transpose()?;
         let before = req.before.as_deref().map(|c| self.decode_cursor("before", c)).transpose()?;
-        let total_count = base.clone().count(db).await?;
+        let total_count = counts.count(db, base.clone()).await?;
         let mut q = base.clone();
         if let Some((v, id)) = &after {
             q = q.filter(self.beyond(v, *id, false));

@@ -97,7 +97,7 @@ pub async fn admin_users(
         serde_json::json!({"search": filter.search, "status": filter.status}),
     )
     .await?;
-    let page = page_users(&state.db, None, filter, req).await?;
+    let page = page_users(&state.db, &state.counts, None, filter, req).await?;
     let ids: Vec<Uuid> = page.items.iter().map(|(_, u)| u.id).collect();
     let active = sea_orm::Condition::all()
         .add(session::Column::RevokedAt.is_null())
@@ -340,5 +340,5 @@ pub async fn audit_logs(
         id_of: |m| m.id,
         decode: decode_uuid,
     };
-    keyset.page(&state.db, q, req).await
+    keyset.page(&state.db, &state.counts, q, req).await
 }

@@ -1,7 +1,7 @@
 //! Audit records and their outbox events, always written in the caller's transaction.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use entities::{audit_log, outbox_event};
@@ -42,7 +42,7 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
         Some((t, i)) => (Some((*t).to_owned()), Some(i.clone())),
         None => (None, None),
     };
-    audit_log::ActiveModel {
+    audit_log::Entity::insert(audit_log::ActiveModel {
         id: Set(id),
         action: Set(change.event.as_str().to_owned()),
         actor_type: Set(actor_type.to_owned()),
@@ -56,8 +56,8 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
         request_id: Set(Some(ctx.request_id.clone())),
         metadata: Set(change.data.clone()),
         created_at: Set(now),
-    }
-    .insert(txn)
+    })
+    .exec_without_returning(txn)
     .await?;
     let payload = serde_json::json!({
         "id": id,
@@ -70,7 +70,7 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
             "attributes": change.data,
         },
     });
-    outbox_event::ActiveModel {
+    outbox_event::Entity::insert(outbox_event::ActiveModel {
         event_id: Set(id),
         event_type: Set(change.event.as_str().to_owned()),
         subject_user_id: Set(change.subject_user),
@@ -79,8 +79,8 @@ pub async fn record(txn: &impl ConnectionTrait, ctx: &RequestContext, change: Ch
         created_at: Set(now),
         published_at: Set(None),
         ..Default::default()
-    }
-    .insert(txn)
+    })
+    .exec_without_returning(txn)
     .await?;
     Ok(id)
 }

@@ -246,13 +246,15 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(invalid());
     }
     let hash = sha256_hex(token);
-    let txn = begin_write(&state.db).await?;
-    let Some(rt) =
-        refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(hash)).one(&txn).await?
+    // Read outside the write transaction (one join), so the write lock is held only for writes.
+    let Some((rt, Some(s))) = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash))
+        .find_also_related(session::Entity)
+        .one(&state.db)
+        .await?
     else {
         return Err(invalid());
     };
-    let s = session::Entity::find_by_id(rt.session_id).one(&txn).await?.ok_or_else(invalid)?;
     let now = Utc::now();
     if s.revoked_at.is_some() {
         return Err(ErrorCode::SessionRevoked.into());
@@ -263,6 +265,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     if let Some(rotated) = rt.rotated_at
         && now - rotated > Duration::seconds(state.config.refresh_reuse_grace)
     {
+        let txn = begin_write(&state.db).await?;
         audit::record(
             &txn,
             ctx,
@@ -281,19 +284,25 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         sessions::publish_revocations(state, &[s]);
         return Err(invalid());
     }
+    let u = user::Entity::find_by_id(s.user_id).one(&state.db).await?.ok_or_else(invalid)?;
+    if u.status != "active" {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    let txn = begin_write(&state.db).await?;
+    // Conditional writes settle races with a concurrent refresh or revocation: a token rotated
+    // meanwhile is within the grace period (it just happened); a session revoked meanwhile wins.
     if rt.rotated_at.is_none() {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::Id.eq(rt.id))
+            .filter(refresh_token::Column::RotatedAt.is_null())
             .exec(&txn)
             .await?;
     }
-    let u = user::Entity::find_by_id(s.user_id).one(&txn).await?.ok_or_else(invalid)?;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
+    if !sessions::touch(&txn, s.id).await? {
+        return Err(ErrorCode::SessionRevoked.into());
     }
     let refresh = sessions::insert_refresh_token(&txn, s.id, s.expires_at).await?;
-    sessions::touch(&txn, s.id).await?;
     audit::record(
         &txn,
         ctx,

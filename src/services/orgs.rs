@@ -323,7 +323,7 @@ pub async fn page_organizations(
                 .add(Expr::col(organization::Column::Domain).like(LikeExpr::new(pat).escape('\\'))),
         );
     }
-    let page = org_keyset(&sort).page(&state.db, base, req).await?;
+    let page = org_keyset(&sort).page(&state.db, &state.counts, base, req).await?;
     Ok(map_page(page, OrgView::from))
 }
 
@@ -385,7 +385,7 @@ pub async fn list_members(
         decode: decode_uuid,
     };
     let base = org_member::Entity::find().filter(org_member::Column::OrganizationId.eq(org_id));
-    let page = keyset.page(&state.db, base, req).await?;
+    let page = keyset.page(&state.db, &state.counts, base, req).await?;
     let ids: Vec<Uuid> = page.items.iter().map(|(_, m)| m.user_id).collect();
     let users: std::collections::HashMap<Uuid, user::Model> = user::Entity::find()
         .filter(user::Column::Id.is_in(ids))

@@ -163,15 +163,15 @@ pub(crate) async fn insert_refresh_token(
     expires_at: DateTime<Utc>,
 ) -> AppResult<String> {
     let token = format!("jrt_{}", random_token(32));
-    refresh_token::ActiveModel {
+    refresh_token::Entity::insert(refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
         token_hash: Set(sha256_hex(&token)),
         created_at: Set(Utc::now()),
         expires_at: Set(expires_at),
         rotated_at: Set(None),
-    }
-    .insert(txn)
+    })
+    .exec_without_returning(txn)
     .await?;
     Ok(token)
 }
@@ -329,14 +329,16 @@ pub async fn count_active(db: &impl ConnectionTrait) -> AppResult<u64> {
         .await?)
 }
 
-/// Records activity on a session (at refresh, not on every request: no write per request).
-pub(crate) async fn touch(txn: &impl ConnectionTrait, session_id: Uuid) -> AppResult<()> {
-    session::Entity::update_many()
+/// Records activity on a live session (at refresh, not on every request: no write per request);
+/// false when the session was revoked meanwhile.
+pub(crate) async fn touch(txn: &impl ConnectionTrait, session_id: Uuid) -> AppResult<bool> {
+    let r = session::Entity::update_many()
         .col_expr(session::Column::LastActiveAt, Expr::value(Utc::now()))
         .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(r.rows_affected == 1)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use entities::{org_member, organization, session, user};
 
 use crate::context::RequestContext;
 use crate::domain::keyset::{
-    Keyset, ListRequest, SortSpec, decode_string, decode_time, like_pattern, time_value,
+    CountCache, Keyset, ListRequest, SortSpec, decode_string, decode_time, like_pattern, time_value,
 };
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
@@ -121,6 +121,7 @@ pub struct UserFilter {
 /// listed only when asked for by status.
 pub async fn page_users(
     db: &impl ConnectionTrait,
+    counts: &CountCache,
     only_orgs: Option<Vec<Uuid>>,
     filter: &UserFilter,
     req: &ListRequest,
@@ -157,7 +158,7 @@ pub async fn page_users(
                 ),
         );
     }
-    user_keyset(&sort).page(db, base, req).await
+    user_keyset(&sort).page(db, counts, base, req).await
 }
 
 /// Organizations where `user` is at least an admin.
@@ -195,7 +196,10 @@ pub async fn list_users(
         Principal::ApiKey { .. } => None,
         Principal::Anonymous(c) => return Err((*c).into()),
     };
-    Ok(crate::services::orgs::map_page(page_users(&state.db, scope, filter, req).await?, UserView::from))
+    Ok(crate::services::orgs::map_page(
+        page_users(&state.db, &state.counts, scope, filter, req).await?,
+        UserView::from,
+    ))
 }
 
 /// Facts the policy needs about the caller's view of `target`.
