@@ -219,8 +219,14 @@ impl From<ErrorCode> for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Self::new(ErrorCode::Conflict),
+        match (&e, e.sql_err()) {
+            (_, Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Self::new(ErrorCode::Conflict),
+            // The database is unreachable (pool closed, no connection in time): not our bug, a 503.
+            (sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_), _) => {
+                let mut err = Self::new(ErrorCode::ServiceUnavailable);
+                err.internal = Some(e.to_string());
+                err
+            }
             _ => Self::internal(e),
         }
     }

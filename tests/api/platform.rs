@@ -42,6 +42,17 @@ async fn health_ready_metrics_and_detailed(b: Backend) {
     app.services.state.db.clone().close().await.unwrap();
     let r = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
+    // …and requests that need it answer 503 SERVICE_UNAVAILABLE with a generic message.
+    let r = app
+        .rest(
+            "POST",
+            "/auth/signin",
+            None,
+            Some(json!({"email": "m@example.com", "password": "whatever it is"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (503, "SERVICE_UNAVAILABLE"), "{}", r.body);
+    assert!(!r.body.to_string().contains("pool"), "no internals in the message");
 }
 
 async fn rate_limit_headers_and_429(b: Backend) {
