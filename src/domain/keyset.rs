@@ -139,17 +139,11 @@ where
 
     /// Rows strictly after the cursor in list order (before it when `reverse`).
     fn beyond(&self, value: &sea_orm::Value, id: Uuid, reverse: bool) -> Condition {
-        let col = Expr::col(self.column);
-        let idc = Expr::col(self.id);
-        if self.desc != reverse {
-            Condition::any()
-                .add(col.clone().lt(value.clone()))
-                .add(Condition::all().add(col.eq(value.clone())).add(idc.lt(id)))
-        } else {
-            Condition::any()
-                .add(col.clone().gt(value.clone()))
-                .add(Condition::all().add(col.eq(value.clone())).add(idc.gt(id)))
-        }
+        // A row-value comparison `(column, id) < (v, id0)`: SQLite and PostgreSQL both turn it
+        // into a range on the `(column, id)` index, so a deep page does not scan what precedes it.
+        let row = Expr::tuple([Expr::col(self.column), Expr::col(self.id)]);
+        let cursor = Expr::tuple([Expr::val(value.clone()), Expr::val(id)]);
+        if self.desc != reverse { row.lt(cursor).into_condition() } else { row.gt(cursor).into_condition() }
     }
 
     /// Reads one page of `base` (already filtered), with `total_count` over all pages.
