@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier as _, Version};
 use tokio::sync::oneshot;
 
 use crate::domain::{Email, Password};
@@ -133,15 +133,8 @@ impl PasswordHasher {
         let hash = stored.map(str::to_owned).unwrap_or_else(|| self.decoy.to_string());
         self.pool
             .run(move || -> AppResult<Verified> {
-                let parsed = PasswordHash::new(&hash).map_err(AppError::internal)?;
-                let ok = Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok() && real;
-                let outdated = Params::try_from(&parsed)
-                    .map(|old| {
-                        (old.m_cost(), old.t_cost(), old.p_cost())
-                            != (params.m_cost(), params.t_cost(), params.p_cost())
-                    })
-                    .unwrap_or(true)
-                    || parsed.algorithm.as_str() != "argon2id";
+                let (matches, outdated) = verify_phc(&hash, &pw, &params).map_err(AppError::internal)?;
+                let ok = matches && real;
                 let rehash = if ok && outdated {
                     Some(hash_with(&params, &pw).map_err(AppError::internal)?)
                 } else {
@@ -160,14 +153,103 @@ impl PasswordHasher {
     }
 }
 
-fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+// Each hash thread keeps its argon2 working memory (19 MiB by default) and reuses it: a fresh
+// 64-byte-aligned allocation per hash is not reliably returned to the system by glibc, and
+// resident memory grew by one working set per sign-in.
+thread_local! {
+    static WORK: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_memory<T>(m_cost: u32, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    WORK.with(|w| {
+        let mut w = w.borrow_mut();
+        let blocks = m_cost as usize;
+        if w.len() != blocks {
+            *w = vec![argon2::Block::default(); blocks];
+        }
+        f(&mut w)
+    })
+}
+
+fn argon2id(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    Ok(argon.hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string())
+    with_memory(params.m_cost(), |mem| argon.hash_password_into_with_memory(password, salt, out, mem))
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+}
+
+fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
+    let mut out = [0u8; 32];
+    argon2id(params, password.as_bytes(), &salt, &mut out)?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        base64::Engine::encode(&b64, salt),
+        base64::Engine::encode(&b64, out)
+    ))
+}
+
+/// An argon2id v19 PHC string taken apart.
+struct Phc {
+    params: Params,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+fn parse_phc(s: &str) -> Option<Phc> {
+    let mut parts = s.split('$');
+    let (_, alg, version, params, salt, hash) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if alg != "argon2id" || version != "v=19" || parts.next().is_some() {
+        return None;
+    }
+    let (mut m, mut t, mut p) = (None, None, None);
+    for kv in params.split(',') {
+        let (k, v) = kv.split_once('=')?;
+        let v: u32 = v.parse().ok()?;
+        match k {
+            "m" => m = Some(v),
+            "t" => t = Some(v),
+            "p" => p = Some(v),
+            _ => return None,
+        }
+    }
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let hash = base64::Engine::decode(&b64, hash).ok()?;
+    Some(Phc {
+        params: Params::new(m?, t?, p?, Some(hash.len())).ok()?,
+        salt: base64::Engine::decode(&b64, salt).ok()?,
+        hash,
+    })
+}
+
+/// Verifies a PHC string; returns (matches, parameters differ from `current`).
+fn verify_phc(stored: &str, password: &str, current: &Params) -> anyhow::Result<(bool, bool)> {
+    match parse_phc(stored) {
+        Some(phc) => {
+            let mut out = vec![0u8; phc.hash.len()];
+            argon2id(&phc.params, password.as_bytes(), &phc.salt, &mut out)?;
+            let ok = crate::security::secrets::constant_time_eq(&out, &phc.hash);
+            let differ = (phc.params.m_cost(), phc.params.t_cost(), phc.params.p_cost())
+                != (current.m_cost(), current.t_cost(), current.p_cost());
+            Ok((ok, differ))
+        }
+        // Another algorithm or version (an imported hash): the crate's general path, then upgrade.
+        None => {
+            let parsed = PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            Ok((Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(), true))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher as _;
 
     fn hasher(m: u32) -> PasswordHasher {
         PasswordHasher::new(m, 1, 1, 2, 12).unwrap()
@@ -187,6 +269,28 @@ mod tests {
         let wrong = h.verify(&Password::new("wrong horse battery staple".into()), Some(&new)).await.unwrap();
         assert!(!wrong.ok);
         assert!(!h.verify(&pw, None).await.unwrap().ok, "the decoy never verifies");
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        let params = Params::new(8192, 1, 1, None).unwrap();
+        // Ours verifies with the argon2 crate's standard verifier…
+        let ours = hash_with(&params, "interop passphrase").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"interop passphrase", &parsed).is_ok());
+        // …and the crate's hashes verify with ours.
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+            .hash_password(b"interop passphrase")
+            .unwrap()
+            .to_string();
+        assert_eq!(verify_phc(&theirs, "interop passphrase", &params).unwrap(), (true, false));
+        assert_eq!(verify_phc(&theirs, "wrong", &params).unwrap(), (false, false));
+        // An argon2i hash still verifies, and is marked for upgrade.
+        let old = Argon2::new(Algorithm::Argon2i, Version::V0x13, params.clone())
+            .hash_password(b"x")
+            .unwrap()
+            .to_string();
+        assert_eq!(verify_phc(&old, "x", &params).unwrap(), (true, true));
     }
 
     #[test]
