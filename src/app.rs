@@ -27,6 +27,7 @@ use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::state::{AppState, Inner};
 use crate::storage::{self, RevocationStore};
+use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// What every handler gets: the state, the schema and the REST table.
 #[derive(Clone)]
@@ -41,6 +42,7 @@ pub struct Services {
 pub struct App {
     pub services: Services,
     pub dispatcher: Dispatcher,
+    pub webhooks: WebhookWorker,
     listener: TcpListener,
     router: Router,
 }
@@ -60,7 +62,7 @@ impl App {
         let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
         let keys = KeyStore::load(
             &db,
-            master,
+            master.clone(),
             config.issuer.clone(),
             config.audience.clone(),
             config.access_token_ttl,
@@ -89,6 +91,9 @@ impl App {
             outbox_wake: outbox_wake.clone(),
             db: db.clone(),
             started_at: Instant::now(),
+            master_key: master,
+            webhook_wake: Arc::new(Notify::new()),
+            webhook_client: webhook_worker::client(&config)?,
             config: config.clone(),
         });
         let schema = build_schema(state.clone());
@@ -106,6 +111,7 @@ impl App {
         let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
             dispatcher: Dispatcher::new(db, bus, outbox_wake),
+            webhooks: WebhookWorker::new(services.state.clone()),
             services,
             listener,
             router,
@@ -123,8 +129,12 @@ impl App {
     pub async fn run(self) -> anyhow::Result<()> {
         let state = self.services.state.clone();
         let addr = self.local_addr();
-        let dispatcher = self.dispatcher.spawn(Duration::from_millis(500));
-        let housekeeping = tokio::spawn(housekeeping(state));
+        // Dropping (or aborting) this future stops the workers too, like a killed process.
+        let _workers = AbortOnDrop(vec![
+            self.dispatcher.spawn(Duration::from_millis(500)),
+            self.webhooks.spawn(Duration::from_secs(1)),
+            tokio::spawn(housekeeping(state)),
+        ]);
         tracing::info!(%addr, "Janua is serving");
         let result = axum::serve(
             self.listener,
@@ -132,9 +142,18 @@ impl App {
         )
         .with_graceful_shutdown(shutdown_signal())
         .await;
-        dispatcher.abort();
-        housekeeping.abort();
         Ok(result?)
+    }
+}
+
+/// Background tasks that end with the server.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod security;
 pub mod services;
 pub mod state;
 pub mod storage;
+pub mod workers;
 
 /// Writes `schema.graphql` and `openapi.json` into `dir` (what `janua schema` does).
 pub async fn write_schema_files(dir: &std::path::Path) -> anyhow::Result<()> {

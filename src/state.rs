@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::IpRateLimiter;
+use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::storage::RevocationStore;
@@ -32,6 +33,12 @@ pub struct Inner {
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,
     pub started_at: Instant,
+    /// Seals and opens secrets stored in the database (webhook signing secrets).
+    pub master_key: MasterKey,
+    /// Wakes the webhook worker (new deliveries to fan out or send).
+    pub webhook_wake: Arc<Notify>,
+    /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.
+    pub webhook_client: reqwest::Client,
 }
 
 impl AppState {
@@ -43,6 +50,7 @@ impl AppState {
     /// Tells the dispatcher that events were committed.
     pub fn events_committed(&self) {
         self.outbox_wake.notify_one();
+        self.webhook_wake.notify_one();
     }
 }
 

@@ -13,6 +13,10 @@ pub enum EventType {
     SessionRevoked,
     SessionRefreshReuseDetected,
     KeyRotated,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookDeleted,
+    WebhookTest,
 }
 
 impl EventType {
@@ -29,6 +33,10 @@ impl EventType {
             Self::SessionRevoked => "session.revoked",
             Self::SessionRefreshReuseDetected => "session.refresh_reuse_detected",
             Self::KeyRotated => "admin.action",
+            Self::WebhookCreated => "webhook.created",
+            Self::WebhookUpdated => "webhook.updated",
+            Self::WebhookDeleted => "webhook.deleted",
+            Self::WebhookTest => "webhook.test",
         }
     }
 
@@ -55,11 +63,56 @@ impl EventType {
             Self::SessionRefreshed,
             Self::SessionRevoked,
             Self::SessionRefreshReuseDetected,
+            Self::WebhookCreated,
+            Self::WebhookUpdated,
+            Self::WebhookDeleted,
+            Self::WebhookTest,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
     }
 }
+
+/// Every event name of API.md §4: what a webhook may subscribe to (besides `*`).
+pub const EVENT_NAMES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "user.signed_in",
+    "user.signin_failed",
+    "user.signed_out",
+    "user.locked",
+    "session.created",
+    "session.refreshed",
+    "session.revoked",
+    "session.refresh_reuse_detected",
+    "organization.created",
+    "organization.updated",
+    "organization.deleted",
+    "organization.member.added",
+    "organization.member.removed",
+    "organization.member.role_changed",
+    "security.mfa.enabled",
+    "security.mfa.disabled",
+    "security.backup_codes.regenerated",
+    "security.passkey.registered",
+    "security.passkey.removed",
+    "security.password.changed",
+    "sso.provider.created",
+    "sso.provider.updated",
+    "sso.provider.deleted",
+    "sso.signed_in",
+    "scim.user.provisioned",
+    "scim.user.updated",
+    "scim.user.deprovisioned",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.test",
+    "api_key.created",
+    "api_key.revoked",
+    "admin.action",
+];
 
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

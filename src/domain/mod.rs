@@ -2,8 +2,9 @@
 
 mod events;
 pub mod page;
+pub mod webhooks;
 
-pub use events::{EventType, SessionEventKind};
+pub use events::{EVENT_NAMES, EventType, SessionEventKind};
 
 use std::fmt;
 

@@ -6,6 +6,7 @@ mod health;
 mod sessions;
 mod subscription;
 mod types;
+mod webhooks;
 
 use async_graphql::{Context, MergedObject, Schema};
 
@@ -16,11 +17,20 @@ pub use errors::decorate_response;
 
 /// Query root.
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, sessions::SessionsQuery, health::HealthQuery);
+pub struct Query(
+    auth::AuthQuery,
+    sessions::SessionsQuery,
+    health::HealthQuery,
+    webhooks::WebhooksQuery,
+);
 
 /// Mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, sessions::SessionsMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    sessions::SessionsMutation,
+    webhooks::WebhooksMutation,
+);
 
 /// Subscription root.
 pub type Subscription = subscription::SessionSubscription;

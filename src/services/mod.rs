@@ -10,3 +10,5 @@ pub mod lockout;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhooks;
