@@ -94,6 +94,7 @@ impl App {
             master_key: master,
             webhook_wake: Arc::new(Notify::new()),
             webhook_client: webhook_worker::client(&config)?,
+            webhook_running: Arc::default(),
             config: config.clone(),
         });
         let schema = build_schema(state.clone());

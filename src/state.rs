@@ -39,6 +39,8 @@ pub struct Inner {
     pub webhook_wake: Arc<Notify>,
     /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.
     pub webhook_client: reqwest::Client,
+    /// Held by a webhook worker run, so runs in this process (the loop's and a test's) take turns.
+    pub webhook_running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {

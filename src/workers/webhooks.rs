@@ -10,7 +10,6 @@ use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Sha256;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -195,23 +194,19 @@ pub async fn test_webhook(state: &AppState, ctx: &RequestContext, id: Uuid) -> A
 #[derive(Clone)]
 pub struct WebhookWorker {
     state: AppState,
-    /// One run at a time in this process.
-    running: Arc<Mutex<()>>,
 }
 
 impl WebhookWorker {
     /// A worker over `state`.
     pub fn new(state: AppState) -> Self {
-        Self {
-            state,
-            running: Arc::new(Mutex::new(())),
-        }
+        Self { state }
     }
 
     /// Fans out every published event and sends every delivery due now, including retries that
     /// fall due meanwhile; returns how many attempts it made.
     pub async fn try_run_once(&self) -> AppResult<usize> {
-        let _one_at_a_time = self.running.lock().await;
+        // One run at a time in this process (any worker built over the same state).
+        let _one_at_a_time = self.state.webhook_running.lock().await;
         let state = &self.state;
         let mut attempts = 0;
         loop {

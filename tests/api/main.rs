@@ -10,3 +10,4 @@ mod sessions;
 mod storage;
 mod subscriptions;
 mod tokens;
+mod webhooks;
