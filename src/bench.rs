@@ -45,6 +45,7 @@ impl Server {
             .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
             .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
+            .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()?;
@@ -299,6 +300,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
     )
     .await;
+    let webhooks = crate::bench_webhooks::phase(&client, &server.base, args.seconds).await?;
 
     println!(
         "Janua benchmark ({} cores, {} s per phase, {} connections)",
@@ -319,5 +321,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
     println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
+    println!("{webhooks}");
     Ok(())
 }

@@ -16,7 +16,7 @@ use entities::outbox_event;
 use crate::app::Services;
 use crate::context::RequestContext;
 use crate::rest::envelope;
-use crate::services::{sessions, webhook_deliveries};
+use crate::services::{sessions, webhook_queue};
 
 /// The process-wide Prometheus recorder (metrics are a process facility; installed once).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -67,7 +67,7 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
         metrics::gauge!("janua_active_sessions").set(n as f64);
     }
     metrics::gauge!("janua_event_subscribers").set(svc.state.bus.subscriber_count() as f64);
-    if let Ok(n) = webhook_deliveries::backlog(&svc.state.db).await {
+    if let Ok(n) = webhook_queue::backlog(&svc.state.db).await {
         metrics::gauge!("janua_webhook_backlog").set(n as f64);
     }
     (
@@ -86,7 +86,7 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
         .count(&svc.state.db)
         .await
         .ok();
-    let webhook_backlog = webhook_deliveries::backlog(&svc.state.db).await.ok();
+    let webhook_backlog = webhook_queue::backlog(&svc.state.db).await.ok();
     let status = if db_ok { "healthy" } else { "unhealthy" };
     let data = json!({
         "status": status,

@@ -11,4 +11,5 @@ pub mod sessions;
 pub mod subscriptions;
 pub mod users;
 pub mod webhook_deliveries;
+pub mod webhook_queue;
 pub mod webhooks;

@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::domain::webhooks::AddressPolicy;
 use crate::error::AppResult;
-use crate::services::webhook_deliveries::{self as deliveries, AttemptOutcome, Claimed, DeliveryView};
+use crate::services::webhook_deliveries::{self as deliveries, DeliveryView};
+use crate::services::webhook_queue::{self as queue, AttemptOutcome, Claimed};
 use crate::services::webhooks::address_policy;
 use crate::state::AppState;
 
@@ -178,9 +179,9 @@ pub struct TestResult {
 /// audited event) and reports the receiver's answer and the time it took.
 pub async fn test_webhook(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<TestResult> {
     let delivery_id = deliveries::queue_test(state, ctx, id).await?;
-    let claimed = deliveries::claim_leased(state, delivery_id).await?;
+    let claimed = queue::claim_leased(state, delivery_id).await?;
     let outcome = send(state, &claimed).await;
-    deliveries::record_attempts(state, vec![(claimed, outcome.clone())]).await?;
+    queue::record_attempts(state, vec![(claimed, outcome.clone())]).await?;
     Ok(TestResult {
         delivery: deliveries::delivery_view(&state.db, delivery_id).await?,
         success: outcome.succeeded(),
@@ -210,8 +211,8 @@ impl WebhookWorker {
         let state = &self.state;
         let mut attempts = 0;
         loop {
-            let fanned = deliveries::fan_out_once(state).await?;
-            let claimed = deliveries::claim_due(state, state.config.webhook_concurrency.max(1)).await?;
+            let fanned = queue::fan_out_once(state).await?;
+            let claimed = queue::claim_due(state, state.config.webhook_concurrency.max(1)).await?;
             if claimed.is_empty() {
                 if fanned == 0 {
                     return Ok(attempts);
@@ -227,7 +228,7 @@ impl WebhookWorker {
                 .buffer_unordered(state.config.webhook_concurrency.max(1))
                 .collect()
                 .await;
-            deliveries::record_attempts(state, results).await?;
+            queue::record_attempts(state, results).await?;
         }
     }
 
