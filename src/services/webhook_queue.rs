@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use uuid::Uuid;
 
@@ -36,6 +36,15 @@ const FAN_OUT_LOCK: i64 = 0x6a61_6e75_6177_6801;
 /// in the same transaction. Returns how many events it handled (0: nothing left).
 pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
     let db = &state.db;
+    let unfanned = || {
+        outbox_event::Entity::find()
+            .filter(outbox_event::Column::PublishedAt.is_not_null())
+            .filter(outbox_event::Column::WebhooksFannedAt.is_null())
+    };
+    // A plain read first: an idle node does not take the write lock.
+    if unfanned().limit(1).count(db).await? == 0 {
+        return Ok(0);
+    }
     let txn = begin_write(db).await?;
     if db.get_database_backend() == DbBackend::Postgres {
         txn.query_one_raw(Statement::from_sql_and_values(
@@ -45,9 +54,7 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
         ))
         .await?;
     }
-    let events = outbox_event::Entity::find()
-        .filter(outbox_event::Column::PublishedAt.is_not_null())
-        .filter(outbox_event::Column::WebhooksFannedAt.is_null())
+    let events = unfanned()
         .order_by_asc(outbox_event::Column::Seq)
         .limit(500)
         .all(&txn)
@@ -161,6 +168,17 @@ pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>
             .replace("$2", "?2")
             .replace("$3", "?3"),
     };
+    let due = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+        .filter(
+            webhook_delivery::Column::LockedUntil
+                .is_null()
+                .or(webhook_delivery::Column::LockedUntil.lte(now)),
+        );
+    if due.limit(1).count(db).await? == 0 {
+        return Ok(Vec::new());
+    }
     let txn = begin_write(db).await?;
     let rows = webhook_delivery::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
@@ -233,8 +251,18 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         chrono::Duration::from_std(state.config.webhook_disable_after).unwrap_or(chrono::Duration::days(5));
     let txn = begin_write(&state.db).await?;
     let now = Utc::now();
+    // A delivery whose endpoint was deleted while it was in flight is gone with it.
+    let alive: HashSet<Uuid> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
+        .filter(webhook_delivery::Column::Id.is_in(results.iter().map(|(c, _)| c.delivery.id)))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
     let mut endpoint_ok: HashMap<Uuid, (bool, DateTime<Utc>)> = HashMap::new();
-    for (c, o) in &results {
+    for (c, o) in results.iter().filter(|(c, _)| alive.contains(&c.delivery.id)) {
         let d = &c.delivery;
         let number = d.attempts + 1;
         let ok = o.succeeded();

@@ -11,3 +11,4 @@ mod storage;
 mod subscriptions;
 mod tokens;
 mod webhooks;
+mod webhooks_crash;
