@@ -122,3 +122,26 @@ pub enum SessionEventKind {
     Revoked,
     RefreshReuseDetected,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_parsed_event_is_in_the_vocabulary() {
+        for name in EVENT_NAMES {
+            if let Some(e) = EventType::parse(name) {
+                assert_eq!(e.as_str(), *name);
+            }
+        }
+        for e in [
+            "webhook.created",
+            "webhook.updated",
+            "webhook.deleted",
+            "webhook.test",
+        ] {
+            assert_eq!(EventType::parse(e).map(EventType::as_str), Some(e));
+            assert!(EVENT_NAMES.contains(&e));
+        }
+    }
+}

@@ -12,3 +12,4 @@ mod subscriptions;
 mod tokens;
 mod webhooks;
 mod webhooks_crash;
+mod webhooks_storage;
