@@ -12,4 +12,5 @@ mod subscriptions;
 mod tokens;
 mod webhooks;
 mod webhooks_crash;
+mod webhooks_graphql;
 mod webhooks_storage;

@@ -1,6 +1,6 @@
 //! Webhooks through the real server: a real receiver verifying signatures, retries on 5xx,
 //! none on 4xx, private addresses refused, disabling after failing; REST and GraphQL.
-//! (A killed server losing nothing: `webhooks_crash.rs`.)
+//! (GraphQL: `webhooks_graphql.rs`; a killed server losing nothing: `webhooks_crash.rs`.)
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -23,7 +23,6 @@ use crate::helpers::{Backend, TestApp, access};
 
 crate::on_both_databases!(
     rest_endpoints_and_signed_deliveries,
-    graphql_endpoints_test_rotate_and_redeliver,
     server_errors_are_retried_on_the_schedule,
     client_errors_are_not_retried,
     private_addresses_are_refused,
@@ -33,8 +32,8 @@ crate::on_both_databases!(
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
-    headers: HeaderMap,
-    body: Bytes,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 #[derive(Default)]
@@ -97,7 +96,7 @@ impl Receiver {
     }
 }
 
-fn header(h: &HeaderMap, name: &str) -> String {
+pub(crate) fn header(h: &HeaderMap, name: &str) -> String {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
@@ -125,7 +124,7 @@ pub(crate) fn verify(secret: &str, r: &Received) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
-async fn spawn_dev(b: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_dev(b: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp::spawn_with(b, |c| {
         c.webhook_allow_loopback = true;
         tweak(c);
@@ -135,7 +134,7 @@ async fn spawn_dev(b: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Publishes committed events, then fans out and sends everything due (a second "node"
 /// besides the server's own worker: the leases keep them from sending the same attempt).
-async fn deliver(app: &TestApp) {
+pub(crate) async fn deliver(app: &TestApp) {
     app.drain_events().await;
     WebhookWorker::new(app.services.state.clone())
         .try_run_once()
@@ -328,139 +327,6 @@ async fn rest_endpoints_and_signed_deliveries(b: Backend) {
             .len(),
         1
     );
-}
-
-const FIELDS: &str = "id url description events active disabledReason";
-
-async fn graphql_endpoints_test_rotate_and_redeliver(b: Backend) {
-    let app = spawn_dev(b, |_| {}).await;
-    let rx = Receiver::start(vec![]).await;
-    let t = access(&app.signup("gql-hooks@example.com").await);
-    let v = app
-        .gql(
-            Some(&t),
-            &format!("mutation($i: CreateWebhookInput!) {{ createWebhook(input: $i) {{ secret webhook {{ {FIELDS} }} }} }}"),
-            json!({"i": {"url": rx.url(), "events": ["*"]}}),
-        )
-        .await;
-    assert!(v["errors"].is_null(), "{v}");
-    let id = v["data"]["createWebhook"]["webhook"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret = v["data"]["createWebhook"]["secret"].as_str().unwrap().to_owned();
-
-    let v = app
-        .gql(
-            Some(&t),
-            &format!("{{ webhooks(first: 5) {{ totalCount edges {{ node {{ {FIELDS} }} }} }} }}"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(v["data"]["webhooks"]["totalCount"], 1);
-    assert_eq!(v["data"]["webhooks"]["edges"][0]["node"]["events"], json!(["*"]));
-    // There is no way to read a secret back.
-    let v = app
-        .gql(
-            Some(&t),
-            "{ webhook(id: \"00000000-0000-0000-0000-000000000000\") { secret } }",
-            json!({}),
-        )
-        .await;
-    assert!(!v["errors"].is_null());
-
-    let v = app
-        .gql(
-            Some(&t),
-            "mutation($id: ID!) { testWebhook(id: $id) { success statusCode durationMs error delivery { id eventType status attempts } } }",
-            json!({"id": id}),
-        )
-        .await;
-    assert!(v["errors"].is_null(), "{v}");
-    let test = &v["data"]["testWebhook"];
-    assert_eq!(test["success"], true);
-    assert_eq!(test["statusCode"], 200);
-    assert_eq!(test["delivery"]["status"], "succeeded");
-    assert!(verify(&secret, &rx.got()[0]));
-
-    // Rotation: the new secret signs from now on, the old one no longer does.
-    let v = app
-        .gql(
-            Some(&t),
-            "mutation($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { id } } }",
-            json!({"id": id}),
-        )
-        .await;
-    let new_secret = v["data"]["rotateWebhookSecret"]["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_ne!(new_secret, secret);
-    let delivery_id = test["delivery"]["id"].as_str().unwrap().to_owned();
-    let v = app
-        .gql(
-            Some(&t),
-            "mutation($w: ID!, $d: ID!) { redeliverWebhookDelivery(webhookId: $w, deliveryId: $d) { id status attempts } }",
-            json!({"w": id, "d": delivery_id}),
-        )
-        .await;
-    assert_eq!(v["data"]["redeliverWebhookDelivery"]["status"], "pending", "{v}");
-    deliver(&app).await;
-    let redelivered: Vec<Received> = rx
-        .got()
-        .into_iter()
-        .filter(|r| header(&r.headers, "x-janua-event-type") == "webhook.test")
-        .collect();
-    assert_eq!(redelivered.len(), 2);
-    assert!(verify(&new_secret, &redelivered[1]) && !verify(&secret, &redelivered[1]));
-
-    let v = app
-        .gql(
-            Some(&t),
-            "query($id: ID!) { webhookDeliveries(webhookId: $id, first: 50) { totalCount edges { node { id eventType status attempts attemptLog { number statusCode outcome } } } } }",
-            json!({"id": id}),
-        )
-        .await;
-    let edges = v["data"]["webhookDeliveries"]["edges"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let test_delivery = edges
-        .iter()
-        .find(|e| e["node"]["id"] == delivery_id.as_str())
-        .unwrap();
-    assert_eq!(test_delivery["node"]["attempts"], 2);
-    assert_eq!(test_delivery["node"]["attemptLog"].as_array().unwrap().len(), 2);
-
-    let v = app
-        .gql(
-            Some(&t),
-            &format!("mutation($id: ID!, $i: UpdateWebhookInput!) {{ updateWebhook(id: $id, input: $i) {{ {FIELDS} }} }}"),
-            json!({"id": id, "i": {"active": false, "description": "paused"}}),
-        )
-        .await;
-    assert_eq!(v["data"]["updateWebhook"]["active"], false, "{v}");
-    assert_eq!(v["data"]["updateWebhook"]["description"], "paused");
-
-    let v = app
-        .gql(
-            Some(&t),
-            "mutation($id: ID!) { deleteWebhook(id: $id) { success } }",
-            json!({"id": id}),
-        )
-        .await;
-    assert_eq!(v["data"]["deleteWebhook"]["success"], true);
-    let v = app
-        .gql(
-            Some(&t),
-            "mutation($id: ID!) { deleteWebhook(id: $id) { success } }",
-            json!({"id": id}),
-        )
-        .await;
-    assert_eq!(v["errors"][0]["extensions"]["code"], "NOT_FOUND");
-    // Unauthenticated callers get nothing.
-    let v = app.gql(None, "{ webhooks { totalCount } }", json!({})).await;
-    assert_eq!(v["errors"][0]["extensions"]["code"], "AUTHENTICATION_REQUIRED");
 }
 
 /// The deliveries of `id` as REST returns them.
