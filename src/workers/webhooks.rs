@@ -83,7 +83,7 @@ pub fn client(config: &Config) -> anyhow::Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(config.webhook_timeout)
         .connect_timeout(config.webhook_timeout)
-        .pool_max_idle_per_host(8)
+        .pool_max_idle_per_host(config.webhook_concurrency)
         .user_agent(concat!("Janua-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
