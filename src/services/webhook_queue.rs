@@ -262,6 +262,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         .into_iter()
         .collect();
     let mut endpoint_ok: HashMap<Uuid, (bool, DateTime<Utc>)> = HashMap::new();
+    let mut attempts = Vec::with_capacity(results.len());
     for (c, o) in results.iter().filter(|(c, _)| alive.contains(&c.delivery.id)) {
         let d = &c.delivery;
         let number = d.attempts + 1;
@@ -284,7 +285,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         }
         metrics::histogram!("janua_webhook_attempt_duration_seconds").record(o.duration_ms as f64 / 1000.0);
         let code = o.status_code.map(i32::from);
-        webhook_attempt::ActiveModel {
+        attempts.push(webhook_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(d.id),
             number: Set(number),
@@ -294,9 +295,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
             error: Set(o.error.clone()),
             outcome: Set(outcome.into()),
             next_attempt_at: Set(next),
-        }
-        .insert(&txn)
-        .await?;
+        });
         webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(status))
             .col_expr(webhook_delivery::Column::Attempts, Expr::value(number))
@@ -324,6 +323,11 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         if o.started_at >= entry.1 {
             *entry = (ok, o.started_at);
         }
+    }
+    for chunk in chunks(attempts, 200) {
+        webhook_attempt::Entity::insert_many(chunk)
+            .exec_without_returning(&txn)
+            .await?;
     }
     let endpoints = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::Id.is_in(endpoint_ok.keys().copied()))
