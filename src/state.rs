@@ -49,7 +49,7 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// Tells the dispatcher that events were committed.
+    /// Tells the dispatcher and the webhook worker that events were committed.
     pub fn events_committed(&self) {
         self.outbox_wake.notify_one();
         self.webhook_wake.notify_one();

@@ -234,7 +234,6 @@ pub async fn redeliver(
     .await?;
     txn.commit().await?;
     state.events_committed();
-    state.webhook_wake.notify_one();
     delivery_view(&state.db, delivery_id).await
 }
 

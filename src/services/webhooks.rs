@@ -271,7 +271,6 @@ pub async fn update_webhook(
     .await?;
     txn.commit().await?;
     state.events_committed();
-    state.webhook_wake.notify_one();
     Ok(m.into())
 }
 
