@@ -27,6 +27,7 @@ use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::state::{AppState, Inner};
 use crate::storage::{self, RevocationStore};
+use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// What every handler gets: the state, the schema and the REST table.
 #[derive(Clone)]
@@ -41,6 +42,7 @@ pub struct Services {
 pub struct App {
     pub services: Services,
     pub dispatcher: Dispatcher,
+    pub webhooks: WebhookWorker,
     listener: TcpListener,
     router: Router,
 }
@@ -68,7 +70,13 @@ impl App {
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self { dispatcher, services, listener, router })
+        Ok(Self {
+            dispatcher,
+            webhooks: WebhookWorker::new(services.state.clone()),
+            services,
+            listener,
+            router,
+        })
     }
 
     /// The bound address (port 0 in tests becomes a real port here).
@@ -80,9 +88,12 @@ impl App {
     pub async fn run(self) -> anyhow::Result<()> {
         let state = self.services.state.clone();
         let addr = self.local_addr();
-        // Aborted when `run` ends or is dropped (a test dropping its server stops its workers too).
-        let _dispatcher = AbortOnDrop(self.dispatcher.spawn(Duration::from_millis(500)));
-        let _housekeeping = AbortOnDrop(tokio::spawn(housekeeping(state)));
+        // Dropping (or aborting) this future stops the workers too, like a killed process.
+        let _workers = AbortOnDrop(vec![
+            self.dispatcher.spawn(Duration::from_millis(500)),
+            self.webhooks.spawn(Duration::from_secs(1)),
+            tokio::spawn(housekeeping(state)),
+        ]);
         tracing::info!(%addr, "Janua is serving");
         let result =
             axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
@@ -102,9 +113,14 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         storage::migrate(&db).await?;
     }
     let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
-    let keys =
-        KeyStore::load(&db, master, config.issuer.clone(), config.audience.clone(), config.access_token_ttl)
-            .await?;
+    let keys = KeyStore::load(
+        &db,
+        master.clone(),
+        config.issuer.clone(),
+        config.audience.clone(),
+        config.access_token_ttl,
+    )
+    .await?;
     let concurrency = config
         .hash_concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -131,17 +147,23 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         api_key_usage: Default::default(),
         counts: Default::default(),
         queries,
+        master_key: master,
+        webhook_wake: Arc::new(Notify::new()),
+        webhook_client: webhook_worker::client(&config)?,
+        webhook_running: Arc::default(),
         config,
     });
     Ok(state)
 }
 
-/// Aborts a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Background tasks that end with the server.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        for t in &self.0 {
+            t.abort();
+        }
     }
 }
 

@@ -61,6 +61,7 @@ impl Server {
             .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
             .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
+            .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()?;
@@ -267,6 +268,7 @@ async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
             }
         })
         .await;
+    let webhooks = crate::bench_webhooks::phase(&client, &server.base, args.seconds).await?;
 
     println!(
         "Janua benchmark ({} cores, {} s per phase, {} connections)",
@@ -284,5 +286,6 @@ async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
     println!("    REST / GraphQL = {:.2} (goal ≥ 0.85)", rest_me.rps / gql_me.rps);
     println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
     println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
+    println!("{webhooks}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -83,6 +84,30 @@ pub struct Config {
     /// Maximum GraphQL query complexity.
     #[arg(long, env = "JANUA_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
     pub graphql_max_complexity: usize,
+    /// Webhook request timeout (`15s`; units ms, s, m, h, d).
+    #[arg(long, env = "JANUA_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+    /// Delays before each webhook retry, comma-separated; a delivery fails after the last one.
+    #[arg(
+        long,
+        env = "JANUA_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "1m,5m,30m,2h,8h,24h",
+        value_delimiter = ',',
+        value_parser = parse_duration
+    )]
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// A webhook endpoint failing for this long without a success is disabled.
+    #[arg(long, env = "JANUA_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    pub webhook_disable_after: Duration,
+    /// Development only: allow `http://` webhook URLs to loopback hosts and delivery to loopback addresses.
+    #[arg(long, env = "JANUA_WEBHOOK_ALLOW_LOOPBACK")]
+    pub webhook_allow_loopback: bool,
+    /// Allow webhook delivery to private, link-local and other non-public addresses.
+    #[arg(long, env = "JANUA_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Webhook requests in flight at once on this node.
+    #[arg(long, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    pub webhook_concurrency: usize,
     /// Log format.
     #[arg(long, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -98,5 +123,40 @@ impl Config {
             config: Config,
         }
         Wrap::parse_from(["janua"]).config
+    }
+}
+
+/// Parses `250ms`, `15s`, `5m`, `2h`, `5d` (a bare number is seconds).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("`{raw}` is not a duration like 15s, 5m, 2h"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{raw}`: the unit must be ms, s, m, h or d")),
+    };
+    Ok(Duration::from_millis(n.saturating_mul(ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_webhook_defaults() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5 weeks").is_err());
+        let c = Config::defaults();
+        let mins: Vec<u64> = c.webhook_retry_schedule.iter().map(|d| d.as_secs() / 60).collect();
+        assert_eq!(mins, [1, 5, 30, 120, 480, 1440]);
+        assert_eq!(c.webhook_timeout, Duration::from_secs(15));
+        assert_eq!(c.webhook_disable_after, Duration::from_secs(5 * 86400));
     }
 }

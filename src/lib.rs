@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod bench_directory;
+pub mod bench_webhooks;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -18,6 +19,7 @@ pub mod security;
 pub mod services;
 pub mod state;
 pub mod storage;
+pub mod workers;
 
 /// Writes `schema.graphql` and `openapi.json` into `dir` (what `janua schema` does).
 pub async fn write_schema_files(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::IpRateLimiter;
+use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::storage::RevocationStore;
@@ -38,6 +39,14 @@ pub struct Inner {
     pub counts: crate::domain::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).
     pub queries: crate::storage::QueryCounter,
+    /// Seals and opens secrets stored in the database (webhook signing secrets).
+    pub master_key: MasterKey,
+    /// Wakes the webhook worker (new deliveries to fan out or send).
+    pub webhook_wake: Arc<Notify>,
+    /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.
+    pub webhook_client: reqwest::Client,
+    /// Held by a webhook worker run, so runs in this process (the loop's and a test's) take turns.
+    pub webhook_running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -46,9 +55,10 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// Tells the dispatcher that events were committed.
+    /// Tells the dispatcher and the webhook worker that events were committed.
     pub fn events_committed(&self) {
         self.outbox_wake.notify_one();
+        self.webhook_wake.notify_one();
     }
 }
 

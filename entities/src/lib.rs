@@ -10,3 +10,6 @@ pub mod refresh_token;
 pub mod session;
 pub mod signing_key;
 pub mod user;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -16,6 +16,8 @@ pub struct Model {
     pub payload: Json,
     pub created_at: DateTimeUtc,
     pub published_at: Option<DateTimeUtc>,
+    /// When the webhook fan-out turned this event into deliveries.
+    pub webhooks_fanned_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,10 @@ event_types! {
     ApiKeyCreated => "api_key.created",
     ApiKeyRevoked => "api_key.revoked",
     AdminAction => "admin.action",
+    WebhookCreated => "webhook.created",
+    WebhookUpdated => "webhook.updated",
+    WebhookDeleted => "webhook.deleted",
+    WebhookTest => "webhook.test",
 }
 
 impl EventType {
@@ -63,6 +67,47 @@ impl EventType {
     }
 }
 
+/// Every event name of API.md §4: what a webhook may subscribe to (besides `*`).
+pub const EVENT_NAMES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "user.signed_in",
+    "user.signin_failed",
+    "user.signed_out",
+    "user.locked",
+    "session.created",
+    "session.refreshed",
+    "session.revoked",
+    "session.refresh_reuse_detected",
+    "organization.created",
+    "organization.updated",
+    "organization.deleted",
+    "organization.member.added",
+    "organization.member.removed",
+    "organization.member.role_changed",
+    "security.mfa.enabled",
+    "security.mfa.disabled",
+    "security.backup_codes.regenerated",
+    "security.passkey.registered",
+    "security.passkey.removed",
+    "security.password.changed",
+    "sso.provider.created",
+    "sso.provider.updated",
+    "sso.provider.deleted",
+    "sso.signed_in",
+    "scim.user.provisioned",
+    "scim.user.updated",
+    "scim.user.deprovisioned",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.test",
+    "api_key.created",
+    "api_key.revoked",
+    "admin.action",
+];
+
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SessionEventKind {
@@ -82,6 +127,7 @@ mod tests {
         for e in EventType::ALL {
             assert_eq!(EventType::parse(e.as_str()), Some(*e));
             assert!(seen.insert(e.as_str()), "{} used twice", e.as_str());
+            assert!(EVENT_NAMES.contains(&e.as_str()), "{} is not in API.md §4", e.as_str());
         }
     }
 }

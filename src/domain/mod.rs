@@ -3,8 +3,9 @@
 mod events;
 pub mod keyset;
 pub mod page;
+pub mod webhooks;
 
-pub use events::{EventType, SessionEventKind};
+pub use events::{EVENT_NAMES, EventType, SessionEventKind};
 
 use std::fmt;
 

@@ -163,6 +163,14 @@ pub fn field_message(issue: FieldIssue, l: Locale) -> String {
         (OutOfRange, Es) => "está fuera de rango".into(),
         (OutOfRange, Fr) => "est hors limites".into(),
         (OutOfRange, De) => "liegt außerhalb des zulässigen Bereichs".into(),
+        (UrlNotAllowed, En) => "must be an https URL of a public host".into(),
+        (UrlNotAllowed, Es) => "debe ser una URL https de un host público".into(),
+        (UrlNotAllowed, Fr) => "doit être une URL https d'un hôte public".into(),
+        (UrlNotAllowed, De) => "muss eine https-URL eines öffentlichen Hosts sein".into(),
+        (UnknownEvent, En) => "names an unknown event type".into(),
+        (UnknownEvent, Es) => "nombra un tipo de evento desconocido".into(),
+        (UnknownEvent, Fr) => "désigne un type d'événement inconnu".into(),
+        (UnknownEvent, De) => "nennt einen unbekannten Ereignistyp".into(),
     }
 }
 

@@ -127,6 +127,10 @@ pub enum FieldIssue {
     PasswordContainsEmail,
     InvalidFormat,
     OutOfRange,
+    /// A webhook URL that is not https, or names a private, loopback or link-local host.
+    UrlNotAllowed,
+    /// A webhook event name that is not in the vocabulary (API.md §4) nor `*`.
+    UnknownEvent,
 }
 
 /// A failure of a service or a transport, with its code and any structured details.

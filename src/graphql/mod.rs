@@ -11,6 +11,7 @@ mod sessions;
 mod subscription;
 mod types;
 mod users;
+mod webhooks;
 
 use async_graphql::{Context, MergedObject, Schema};
 
@@ -27,9 +28,13 @@ pub struct IdentityQuery(auth::AuthQuery, sessions::SessionsQuery, health::Healt
 #[derive(MergedObject, Default)]
 pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
 
+/// Webhooks.
+#[derive(MergedObject, Default)]
+pub struct IntegrationsQuery(webhooks::WebhooksQuery);
+
 /// Query root (merged objects nested in groups of at most eight).
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, DirectoryQuery);
+pub struct Query(IdentityQuery, DirectoryQuery, IntegrationsQuery);
 
 /// Sign-in and sessions.
 #[derive(MergedObject, Default)]
@@ -39,9 +44,13 @@ pub struct IdentityMutation(auth::AuthMutation, sessions::SessionsMutation);
 #[derive(MergedObject, Default)]
 pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
 
+/// Webhooks.
+#[derive(MergedObject, Default)]
+pub struct IntegrationsMutation(webhooks::WebhooksMutation);
+
 /// Mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, DirectoryMutation);
+pub struct Mutation(IdentityMutation, DirectoryMutation, IntegrationsMutation);
 
 /// Subscription root.
 pub type Subscription = subscription::SessionSubscription;

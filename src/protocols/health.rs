@@ -16,7 +16,7 @@ use entities::outbox_event;
 use crate::app::Services;
 use crate::context::RequestContext;
 use crate::rest::envelope;
-use crate::services::sessions;
+use crate::services::{sessions, webhook_queue};
 
 /// The process-wide Prometheus recorder (metrics are a process facility; installed once).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -61,10 +61,14 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
         metrics::gauge!("janua_active_sessions").set(n as f64);
     }
     metrics::gauge!("janua_event_subscribers").set(svc.state.bus.subscriber_count() as f64);
+    if let Ok(n) = webhook_queue::backlog(&svc.state.db).await {
+        metrics::gauge!("janua_webhook_backlog").set(n as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }
 
-/// Each dependency's status and latency, and the event backlog (inside the envelope).
+/// Each dependency's status and latency, the event backlog and the webhook backlog (pending
+/// deliveries), inside the envelope.
 pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<RequestContext>) -> Response {
     let (db_ok, db_ms) = database_check(&svc).await;
     let backlog = outbox_event::Entity::find()
@@ -72,6 +76,7 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
         .count(&svc.state.db)
         .await
         .ok();
+    let webhook_backlog = webhook_queue::backlog(&svc.state.db).await.ok();
     let status = if db_ok { "healthy" } else { "unhealthy" };
     let data = json!({
         "status": status,
@@ -87,6 +92,7 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
         },
         "event_backlog": backlog,
         "event_subscribers": svc.state.bus.subscriber_count(),
+        "webhook_backlog": webhook_backlog,
     });
     let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     envelope::success(&rc, code, data, None)

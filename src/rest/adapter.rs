@@ -24,6 +24,8 @@ pub enum FieldKind {
     Int,
     Boolean,
     Json,
+    /// A list of `String` or `ID` (a JSON array of strings).
+    StringList,
     Other,
 }
 
@@ -212,7 +214,7 @@ fn base_type_name(t: &Type) -> String {
 
 async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<Vec<InputField>> {
     let q = format!(
-        r#"{{ __type(name: "{type_name}") {{ inputFields {{ name type {{ kind name ofType {{ kind name }} }} }} }} }}"#
+        r#"{{ __type(name: "{type_name}") {{ inputFields {{ name type {{ kind name ofType {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} }} }} }}"#
     );
     let resp = schema.execute(q).await;
     anyhow::ensure!(resp.errors.is_empty(), "introspection of {type_name} failed: {:?}", resp.errors);
@@ -231,6 +233,16 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
                 (Some("SCALAR"), Some("Int")) => FieldKind::Int,
                 (Some("SCALAR"), Some("Boolean")) => FieldKind::Boolean,
                 (Some("SCALAR"), Some("JSON")) => FieldKind::Json,
+                (Some("LIST"), _) => {
+                    let item = match t["ofType"]["kind"].as_str() {
+                        Some("NON_NULL") => &t["ofType"]["ofType"],
+                        _ => &t["ofType"],
+                    };
+                    match (item["kind"].as_str(), item["name"].as_str()) {
+                        (Some("SCALAR"), Some("String" | "ID")) => FieldKind::StringList,
+                        _ => FieldKind::Other,
+                    }
+                }
                 _ => FieldKind::Other,
             };
             InputField { rest_name: camel_to_snake(&name), name, required, kind }
@@ -255,6 +267,7 @@ fn map_input(fields: &[InputField], mut body: Map<String, Value>) -> Result<Map<
                 None
             }
             (Some(Value::Bool(_)), FieldKind::Boolean) => None,
+            (Some(Value::Array(a)), FieldKind::StringList) if a.iter().all(Value::is_string) => None,
             (Some(_), FieldKind::Json | FieldKind::Other) => None,
             (Some(_), _) => Some(FieldIssue::InvalidFormat),
         };

@@ -4,8 +4,8 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, Para
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder,
-    Ref, Required, ResponseBuilder, Type,
+    ArrayBuilder, ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
+    PathsBuilder, Ref, Required, ResponseBuilder, Type,
 };
 
 use super::adapter::{FieldKind, RestApi};
@@ -85,9 +85,15 @@ pub fn document(api: &RestApi) -> OpenApi {
                     FieldKind::String => Type::String,
                     FieldKind::Int => Type::Integer,
                     FieldKind::Boolean => Type::Boolean,
+                    FieldKind::StringList => Type::Array,
                     FieldKind::Json | FieldKind::Other => Type::Object,
                 };
-                schema = schema.property(&f.rest_name, ObjectBuilder::new().schema_type(t));
+                schema = if t == Type::Array {
+                    let item = ObjectBuilder::new().schema_type(Type::String);
+                    schema.property(&f.rest_name, ArrayBuilder::new().items(item))
+                } else {
+                    schema.property(&f.rest_name, ObjectBuilder::new().schema_type(t))
+                };
                 if f.required {
                     schema = schema.required(&f.rest_name);
                 }

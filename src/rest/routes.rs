@@ -75,6 +75,8 @@ pub fn routes() -> Vec<RestRoute> {
         |op, method, path, summary| RestRoute { tag: "organizations", summary, ..route(op, method, path) };
     let keys = |op, method, path, summary| RestRoute { tag: "api-keys", summary, ..route(op, method, path) };
     let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
+    let webhooks =
+        |op, method, path, summary| RestRoute { tag: "webhooks", summary, ..route(op, method, path) };
     vec![
         RestRoute {
             body: Body::Input,
@@ -267,6 +269,80 @@ pub fn routes() -> Vec<RestRoute> {
                 Method::POST,
                 "/admin/api-keys",
                 "Create an administrator API key (shown once)",
+            )
+        },
+        // Webhooks
+        RestRoute {
+            paginated: true,
+            shape: Shape::List,
+            ..webhooks("Webhooks", Method::GET, "/webhooks", "The caller's webhook endpoints")
+        },
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..webhooks(
+                "CreateWebhook",
+                Method::POST,
+                "/webhooks",
+                "Create a webhook endpoint (the secret is returned once)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..webhooks("Webhook", Method::GET, "/webhooks/{id}", "One webhook endpoint")
+        },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            ..webhooks("UpdateWebhook", Method::PUT, "/webhooks/{id}", "Change a webhook endpoint")
+        },
+        RestRoute {
+            path_params: &["id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..webhooks(
+                "DeleteWebhook",
+                Method::DELETE,
+                "/webhooks/{id}",
+                "Delete a webhook endpoint and its deliveries",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..webhooks(
+                "TestWebhook",
+                Method::POST,
+                "/webhooks/{id}/test",
+                "Send webhook.test now; reports the receiver's status and time",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..webhooks(
+                "RotateWebhookSecret",
+                Method::POST,
+                "/webhooks/{id}/rotate-secret",
+                "Replace the signing secret (the new one is returned once)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            paginated: true,
+            shape: Shape::List,
+            ..webhooks(
+                "WebhookDeliveries",
+                Method::GET,
+                "/webhooks/{id}/deliveries",
+                "Deliveries of a webhook endpoint, each with every attempt",
+            )
+        },
+        RestRoute {
+            path_params: &["id", "delivery_id"],
+            ..webhooks(
+                "RedeliverWebhookDelivery",
+                Method::POST,
+                "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+                "Send one delivery again now",
             )
         },
     ]

@@ -15,3 +15,6 @@ pub mod orgs;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhook_queue;
+pub mod webhooks;

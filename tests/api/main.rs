@@ -12,3 +12,7 @@ mod sessions;
 mod storage;
 mod subscriptions;
 mod tokens;
+mod webhooks;
+mod webhooks_crash;
+mod webhooks_graphql;
+mod webhooks_storage;

@@ -1,0 +1,370 @@
+//! The webhook queue: fan-out from the outbox, claiming due deliveries (one node per attempt),
+//! recording every attempt with its retry decision, disabling endpoints that keep failing.
+//!
+//! State lives in the database only, so a crash loses nothing: an outbox row is fanned out in
+//! the transaction that marks it; a claimed delivery carries a lease (`locked_until`) that
+//! expires if its node dies before recording the attempt.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+use uuid::Uuid;
+
+use entities::{outbox_event, webhook_attempt, webhook_delivery, webhook_endpoint};
+
+use crate::context::RequestContext;
+use crate::domain::EventType;
+use crate::domain::webhooks::filter_matches;
+use crate::error::{AppResult, ErrorCode};
+use crate::security::secrets::Secret;
+use crate::services::audit::{self, Change};
+use crate::services::webhook_deliveries::{FAILED, PENDING, SUCCEEDED, TEST_EVENT, lease, new_delivery};
+use crate::services::webhooks::open_secret;
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// Serialises fan-out across PostgreSQL nodes, so deliveries are created in outbox order.
+const FAN_OUT_LOCK: i64 = 0x6a61_6e75_6177_6801;
+
+/// Turns one batch of published, not yet fanned-out outbox events into deliveries for the
+/// matching active endpoints (the subject user's, created before the event), marking the events
+/// in the same transaction. Returns how many events it handled (0: nothing left).
+pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
+    let db = &state.db;
+    let unfanned = || {
+        outbox_event::Entity::find()
+            .filter(outbox_event::Column::PublishedAt.is_not_null())
+            .filter(outbox_event::Column::WebhooksFannedAt.is_null())
+    };
+    // A plain read first: an idle node does not take the write lock.
+    if unfanned().limit(1).count(db).await? == 0 {
+        return Ok(0);
+    }
+    let txn = begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [FAN_OUT_LOCK.into()],
+        ))
+        .await?;
+    }
+    let events = unfanned().order_by_asc(outbox_event::Column::Seq).limit(500).all(&txn).await?;
+    if events.is_empty() {
+        txn.commit().await?;
+        return Ok(0);
+    }
+    // Test events go only to the endpoint under test, which `queue_test` already did.
+    let subjects: HashSet<Uuid> =
+        events.iter().filter(|e| e.event_type != TEST_EVENT).filter_map(|e| e.subject_user_id).collect();
+    let endpoints = if subjects.is_empty() {
+        Vec::new()
+    } else {
+        webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::UserId.is_in(subjects))
+            .filter(webhook_endpoint::Column::Active.eq(true))
+            .all(&txn)
+            .await?
+    };
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for e in events.iter().filter(|e| e.event_type != TEST_EVENT) {
+        for ep in &endpoints {
+            if ep.user_id.is_some()
+                && ep.user_id == e.subject_user_id
+                && ep.created_at <= e.created_at
+                && filter_matches(&ep.events, &e.event_type)
+            {
+                rows.push(new_delivery(Uuid::now_v7(), ep.id, e, now));
+            }
+        }
+    }
+    let created = rows.len();
+    for chunk in chunks(rows, 200) {
+        webhook_delivery::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+    }
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::WebhooksFannedAt, Expr::value(now))
+        .filter(outbox_event::Column::Seq.is_in(events.iter().map(|e| e.seq)))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    metrics::counter!("janua_webhook_deliveries_created_total").increment(created as u64);
+    Ok(events.len())
+}
+
+fn chunks<T>(mut v: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let rest = v.split_off(v.len().min(n));
+        out.push(std::mem::replace(&mut v, rest));
+    }
+    out
+}
+
+/// A delivery this node holds the lease of, with what sending it needs.
+pub struct Claimed {
+    pub delivery: webhook_delivery::Model,
+    pub url: String,
+    pub secret: Secret,
+}
+
+/// What one HTTP attempt gave.
+#[derive(Clone, Debug)]
+pub struct AttemptOutcome {
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    /// The receiver's status, when it answered.
+    pub status_code: Option<u16>,
+    /// Why it failed, when it did (never a secret).
+    pub error: Option<String>,
+    /// 5xx, 408, 429, timeouts and connection errors are worth retrying; other 4xx are not.
+    pub retryable: bool,
+}
+
+impl AttemptOutcome {
+    /// Whether the receiver accepted the delivery (2xx).
+    pub fn succeeded(&self) -> bool {
+        self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+const CLAIM_SQL: &str = "SELECT d.* FROM webhook_deliveries d \
+     JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+       AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+       AND e.active = $2 \
+       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+           WHERE p.endpoint_id = d.endpoint_id AND p.status = 'pending' \
+             AND p.event_seq < d.event_seq AND p.event_type <> 'webhook.test') \
+     ORDER BY d.event_seq LIMIT $3";
+
+/// Claims up to `limit` due deliveries, at most one per endpoint and each endpoint's oldest
+/// pending event first, by setting their lease. Rows are claimed in one write transaction
+/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so no two nodes send
+/// the same attempt.
+pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>> {
+    let db = &state.db;
+    let backend = db.get_database_backend();
+    let now = Utc::now();
+    let sql = match backend {
+        DbBackend::Postgres => format!("{CLAIM_SQL} FOR UPDATE OF d SKIP LOCKED"),
+        _ => CLAIM_SQL.replace("$1", "?1").replace("$2", "?2").replace("$3", "?3"),
+    };
+    let due = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+        .filter(
+            webhook_delivery::Column::LockedUntil
+                .is_null()
+                .or(webhook_delivery::Column::LockedUntil.lte(now)),
+        );
+    if due.limit(1).count(db).await? == 0 {
+        return Ok(Vec::new());
+    }
+    let txn = begin_write(db).await?;
+    let rows = webhook_delivery::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [now.into(), true.into(), (limit as i64).into()],
+        ))
+        .all(&txn)
+        .await?;
+    if rows.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease(state)))
+        .filter(webhook_delivery::Column::Id.is_in(rows.iter().map(|r| r.id)))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    with_endpoints(state, rows).await
+}
+
+/// The delivery `queue_test` leased to this request.
+pub async fn claim_leased(state: &AppState, id: Uuid) -> AppResult<Claimed> {
+    let d = webhook_delivery::Entity::find_by_id(id).one(&state.db).await?.ok_or(ErrorCode::NotFound)?;
+    with_endpoints(state, vec![d]).await?.pop().ok_or_else(|| ErrorCode::NotFound.into())
+}
+
+async fn with_endpoints(state: &AppState, rows: Vec<webhook_delivery::Model>) -> AppResult<Vec<Claimed>> {
+    let ids: HashSet<Uuid> = rows.iter().map(|r| r.endpoint_id).collect();
+    let endpoints: HashMap<Uuid, webhook_endpoint::Model> = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for d in rows {
+        // An endpoint deleted meanwhile took its deliveries with it.
+        if let Some(e) = endpoints.get(&d.endpoint_id) {
+            out.push(Claimed { url: e.url.clone(), secret: open_secret(&state.master_key, e)?, delivery: d });
+        }
+    }
+    Ok(out)
+}
+
+/// Records attempts and decides what follows each: done, retry at the next step of the
+/// schedule, or failed. A failure starts (or continues) the endpoint's failing run; an
+/// endpoint failing for `webhook_disable_after` without a success is disabled and audited.
+pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOutcome)>) -> AppResult<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let schedule = &state.config.webhook_retry_schedule;
+    let disable_after =
+        chrono::Duration::from_std(state.config.webhook_disable_after).unwrap_or(chrono::Duration::days(5));
+    let txn = begin_write(&state.db).await?;
+    let now = Utc::now();
+    // A delivery whose endpoint was deleted while it was in flight is gone with it.
+    let alive: HashSet<Uuid> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
+        .filter(webhook_delivery::Column::Id.is_in(results.iter().map(|(c, _)| c.delivery.id)))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut endpoint_ok: HashMap<Uuid, (bool, DateTime<Utc>)> = HashMap::new();
+    let mut attempts = Vec::with_capacity(results.len());
+    for (c, o) in results.iter().filter(|(c, _)| alive.contains(&c.delivery.id)) {
+        let d = &c.delivery;
+        let number = d.attempts + 1;
+        let ok = o.succeeded();
+        // A test is sent once; redeliver it to try again.
+        let step = usize::try_from(number - 1).unwrap_or(usize::MAX);
+        let retry_in = (!ok && o.retryable && d.event_type != TEST_EVENT)
+            .then(|| schedule.get(step))
+            .flatten()
+            .and_then(|s| chrono::Duration::from_std(*s).ok());
+        let next = retry_in.map(|r| now + r);
+        let (status, outcome) = match (ok, next) {
+            (true, _) => (SUCCEEDED, "succeeded"),
+            (false, Some(_)) => (PENDING, "retrying"),
+            (false, None) => (FAILED, "failed"),
+        };
+        metrics::counter!("janua_webhook_attempts_total", "outcome" => outcome).increment(1);
+        if !ok {
+            metrics::counter!("janua_webhook_failures_total").increment(1);
+        }
+        metrics::histogram!("janua_webhook_attempt_duration_seconds").record(o.duration_ms as f64 / 1000.0);
+        let code = o.status_code.map(i32::from);
+        attempts.push(webhook_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            delivery_id: Set(d.id),
+            number: Set(number),
+            started_at: Set(o.started_at),
+            duration_ms: Set(o.duration_ms),
+            status_code: Set(code),
+            error: Set(o.error.clone()),
+            outcome: Set(outcome.into()),
+            next_attempt_at: Set(next),
+        });
+        webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+            .col_expr(webhook_delivery::Column::Attempts, Expr::value(number))
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(o.started_at))
+            .col_expr(webhook_delivery::Column::LastStatusCode, Expr::value(code))
+            .col_expr(webhook_delivery::Column::LastError, Expr::value(o.error.clone()))
+            .col_expr(webhook_delivery::Column::LastDurationMs, Expr::value(o.duration_ms))
+            .col_expr(
+                webhook_delivery::Column::DeliveredAt,
+                Expr::value(ok.then_some(now).or(d.delivered_at)),
+            )
+            .filter(webhook_delivery::Column::Id.eq(d.id))
+            .exec(&txn)
+            .await?;
+        // The endpoint's latest outcome in this batch wins.
+        let entry = endpoint_ok.entry(d.endpoint_id).or_insert((ok, o.started_at));
+        if o.started_at >= entry.1 {
+            *entry = (ok, o.started_at);
+        }
+    }
+    for chunk in chunks(attempts, 200) {
+        webhook_attempt::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+    }
+    let endpoints = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Id.is_in(endpoint_ok.keys().copied()))
+        .all(&txn)
+        .await?;
+    let mut disabled = false;
+    for ep in endpoints {
+        let (ok, at) = endpoint_ok[&ep.id];
+        match (ok, ep.failing_since) {
+            (true, Some(_)) => {
+                let mut am: webhook_endpoint::ActiveModel = ep.into();
+                am.failing_since = Set(None);
+                am.update(&txn).await?;
+            }
+            (false, None) => {
+                let mut am: webhook_endpoint::ActiveModel = ep.into();
+                am.failing_since = Set(Some(at));
+                am.update(&txn).await?;
+            }
+            (false, Some(since)) if ep.active && now - since >= disable_after => {
+                disable(&txn, ep, since).await?;
+                disabled = true;
+            }
+            _ => {}
+        }
+    }
+    txn.commit().await?;
+    if disabled {
+        state.events_committed();
+    }
+    Ok(())
+}
+
+async fn disable(
+    txn: &impl ConnectionTrait,
+    ep: webhook_endpoint::Model,
+    since: DateTime<Utc>,
+) -> AppResult<()> {
+    let mut am: webhook_endpoint::ActiveModel = ep.clone().into();
+    am.active = Set(false);
+    am.disabled_reason = Set(Some("failing".into()));
+    am.updated_at = Set(Utc::now());
+    am.update(txn).await?;
+    tracing::warn!(webhook_id = %ep.id, failing_since = %since, "webhook endpoint disabled after failing without a success");
+    let ctx = RequestContext { request_id: "webhook-worker".into(), ..RequestContext::default() };
+    audit::record(
+        txn,
+        &ctx,
+        Change {
+            event: EventType::WebhookUpdated,
+            target: Some(("webhook", ep.id.to_string())),
+            subject_user: ep.user_id,
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({
+                "webhook_id": ep.id,
+                "active": false,
+                "reason": "failing",
+                "failing_since": since,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Pending deliveries, on every node (the webhook backlog).
+pub async fn backlog(db: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .count(db)
+        .await?)
+}

@@ -1,0 +1,3 @@
+//! Background workers, each with a `try_run_once` that tests call instead of waiting.
+
+pub mod webhooks;
