@@ -26,7 +26,7 @@ use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::state::{AppState, Inner};
-use crate::storage::{self, RevocationStore};
+use crate::storage::{self, MemoryCeremonyStore, RevocationStore};
 
 /// What every handler gets: the state, the schema and the REST table.
 #[derive(Clone)]
@@ -60,7 +60,7 @@ impl App {
         let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
         let keys = KeyStore::load(
             &db,
-            master,
+            master.clone(),
             config.issuer.clone(),
             config.audience.clone(),
             config.access_token_ttl,
@@ -84,6 +84,10 @@ impl App {
             keys,
             revocations,
             lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
+            mfa_lockouts: LockoutStore::new(config.mfa_max_attempts, config.lockout_seconds),
+            master_key: master,
+            webauthn: Arc::new(build_webauthn(&config)?),
+            ceremonies: Arc::new(MemoryCeremonyStore::new()),
             rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
             bus: bus.clone(),
             outbox_wake: outbox_wake.clone(),
@@ -138,6 +142,22 @@ impl App {
     }
 }
 
+/// The WebAuthn relying party from the configuration (id, name, allowed origins).
+fn build_webauthn(config: &Config) -> anyhow::Result<webauthn_rs::Webauthn> {
+    use webauthn_rs::prelude::Url;
+    let mut origins = config.webauthn_origins.iter().map(|o| Url::parse(o.trim()));
+    let first = origins
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("JANUA_WEBAUTHN_ORIGINS must name at least one origin"))??;
+    let mut b = webauthn_rs::WebauthnBuilder::new(&config.webauthn_rp_id, &first)?
+        .rp_name(&config.webauthn_rp_name)
+        .timeout(Duration::from_secs(config.webauthn_ceremony_ttl));
+    for o in origins {
+        b = b.append_allowed_origin(&o?);
+    }
+    Ok(b.build()?)
+}
+
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -145,6 +165,8 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
+        state.mfa_lockouts.purge();
+        state.ceremonies.purge_expired();
         if let Err(e) = state.keys.reload(&state.db).await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }

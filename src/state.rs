@@ -11,9 +11,10 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::IpRateLimiter;
+use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
-use crate::storage::RevocationStore;
+use crate::storage::{CeremonyStore, RevocationStore};
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -27,6 +28,14 @@ pub struct Inner {
     pub keys: KeyStore,
     pub revocations: RevocationStore,
     pub lockouts: LockoutStore,
+    /// Wrong second-factor codes per user (key `user:<id>`), locked after too many.
+    pub mfa_lockouts: LockoutStore,
+    /// Seals TOTP secrets at rest.
+    pub master_key: MasterKey,
+    /// The WebAuthn relying party (id, origins).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
+    pub ceremonies: Arc<dyn CeremonyStore>,
     pub rate_limiter: IpRateLimiter,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.

@@ -2,7 +2,10 @@
 //! Output types live in the server crate; nothing here is ever returned to a client as is.
 
 pub mod audit_log;
+pub mod backup_code;
+pub mod mfa_factor;
 pub mod outbox_event;
+pub mod passkey;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

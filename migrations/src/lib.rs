@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_core_tables;
+mod m20261128_100000_create_mfa_and_passkeys;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -10,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_create_core_tables::Migration)]
+        vec![
+            Box::new(m20261128_000001_create_core_tables::Migration),
+            Box::new(m20261128_100000_create_mfa_and_passkeys::Migration),
+        ]
     }
 }

@@ -13,6 +13,13 @@ pub enum EventType {
     SessionRevoked,
     SessionRefreshReuseDetected,
     KeyRotated,
+    MfaSetupStarted,
+    MfaEnabled,
+    MfaDisabled,
+    BackupCodesRegenerated,
+    PasskeyRegistered,
+    PasskeyRemoved,
+    PasskeyRenamed,
 }
 
 impl EventType {
@@ -29,6 +36,13 @@ impl EventType {
             Self::SessionRevoked => "session.revoked",
             Self::SessionRefreshReuseDetected => "session.refresh_reuse_detected",
             Self::KeyRotated => "admin.action",
+            Self::MfaSetupStarted => "security.mfa.setup_started",
+            Self::MfaEnabled => "security.mfa.enabled",
+            Self::MfaDisabled => "security.mfa.disabled",
+            Self::BackupCodesRegenerated => "security.backup_codes.regenerated",
+            Self::PasskeyRegistered => "security.passkey.registered",
+            Self::PasskeyRemoved => "security.passkey.removed",
+            Self::PasskeyRenamed => "security.passkey.renamed",
         }
     }
 
@@ -55,6 +69,13 @@ impl EventType {
             Self::SessionRefreshed,
             Self::SessionRevoked,
             Self::SessionRefreshReuseDetected,
+            Self::MfaSetupStarted,
+            Self::MfaEnabled,
+            Self::MfaDisabled,
+            Self::BackupCodesRegenerated,
+            Self::PasskeyRegistered,
+            Self::PasskeyRemoved,
+            Self::PasskeyRenamed,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)
