@@ -3,6 +3,8 @@
 mod auth;
 pub mod errors;
 mod health;
+mod mfa;
+mod passkeys;
 mod sessions;
 mod subscription;
 mod types;
@@ -16,11 +18,22 @@ pub use errors::decorate_response;
 
 /// Query root.
 #[derive(MergedObject, Default)]
-pub struct Query(auth::AuthQuery, sessions::SessionsQuery, health::HealthQuery);
+pub struct Query(
+    auth::AuthQuery,
+    sessions::SessionsQuery,
+    health::HealthQuery,
+    mfa::MfaQuery,
+    passkeys::PasskeysQuery,
+);
 
 /// Mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, sessions::SessionsMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    sessions::SessionsMutation,
+    mfa::MfaMutation,
+    passkeys::PasskeysMutation,
+);
 
 /// Subscription root.
 pub type Subscription = subscription::SessionSubscription;

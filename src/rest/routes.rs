@@ -42,6 +42,9 @@ pub struct RestRoute {
     pub status: u16,
     /// Whether the route needs a bearer token (for the OpenAPI document).
     pub auth: bool,
+    /// Whether null fields of the result object are left out (routes whose answer takes one
+    /// of two shapes, e.g. sign-in with or without MFA).
+    pub omit_nulls: bool,
     pub tag: &'static str,
     pub summary: &'static str,
 }
@@ -57,6 +60,7 @@ const fn route(operation: &'static str, method: Method, path: &'static str) -> R
         shape: Shape::Object,
         status: 200,
         auth: true,
+        omit_nulls: false,
         tag: "",
         summary: "",
     }
@@ -71,6 +75,16 @@ pub fn routes() -> Vec<RestRoute> {
     };
     let sessions = |op, method, path, summary| RestRoute {
         tag: "sessions",
+        summary,
+        ..route(op, method, path)
+    };
+    let mfa = |op, method, path, summary| RestRoute {
+        tag: "mfa",
+        summary,
+        ..route(op, method, path)
+    };
+    let passkeys = |op, method, path, summary| RestRoute {
+        tag: "passkeys",
         summary,
         ..route(op, method, path)
     };
@@ -89,6 +103,7 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             body: Body::Input,
             auth: false,
+            omit_nulls: true,
             ..auth(
                 "Signin",
                 Method::POST,
@@ -150,6 +165,111 @@ pub fn routes() -> Vec<RestRoute> {
                 Method::POST,
                 "/sessions/terminate-all",
                 "Revoke all sessions but the current one (unless include_current)",
+            )
+        },
+        mfa(
+            "MfaStatus",
+            Method::GET,
+            "/mfa/status",
+            "Whether MFA is on for the caller",
+        ),
+        mfa(
+            "SetupMfa",
+            Method::POST,
+            "/mfa/setup",
+            "Start TOTP setup: secret, otpauth URI, QR code and 10 backup codes (MFA stays off until verified)",
+        ),
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            omit_nulls: true,
+            ..mfa(
+                "VerifyMfa",
+                Method::POST,
+                "/mfa/verify",
+                "Bearer + {code}: confirm setup and turn MFA on; {mfa_token, code}: finish a sign-in",
+            )
+        },
+        mfa(
+            "BackupCodes",
+            Method::GET,
+            "/mfa/backup-codes",
+            "How many backup codes remain",
+        ),
+        RestRoute {
+            body: Body::Input,
+            ..mfa(
+                "RegenerateBackupCodes",
+                Method::POST,
+                "/mfa/backup-codes",
+                "Replace every backup code (needs a current code)",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            ..mfa(
+                "DisableMfa",
+                Method::POST,
+                "/mfa/disable",
+                "Turn MFA off (needs the password or a current code)",
+            )
+        },
+        passkeys(
+            "PasskeyRegistrationOptions",
+            Method::POST,
+            "/passkeys/register/options",
+            "WebAuthn creation options for a new passkey",
+        ),
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..passkeys(
+                "RegisterPasskey",
+                Method::POST,
+                "/passkeys/register",
+                "Register a passkey with the authenticator's response",
+            )
+        },
+        RestRoute {
+            body: Body::OptionalInput,
+            auth: false,
+            ..passkeys(
+                "PasskeyAuthenticationOptions",
+                Method::POST,
+                "/passkeys/authenticate/options",
+                "WebAuthn request options: for {email}, usernameless, or as the MFA step of {mfa_token}",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            ..passkeys(
+                "AuthenticatePasskey",
+                Method::POST,
+                "/passkeys/authenticate",
+                "Sign in with a passkey assertion",
+            )
+        },
+        passkeys("Passkeys", Method::GET, "/passkeys", "The caller's passkeys"),
+        RestRoute {
+            body: Body::Input,
+            path_params: &["id"],
+            ..passkeys(
+                "RenamePasskey",
+                Method::PUT,
+                "/passkeys/{id}",
+                "Rename one of the caller's passkeys",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..passkeys(
+                "DeletePasskey",
+                Method::DELETE,
+                "/passkeys/{id}",
+                "Remove one of the caller's passkeys",
             )
         },
     ]

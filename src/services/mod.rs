@@ -7,6 +7,8 @@
 pub mod audit;
 pub mod auth;
 pub mod lockout;
+pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;
