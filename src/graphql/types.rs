@@ -113,7 +113,7 @@ impl From<SignInOutcome> for SigninPayload {
     fn from(o: SignInOutcome) -> Self {
         match o {
             SignInOutcome::Authenticated(a) => Self {
-                user: Some(a.user.into()),
+                user: Some(a.user.clone().into()),
                 tokens: Some(a.tokens.into()),
                 mfa_required: false,
                 mfa_token: None,

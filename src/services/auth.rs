@@ -160,7 +160,7 @@ fn email_taken() -> AppError {
 /// What a correct password leads to: a session, or a second step when MFA is on.
 #[derive(Debug)]
 pub enum SignInOutcome {
-    Authenticated(Authenticated),
+    Authenticated(Box<Authenticated>),
     MfaRequired(MfaChallenge),
 }
 
@@ -223,10 +223,10 @@ pub async fn sign_in(
     txn.commit().await?;
     state.events_committed();
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(SignInOutcome::Authenticated(Authenticated {
+    Ok(SignInOutcome::Authenticated(Box::new(Authenticated {
         user: u.into(),
         tokens,
-    }))
+    })))
 }
 
 fn locked(until: chrono::DateTime<Utc>) -> AppError {

@@ -77,7 +77,7 @@ pub struct BackupCodesStatus {
 #[derive(Debug)]
 pub enum Verified {
     Enabled,
-    SignedIn(Authenticated),
+    SignedIn(Box<Authenticated>),
 }
 
 /// Which second factor a code was.
@@ -451,7 +451,7 @@ pub async fn verify(
     match mfa_token {
         Some(token) => complete_sign_in(state, ctx, token, code)
             .await
-            .map(Verified::SignedIn),
+            .map(|a| Verified::SignedIn(Box::new(a))),
         None => confirm_setup(state, ctx, code).await.map(|()| Verified::Enabled),
     }
 }

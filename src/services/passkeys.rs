@@ -178,15 +178,15 @@ pub async fn registration_options(state: &AppState, ctx: &RequestContext) -> App
         .map_err(AppError::internal)?;
     // webauthn-rs's passkey registration leaves residentKey "discouraged"; Janua's usernameless
     // sign-in needs the credential stored on the authenticator, so require it.
-    let selection =
-        ccr.public_key
-            .authenticator_selection
-            .get_or_insert_with(|| AuthenticatorSelectionCriteria {
-                authenticator_attachment: None,
-                resident_key: None,
-                require_resident_key: false,
-                user_verification: UserVerificationPolicy::Required,
-            });
+    let selection = ccr
+        .public_key
+        .authenticator_selection
+        .get_or_insert(AuthenticatorSelectionCriteria {
+            authenticator_attachment: None,
+            resident_key: None,
+            require_resident_key: false,
+            user_verification: UserVerificationPolicy::Required,
+        });
     selection.resident_key = Some(ResidentKeyRequirement::Required);
     selection.require_resident_key = true;
     let ceremony_id = put_ceremony(

@@ -5,6 +5,8 @@ mod helpers;
 
 mod auth;
 mod errors;
+mod mfa;
+mod passkeys;
 mod platform;
 mod sessions;
 mod storage;
