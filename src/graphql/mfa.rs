@@ -67,7 +67,8 @@ pub struct MfaSetupPayload {
 /// sign-in's second step.
 #[derive(SimpleObject, Clone)]
 pub struct VerifyMfaPayload {
-    pub enabled: bool,
+    /// `true` when this call turned MFA on; null after a sign-in's second step.
+    pub enabled: Option<bool>,
     pub user: Option<User>,
     pub tokens: Option<Tokens>,
 }
@@ -144,12 +145,12 @@ impl MfaMutation {
         Ok(
             match mfa::verify(state, rc, &input.code, input.mfa_token.as_deref()).await? {
                 Verified::Enabled => VerifyMfaPayload {
-                    enabled: true,
+                    enabled: Some(true),
                     user: None,
                     tokens: None,
                 },
                 Verified::SignedIn(a) => VerifyMfaPayload {
-                    enabled: true,
+                    enabled: None,
                     user: Some(a.user.into()),
                     tokens: Some(a.tokens.into()),
                 },

@@ -583,10 +583,20 @@ pub async fn disable(
                 .one(&txn)
                 .await?
                 .ok_or(ErrorCode::InvalidToken)?;
+            // A stolen access token must not become a password oracle: failures count
+            // towards the same per-user limit as wrong codes.
+            let key = format!("user:{}", actor.user_id);
+            if let Some(until) = state.mfa_lockouts.locked_until(&key) {
+                return Err(mfa_locked(until));
+            }
             let verified = state.passwords.verify(&p, u.password_hash.as_deref()).await?;
             if !verified.ok {
-                return Err(ErrorCode::InvalidCredentials.into());
+                return Err(match state.mfa_lockouts.record_failure(&key) {
+                    FailureOutcome::LockedUntil(until) => mfa_locked(until),
+                    FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+                });
             }
+            state.mfa_lockouts.record_success(&key);
             "password"
         }
         (None, Some(c)) => {

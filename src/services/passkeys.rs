@@ -9,6 +9,7 @@ use std::time::Duration as StdDuration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -338,8 +339,8 @@ pub async fn authenticate(
     let stored: StoredAuthentication =
         take_ceremony(state, CeremonyKind::PasskeyAuthentication, ceremony_id).await?;
     // A ceremony started for an MFA sign-in completes only with that sign-in's token.
-    let ticket = match (&stored.mfa_token_hash, mfa_token) {
-        (Some(hash), Some(t)) if *hash == sha256_hex(t) => Some(mfa::take_mfa_token(state, t).await?),
+    let bound_token = match (&stored.mfa_token_hash, mfa_token) {
+        (Some(hash), Some(t)) if *hash == sha256_hex(t) => Some(t),
         (Some(_), _) => return Err(ErrorCode::InvalidToken.into()),
         (None, _) => None,
     };
@@ -372,18 +373,38 @@ pub async fn authenticate(
         }
     }
     .map_err(webauthn_error)?;
+    // The assertion is good: only now spend the MFA token (single use).
+    let ticket = match bound_token {
+        Some(t) => Some(mfa::take_mfa_token(state, t).await?),
+        None => None,
+    };
     if ticket.as_ref().is_some_and(|t| t.user_id != row.user_id) {
         return Err(ErrorCode::PasskeyVerificationFailed.into());
     }
     pk.update_credential(&result);
+    let counter = i64::from(result.counter());
     let txn = begin_write(&state.db).await?;
-    let mut am: passkey::ActiveModel = row.clone().into();
-    am.credential = Set(serde_json::to_string(&pk).map_err(AppError::internal)?);
-    am.sign_count = Set(i64::from(result.counter()));
-    am.backup_state = Set(result.backup_state());
-    am.backup_eligible = Set(result.backup_eligible());
-    am.last_used_at = Set(Some(Utc::now()));
-    am.update(&txn).await?;
+    // Conditional on the stored counter, so two concurrent assertions cannot both move it
+    // (or move it backwards); authenticators without a counter always send 0.
+    let mut update = passkey::Entity::update_many()
+        .col_expr(
+            passkey::Column::Credential,
+            Expr::value(serde_json::to_string(&pk).map_err(AppError::internal)?),
+        )
+        .col_expr(passkey::Column::SignCount, Expr::value(counter))
+        .col_expr(passkey::Column::BackupState, Expr::value(result.backup_state()))
+        .col_expr(
+            passkey::Column::BackupEligible,
+            Expr::value(result.backup_eligible()),
+        )
+        .col_expr(passkey::Column::LastUsedAt, Expr::value(Utc::now()))
+        .filter(passkey::Column::Id.eq(row.id));
+    if counter > 0 {
+        update = update.filter(passkey::Column::SignCount.lt(counter));
+    }
+    if update.exec(&txn).await?.rows_affected != 1 {
+        return Err(ErrorCode::PasskeyCloned.into());
+    }
     let out = if ticket.is_some() {
         mfa::finish_second_factor(&txn, state, ctx, row.user_id, "passkey").await?
     } else {

@@ -184,6 +184,10 @@ async fn totp_setup_verify_and_sign_in(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     let data = r.body["data"].clone();
     assert_eq!(data["user"]["email"], "ada@example.com");
+    assert!(
+        data.get("enabled").is_none() && data.get("mfa_required").is_none(),
+        "{data}"
+    );
     assert_eq!(session_method(&app, &data).await, "password+mfa");
 
     // The MFA token is single-use.
