@@ -300,6 +300,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     )
     .await;
 
+    let mfa = crate::bench_mfa::phase(&server.base, &client, bound, args.seconds).await?;
     println!(
         "Janua benchmark ({} cores, {} s per phase, {} connections)",
         cores, args.seconds, args.concurrency
@@ -319,5 +320,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
     println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
+    mfa.iter().for_each(|l| println!("{l}"));
     Ok(())
 }
