@@ -228,9 +228,11 @@ pub async fn phase(
 
     // (f) POST /mfa/verify alone, 32 concurrent clients; MFA tokens obtained beforehand.
     let users = mfa_users(client, base, "mfa-verify", 128).await?;
+    // Each user's two verifications (codes of the current and next step) stay in one client, in
+    // order: a later step accepted first would make the earlier one a refused replay.
     let mut work = Vec::new();
-    for offset in 0..2 {
-        for u in &users {
+    for u in &users {
+        for offset in 0..2 {
             work.push((u.0.clone(), offset));
         }
     }
@@ -241,11 +243,10 @@ pub async fn phase(
     }
     let per_client = work.len() / CLIENTS;
     let totps: Arc<Vec<Totp>> = Arc::new(users.into_iter().map(|u| u.2).collect());
-    let n_users = totps.len();
     let results = join_all((0..CLIENTS).map(|c| {
         let (client, base, totps) = (client.clone(), base.to_owned(), totps.clone());
         let mine: Vec<(usize, i64, Option<String>)> = (c * per_client..(c + 1) * per_client)
-            .map(|k| (k % n_users, work[k].1, tokens[k].clone()))
+            .map(|k| (k / 2, work[k].1, tokens[k].clone()))
             .collect();
         async move {
             let mut lat = Vec::new();

@@ -13,7 +13,8 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::{self, Change};
 use crate::services::lockout::FailureOutcome;
-use crate::services::mfa::{self, MfaChallenge};
+use crate::services::mfa;
+use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
 use crate::services::users::UserView;
 use crate::state::AppState;
@@ -198,7 +199,7 @@ pub async fn sign_in(
                 .exec(&state.db)
                 .await?;
         }
-        return Ok(SignInOutcome::MfaRequired(mfa::issue_mfa_token(state, &u).await?));
+        return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u).await?));
     }
     let txn = begin_write(&state.db).await?;
     let mut am: user::ActiveModel = u.clone().into();

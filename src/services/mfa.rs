@@ -1,16 +1,12 @@
-//! Second factors: TOTP (RFC 6238) with backup codes, MFA status, and the MFA token that links
-//! the password step of a sign-in to its second step.
-
-use std::time::Duration as StdDuration;
+//! Second factors: TOTP setup and confirmation, backup codes, the second step of a sign-in with
+//! a code, disabling, and status. Primitives live in `security::totp`; the MFA token that links
+//! the two steps of a sign-in in `services::mfa_token`.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
-use serde::{Deserialize, Serialize};
-use totp_rs::{Algorithm, Builder, Secret as TotpSecret, Totp};
 use uuid::Uuid;
 
 use entities::{backup_code, mfa_factor, passkey, user};
@@ -18,24 +14,15 @@ use entities::{backup_code, mfa_factor, passkey, user};
 use crate::context::RequestContext;
 use crate::domain::{EventType, Password};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
-use crate::security::secrets::{constant_time_eq, random_token, sha256_hex};
+use crate::security::secrets::constant_time_eq;
+use crate::security::totp;
 use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
 use crate::services::lockout::FailureOutcome;
+use crate::services::mfa_token;
 use crate::services::sessions;
 use crate::state::AppState;
-use crate::storage::{CeremonyKind, begin_write};
-
-/// How many backup codes a user holds.
-pub const BACKUP_CODE_COUNT: usize = 10;
-/// TOTP secret length: 160 bits (RFC 4226 recommends it; clients refuse under 112 bits).
-const SECRET_BYTES: usize = 20;
-/// The issuer shown by authenticator apps.
-const ISSUER: &str = "Janua";
-/// Backup-code alphabet: no 0/O, 1/I/L, so codes survive being read aloud or retyped.
-const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-/// Characters of a backup code (2 groups of 5): 31^10 ≈ 2^49.5.
-const CODE_LEN: usize = 10;
+use crate::storage::begin_write;
 
 /// What `setupMfa` hands out, once.
 #[derive(Clone)]
@@ -88,143 +75,13 @@ pub enum CodeKind {
 }
 
 impl CodeKind {
+    /// `totp` or `backup_code`, as audited.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Totp => "totp",
             Self::BackupCode => "backup_code",
         }
     }
-}
-
-/// What the password step of a sign-in hands out when a second factor is needed.
-#[derive(Clone)]
-pub struct MfaChallenge {
-    pub mfa_token: String,
-    pub methods: Vec<String>,
-    pub expires_in: i64,
-}
-
-impl std::fmt::Debug for MfaChallenge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaChallenge")
-            .field("methods", &self.methods)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What the ceremony store keeps for an MFA token (under the SHA-256 of the token).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct MfaTicket {
-    pub user_id: Uuid,
-    pub email: String,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// Extra time an expired ticket is remembered, so its holder hears `TOKEN_EXPIRED`.
-const EXPIRED_GRACE: u64 = 120;
-
-/// Issues a short-lived, single-use MFA token bound to `u` (after a correct password).
-pub(crate) async fn issue_mfa_token(state: &AppState, u: &user::Model) -> AppResult<MfaChallenge> {
-    let mut methods = vec!["totp".to_owned(), "backup_code".to_owned()];
-    let passkeys = passkey::Entity::find()
-        .filter(passkey::Column::UserId.eq(u.id))
-        .count(&state.db)
-        .await?;
-    if passkeys > 0 {
-        methods.push("passkey".to_owned());
-    }
-    let ttl = state.config.mfa_token_ttl;
-    let token = format!("mfa_{}", random_token(32));
-    let ticket = MfaTicket {
-        user_id: u.id,
-        email: u.email.clone(),
-        expires_at: Utc::now().timestamp() + ttl as i64,
-    };
-    put_ticket(state, &token, &ticket).await?;
-    Ok(MfaChallenge {
-        mfa_token: token,
-        methods,
-        expires_in: ttl as i64,
-    })
-}
-
-async fn put_ticket(state: &AppState, token: &str, t: &MfaTicket) -> AppResult<()> {
-    let left = (t.expires_at - Utc::now().timestamp()).max(0) as u64;
-    let value = serde_json::to_string(t).map_err(AppError::internal)?;
-    state
-        .ceremonies
-        .put(
-            CeremonyKind::MfaToken,
-            &sha256_hex(token),
-            value,
-            StdDuration::from_secs(left + EXPIRED_GRACE),
-        )
-        .await
-        .map_err(AppError::internal)
-}
-
-/// Takes (consumes) an MFA token: `INVALID_TOKEN` when unknown or used, `TOKEN_EXPIRED` when old.
-pub(crate) async fn take_mfa_token(state: &AppState, token: &str) -> AppResult<MfaTicket> {
-    if token.is_empty() || token.len() > 200 {
-        return Err(ErrorCode::InvalidToken.into());
-    }
-    let raw = state
-        .ceremonies
-        .take(CeremonyKind::MfaToken, &sha256_hex(token))
-        .await
-        .map_err(AppError::internal)?
-        .ok_or(ErrorCode::InvalidToken)?;
-    let t: MfaTicket = serde_json::from_str(&raw).map_err(AppError::internal)?;
-    if t.expires_at <= Utc::now().timestamp() {
-        return Err(ErrorCode::TokenExpired.into());
-    }
-    Ok(t)
-}
-
-/// Puts a taken token back (after a wrong code, while attempts remain).
-pub(crate) async fn restore_mfa_token(state: &AppState, token: &str, t: &MfaTicket) -> AppResult<()> {
-    put_ticket(state, token, t).await
-}
-
-/// Reads an MFA token without consuming it (to bind a passkey ceremony to it).
-pub(crate) async fn peek_mfa_token(state: &AppState, token: &str) -> AppResult<MfaTicket> {
-    let t = take_mfa_token(state, token).await?;
-    restore_mfa_token(state, token, &t).await?;
-    Ok(t)
-}
-
-fn totp_for(secret: Vec<u8>, email: &str) -> AppResult<Totp> {
-    Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_skew(1)
-        .with_secret(TotpSecret::from(secret))
-        .with_issuer(Some(ISSUER))
-        .with_account_name(email)
-        .build()
-        .map_err(AppError::internal)
-}
-
-fn new_backup_codes() -> Vec<String> {
-    let mut rng = rand::rng();
-    (0..BACKUP_CODE_COUNT)
-        .map(|_| {
-            let raw: String = (0..CODE_LEN)
-                .map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char)
-                .collect();
-            format!("{}-{}", &raw[..5], &raw[5..])
-        })
-        .collect()
-}
-
-/// A backup code as stored: upper-case, without dashes or spaces.
-fn normalize_backup_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
 }
 
 fn hash_backup_code(state: &AppState, normalized: &str) -> String {
@@ -240,12 +97,12 @@ async fn replace_backup_codes(
         .filter(backup_code::Column::UserId.eq(user_id))
         .exec(txn)
         .await?;
-    let codes = new_backup_codes();
+    let codes = totp::new_backup_codes();
     let now = Utc::now();
     let rows = codes.iter().map(|c| backup_code::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
-        code_hash: Set(hash_backup_code(state, &normalize_backup_code(c))),
+        code_hash: Set(hash_backup_code(state, &totp::normalize_backup_code(c))),
         used_at: Set(None),
         created_at: Set(now),
     });
@@ -273,9 +130,8 @@ pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup
         }
         mfa_factor::Entity::delete_by_id(actor.user_id).exec(&txn).await?;
     }
-    let mut secret = vec![0u8; SECRET_BYTES];
-    rand::rng().fill(&mut secret[..]);
-    let totp = totp_for(secret.clone(), &actor.email)?;
+    let secret = totp::new_secret();
+    let totp = totp::totp(secret.clone(), &actor.email).map_err(AppError::internal)?;
     let otpauth_uri = totp.to_url().map_err(AppError::internal)?;
     let qr = totp.to_qr_base64().map_err(AppError::internal)?;
     let now = Utc::now();
@@ -305,7 +161,7 @@ pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup
     txn.commit().await?;
     state.events_committed();
     Ok(MfaSetup {
-        secret: TotpSecret::from(secret).to_base32(),
+        secret: totp::secret_base32(&secret),
         otpauth_uri,
         qr_code: format!("data:image/png;base64,{qr}"),
         backup_codes,
@@ -321,26 +177,15 @@ async fn accept_totp(
     email: &str,
     code: &str,
 ) -> AppResult<bool> {
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(false);
-    }
     let secret = state
         .master_key
         .open(&f.secret_sealed)
         .map_err(AppError::internal)?;
-    let totp = totp_for(secret, email)?;
-    let now_step = Utc::now().timestamp() as u64 / 30;
-    // ±1 step; compare every candidate so the time taken does not depend on which matched.
-    let mut matched = None;
-    for step in now_step.saturating_sub(1)..=now_step + 1 {
-        let expected = totp.generate(step * 30).to_string();
-        if constant_time_eq(expected.as_bytes(), code.as_bytes()) && matched.is_none() {
-            matched = Some(step as i64);
-        }
-    }
-    let Some(step) = matched else {
+    let totp = totp::totp(secret, email).map_err(AppError::internal)?;
+    let Some(step) = totp::matching_step(&totp, code, Utc::now().timestamp() as u64) else {
         return Ok(false);
     };
+    let step = step as i64;
     let updated = mfa_factor::Entity::update_many()
         .col_expr(mfa_factor::Column::LastUsedStep, Expr::value(step))
         .filter(mfa_factor::Column::UserId.eq(f.user_id))
@@ -361,8 +206,8 @@ async fn accept_backup_code(
     user_id: Uuid,
     code: &str,
 ) -> AppResult<bool> {
-    let normalized = normalize_backup_code(code);
-    if normalized.len() != CODE_LEN {
+    let normalized = totp::normalize_backup_code(code);
+    if normalized.len() != totp::CODE_LEN {
         return Ok(false);
     }
     let hash = hash_backup_code(state, &normalized);
@@ -500,7 +345,7 @@ async fn complete_sign_in(
     token: &str,
     code: &str,
 ) -> AppResult<Authenticated> {
-    let ticket = take_mfa_token(state, token).await?;
+    let ticket = mfa_token::take(state, token).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, ticket.user_id)
         .await?
@@ -512,7 +357,7 @@ async fn complete_sign_in(
             txn.rollback().await?;
             if e.code == ErrorCode::InvalidMfaCode {
                 // Attempts remain: the token stays usable until it expires.
-                restore_mfa_token(state, token, &ticket).await?;
+                mfa_token::restore(state, token, &ticket).await?;
             }
             return Err(e);
         }
@@ -713,43 +558,4 @@ pub async fn status(state: &AppState, ctx: &RequestContext) -> AppResult<MfaStat
         backup_codes_remaining: remaining,
         passkeys,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-
-    /// A PNG data URL is what the API promises for `qr_code`.
-    fn is_png_data_url(s: &str) -> bool {
-        s.strip_prefix("data:image/png;base64,")
-            .is_some_and(|b| STANDARD.decode(b).is_ok_and(|png| png.starts_with(b"\x89PNG")))
-    }
-
-    #[test]
-    fn backup_codes_are_distinct_and_normalize() {
-        let codes = new_backup_codes();
-        assert_eq!(codes.len(), BACKUP_CODE_COUNT);
-        let mut set: Vec<_> = codes.iter().map(|c| normalize_backup_code(c)).collect();
-        set.dedup();
-        assert_eq!(set.len(), BACKUP_CODE_COUNT);
-        assert_eq!(normalize_backup_code("abcde-fghjk"), "ABCDEFGHJK");
-        assert_eq!(normalize_backup_code("ABCDEFGHJK"), "ABCDEFGHJK");
-    }
-
-    #[test]
-    fn totp_uri_names_issuer_and_account() {
-        let t = totp_for(vec![7u8; SECRET_BYTES], "ada@example.com").unwrap();
-        let uri = t.to_url().unwrap();
-        assert!(
-            uri.starts_with("otpauth://totp/Janua:ada%40example.com?"),
-            "{uri}"
-        );
-        assert!(uri.contains("issuer=Janua"));
-        assert!(is_png_data_url(&format!(
-            "data:image/png;base64,{}",
-            t.to_qr_base64().unwrap()
-        )));
-    }
 }

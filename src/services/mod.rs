@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod lockout;
 pub mod mfa;
+pub mod mfa_token;
 pub mod passkeys;
 pub mod sessions;
 pub mod subscriptions;

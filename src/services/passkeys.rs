@@ -27,7 +27,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
-use crate::services::{mfa, sessions};
+use crate::services::{mfa, mfa_token, sessions};
 use crate::state::AppState;
 use crate::storage::{CeremonyKind, begin_write};
 
@@ -275,7 +275,7 @@ pub async fn authentication_options(
 ) -> AppResult<CeremonyOptions> {
     let (user_id, mfa_token_hash) = match (mfa_token, email) {
         (Some(t), _) => (
-            Some(mfa::peek_mfa_token(state, t).await?.user_id),
+            Some(mfa_token::peek(state, t).await?.user_id),
             Some(sha256_hex(t)),
         ),
         (None, Some(e)) => {
@@ -375,7 +375,7 @@ pub async fn authenticate(
     .map_err(webauthn_error)?;
     // The assertion is good: only now spend the MFA token (single use).
     let ticket = match bound_token {
-        Some(t) => Some(mfa::take_mfa_token(state, t).await?),
+        Some(t) => Some(mfa_token::take(state, t).await?),
         None => None,
     };
     if ticket.as_ref().is_some_and(|t| t.user_id != row.user_id) {

@@ -356,14 +356,10 @@ async fn backup_codes_are_single_use_and_regenerated(b: Backend) {
 }
 
 async fn expired_token_and_attempt_limit(b: Backend) {
-    let app = TestApp::spawn_with(b, |c| {
-        c.mfa_token_ttl = 1;
-        c.mfa_max_attempts = 3;
-    })
-    .await;
+    // A lifetime of 0 s: every MFA token is expired as soon as it is issued (no sleeping).
+    let app = TestApp::spawn_with(b.clone(), |c| c.mfa_token_ttl = 0).await;
     let (_, totp, _) = enable_mfa(&app, "cy@example.com").await;
     let token = mfa_token(&app, "cy@example.com").await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = app
         .rest(
             "POST",
@@ -375,6 +371,8 @@ async fn expired_token_and_attempt_limit(b: Backend) {
     assert_eq!((r.status, r.code()), (401, "TOKEN_EXPIRED"), "{}", r.body);
 
     // Wrong codes are counted; the third locks the user's second factor.
+    let app = TestApp::spawn_with(b, |c| c.mfa_max_attempts = 3).await;
+    let (_, totp, _) = enable_mfa(&app, "cy@example.com").await;
     let mut last = None;
     for _ in 0..3 {
         let token = mfa_token(&app, "cy@example.com").await;
@@ -495,7 +493,76 @@ async fn graphql_flow_and_disable(b: Backend) {
     assert_eq!((r.status, r.code()), (400, "MFA_NOT_ENABLED"));
 }
 
+/// The new tables migrate on both databases and their rows round-trip and cascade with the user.
+async fn mfa_entities_round_trip(b: Backend) {
+    use entities::{backup_code, mfa_factor, passkey, user};
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn(b).await;
+    let db = &app.services.state.db;
+    let uid: uuid::Uuid = app.signup("rt@example.com").await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = chrono::Utc::now();
+    let f = mfa_factor::ActiveModel {
+        user_id: Set(uid),
+        secret_sealed: Set(vec![1, 2, 3]),
+        enabled: Set(true),
+        last_used_step: Set(Some(59_000_000)),
+        created_at: Set(now),
+        enabled_at: Set(Some(now)),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        mfa_factor::Entity::find_by_id(uid).one(db).await.unwrap(),
+        Some(f)
+    );
+    let c = backup_code::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(uid),
+        code_hash: Set("h".into()),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        backup_code::Entity::find_by_id(c.id).one(db).await.unwrap(),
+        Some(c)
+    );
+    let p = passkey::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(uid),
+        credential_id: Set("cred".into()),
+        credential: Set("{}".into()),
+        name: Set("Key".into()),
+        sign_count: Set(i64::from(u32::MAX)),
+        backup_eligible: Set(true),
+        backup_state: Set(false),
+        transports: Set(Some(json!(["usb"]))),
+        discoverable: Set(true),
+        created_at: Set(now),
+        last_used_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        passkey::Entity::find_by_id(p.id).one(db).await.unwrap(),
+        Some(p.clone())
+    );
+    user::Entity::delete_by_id(uid).exec(db).await.unwrap();
+    assert!(mfa_factor::Entity::find().all(db).await.unwrap().is_empty());
+    assert!(backup_code::Entity::find().all(db).await.unwrap().is_empty());
+    assert!(passkey::Entity::find_by_id(p.id).one(db).await.unwrap().is_none());
+}
+
 crate::on_both_databases!(
+    mfa_entities_round_trip,
     totp_setup_verify_and_sign_in,
     backup_codes_are_single_use_and_regenerated,
     expired_token_and_attempt_limit,
