@@ -177,12 +177,13 @@ pub async fn phase(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut lines = Vec::new();
 
-    // (e) complete sign-ins with TOTP (password → MFA token → code), 2 per user.
+    // (e) complete sign-ins with TOTP (password → MFA token → code), 2 per user. Four clients per
+    // core keep the argon2 pool busy while other clients are in their second step.
     let users = Arc::new(mfa_users(client, base, "mfa-signin", 256).await?);
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    join_all((0..cores * 2).map(|_| {
+    join_all((0..cores * 4).map(|_| {
         let (users, next, failures, client, base) = (
             users.clone(),
             next.clone(),
@@ -221,7 +222,7 @@ pub async fn phase(
     let rps = done as f64 / started.elapsed().as_secs_f64();
     lines.push(format!(
         "(e) sign-in with TOTP ({} clients): {rps:.1} sign-ins/s ({done} sign-ins, {} errors); / argon2 bound = {:.2}",
-        cores * 2,
+        cores * 4,
         failures.load(Ordering::Relaxed),
         rps / argon2_bound
     ));

@@ -13,11 +13,14 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
 use webauthn_rs::prelude::{
     Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
 };
-use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy};
+use webauthn_rs_proto::{
+    AllowCredentials, AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy,
+};
 
 use entities::{passkey, user};
 
@@ -306,10 +309,17 @@ pub async fn authentication_options(
         }
         _ if mfa_token_hash.is_some() => return Err(ErrorCode::PasskeyVerificationFailed.into()),
         _ => {
-            let (rcr, st) = state
+            let (mut rcr, st) = state
                 .webauthn
                 .start_discoverable_authentication()
                 .map_err(AppError::internal)?;
+            if let Some(e) = email {
+                // An email without passkeys (or without an account) answers like one with
+                // passkeys: the same option fields and deterministic fake credential ids.
+                rcr.public_key.allow_credentials = fake_credentials(state, e)?;
+                rcr.public_key.extensions = None;
+                rcr.mediation = None;
+            }
             (to_json(&rcr)?, AuthenticationState::Discoverable { state: st })
         }
     };
@@ -323,6 +333,24 @@ pub async fn authentication_options(
     )
     .await?;
     Ok(CeremonyOptions { ceremony_id, options })
+}
+
+/// Credential ids for an email without passkeys, from webauthn-rs's generator keyed from the
+/// master key: the same every time, shaped like real ones, telling nothing about the account.
+fn fake_credentials(state: &AppState, email: &str) -> AppResult<Vec<AllowCredentials>> {
+    let key = state.master_key.keyed_hash("webauthn-fake-credentials", b"");
+    let generator = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(key.as_bytes())
+        .map_err(AppError::internal)?;
+    Ok(generator
+        .generate(email.trim().to_lowercase().as_bytes())
+        .map_err(AppError::internal)?
+        .into_iter()
+        .map(|id| AllowCredentials {
+            type_: "public-key".into(),
+            id,
+            transports: None,
+        })
+        .collect())
 }
 
 /// Finishes an authentication with the authenticator's assertion and opens a session

@@ -216,13 +216,28 @@ async fn register_and_sign_in_usernameless(b: Backend) {
     );
     let r = authenticate(&app, &ceremony, &token.get(ORIGIN, &options)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    // An unknown email looks like usernameless (nothing revealed).
-    let (_, options) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
-    assert!(
-        options["publicKey"]["allowCredentials"]
-            .as_array()
-            .is_none_or(|a| a.is_empty())
+    // An unknown email answers like a known one: fake credential ids, the same every time.
+    let known = options["publicKey"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    let (_, fake) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
+    let (_, again) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
+    let ids = &fake["publicKey"]["allowCredentials"];
+    assert!(!ids.as_array().unwrap().is_empty(), "{fake}");
+    assert_eq!(ids, &again["publicKey"]["allowCredentials"]);
+    assert_eq!(
+        fake["publicKey"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        known
     );
+    assert_eq!(fake.get("mediation"), options.get("mediation"));
 
     // Replaying a registration ceremony is refused too.
     let r = app
