@@ -26,7 +26,7 @@ use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
 use crate::state::{AppState, Inner};
-use crate::storage::{self, RevocationStore};
+use crate::storage::{self, MemoryCeremonyStore, RevocationStore};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// What every handler gets: the state, the schema and the REST table.
@@ -139,6 +139,9 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         keys,
         revocations,
         lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
+        mfa_lockouts: LockoutStore::new(config.mfa_max_attempts, config.lockout_seconds),
+        webauthn: Arc::new(build_webauthn(&config)?),
+        ceremonies: Arc::new(MemoryCeremonyStore::new()),
         rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
@@ -167,6 +170,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The WebAuthn relying party from the configuration (id, name, allowed origins).
+fn build_webauthn(config: &Config) -> anyhow::Result<webauthn_rs::Webauthn> {
+    use webauthn_rs::prelude::Url;
+    let mut origins = config.webauthn_origins.iter().map(|o| Url::parse(o.trim()));
+    let first = origins
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("JANUA_WEBAUTHN_ORIGINS must name at least one origin"))??;
+    let mut b = webauthn_rs::WebauthnBuilder::new(&config.webauthn_rp_id, &first)?
+        .rp_name(&config.webauthn_rp_name)
+        .timeout(Duration::from_secs(config.webauthn_ceremony_ttl));
+    for o in origins {
+        b = b.append_allowed_origin(&o?);
+    }
+    Ok(b.build()?)
+}
+
 async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -174,6 +193,8 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
+        state.mfa_lockouts.purge();
+        state.ceremonies.purge_expired();
         if let Err(e) = state.keys.reload(&state.db).await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }

@@ -270,6 +270,7 @@ async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
         .await;
     let webhooks = crate::bench_webhooks::phase(&client, &server.base, args.seconds).await?;
 
+    let mfa = crate::bench_mfa::phase(&server.base, &client, bound, args.seconds).await?;
     println!(
         "Janua benchmark ({} cores, {} s per phase, {} connections)",
         cores, args.seconds, args.concurrency
@@ -287,5 +288,6 @@ async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
     println!("(c) refresh: {refresh} (goal ≥ 2000 req/s)");
     println!("(d) idle RSS: {:.1} MB (goal < 30 MB)", idle_rss as f64 / 1024.0);
     println!("{webhooks}");
+    mfa.iter().for_each(|l| println!("{l}"));
     Ok(())
 }

@@ -69,6 +69,29 @@ pub struct Config {
     /// Lockout duration in seconds.
     #[arg(long, env = "JANUA_LOCKOUT_SECONDS", default_value_t = 900)]
     pub lockout_seconds: i64,
+    /// WebAuthn relying-party id (the registrable domain passkeys are bound to).
+    #[arg(long, env = "JANUA_WEBAUTHN_RP_ID", default_value = "localhost")]
+    pub webauthn_rp_id: String,
+    /// WebAuthn origins allowed to run ceremonies (comma-separated; the first is the primary).
+    #[arg(
+        long,
+        env = "JANUA_WEBAUTHN_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8000"
+    )]
+    pub webauthn_origins: Vec<String>,
+    /// WebAuthn relying-party name shown by authenticators.
+    #[arg(long, env = "JANUA_WEBAUTHN_RP_NAME", default_value = "Janua")]
+    pub webauthn_rp_name: String,
+    /// Seconds a WebAuthn ceremony may take between options and response.
+    #[arg(long, env = "JANUA_WEBAUTHN_CEREMONY_TTL", default_value_t = 300)]
+    pub webauthn_ceremony_ttl: u64,
+    /// Seconds an MFA token (between password and second factor) stays valid.
+    #[arg(long, env = "JANUA_MFA_TOKEN_TTL", default_value_t = 300)]
+    pub mfa_token_ttl: u64,
+    /// Wrong second-factor codes in a row before the user's MFA is locked for the lockout duration.
+    #[arg(long, env = "JANUA_MFA_MAX_ATTEMPTS", default_value_t = 5)]
+    pub mfa_max_attempts: i32,
     /// Master key (base64, 32 bytes) sealing secrets at rest; when unset, read from (or created in) `--master-key-file`.
     #[arg(long, env = "JANUA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,

@@ -14,7 +14,7 @@ use crate::security::rate_limit::IpRateLimiter;
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
-use crate::storage::RevocationStore;
+use crate::storage::{CeremonyStore, RevocationStore};
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -28,6 +28,14 @@ pub struct Inner {
     pub keys: KeyStore,
     pub revocations: RevocationStore,
     pub lockouts: LockoutStore,
+    /// Wrong second-factor codes per user (key `user:<id>`), locked after too many.
+    pub mfa_lockouts: LockoutStore,
+    /// Seals secrets stored in the database (TOTP secrets, webhook signing secrets).
+    pub master_key: MasterKey,
+    /// The WebAuthn relying party (id, origins).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
+    pub ceremonies: Arc<dyn CeremonyStore>,
     pub rate_limiter: IpRateLimiter,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
@@ -39,8 +47,6 @@ pub struct Inner {
     pub counts: crate::domain::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).
     pub queries: crate::storage::QueryCounter,
-    /// Seals and opens secrets stored in the database (webhook signing secrets).
-    pub master_key: MasterKey,
     /// Wakes the webhook worker (new deliveries to fan out or send).
     pub webhook_wake: Arc<Notify>,
     /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.

@@ -3,9 +3,12 @@
 
 pub mod api_key;
 pub mod audit_log;
+pub mod backup_code;
+pub mod mfa_factor;
 pub mod org_member;
 pub mod organization;
 pub mod outbox_event;
+pub mod passkey;
 pub mod refresh_token;
 pub mod session;
 pub mod signing_key;

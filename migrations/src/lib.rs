@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_core_tables;
+mod m20261128_100000_create_mfa_and_passkeys;
 mod m20261128_200000_create_webhooks;
 mod m20261128_300000_create_organizations_and_api_keys;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261128_000001_create_core_tables::Migration),
+            Box::new(m20261128_100000_create_mfa_and_passkeys::Migration),
             Box::new(m20261128_200000_create_webhooks::Migration),
             Box::new(m20261128_300000_create_organizations_and_api_keys::Migration),
         ]

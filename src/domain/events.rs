@@ -47,6 +47,13 @@ event_types! {
     WebhookUpdated => "webhook.updated",
     WebhookDeleted => "webhook.deleted",
     WebhookTest => "webhook.test",
+    MfaSetupStarted => "security.mfa.setup_started",
+    MfaEnabled => "security.mfa.enabled",
+    MfaDisabled => "security.mfa.disabled",
+    BackupCodesRegenerated => "security.backup_codes.regenerated",
+    PasskeyRegistered => "security.passkey.registered",
+    PasskeyRemoved => "security.passkey.removed",
+    PasskeyRenamed => "security.passkey.renamed",
 }
 
 impl EventType {
@@ -106,6 +113,9 @@ pub const EVENT_NAMES: &[&str] = &[
     "api_key.created",
     "api_key.revoked",
     "admin.action",
+    // Beyond API.md §4 (extensions, never reusing a name):
+    "security.mfa.setup_started",
+    "security.passkey.renamed",
 ];
 
 /// What happened to a session.

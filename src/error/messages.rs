@@ -75,6 +75,46 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (SessionRevoked, Es) => "La sesión ha sido revocada.",
         (SessionRevoked, Fr) => "La session a été révoquée.",
         (SessionRevoked, De) => "Die Sitzung wurde widerrufen.",
+        (InvalidMfaCode, En) => "The verification code is invalid or was already used.",
+        (InvalidMfaCode, Es) => "El código de verificación no es válido o ya se utilizó.",
+        (InvalidMfaCode, Fr) => "Le code de vérification est invalide ou a déjà été utilisé.",
+        (InvalidMfaCode, De) => "Der Bestätigungscode ist ungültig oder wurde bereits verwendet.",
+        (MfaNotEnabled, En) => "Two-factor authentication is not set up for this account.",
+        (MfaNotEnabled, Es) => "La autenticación de dos factores no está configurada para esta cuenta.",
+        (MfaNotEnabled, Fr) => "L'authentification à deux facteurs n'est pas configurée pour ce compte.",
+        (MfaNotEnabled, De) => "Die Zwei-Faktor-Authentifizierung ist für dieses Konto nicht eingerichtet.",
+        (MfaAlreadyEnabled, En) => "Two-factor authentication is already enabled.",
+        (MfaAlreadyEnabled, Es) => "La autenticación de dos factores ya está activada.",
+        (MfaAlreadyEnabled, Fr) => "L'authentification à deux facteurs est déjà activée.",
+        (MfaAlreadyEnabled, De) => "Die Zwei-Faktor-Authentifizierung ist bereits aktiviert.",
+        (PasskeyCeremonyInvalid, En) => {
+            "The passkey ceremony is unknown, expired or already completed; start again."
+        }
+        (PasskeyCeremonyInvalid, Es) => {
+            "La ceremonia de llave de acceso es desconocida, caducó o ya se completó; vuelva a empezar."
+        }
+        (PasskeyCeremonyInvalid, Fr) => {
+            "La cérémonie de clé d'accès est inconnue, expirée ou déjà terminée ; recommencez."
+        }
+        (PasskeyCeremonyInvalid, De) => {
+            "Der Passkey-Vorgang ist unbekannt, abgelaufen oder bereits abgeschlossen; bitte neu beginnen."
+        }
+        (PasskeyVerificationFailed, En) => "The passkey response could not be verified.",
+        (PasskeyVerificationFailed, Es) => "No se pudo verificar la respuesta de la llave de acceso.",
+        (PasskeyVerificationFailed, Fr) => "La réponse de la clé d'accès n'a pas pu être vérifiée.",
+        (PasskeyVerificationFailed, De) => "Die Passkey-Antwort konnte nicht überprüft werden.",
+        (PasskeyCloned, En) => {
+            "The passkey's signature counter went backwards; the authenticator may have been cloned."
+        }
+        (PasskeyCloned, Es) => {
+            "El contador de firmas de la llave de acceso retrocedió; el autenticador puede haber sido clonado."
+        }
+        (PasskeyCloned, Fr) => {
+            "Le compteur de signatures de la clé d'accès a reculé ; l'authentificateur a peut-être été cloné."
+        }
+        (PasskeyCloned, De) => {
+            "Der Signaturzähler des Passkeys ist zurückgegangen; der Authenticator wurde möglicherweise geklont."
+        }
         (Forbidden, En) => "You are not allowed to do this.",
         (Forbidden, Es) => "No tiene permiso para hacer esto.",
         (Forbidden, Fr) => "Vous n'êtes pas autorisé à faire cela.",

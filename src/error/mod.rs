@@ -18,6 +18,12 @@ pub enum ErrorCode {
     InvalidToken,
     TokenExpired,
     SessionRevoked,
+    InvalidMfaCode,
+    MfaNotEnabled,
+    MfaAlreadyEnabled,
+    PasskeyCeremonyInvalid,
+    PasskeyVerificationFailed,
+    PasskeyCloned,
     Forbidden,
     InsufficientPermissions,
     NotFound,
@@ -34,7 +40,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -42,6 +48,12 @@ impl ErrorCode {
         Self::InvalidToken,
         Self::TokenExpired,
         Self::SessionRevoked,
+        Self::InvalidMfaCode,
+        Self::MfaNotEnabled,
+        Self::MfaAlreadyEnabled,
+        Self::PasskeyCeremonyInvalid,
+        Self::PasskeyVerificationFailed,
+        Self::PasskeyCloned,
         Self::Forbidden,
         Self::InsufficientPermissions,
         Self::NotFound,
@@ -66,6 +78,12 @@ impl ErrorCode {
             Self::InvalidToken => "INVALID_TOKEN",
             Self::TokenExpired => "TOKEN_EXPIRED",
             Self::SessionRevoked => "SESSION_REVOKED",
+            Self::InvalidMfaCode => "INVALID_MFA_CODE",
+            Self::MfaNotEnabled => "MFA_NOT_ENABLED",
+            Self::MfaAlreadyEnabled => "MFA_ALREADY_ENABLED",
+            Self::PasskeyCeremonyInvalid => "PASSKEY_CEREMONY_INVALID",
+            Self::PasskeyVerificationFailed => "PASSKEY_VERIFICATION_FAILED",
+            Self::PasskeyCloned => "PASSKEY_CLONED",
             Self::Forbidden => "FORBIDDEN",
             Self::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
             Self::NotFound => "NOT_FOUND",
@@ -90,7 +108,12 @@ impl ErrorCode {
             | Self::InvalidCredentials
             | Self::InvalidToken
             | Self::TokenExpired
-            | Self::SessionRevoked => 401,
+            | Self::SessionRevoked
+            | Self::InvalidMfaCode
+            | Self::PasskeyVerificationFailed
+            | Self::PasskeyCloned => 401,
+            Self::MfaNotEnabled | Self::PasskeyCeremonyInvalid => 400,
+            Self::MfaAlreadyEnabled => 409,
             Self::Forbidden | Self::InsufficientPermissions | Self::AccountDisabled => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, Result};
 
 use super::parts;
 use super::types::{
-    ActionPayload, AuthPayload, RefreshInput, RefreshPayload, SigninInput, SignupInput, User,
+    ActionPayload, AuthPayload, RefreshInput, RefreshPayload, SigninInput, SigninPayload, SignupInput, User,
 };
 use crate::domain::Password;
 use crate::services::{auth, users};
@@ -43,8 +43,9 @@ impl AuthMutation {
         Ok(auth::sign_up(state, rc, input).await?.into())
     }
 
-    /// Signs in with email and password.
-    async fn signin(&self, ctx: &Context<'_>, input: SigninInput) -> Result<AuthPayload> {
+    /// Signs in with email and password. With MFA on, answers `mfaRequired` and an `mfaToken`
+    /// instead of tokens; finish with `verifyMfa` or `authenticatePasskey`.
+    async fn signin(&self, ctx: &Context<'_>, input: SigninInput) -> Result<SigninPayload> {
         let (state, rc) = parts(ctx);
         Ok(auth::sign_in(state, rc, &input.email, Password::new(input.password)).await?.into())
     }

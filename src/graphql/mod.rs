@@ -6,7 +6,9 @@ mod auth;
 pub mod errors;
 mod health;
 pub mod loaders;
+mod mfa;
 mod orgs;
+mod passkeys;
 mod sessions;
 mod subscription;
 mod types;
@@ -22,7 +24,13 @@ pub use errors::decorate_response;
 
 /// Sign-in, sessions, health.
 #[derive(MergedObject, Default)]
-pub struct IdentityQuery(auth::AuthQuery, sessions::SessionsQuery, health::HealthQuery);
+pub struct IdentityQuery(
+    auth::AuthQuery,
+    sessions::SessionsQuery,
+    health::HealthQuery,
+    mfa::MfaQuery,
+    passkeys::PasskeysQuery,
+);
 
 /// Users, organizations, administration, API keys.
 #[derive(MergedObject, Default)]
@@ -36,9 +44,14 @@ pub struct IntegrationsQuery(webhooks::WebhooksQuery);
 #[derive(MergedObject, Default)]
 pub struct Query(IdentityQuery, DirectoryQuery, IntegrationsQuery);
 
-/// Sign-in and sessions.
+/// Sign-in, sessions, MFA, passkeys.
 #[derive(MergedObject, Default)]
-pub struct IdentityMutation(auth::AuthMutation, sessions::SessionsMutation);
+pub struct IdentityMutation(
+    auth::AuthMutation,
+    sessions::SessionsMutation,
+    mfa::MfaMutation,
+    passkeys::PasskeysMutation,
+);
 
 /// Users, organizations, API keys.
 #[derive(MergedObject, Default)]

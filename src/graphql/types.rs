@@ -6,7 +6,7 @@ use async_graphql::{Enum, ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::page::Page;
-use crate::services::auth::Authenticated;
+use crate::services::auth::{Authenticated, SignInOutcome};
 use crate::services::sessions::{Device as DeviceView, IssuedTokens, SessionView};
 use crate::services::users::UserView;
 
@@ -90,6 +90,40 @@ pub struct AuthPayload {
 impl From<Authenticated> for AuthPayload {
     fn from(a: Authenticated) -> Self {
         Self { user: a.user.into(), tokens: a.tokens.into() }
+    }
+}
+
+/// Payload of `signin`: `user` and `tokens`, or — when the account has MFA on — `mfaRequired`
+/// with an `mfaToken` for `verifyMfa` / `authenticatePasskey` and the `methods` it accepts.
+#[derive(SimpleObject, Clone)]
+pub struct SigninPayload {
+    pub user: Option<User>,
+    pub tokens: Option<Tokens>,
+    pub mfa_required: bool,
+    /// Short-lived, single-use; present only when `mfaRequired`.
+    pub mfa_token: Option<String>,
+    /// `totp`, `backup_code`, `passkey`; present only when `mfaRequired`.
+    pub methods: Option<Vec<String>>,
+}
+
+impl From<SignInOutcome> for SigninPayload {
+    fn from(o: SignInOutcome) -> Self {
+        match o {
+            SignInOutcome::Authenticated(a) => Self {
+                user: Some(a.user.clone().into()),
+                tokens: Some(a.tokens.into()),
+                mfa_required: false,
+                mfa_token: None,
+                methods: None,
+            },
+            SignInOutcome::MfaRequired(c) => Self {
+                user: None,
+                tokens: None,
+                mfa_required: true,
+                mfa_token: Some(c.mfa_token),
+                methods: Some(c.methods),
+            },
+        }
     }
 }
 

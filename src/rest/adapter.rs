@@ -177,7 +177,15 @@ impl RestApi {
         let status = StatusCode::from_u16(p.route.status).unwrap_or(StatusCode::OK);
         Ok(match p.route.shape {
             Shape::Empty => envelope::success(rc, StatusCode::NO_CONTENT, Value::Null, None),
-            Shape::Object => envelope::success(rc, status, to_snake(root), None),
+            Shape::Object => {
+                let mut data = to_snake(root);
+                if p.route.omit_nulls
+                    && let Value::Object(m) = &mut data
+                {
+                    m.retain(|_, v| !v.is_null());
+                }
+                envelope::success(rc, status, data, None)
+            }
             Shape::List => {
                 let (items, pagination) = connection_to_list(root);
                 envelope::success(rc, status, items, Some(pagination))
@@ -393,13 +401,17 @@ pub fn camel_to_snake(s: &str) -> String {
     out
 }
 
-/// Renames every key of a GraphQL result to snake_case, leaving user `metadata` untouched.
+/// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn
+/// `options` (standard WebAuthn JSON, camelCase by specification: `publicKey`, `pubKeyCredParams`).
+const VERBATIM: [&str; 2] = ["metadata", "options"];
+
+/// Renames every key of a GraphQL result to snake_case, leaving [`VERBATIM`] fields untouched.
 pub fn to_snake(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| {
-                    let v = if k == "metadata" { v } else { to_snake(v) };
+                    let v = if VERBATIM.contains(&k.as_str()) { v } else { to_snake(v) };
                     (camel_to_snake(&k), v)
                 })
                 .collect(),
@@ -419,6 +431,8 @@ mod tests {
         assert_eq!(camel_to_snake("usersActive30d"), "users_active_30d");
         let v = to_snake(json!({"firstName": "A", "metadata": {"keepMe": 1}, "list": [{"ipAddress": "x"}]}));
         assert_eq!(v, json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]}));
+        let v = to_snake(json!({"ceremonyId": "c", "options": {"publicKey": {"pubKeyCredParams": []}}}));
+        assert_eq!(v, json!({"ceremony_id": "c", "options": {"publicKey": {"pubKeyCredParams": []}}}));
         let q = url_decode_pairs("limit=5&cursor=n.ab%2Bc&search=a+b");
         assert_eq!(q["cursor"], "n.ab+c");
         assert_eq!(q["search"], "a b");

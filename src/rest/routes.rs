@@ -44,6 +44,9 @@ pub struct RestRoute {
     pub status: u16,
     /// Whether the route needs a bearer token (for the OpenAPI document).
     pub auth: bool,
+    /// Whether null fields of the result object are left out (routes whose answer takes one
+    /// of two shapes, e.g. sign-in with or without MFA).
+    pub omit_nulls: bool,
     pub tag: &'static str,
     pub summary: &'static str,
 }
@@ -60,6 +63,7 @@ const fn route(operation: &'static str, method: Method, path: &'static str) -> R
         shape: Shape::Object,
         status: 200,
         auth: true,
+        omit_nulls: false,
         tag: "",
         summary: "",
     }
@@ -77,6 +81,9 @@ pub fn routes() -> Vec<RestRoute> {
     let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
     let webhooks =
         |op, method, path, summary| RestRoute { tag: "webhooks", summary, ..route(op, method, path) };
+    let mfa = |op, method, path, summary| RestRoute { tag: "mfa", summary, ..route(op, method, path) };
+    let passkeys =
+        |op, method, path, summary| RestRoute { tag: "passkeys", summary, ..route(op, method, path) };
     vec![
         RestRoute {
             body: Body::Input,
@@ -87,6 +94,7 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             body: Body::Input,
             auth: false,
+            omit_nulls: true,
             ..auth("Signin", Method::POST, "/auth/signin", "Sign in with email and password")
         },
         RestRoute {
@@ -343,6 +351,97 @@ pub fn routes() -> Vec<RestRoute> {
                 Method::POST,
                 "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
                 "Send one delivery again now",
+            )
+        },
+        // MFA and passkeys
+        mfa("MfaStatus", Method::GET, "/mfa/status", "Whether MFA is on for the caller"),
+        mfa(
+            "SetupMfa",
+            Method::POST,
+            "/mfa/setup",
+            "Start TOTP setup: secret, otpauth URI, QR code and 10 backup codes (MFA stays off until verified)",
+        ),
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            omit_nulls: true,
+            ..mfa(
+                "VerifyMfa",
+                Method::POST,
+                "/mfa/verify",
+                "Bearer + {code}: confirm setup and turn MFA on; {mfa_token, code}: finish a sign-in",
+            )
+        },
+        mfa("BackupCodes", Method::GET, "/mfa/backup-codes", "How many backup codes remain"),
+        RestRoute {
+            body: Body::Input,
+            ..mfa(
+                "RegenerateBackupCodes",
+                Method::POST,
+                "/mfa/backup-codes",
+                "Replace every backup code (needs a current code)",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            ..mfa(
+                "DisableMfa",
+                Method::POST,
+                "/mfa/disable",
+                "Turn MFA off (needs the password or a current code)",
+            )
+        },
+        passkeys(
+            "PasskeyRegistrationOptions",
+            Method::POST,
+            "/passkeys/register/options",
+            "WebAuthn creation options for a new passkey",
+        ),
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..passkeys(
+                "RegisterPasskey",
+                Method::POST,
+                "/passkeys/register",
+                "Register a passkey with the authenticator's response",
+            )
+        },
+        RestRoute {
+            body: Body::OptionalInput,
+            auth: false,
+            ..passkeys(
+                "PasskeyAuthenticationOptions",
+                Method::POST,
+                "/passkeys/authenticate/options",
+                "WebAuthn request options: for {email}, usernameless, or as the MFA step of {mfa_token}",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            ..passkeys(
+                "AuthenticatePasskey",
+                Method::POST,
+                "/passkeys/authenticate",
+                "Sign in with a passkey assertion",
+            )
+        },
+        passkeys("Passkeys", Method::GET, "/passkeys", "The caller's passkeys"),
+        RestRoute {
+            body: Body::Input,
+            path_params: &["id"],
+            ..passkeys("RenamePasskey", Method::PUT, "/passkeys/{id}", "Rename one of the caller's passkeys")
+        },
+        RestRoute {
+            path_params: &["id"],
+            shape: Shape::Empty,
+            status: 204,
+            ..passkeys(
+                "DeletePasskey",
+                Method::DELETE,
+                "/passkeys/{id}",
+                "Remove one of the caller's passkeys",
             )
         },
     ]

@@ -1,6 +1,7 @@
-//! Secrets, password hashing, signing keys and tokens, rate limiting.
+//! Secrets, password hashing, signing keys and tokens, TOTP and backup codes, rate limiting.
 
 pub mod passwords;
 pub mod rate_limit;
 pub mod secrets;
 pub mod tokens;
+pub mod totp;

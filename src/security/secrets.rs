@@ -70,6 +70,20 @@ impl MasterKey {
         out
     }
 
+    /// A keyed hash (hex HMAC-SHA-256) of `data` under a key derived from the master key for
+    /// `purpose`: stored values that a database dump alone cannot brute-force (backup codes).
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
+        let derived = Sha256::new()
+            .chain_update(b"janua:keyed-hash:")
+            .chain_update(purpose.as_bytes())
+            .chain_update(self.0)
+            .finalize();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&derived).expect("HMAC takes any key length");
+        mac.update(data);
+        hex(&mac.finalize().into_bytes())
+    }
+
     /// Opens what [`MasterKey::seal`] produced; fails when the key is wrong or the data was altered.
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(sealed.len() > 24, "sealed data too short");
@@ -101,9 +115,12 @@ pub fn random_token(n: usize) -> String {
 
 /// Lower-case hex SHA-256 of `s` (how opaque tokens are stored).
 pub fn sha256_hex(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in d {
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push_str(&format!("{b:02x}"));
     }
     out

@@ -13,6 +13,8 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::{self, Change};
 use crate::services::lockout::FailureOutcome;
+use crate::services::mfa;
+use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
 use crate::services::users::UserView;
 use crate::state::AppState;
@@ -135,14 +137,22 @@ fn email_taken() -> AppError {
     AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "email"}))
 }
 
-/// Checks email and password and opens a session. Unknown email and wrong password give the
-/// same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
+/// What a correct password leads to: a session, or a second step when MFA is on.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    Authenticated(Box<Authenticated>),
+    MfaRequired(MfaChallenge),
+}
+
+/// Checks email and password and opens a session — or, when the user has MFA on, answers with
+/// an MFA token for the second step and opens nothing yet. Unknown email and wrong password give
+/// the same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
 pub async fn sign_in(
     state: &AppState,
     ctx: &RequestContext,
     email: &str,
     password: Password,
-) -> AppResult<Authenticated> {
+) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
     if let Some(until) = state.lockouts.locked_until(email.as_str()) {
         return Err(locked(until));
@@ -156,6 +166,16 @@ pub async fn sign_in(
     state.lockouts.record_success(email.as_str());
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
+    }
+    if mfa::is_enabled(&state.db, u.id).await? {
+        if let Some(rehash) = verified.rehash {
+            user::Entity::update_many()
+                .col_expr(user::Column::PasswordHash, Expr::value(rehash))
+                .filter(user::Column::Id.eq(u.id))
+                .exec(&state.db)
+                .await?;
+        }
+        return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u).await?));
     }
     let txn = begin_write(&state.db).await?;
     let mut am: user::ActiveModel = u.clone().into();
@@ -181,7 +201,7 @@ pub async fn sign_in(
     txn.commit().await?;
     state.events_committed();
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
+    Ok(SignInOutcome::Authenticated(Box::new(Authenticated { user: u.into(), tokens })))
 }
 
 fn locked(until: chrono::DateTime<Utc>) -> AppError {

@@ -1,7 +1,9 @@
-//! Database connection, migrations and write transactions; the revocation cache.
+//! Database connection, migrations and write transactions; the revocation cache; ceremony state.
 
+mod ceremonies;
 mod revocations;
 
+pub use ceremonies::{CeremonyKind, CeremonyStore, MemoryCeremonyStore};
 pub use revocations::RevocationStore;
 
 use std::time::Duration;

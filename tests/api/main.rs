@@ -7,6 +7,8 @@ mod auth;
 mod authz_matrix;
 mod directory;
 mod errors;
+mod mfa;
+mod passkeys;
 mod platform;
 mod sessions;
 mod storage;

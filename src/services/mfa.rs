@@ -1,0 +1,539 @@
+//! Second factors: TOTP setup and confirmation, backup codes, the second step of a sign-in with
+//! a code, disabling, and status. Primitives live in `security::totp`; the MFA token that links
+//! the two steps of a sign-in in `services::mfa_token`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use entities::{backup_code, mfa_factor, passkey, user};
+
+use crate::context::RequestContext;
+use crate::domain::{EventType, Password};
+use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
+use crate::security::secrets::constant_time_eq;
+use crate::security::totp;
+use crate::services::audit::{self, Change};
+use crate::services::auth::Authenticated;
+use crate::services::lockout::FailureOutcome;
+use crate::services::mfa_token;
+use crate::services::sessions;
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// What `setupMfa` hands out, once.
+#[derive(Clone)]
+pub struct MfaSetup {
+    /// The secret in base32, for manual entry.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// `data:image/png;base64,…` of the URI as a QR code.
+    pub qr_code: String,
+    pub backup_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for MfaSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaSetup(<redacted>)")
+    }
+}
+
+/// Whether MFA is on, and what the user has.
+#[derive(Clone, Debug)]
+pub struct MfaStatus {
+    pub enabled: bool,
+    /// A setup was started and not yet confirmed.
+    pub pending: bool,
+    pub enabled_at: Option<DateTime<Utc>>,
+    pub backup_codes_remaining: u64,
+    pub passkeys: u64,
+}
+
+/// How many backup codes remain.
+#[derive(Clone, Debug)]
+pub struct BackupCodesStatus {
+    pub remaining: u64,
+    pub total: u64,
+    pub generated_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of `verifyMfa`: setup confirmed, or a sign-in completed.
+#[derive(Debug)]
+pub enum Verified {
+    Enabled,
+    SignedIn(Box<Authenticated>),
+}
+
+/// Which second factor a code was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeKind {
+    Totp,
+    BackupCode,
+}
+
+impl CodeKind {
+    /// `totp` or `backup_code`, as audited.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::BackupCode => "backup_code",
+        }
+    }
+}
+
+fn hash_backup_code(state: &AppState, normalized: &str) -> String {
+    state.master_key.keyed_hash("backup-code", normalized.as_bytes())
+}
+
+async fn replace_backup_codes(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    user_id: Uuid,
+) -> AppResult<Vec<String>> {
+    backup_code::Entity::delete_many().filter(backup_code::Column::UserId.eq(user_id)).exec(txn).await?;
+    let codes = totp::new_backup_codes();
+    let now = Utc::now();
+    let rows = codes.iter().map(|c| backup_code::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        code_hash: Set(hash_backup_code(state, &totp::normalize_backup_code(c))),
+        used_at: Set(None),
+        created_at: Set(now),
+    });
+    backup_code::Entity::insert_many(rows).exec(txn).await?;
+    Ok(codes)
+}
+
+async fn factor_of(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Option<mfa_factor::Model>> {
+    Ok(mfa_factor::Entity::find_by_id(user_id).one(db).await?)
+}
+
+/// Whether `user_id` has TOTP MFA turned on.
+pub(crate) async fn is_enabled(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<bool> {
+    Ok(factor_of(db, user_id).await?.is_some_and(|f| f.enabled))
+}
+
+/// Starts (or restarts) TOTP setup: a new secret and 10 backup codes. MFA stays off until a code
+/// confirms it.
+pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup> {
+    let actor = ctx.require_user()?;
+    let txn = begin_write(&state.db).await?;
+    if let Some(f) = factor_of(&txn, actor.user_id).await? {
+        if f.enabled {
+            return Err(ErrorCode::MfaAlreadyEnabled.into());
+        }
+        mfa_factor::Entity::delete_by_id(actor.user_id).exec(&txn).await?;
+    }
+    let secret = totp::new_secret();
+    let totp = totp::totp(secret.clone(), &actor.email).map_err(AppError::internal)?;
+    let otpauth_uri = totp.to_url().map_err(AppError::internal)?;
+    let qr = totp.to_qr_base64().map_err(AppError::internal)?;
+    let now = Utc::now();
+    mfa_factor::ActiveModel {
+        user_id: Set(actor.user_id),
+        secret_sealed: Set(state.master_key.seal(&secret)),
+        enabled: Set(false),
+        last_used_step: Set(None),
+        created_at: Set(now),
+        enabled_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    let backup_codes = replace_backup_codes(&txn, state, actor.user_id).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::MfaSetupStarted,
+            target: Some(("user", actor.user_id.to_string())),
+            subject_user: Some(actor.user_id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(MfaSetup {
+        secret: totp::secret_base32(&secret),
+        otpauth_uri,
+        qr_code: format!("data:image/png;base64,{qr}"),
+        backup_codes,
+    })
+}
+
+/// Accepts a current TOTP code once: the matched time step must be later than the last one
+/// accepted, and is recorded atomically (two requests with the same code: one wins).
+async fn accept_totp(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    f: &mfa_factor::Model,
+    email: &str,
+    code: &str,
+) -> AppResult<bool> {
+    let secret = state.master_key.open(&f.secret_sealed).map_err(AppError::internal)?;
+    let totp = totp::totp(secret, email).map_err(AppError::internal)?;
+    let Some(step) = totp::matching_step(&totp, code, Utc::now().timestamp() as u64) else {
+        return Ok(false);
+    };
+    let step = step as i64;
+    let updated = mfa_factor::Entity::update_many()
+        .col_expr(mfa_factor::Column::LastUsedStep, Expr::value(step))
+        .filter(mfa_factor::Column::UserId.eq(f.user_id))
+        .filter(
+            Condition::any()
+                .add(mfa_factor::Column::LastUsedStep.is_null())
+                .add(mfa_factor::Column::LastUsedStep.lt(step)),
+        )
+        .exec(txn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Spends a backup code (with or without its dash): each is accepted once.
+async fn accept_backup_code(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    user_id: Uuid,
+    code: &str,
+) -> AppResult<bool> {
+    let normalized = totp::normalize_backup_code(code);
+    if normalized.len() != totp::CODE_LEN {
+        return Ok(false);
+    }
+    let hash = hash_backup_code(state, &normalized);
+    let unused = backup_code::Entity::find()
+        .filter(backup_code::Column::UserId.eq(user_id))
+        .filter(backup_code::Column::UsedAt.is_null())
+        .all(txn)
+        .await?;
+    let mut found = None;
+    for c in &unused {
+        if constant_time_eq(c.code_hash.as_bytes(), hash.as_bytes()) {
+            found = Some(c.id);
+        }
+    }
+    let Some(id) = found else {
+        return Ok(false);
+    };
+    let updated = backup_code::Entity::update_many()
+        .col_expr(backup_code::Column::UsedAt, Expr::value(Utc::now()))
+        .filter(backup_code::Column::Id.eq(id))
+        .filter(backup_code::Column::UsedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Checks a code that may be TOTP or a backup code; counts failures per user and locks after
+/// too many. `totp_only` refuses backup codes (setup confirmation).
+async fn check_code(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    f: &mfa_factor::Model,
+    email: &str,
+    code: &str,
+    totp_only: bool,
+) -> AppResult<CodeKind> {
+    let key = format!("user:{}", f.user_id);
+    if let Some(until) = state.mfa_lockouts.locked_until(&key) {
+        return Err(mfa_locked(until));
+    }
+    let code = code.trim();
+    let kind = if accept_totp(txn, state, f, email, code).await? {
+        Some(CodeKind::Totp)
+    } else if !totp_only && f.enabled && accept_backup_code(txn, state, f.user_id, code).await? {
+        Some(CodeKind::BackupCode)
+    } else {
+        None
+    };
+    match kind {
+        Some(k) => {
+            state.mfa_lockouts.record_success(&key);
+            Ok(k)
+        }
+        None => match state.mfa_lockouts.record_failure(&key) {
+            FailureOutcome::LockedUntil(until) => Err(mfa_locked(until)),
+            FailureOutcome::Counted => Err(ErrorCode::InvalidMfaCode.into()),
+        },
+    }
+}
+
+fn mfa_locked(until: DateTime<Utc>) -> AppError {
+    AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
+        "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }))
+}
+
+fn require_code(code: &str) -> AppResult<()> {
+    if code.trim().is_empty() {
+        return Err(AppError::field("code", FieldIssue::Required));
+    }
+    if code.len() > 64 {
+        return Err(AppError::field("code", FieldIssue::TooLong(64)));
+    }
+    Ok(())
+}
+
+/// `verifyMfa`: with an MFA token, finishes a sign-in with a TOTP or backup code; otherwise
+/// (bearer) confirms a pending setup with a TOTP code and turns MFA on.
+pub async fn verify(
+    state: &AppState,
+    ctx: &RequestContext,
+    code: &str,
+    mfa_token: Option<&str>,
+) -> AppResult<Verified> {
+    require_code(code)?;
+    match mfa_token {
+        Some(token) => {
+            complete_sign_in(state, ctx, token, code).await.map(|a| Verified::SignedIn(Box::new(a)))
+        }
+        None => confirm_setup(state, ctx, code).await.map(|()| Verified::Enabled),
+    }
+}
+
+async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
+    let actor = ctx.require_user()?;
+    let txn = begin_write(&state.db).await?;
+    let f = factor_of(&txn, actor.user_id).await?.ok_or(ErrorCode::MfaNotEnabled)?;
+    if f.enabled {
+        return Err(ErrorCode::MfaAlreadyEnabled.into());
+    }
+    let checked = check_code(&txn, state, &f, &actor.email, code, true).await;
+    if let Err(e) = checked {
+        txn.rollback().await?;
+        return Err(e);
+    }
+    let now = Utc::now();
+    mfa_factor::Entity::update_many()
+        .col_expr(mfa_factor::Column::Enabled, Expr::value(true))
+        .col_expr(mfa_factor::Column::EnabledAt, Expr::value(now))
+        .filter(mfa_factor::Column::UserId.eq(actor.user_id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::MfaEnabled,
+            target: Some(("user", actor.user_id.to_string())),
+            subject_user: Some(actor.user_id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(())
+}
+
+async fn complete_sign_in(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &str,
+    code: &str,
+) -> AppResult<Authenticated> {
+    let ticket = mfa_token::take(state, token).await?;
+    let txn = begin_write(&state.db).await?;
+    let f = factor_of(&txn, ticket.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    let kind = match check_code(&txn, state, &f, &ticket.email, code, false).await {
+        Ok(k) => k,
+        Err(e) => {
+            txn.rollback().await?;
+            if e.code == ErrorCode::InvalidMfaCode {
+                // Attempts remain: the token stays usable until it expires.
+                mfa_token::restore(state, token, &ticket).await?;
+            }
+            return Err(e);
+        }
+    };
+    let out = finish_second_factor(&txn, state, ctx, ticket.user_id, kind.as_str()).await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(out)
+}
+
+/// Opens the session of a sign-in whose second factor was just verified (`password+mfa`).
+pub(crate) async fn finish_second_factor(
+    txn: &impl ConnectionTrait,
+    state: &AppState,
+    ctx: &RequestContext,
+    user_id: Uuid,
+    factor: &str,
+) -> AppResult<Authenticated> {
+    let u = user::Entity::find_by_id(user_id).one(txn).await?.ok_or(ErrorCode::InvalidToken)?;
+    if u.status != "active" {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    let mut am: user::ActiveModel = u.into();
+    am.last_signin_at = Set(Some(Utc::now()));
+    let u = am.update(txn).await?;
+    audit::record(
+        txn,
+        ctx,
+        Change {
+            event: EventType::UserSignedIn,
+            target: Some(("user", u.id.to_string())),
+            subject_user: Some(u.id),
+            acting_user: Some((Some(u.id), u.email.clone())),
+            organization: None,
+            data: serde_json::json!({"user_id": u.id, "method": "password+mfa", "factor": factor}),
+        },
+    )
+    .await?;
+    let tokens = sessions::open_session(txn, state, ctx, u.id, &u.email, "password+mfa").await?;
+    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
+    Ok(Authenticated { user: u.into(), tokens })
+}
+
+/// Turns MFA off; needs the password or a current code (TOTP or backup).
+pub async fn disable(
+    state: &AppState,
+    ctx: &RequestContext,
+    password: Option<Password>,
+    code: Option<&str>,
+) -> AppResult<()> {
+    let actor = ctx.require_user()?;
+    if password.is_none() && code.is_none_or(|c| c.trim().is_empty()) {
+        return Err(AppError::field("password", FieldIssue::Required).and_field("code", FieldIssue::Required));
+    }
+    let txn = begin_write(&state.db).await?;
+    let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    let method = match (password, code) {
+        (Some(p), _) => {
+            let u =
+                user::Entity::find_by_id(actor.user_id).one(&txn).await?.ok_or(ErrorCode::InvalidToken)?;
+            // A stolen access token must not become a password oracle: failures count
+            // towards the same per-user limit as wrong codes.
+            let key = format!("user:{}", actor.user_id);
+            if let Some(until) = state.mfa_lockouts.locked_until(&key) {
+                return Err(mfa_locked(until));
+            }
+            let verified = state.passwords.verify(&p, u.password_hash.as_deref()).await?;
+            if !verified.ok {
+                return Err(match state.mfa_lockouts.record_failure(&key) {
+                    FailureOutcome::LockedUntil(until) => mfa_locked(until),
+                    FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+                });
+            }
+            state.mfa_lockouts.record_success(&key);
+            "password"
+        }
+        (None, Some(c)) => {
+            require_code(c)?;
+            match check_code(&txn, state, &f, &actor.email, c, false).await {
+                Ok(k) => k.as_str(),
+                Err(e) => {
+                    txn.rollback().await?;
+                    return Err(e);
+                }
+            }
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    mfa_factor::Entity::delete_by_id(actor.user_id).exec(&txn).await?;
+    backup_code::Entity::delete_many()
+        .filter(backup_code::Column::UserId.eq(actor.user_id))
+        .exec(&txn)
+        .await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::MfaDisabled,
+            target: Some(("user", actor.user_id.to_string())),
+            subject_user: Some(actor.user_id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": actor.user_id, "confirmed_with": method}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(())
+}
+
+/// Replaces every backup code; needs a fresh factor (a current TOTP or an unused backup code).
+pub async fn regenerate_backup_codes(
+    state: &AppState,
+    ctx: &RequestContext,
+    code: &str,
+) -> AppResult<Vec<String>> {
+    let actor = ctx.require_user()?;
+    require_code(code)?;
+    let txn = begin_write(&state.db).await?;
+    let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    let kind = match check_code(&txn, state, &f, &actor.email, code, false).await {
+        Ok(k) => k,
+        Err(e) => {
+            txn.rollback().await?;
+            return Err(e);
+        }
+    };
+    let codes = replace_backup_codes(&txn, state, actor.user_id).await?;
+    audit::record(
+        &txn,
+        ctx,
+        Change {
+            event: EventType::BackupCodesRegenerated,
+            target: Some(("user", actor.user_id.to_string())),
+            subject_user: Some(actor.user_id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"user_id": actor.user_id, "count": codes.len(), "confirmed_with": kind.as_str()}),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(codes)
+}
+
+/// How many backup codes remain (codes themselves are never shown again).
+pub async fn backup_codes_status(state: &AppState, ctx: &RequestContext) -> AppResult<BackupCodesStatus> {
+    let actor = ctx.require_user()?;
+    if !is_enabled(&state.db, actor.user_id).await? {
+        return Err(ErrorCode::MfaNotEnabled.into());
+    }
+    let all = backup_code::Entity::find()
+        .filter(backup_code::Column::UserId.eq(actor.user_id))
+        .all(&state.db)
+        .await?;
+    Ok(BackupCodesStatus {
+        remaining: all.iter().filter(|c| c.used_at.is_none()).count() as u64,
+        total: all.len() as u64,
+        generated_at: all.iter().map(|c| c.created_at).max(),
+    })
+}
+
+/// The caller's MFA status.
+pub async fn status(state: &AppState, ctx: &RequestContext) -> AppResult<MfaStatus> {
+    let actor = ctx.require_user()?;
+    let f = factor_of(&state.db, actor.user_id).await?;
+    let remaining = match &f {
+        Some(f) if f.enabled => {
+            backup_code::Entity::find()
+                .filter(backup_code::Column::UserId.eq(actor.user_id))
+                .filter(backup_code::Column::UsedAt.is_null())
+                .count(&state.db)
+                .await?
+        }
+        _ => 0,
+    };
+    let passkeys =
+        passkey::Entity::find().filter(passkey::Column::UserId.eq(actor.user_id)).count(&state.db).await?;
+    Ok(MfaStatus {
+        enabled: f.as_ref().is_some_and(|f| f.enabled),
+        pending: f.as_ref().is_some_and(|f| !f.enabled),
+        enabled_at: f.and_then(|f| f.enabled_at),
+        backup_codes_remaining: remaining,
+        passkeys,
+    })
+}

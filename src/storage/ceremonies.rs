@@ -1,0 +1,102 @@
+//! Short-lived, single-use server state between two requests: WebAuthn ceremony state and MFA
+//! sign-in tokens. Behind a trait so a shared cache (Redis: `SET … EX` / `GETDEL`) can replace
+//! the in-process map when several nodes serve.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use futures::future::BoxFuture;
+
+/// Which kind of state a key names (keys of different kinds never collide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CeremonyKind {
+    PasskeyRegistration,
+    PasskeyAuthentication,
+    MfaToken,
+}
+
+impl CeremonyKind {
+    /// The key prefix a shared cache would use.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::PasskeyRegistration => "webauthn:reg",
+            Self::PasskeyAuthentication => "webauthn:auth",
+            Self::MfaToken => "mfa:token",
+        }
+    }
+}
+
+/// Stores opaque values under a key with an expiry; `take` returns a value at most once.
+pub trait CeremonyStore: Send + Sync {
+    /// Stores `value` under `key` for `ttl`, replacing what was there.
+    fn put(
+        &self,
+        kind: CeremonyKind,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Removes and returns the value, if present and not expired. Atomic: of two concurrent
+    /// callers, at most one gets it.
+    fn take(&self, kind: CeremonyKind, key: &str) -> BoxFuture<'_, anyhow::Result<Option<String>>>;
+    /// Drops expired entries (a cache with native expiry does nothing).
+    fn purge_expired(&self);
+}
+
+/// The in-process implementation.
+#[derive(Clone, Default)]
+pub struct MemoryCeremonyStore {
+    entries: Arc<DashMap<(CeremonyKind, String), (String, Instant)>>,
+}
+
+impl MemoryCeremonyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl CeremonyStore for MemoryCeremonyStore {
+    fn put(
+        &self,
+        kind: CeremonyKind,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        self.entries.insert((kind, key.to_owned()), (value, Instant::now() + ttl));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn take(&self, kind: CeremonyKind, key: &str) -> BoxFuture<'_, anyhow::Result<Option<String>>> {
+        let found = self
+            .entries
+            .remove(&(kind, key.to_owned()))
+            .and_then(|(_, (v, until))| (until > Instant::now()).then_some(v));
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn purge_expired(&self) {
+        let now = Instant::now();
+        self.entries.retain(|_, (_, until)| *until > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn values_are_taken_once_and_expire() {
+        let s = MemoryCeremonyStore::new();
+        let k = CeremonyKind::MfaToken;
+        s.put(k, "a", "1".into(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.take(CeremonyKind::PasskeyRegistration, "a").await.unwrap(), None);
+        assert_eq!(s.take(k, "a").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(s.take(k, "a").await.unwrap(), None);
+        s.put(k, "b", "2".into(), Duration::from_millis(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(s.take(k, "b").await.unwrap(), None);
+    }
+}
