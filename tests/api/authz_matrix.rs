@@ -128,6 +128,13 @@ async fn every_route_for_every_caller(b: Backend) {
         ("GET", "/admin/api-keys", None,                                 [401, 403, 403, 403, 403, 403, 200, 403, 403, 403]),
         ("POST", "/admin/api-keys", Some(json!({"name": "a", "scopes": ["admin:read"]})),
                                                                          [401, 403, 403, 403, 403, 403, 201, 403, 403, 403]),
+        ("GET", "/mfa/status", None,                                     [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("POST", "/mfa/setup", None,                                     [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("GET", "/passkeys", None,                                       [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("POST", "/passkeys/register/options", None,                     [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("GET", "/webhooks", None,                                       [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("POST", "/webhooks", Some(json!({"url": "https://hooks.example.com/janua", "events": ["user.updated"]})),
+                                                                         [401, 201, 201, 201, 201, 201, 201, 403, 403, 403]),
         ("POST", "/sessions/terminate-all", None,                        [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
         ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
     ];
