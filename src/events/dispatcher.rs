@@ -73,7 +73,11 @@ impl Dispatcher {
                 if let Err(e) = self.try_run_once().await {
                     tracing::warn!(error = %e, "outbox dispatch failed; retrying");
                 }
-                let _ = tokio::time::timeout(interval, self.wake.notified()).await;
+                if tokio::time::timeout(interval, self.wake.notified()).await.is_ok() {
+                    // Woken by a commit: give concurrent commits a moment to join this batch, so
+                    // a burst costs one publishing transaction rather than one per request.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
             }
         })
     }

@@ -83,7 +83,15 @@ impl PasswordHasher {
     /// Builds the hasher; computes the decoy hash once (≈ one hash of time).
     pub fn new(m_kib: u32, t: u32, p: u32, concurrency: usize, min_length: usize) -> anyhow::Result<Self> {
         let params = Params::new(m_kib, t, p, None).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let decoy = hash_with(&params, &crate::security::secrets::random_token(24))?;
+        // The decoy is computed once with the crate's allocating path (returned to the system
+        // afterwards), so an idle server does not keep a working set for it.
+        let decoy = {
+            use argon2::PasswordHasher as _;
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password(crate::security::secrets::random_token(24).as_bytes())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+                .to_string()
+        };
         let common = include_str!("../../assets/common-passwords.txt").lines().map(str::to_owned).collect();
         Ok(Self {
             params,

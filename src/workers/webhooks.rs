@@ -241,10 +241,17 @@ impl WebhookWorker {
                     _ = published.recv() => {}
                     _ = tokio::time::sleep(interval) => {}
                 }
+                // Let a burst of commits gather so one run fans them out together: under load a
+                // run per event would compete with the requests for the database's write lock.
+                tokio::time::sleep(COALESCE).await;
+                while published.try_recv().is_ok() {}
             }
         })
     }
 }
+
+/// How long a woken worker waits for more events before it runs (batching under load).
+const COALESCE: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {
