@@ -240,6 +240,12 @@ impl TestApp {
         Resp::from(req.send().await.expect("request")).await
     }
 
+    /// Stops the server and its background workers (the database stays open for the test).
+    pub async fn stop(&mut self) {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+    }
+
     /// Publishes committed events now (instead of waiting for the background loop).
     pub async fn drain_events(&self) {
         self.dispatcher.try_run_once().await.expect("dispatch");

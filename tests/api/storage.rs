@@ -12,8 +12,8 @@ use crate::helpers::{Backend, TestApp};
 crate::on_both_databases!(migrations_apply_and_every_entity_round_trips);
 
 async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
-    let app = TestApp::spawn(b).await;
-    let db = &app.services.state.db;
+    let mut app = TestApp::spawn(b).await;
+    let db = &app.services.state.db.clone();
     assert!(Migrator::get_pending_migrations(db).await.unwrap().is_empty());
     let now = Utc::now().trunc_subsecs(6); // PostgreSQL keeps microseconds
     let uid = Uuid::now_v7();
@@ -121,7 +121,9 @@ async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
     user::Entity::delete_by_id(uid).exec(db).await.unwrap();
     assert!(session::Entity::find_by_id(sid).one(db).await.unwrap().is_none());
     assert!(refresh_token::Entity::find_by_id(rid).one(db).await.unwrap().is_none());
-    // And the whole schema goes down and up again.
+    // And the whole schema goes down and up again (with the server and its workers stopped,
+    // so no background query races the DDL).
+    app.stop().await;
     Migrator::down(db, None).await.unwrap();
     Migrator::up(db, None).await.unwrap();
 }
