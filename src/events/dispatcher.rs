@@ -48,7 +48,9 @@ impl Dispatcher {
     async fn publish_to_redis(redis: &Redis, e: &BusEvent) -> anyhow::Result<()> {
         let json = serde_json::to_string(e)?;
         let mut conn = redis.conn();
-        redis::cmd("PUBLISH").arg(redis.events_channel()).arg(json).query_async::<i64>(&mut conn).await?;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(redis.events_channel()).arg(json);
+        redis.guard(publish.query_async::<i64>(&mut conn)).await?;
         Ok(())
     }
 

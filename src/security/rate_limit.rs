@@ -134,12 +134,9 @@ impl RateLimit for RedisRateLimiter {
     fn check(&self, ip: IpAddr) -> BoxFuture<'_, RateDecision> {
         Box::pin(async move {
             let mut conn = self.redis.conn();
-            let r = self
-                .script
-                .key(self.redis.key(&format!("ratelimit:{ip}")))
-                .arg(60_000)
-                .invoke_async::<(i64, i64)>(&mut conn)
-                .await;
+            let mut invocation = self.script.key(self.redis.key(&format!("ratelimit:{ip}")));
+            invocation.arg(60_000);
+            let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
             match r {
                 Ok((count, ttl_ms)) => {
                     let reset = ((ttl_ms.max(0) as f64) / 1000.0).ceil().max(1.0) as u64;

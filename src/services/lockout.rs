@@ -165,7 +165,7 @@ impl LockoutStore for RedisLockoutStore {
         Box::pin(async move {
             let (_, lock) = self.keys(key);
             let mut conn = self.redis.conn();
-            match redis::cmd("PTTL").arg(lock).query_async::<i64>(&mut conn).await {
+            match self.redis.guard(redis::cmd("PTTL").arg(lock).query_async::<i64>(&mut conn)).await {
                 Ok(ms) if ms > 0 => Some(Utc::now() + Duration::milliseconds(ms)),
                 Ok(_) => self.fallback.locked_until(key),
                 Err(e) => {
@@ -180,14 +180,9 @@ impl LockoutStore for RedisLockoutStore {
         Box::pin(async move {
             let (count, lock) = self.keys(key);
             let mut conn = self.redis.conn();
-            let r = self
-                .script
-                .key(count)
-                .key(lock)
-                .arg(self.threshold)
-                .arg(self.seconds)
-                .invoke_async::<i64>(&mut conn)
-                .await;
+            let mut invocation = self.script.key(count);
+            invocation.key(lock).arg(self.threshold).arg(self.seconds);
+            let r = self.redis.guard(invocation.invoke_async::<i64>(&mut conn)).await;
             match r {
                 Ok(0) => FailureOutcome::Counted,
                 Ok(ms) => FailureOutcome::LockedUntil(Utc::now() + Duration::milliseconds(ms.max(1))),
@@ -204,7 +199,9 @@ impl LockoutStore for RedisLockoutStore {
             self.fallback.record_success(key);
             let (count, lock) = self.keys(key);
             let mut conn = self.redis.conn();
-            if let Err(e) = redis::cmd("DEL").arg(count).arg(lock).query_async::<()>(&mut conn).await {
+            let mut del = redis::cmd("DEL");
+            del.arg(count).arg(lock);
+            if let Err(e) = self.redis.guard(del.query_async::<()>(&mut conn)).await {
                 self.failed(&e);
             }
         })

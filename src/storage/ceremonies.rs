@@ -114,7 +114,9 @@ impl CeremonyStore for RedisCeremonyStore {
         Box::pin(async move {
             let mut conn = self.redis.conn();
             let ms = ttl.as_millis().max(1) as u64;
-            redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ms).query_async::<()>(&mut conn).await?;
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(value).arg("PX").arg(ms);
+            self.redis.guard(set.query_async::<()>(&mut conn)).await?;
             Ok(())
         })
     }
@@ -123,7 +125,9 @@ impl CeremonyStore for RedisCeremonyStore {
         let key = self.key(kind, key);
         Box::pin(async move {
             let mut conn = self.redis.conn();
-            Ok(redis::cmd("GETDEL").arg(key).query_async::<Option<String>>(&mut conn).await?)
+            let mut get = redis::cmd("GETDEL");
+            get.arg(key);
+            Ok(self.redis.guard(get.query_async::<Option<String>>(&mut conn)).await?)
         })
     }
 

@@ -109,12 +109,9 @@ impl RedisRevocationStore {
     async fn write(&self, session_id: Uuid, expires_at: DateTime<Utc>) -> redis::RedisResult<()> {
         let secs = (expires_at - Utc::now()).num_seconds().max(1);
         let mut conn = self.redis.conn();
-        redis::cmd("SET")
-            .arg(self.key(session_id))
-            .arg(1)
-            .arg("EX")
-            .arg(secs)
-            .query_async::<()>(&mut conn)
+        let key = self.key(session_id);
+        self.redis
+            .guard(redis::cmd("SET").arg(key).arg(1).arg("EX").arg(secs).query_async::<()>(&mut conn))
             .await
     }
 
@@ -183,13 +180,9 @@ impl RevocationStore for RedisRevocationStore {
                 return Ok(true);
             }
             let mut conn = self.redis.conn();
-            let r = redis::pipe()
-                .cmd("EXISTS")
-                .arg(self.key(session_id))
-                .cmd("EXISTS")
-                .arg(self.marker())
-                .query_async::<(bool, bool)>(&mut conn)
-                .await;
+            let mut pipe = redis::pipe();
+            pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("EXISTS").arg(self.marker());
+            let r = self.redis.guard(pipe.query_async::<(bool, bool)>(&mut conn)).await;
             match r {
                 Ok((found, true)) => {
                     if !self.pending.is_empty() {

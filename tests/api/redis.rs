@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
 use janua::services::lockout::{FailureOutcome, LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use janua::storage::{
@@ -15,6 +16,7 @@ use janua::storage::{
     RedisRevocationStore, RevocationStore,
 };
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, access, redis_prefix, redis_url};
 use crate::subscriptions::{connect, next, subscribe};
@@ -344,8 +346,13 @@ async fn latency_from_revocation_to_subscribers() {
             subscribe(&mut ws, "subscribe", None).await;
             let tx = tx.clone();
             tasks.push(tokio::spawn(async move {
-                loop {
-                    let msg = next(&mut ws).await;
+                // No per-message timeout: subscribers wait while the others connect.
+                while let Some(Ok(m)) = ws.next().await {
+                    let Message::Text(t) = m else { continue };
+                    let msg: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                    if msg["type"] != "next" {
+                        continue;
+                    }
                     let e = &msg["payload"]["data"]["sessionEvents"];
                     let key = format!(
                         "{}:{}",
