@@ -142,6 +142,38 @@ async fn two_nodes_share_revocations_events_and_rate_limits(b: Backend) {
         "{msg}"
     );
     ws.close(None).await.ok();
+
+    // A subscriber on B that disconnects and resumes with `after` misses nothing raised on A.
+    let seen = e["id"].as_str().unwrap().to_owned();
+    let r = a.rest("DELETE", &format!("/sessions/{other_sid}"), Some(&watcher_token), None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    a.drain_events().await;
+    let mut ws = connect(&node_b, "graphql-transport-ws", &watcher_token).await;
+    subscribe(&mut ws, "subscribe", Some(&seen)).await;
+    let msg = next(&mut ws).await;
+    let e = &msg["payload"]["data"]["sessionEvents"];
+    assert_eq!(
+        (e["type"].as_str(), e["sessionId"].as_str()),
+        (Some("REVOKED"), Some(other_sid.as_str())),
+        "{msg}"
+    );
+    ws.close(None).await.ok();
+
+    let metrics = node_b.client.get(node_b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("janua_redis_subscriber_connected 1"), "{metrics}");
+    assert!(metrics.contains("janua_events_received_total"), "{metrics}");
+    assert!(metrics.contains("janua_outbox_lag_seconds"), "{metrics}");
+
+    // Failed sign-ins are counted across the nodes: 3 on A and 2 on B lock the account on both.
+    let wrong = json!({"email": "two@example.com", "password": "not the right password"});
+    for (i, node) in [&a, &a, &a, &node_b, &node_b].into_iter().enumerate() {
+        let r = node.rest("POST", "/auth/signin", None, Some(wrong.clone())).await;
+        let expected = if i == 4 { 423 } else { 401 };
+        assert_eq!(r.status, expected, "failure {i}: {}", r.body);
+    }
+    let right = json!({"email": "two@example.com", "password": crate::helpers::PASSWORD});
+    let r = a.rest("POST", "/auth/signin", None, Some(right)).await;
+    assert_eq!((r.status, r.code()), (423, "ACCOUNT_LOCKED"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
