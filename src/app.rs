@@ -21,12 +21,15 @@ use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::passwords::PasswordHasher;
-use crate::security::rate_limit::IpRateLimiter;
+use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
-use crate::services::lockout::LockoutStore;
+use crate::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use crate::state::{AppState, Inner};
-use crate::storage::{self, MemoryCeremonyStore, RevocationStore};
+use crate::storage::{
+    self, CeremonyStore, MemoryCeremonyStore, MemoryRevocationStore, Redis, RedisCeremonyStore,
+    RedisRevocationStore, RevocationStore,
+};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// What every handler gets: the state, the schema and the REST table.
@@ -65,7 +68,8 @@ impl App {
         // Input types are read from a schema without the request limits (introspection is deep).
         let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
-        let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone());
+        let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
+            .with_redis(state.redis.clone());
         let services = Services { state, schema, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
@@ -89,11 +93,19 @@ impl App {
         let state = self.services.state.clone();
         let addr = self.local_addr();
         // Dropping (or aborting) this future stops the workers too, like a killed process.
-        let _workers = AbortOnDrop(vec![
+        let mut workers = vec![
             self.dispatcher.spawn(Duration::from_millis(500)),
             self.webhooks.spawn(Duration::from_secs(1)),
-            tokio::spawn(housekeeping(state)),
-        ]);
+            tokio::spawn(housekeeping(state.clone())),
+        ];
+        if let Some(redis) = state.redis.clone() {
+            workers.push(tokio::spawn(crate::events::forward_from_redis(
+                redis,
+                state.bus.clone(),
+                state.redis_revocations.clone(),
+            )));
+        }
+        let _workers = AbortOnDrop(workers);
         tracing::info!(%addr, "Janua is serving");
         let result =
             axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
@@ -131,18 +143,23 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         concurrency,
         config.password_min_length,
     )?;
-    let revocations = RevocationStore::load(&db).await?;
+    let redis =
+        config.redis_url.as_deref().map(|url| Redis::connect(url, &config.redis_prefix)).transpose()?;
+    let Backends { revocations, redis_revocations, lockouts, mfa_lockouts, ceremonies, rate_limiter } =
+        backends(&config, &db, redis.as_ref()).await?;
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {
         passwords,
         keys,
+        redis,
+        redis_revocations,
         revocations,
-        lockouts: LockoutStore::new(config.lockout_threshold, config.lockout_seconds),
-        mfa_lockouts: LockoutStore::new(config.mfa_max_attempts, config.lockout_seconds),
+        lockouts,
+        mfa_lockouts,
         webauthn: Arc::new(build_webauthn(&config)?),
-        ceremonies: Arc::new(MemoryCeremonyStore::new()),
-        rate_limiter: IpRateLimiter::new(config.rate_limit_per_minute),
+        ceremonies,
+        rate_limiter,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
         db: db.clone(),
@@ -157,6 +174,46 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         config,
     });
     Ok(state)
+}
+
+/// The stores that are in process on one node, or in Redis when `REDIS_URL` is set.
+struct Backends {
+    revocations: Arc<dyn RevocationStore>,
+    redis_revocations: Option<RedisRevocationStore>,
+    lockouts: Arc<dyn LockoutStore>,
+    mfa_lockouts: Arc<dyn LockoutStore>,
+    ceremonies: Arc<dyn CeremonyStore>,
+    rate_limiter: Arc<dyn RateLimit>,
+}
+
+async fn backends(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+    redis: Option<&Redis>,
+) -> anyhow::Result<Backends> {
+    let (threshold, mfa_max, seconds) =
+        (config.lockout_threshold, config.mfa_max_attempts, config.lockout_seconds);
+    Ok(match redis {
+        Some(r) => {
+            let rev = RedisRevocationStore::load(r.clone(), db.clone()).await?;
+            Backends {
+                revocations: Arc::new(rev.clone()),
+                redis_revocations: Some(rev),
+                lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "lockout", threshold, seconds)),
+                mfa_lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "mfa_lockout", mfa_max, seconds)),
+                ceremonies: Arc::new(RedisCeremonyStore::new(r.clone())),
+                rate_limiter: Arc::new(RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute)),
+            }
+        }
+        None => Backends {
+            revocations: Arc::new(MemoryRevocationStore::load(db).await?),
+            redis_revocations: None,
+            lockouts: Arc::new(MemoryLockoutStore::new(threshold, seconds)),
+            mfa_lockouts: Arc::new(MemoryLockoutStore::new(mfa_max, seconds)),
+            ceremonies: Arc::new(MemoryCeremonyStore::new()),
+            rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
+        },
+    })
 }
 
 /// Background tasks that end with the server.

@@ -131,6 +131,13 @@ pub struct Config {
     /// Webhook requests in flight at once on this node.
     #[arg(long, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: usize,
+    /// Redis shared by every node (`redis://host:6379/`): revocations, lockouts, rate limits,
+    /// ceremony state and the event bus are then cluster-wide; unset, they stay in process.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (several deployments, or tests, may share one Redis).
+    #[arg(long, env = "JANUA_REDIS_PREFIX", default_value = "janua:")]
+    pub redis_prefix: String,
     /// Log format.
     #[arg(long, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -10,11 +10,11 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::security::passwords::PasswordHasher;
-use crate::security::rate_limit::IpRateLimiter;
+use crate::security::rate_limit::RateLimit;
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::LockoutStore;
-use crate::storage::{CeremonyStore, RevocationStore};
+use crate::storage::{CeremonyStore, Redis, RevocationStore};
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -26,17 +26,21 @@ pub struct Inner {
     pub db: DatabaseConnection,
     pub passwords: PasswordHasher,
     pub keys: KeyStore,
-    pub revocations: RevocationStore,
-    pub lockouts: LockoutStore,
+    /// The shared Redis, when `REDIS_URL` is set.
+    pub redis: Option<Redis>,
+    pub revocations: Arc<dyn RevocationStore>,
+    /// The Redis revocation store itself (resynchronised when Redis comes back).
+    pub redis_revocations: Option<crate::storage::RedisRevocationStore>,
+    pub lockouts: Arc<dyn LockoutStore>,
     /// Wrong second-factor codes per user (key `user:<id>`), locked after too many.
-    pub mfa_lockouts: LockoutStore,
+    pub mfa_lockouts: Arc<dyn LockoutStore>,
     /// Seals secrets stored in the database (TOTP secrets, webhook signing secrets).
     pub master_key: MasterKey,
     /// The WebAuthn relying party (id, origins).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
     pub ceremonies: Arc<dyn CeremonyStore>,
-    pub rate_limiter: IpRateLimiter,
+    pub rate_limiter: Arc<dyn RateLimit>,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,

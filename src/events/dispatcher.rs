@@ -6,14 +6,18 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
 };
 use tokio::sync::{Mutex, Notify};
 
 use entities::outbox_event;
 
 use super::{BusEvent, EventBus};
-use crate::storage::begin_write;
+use crate::storage::{Redis, begin_write};
+
+/// The PostgreSQL advisory lock held while publishing to Redis (one dispatcher at a time).
+const DISPATCH_LOCK: i64 = 0x4a41_4e55_4101;
 
 /// Moves events from the outbox to the bus.
 #[derive(Clone)]
@@ -23,27 +27,61 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// One run at a time in this process, so events leave in outbox order.
     running: Arc<Mutex<()>>,
+    /// With Redis, events go to its channel (every node's forwarder feeds its own bus).
+    redis: Option<Redis>,
 }
 
 impl Dispatcher {
     /// A dispatcher over `db` feeding `bus`; `wake` is notified after each commit with events.
     pub fn new(db: DatabaseConnection, bus: EventBus, wake: Arc<Notify>) -> Self {
-        Self { db, bus, wake, running: Arc::new(Mutex::new(())) }
+        Self { db, bus, wake, running: Arc::new(Mutex::new(())), redis: None }
+    }
+
+    /// Publishes through Redis pub/sub when `redis` is set (a cluster), else to the local bus.
+    pub fn with_redis(mut self, redis: Option<Redis>) -> Self {
+        self.redis = redis;
+        self
+    }
+
+    /// `PUBLISH`es one event on the Redis channel (every node, this one included, gets it from
+    /// there).
+    async fn publish_to_redis(redis: &Redis, e: &BusEvent) -> anyhow::Result<()> {
+        let json = serde_json::to_string(e)?;
+        let mut conn = redis.conn();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(redis.events_channel()).arg(json);
+        redis.guard(publish.query_async::<i64>(&mut conn)).await?;
+        Ok(())
     }
 
     /// Publishes every unpublished row once, oldest first; returns how many it published.
     /// Rows are claimed and marked in one transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
     /// the write lock on SQLite), so no row is published twice.
+    ///
+    /// With Redis (several nodes), events are published to its channel before the commit, under a
+    /// cluster-wide lock (an advisory lock on PostgreSQL, the write lock on SQLite), so every node
+    /// receives them in outbox order; a failed commit publishes them again later, and subscribers
+    /// skip what they have seen (by outbox position). When Redis does not answer, this node's
+    /// subscribers still get the events; other nodes' subscribers catch up by resuming with `after`.
     pub async fn try_run_once(&self) -> Result<usize, sea_orm::DbErr> {
         let _one_at_a_time = self.running.lock().await;
         let mut total = 0;
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         loop {
             let txn = begin_write(&self.db).await?;
+            if self.redis.is_some() && postgres {
+                txn.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [DISPATCH_LOCK.into()],
+                ))
+                .await?;
+            }
             let mut q = outbox_event::Entity::find()
                 .filter(outbox_event::Column::PublishedAt.is_null())
                 .order_by_asc(outbox_event::Column::Seq)
                 .limit(500);
-            if self.db.get_database_backend() == DbBackend::Postgres {
+            if postgres {
                 q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
             }
             let rows = q.all(&txn).await?;
@@ -57,11 +95,30 @@ impl Dispatcher {
                 .filter(outbox_event::Column::Seq.is_in(seqs))
                 .exec(&txn)
                 .await?;
-            txn.commit().await?;
             total += rows.len();
-            for r in rows {
-                metrics::counter!("janua_events_published_total").increment(1);
-                self.bus.publish(Arc::new(BusEvent::from(r)));
+            let events: Vec<BusEvent> = rows.into_iter().map(BusEvent::from).collect();
+            metrics::counter!("janua_events_published_total").increment(events.len() as u64);
+            let mut local = Vec::new();
+            match &self.redis {
+                Some(redis) => {
+                    let mut redis_up = true;
+                    for e in events {
+                        if redis_up && let Err(err) = Self::publish_to_redis(redis, &e).await {
+                            tracing::warn!(error = %err, "redis publish failed; events delivered on this node only");
+                            redis_up = false;
+                        }
+                        if !redis_up {
+                            metrics::counter!("janua_events_dropped_total", "reason" => "redis_unavailable")
+                                .increment(1);
+                            local.push(e);
+                        }
+                    }
+                }
+                None => local = events,
+            }
+            txn.commit().await?;
+            for e in local {
+                self.bus.publish(Arc::new(e));
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Committed outbox rows → the event bus → subscribers.
 
 mod dispatcher;
+mod redis_bus;
 
 pub use dispatcher::Dispatcher;
+pub use redis_bus::forward_from_redis;
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use uuid::Uuid;
 use entities::outbox_event;
 
 /// One committed event, as carried by the bus and replayed from the outbox.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BusEvent {
     /// Position in the outbox; replay resumes after it.
     pub seq: i64,
@@ -56,7 +58,9 @@ impl EventBus {
 
     /// Sends an event to every current subscriber of this node.
     pub fn publish(&self, e: Arc<BusEvent>) {
-        let _ = self.tx.send(e);
+        if self.tx.send(e).is_ok() {
+            metrics::counter!("janua_events_delivered_total").increment(1);
+        }
     }
 
     /// A new receiver of events published from now on.

@@ -69,7 +69,7 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
     let method = req.method().as_str().to_owned();
 
     let decision = match ip {
-        Some(ip) if !exempt_from_limit(req.uri().path()) => Some(svc.state.rate_limiter.check(ip)),
+        Some(ip) if !exempt_from_limit(req.uri().path()) => Some(svc.state.rate_limiter.check(ip).await),
         _ => None,
     };
     let mut rc = RequestContext {

@@ -8,7 +8,7 @@ use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use entities::outbox_event;
@@ -44,13 +44,31 @@ async fn database_check(svc: &Services) -> (bool, f64) {
     (ok, start.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// Readiness: 200 only when the database answers, else 503.
+/// `None` when no Redis is configured, else whether it answers and its latency (ms).
+async fn redis_check(svc: &Services) -> Option<(bool, f64)> {
+    match &svc.state.redis {
+        Some(r) => Some(r.ping().await),
+        None => None,
+    }
+}
+
+fn redis_status(check: Option<(bool, f64)>) -> &'static str {
+    match check {
+        None => "not_configured",
+        Some((true, _)) => "ok",
+        Some((false, _)) => "down",
+    }
+}
+
+/// Readiness: 200 only when the database (and the configured Redis) answer, else 503.
 pub async fn ready(State(svc): State<Services>) -> Response {
-    let (ok, _) = database_check(&svc).await;
+    let (db_ok, _) = database_check(&svc).await;
+    let redis = redis_check(&svc).await;
+    let ok = db_ok && redis.is_none_or(|(up, _)| up);
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ok { "ready" } else { "unavailable" },
-        "checks": {"database": if ok { "ok" } else { "down" }},
+        "checks": {"database": if db_ok { "ok" } else { "down" }, "redis": redis_status(redis)},
     });
     (status, Json(body)).into_response()
 }
@@ -64,6 +82,17 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
     if let Ok(n) = webhook_queue::backlog(&svc.state.db).await {
         metrics::gauge!("janua_webhook_backlog").set(n as f64);
     }
+    if let Ok(Some(oldest)) = outbox_event::Entity::find()
+        .filter(outbox_event::Column::PublishedAt.is_null())
+        .order_by_asc(outbox_event::Column::Seq)
+        .one(&svc.state.db)
+        .await
+    {
+        let lag = (chrono::Utc::now() - oldest.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::gauge!("janua_outbox_lag_seconds").set(lag);
+    } else {
+        metrics::gauge!("janua_outbox_lag_seconds").set(0.0);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
 }
 
@@ -71,13 +100,22 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
 /// deliveries), inside the envelope.
 pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<RequestContext>) -> Response {
     let (db_ok, db_ms) = database_check(&svc).await;
+    let redis = redis_check(&svc).await;
+    let mut redis_json = json!({"status": redis_status(redis)});
+    if let Some((_, ms)) = redis {
+        redis_json["latency_ms"] = json!((ms * 1000.0).round() / 1000.0);
+    }
     let backlog = outbox_event::Entity::find()
         .filter(outbox_event::Column::PublishedAt.is_null())
         .count(&svc.state.db)
         .await
         .ok();
     let webhook_backlog = webhook_queue::backlog(&svc.state.db).await.ok();
-    let status = if db_ok { "healthy" } else { "unhealthy" };
+    let status = match (db_ok, redis) {
+        (false, _) => "unhealthy",
+        (true, Some((false, _))) => "degraded",
+        _ => "healthy",
+    };
     let data = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
@@ -88,7 +126,7 @@ pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<Requ
                 "backend": format!("{:?}", svc.state.db.get_database_backend()).to_lowercase(),
                 "latency_ms": (db_ms * 1000.0).round() / 1000.0,
             },
-            "redis": {"status": "not_configured"},
+            "redis": redis_json,
         },
         "event_backlog": backlog,
         "event_subscribers": svc.state.bus.subscriber_count(),

@@ -154,7 +154,7 @@ pub async fn sign_in(
     password: Password,
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
-    if let Some(until) = state.lockouts.locked_until(email.as_str()) {
+    if let Some(until) = state.lockouts.locked_until(email.as_str()).await {
         return Err(locked(until));
     }
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
@@ -163,7 +163,7 @@ pub async fn sign_in(
     let Some(u) = found.filter(|_| verified.ok) else {
         return Err(failed_sign_in(state, ctx, &email).await);
     };
-    state.lockouts.record_success(email.as_str());
+    state.lockouts.record_success(email.as_str()).await;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
@@ -213,7 +213,7 @@ fn locked(until: chrono::DateTime<Utc>) -> AppError {
 
 async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -> AppError {
     metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
-    let outcome = state.lockouts.record_failure(email.as_str());
+    let outcome = state.lockouts.record_failure(email.as_str()).await;
     let write = async {
         let txn = begin_write(&state.db).await?;
         let acting = Some((None, email.as_str().to_owned()));
@@ -301,7 +301,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         .await?;
         sessions::revoke_in(&txn, ctx, &s, "refresh_token_reuse").await?;
         txn.commit().await?;
-        sessions::publish_revocations(state, &[s]);
+        sessions::publish_revocations(state, &[s]).await;
         return Err(invalid());
     }
     let u = user::Entity::find_by_id(s.user_id).one(&state.db).await?.ok_or_else(invalid)?;
@@ -371,7 +371,7 @@ pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
         sessions::revoke_in(&txn, ctx, &s, "signed_out").await?;
     }
     txn.commit().await?;
-    sessions::publish_revocations(state, &[s]);
+    sessions::publish_revocations(state, &[s]).await;
     Ok(())
 }
 
@@ -382,7 +382,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor>
         state.keys.reload(&state.db).await.map_err(AppError::internal)?;
     }
     let claims = state.keys.verify_access(token)?;
-    if state.revocations.is_revoked(claims.sid) {
+    if state.revocations.is_revoked(claims.sid).await.map_err(AppError::internal)? {
         return Err(ErrorCode::SessionRevoked.into());
     }
     Ok(UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email })

@@ -240,7 +240,7 @@ async fn check_code(
     totp_only: bool,
 ) -> AppResult<CodeKind> {
     let key = format!("user:{}", f.user_id);
-    if let Some(until) = state.mfa_lockouts.locked_until(&key) {
+    if let Some(until) = state.mfa_lockouts.locked_until(&key).await {
         return Err(mfa_locked(until));
     }
     let code = code.trim();
@@ -253,10 +253,10 @@ async fn check_code(
     };
     match kind {
         Some(k) => {
-            state.mfa_lockouts.record_success(&key);
+            state.mfa_lockouts.record_success(&key).await;
             Ok(k)
         }
-        None => match state.mfa_lockouts.record_failure(&key) {
+        None => match state.mfa_lockouts.record_failure(&key).await {
             FailureOutcome::LockedUntil(until) => Err(mfa_locked(until)),
             FailureOutcome::Counted => Err(ErrorCode::InvalidMfaCode.into()),
         },
@@ -412,17 +412,17 @@ pub async fn disable(
             // A stolen access token must not become a password oracle: failures count
             // towards the same per-user limit as wrong codes.
             let key = format!("user:{}", actor.user_id);
-            if let Some(until) = state.mfa_lockouts.locked_until(&key) {
+            if let Some(until) = state.mfa_lockouts.locked_until(&key).await {
                 return Err(mfa_locked(until));
             }
             let verified = state.passwords.verify(&p, u.password_hash.as_deref()).await?;
             if !verified.ok {
-                return Err(match state.mfa_lockouts.record_failure(&key) {
+                return Err(match state.mfa_lockouts.record_failure(&key).await {
                     FailureOutcome::LockedUntil(until) => mfa_locked(until),
                     FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
                 });
             }
-            state.mfa_lockouts.record_success(&key);
+            state.mfa_lockouts.record_success(&key).await;
             "password"
         }
         (None, Some(c)) => {

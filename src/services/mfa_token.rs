@@ -67,7 +67,7 @@ async fn put_ticket(state: &AppState, token: &str, t: &MfaTicket) -> AppResult<(
         .ceremonies
         .put(CeremonyKind::MfaToken, &sha256_hex(token), value, StdDuration::from_secs(left + EXPIRED_GRACE))
         .await
-        .map_err(AppError::internal)
+        .map_err(crate::storage::unavailable)
 }
 
 /// Takes (consumes) an MFA token: `INVALID_TOKEN` when unknown or used, `TOKEN_EXPIRED` when old.
@@ -79,7 +79,7 @@ pub(crate) async fn take(state: &AppState, token: &str) -> AppResult<MfaTicket> 
         .ceremonies
         .take(CeremonyKind::MfaToken, &sha256_hex(token))
         .await
-        .map_err(AppError::internal)?
+        .map_err(crate::storage::unavailable)?
         .ok_or(ErrorCode::InvalidToken)?;
     let t: MfaTicket = serde_json::from_str(&raw).map_err(AppError::internal)?;
     if t.expires_at <= Utc::now().timestamp() {

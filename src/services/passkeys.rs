@@ -100,7 +100,7 @@ fn ceremony_ttl(state: &AppState) -> StdDuration {
 async fn put_ceremony(state: &AppState, kind: CeremonyKind, value: &impl Serialize) -> AppResult<String> {
     let id = random_token(24);
     let json = serde_json::to_string(value).map_err(AppError::internal)?;
-    state.ceremonies.put(kind, &id, json, ceremony_ttl(state)).await.map_err(AppError::internal)?;
+    state.ceremonies.put(kind, &id, json, ceremony_ttl(state)).await.map_err(crate::storage::unavailable)?;
     Ok(id)
 }
 
@@ -116,7 +116,7 @@ async fn take_ceremony<T: for<'de> Deserialize<'de>>(
         .ceremonies
         .take(kind, id)
         .await
-        .map_err(AppError::internal)?
+        .map_err(crate::storage::unavailable)?
         .ok_or(ErrorCode::PasskeyCeremonyInvalid)?;
     serde_json::from_str(&raw).map_err(AppError::internal)
 }

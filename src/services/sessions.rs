@@ -205,9 +205,9 @@ pub(crate) async fn revoke_in(
 }
 
 /// Makes committed revocations effective on this node and wakes the event dispatcher.
-pub(crate) fn publish_revocations(state: &AppState, sessions: &[session::Model]) {
+pub(crate) async fn publish_revocations(state: &AppState, sessions: &[session::Model]) {
     for s in sessions {
-        state.revocations.revoke(s.id, s.expires_at);
+        state.revocations.revoke(s.id, s.expires_at).await;
     }
     state.events_committed();
 }
@@ -299,7 +299,7 @@ pub async fn terminate_session(state: &AppState, ctx: &RequestContext, id: Uuid)
     let txn = begin_write(&state.db).await?;
     revoke_in(&txn, ctx, &s, "terminated").await?;
     txn.commit().await?;
-    publish_revocations(state, &[s]);
+    publish_revocations(state, &[s]).await;
     Ok(())
 }
 
@@ -316,7 +316,7 @@ pub async fn terminate_all(state: &AppState, ctx: &RequestContext, include_curre
         revoke_in(&txn, ctx, s, "terminated_all").await?;
     }
     txn.commit().await?;
-    publish_revocations(state, &sessions);
+    publish_revocations(state, &sessions).await;
     Ok(sessions.len() as u64)
 }
 

@@ -103,7 +103,7 @@ pub async fn session_stream(
     actor: UserActor,
     after: Option<Uuid>,
 ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
-    if state.revocations.is_revoked(actor.session_id) {
+    if state.revocations.is_revoked(actor.session_id).await.map_err(AppError::internal)? {
         return Err(ErrorCode::SessionRevoked.into());
     }
     // Subscribe before reading the outbox so nothing committed in between is missed.

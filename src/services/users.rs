@@ -363,7 +363,7 @@ pub async fn update_user(
     .await?;
     let revoked = if suspend { revoke_all(&txn, ctx, id, "user_suspended").await? } else { Vec::new() };
     txn.commit().await?;
-    crate::services::sessions::publish_revocations(state, &revoked);
+    crate::services::sessions::publish_revocations(state, &revoked).await;
     Ok(u.into())
 }
 
@@ -442,7 +442,7 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     .await?;
     let revoked = revoke_all(&txn, ctx, id, "user_deleted").await?;
     txn.commit().await?;
-    crate::services::sessions::publish_revocations(state, &revoked);
+    crate::services::sessions::publish_revocations(state, &revoked).await;
     Ok(())
 }
 

@@ -83,6 +83,64 @@ impl CeremonyStore for MemoryCeremonyStore {
     }
 }
 
+/// Ceremony state in Redis (`SET … PX`, `GETDEL`), so a ceremony begun on one node finishes on
+/// any other. When Redis does not answer, ceremonies are refused (`SERVICE_UNAVAILABLE`): their
+/// state cannot be kept elsewhere without breaking single use across nodes.
+#[derive(Clone)]
+pub struct RedisCeremonyStore {
+    redis: super::Redis,
+}
+
+impl RedisCeremonyStore {
+    /// A store over `redis`.
+    pub fn new(redis: super::Redis) -> Self {
+        Self { redis }
+    }
+
+    fn key(&self, kind: CeremonyKind, key: &str) -> String {
+        self.redis.key(&format!("{}:{key}", kind.prefix()))
+    }
+}
+
+impl CeremonyStore for RedisCeremonyStore {
+    fn put(
+        &self,
+        kind: CeremonyKind,
+        key: &str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<()>> {
+        let key = self.key(kind, key);
+        Box::pin(async move {
+            let mut conn = self.redis.conn();
+            let ms = ttl.as_millis().max(1) as u64;
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(value).arg("PX").arg(ms);
+            self.redis.guard(set.query_async::<()>(&mut conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn take(&self, kind: CeremonyKind, key: &str) -> BoxFuture<'_, anyhow::Result<Option<String>>> {
+        let key = self.key(kind, key);
+        Box::pin(async move {
+            let mut conn = self.redis.conn();
+            let mut get = redis::cmd("GETDEL");
+            get.arg(key);
+            Ok(self.redis.guard(get.query_async::<Option<String>>(&mut conn)).await?)
+        })
+    }
+
+    fn purge_expired(&self) {}
+}
+
+/// The error of a ceremony store that did not answer: the service is unavailable for now.
+pub fn unavailable(e: anyhow::Error) -> crate::error::AppError {
+    tracing::warn!(error = %e, "ceremony state unavailable");
+    metrics::counter!("janua_redis_errors_total", "concern" => "ceremonies").increment(1);
+    crate::error::AppError::new(crate::error::ErrorCode::ServiceUnavailable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

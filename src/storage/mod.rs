@@ -1,10 +1,12 @@
 //! Database connection, migrations and write transactions; the revocation cache; ceremony state.
 
 mod ceremonies;
+mod redis;
 mod revocations;
 
-pub use ceremonies::{CeremonyKind, CeremonyStore, MemoryCeremonyStore};
-pub use revocations::RevocationStore;
+pub use self::redis::Redis;
+pub use ceremonies::{CeremonyKind, CeremonyStore, MemoryCeremonyStore, RedisCeremonyStore, unavailable};
+pub use revocations::{MemoryRevocationStore, RedisRevocationStore, RevocationStore};
 
 use std::time::Duration;
 

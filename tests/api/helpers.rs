@@ -36,6 +36,29 @@ impl Backend {
     }
 }
 
+/// The test Redis (`JANUA_TEST_REDIS_URL`); when unset says (once, past the output capture) that
+/// the Redis tests are skipped.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("JANUA_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            static SAID: OnceLock<()> = OnceLock::new();
+            SAID.get_or_init(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nRedis tests skipped: JANUA_TEST_REDIS_URL is not set (they pass without running)."
+                );
+            });
+            None
+        }
+    }
+}
+
+/// A key prefix of its own for one test (tests share one Redis).
+pub fn redis_prefix() -> String {
+    format!("janua-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
 /// Declares `mod NAME { sqlite(), postgres() }` for each `async fn NAME(Backend)`.
 #[macro_export]
 macro_rules! on_both_databases {
@@ -64,6 +87,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub services: Services,
     pub dispatcher: Dispatcher,
+    /// The configuration it was built with (a peer node reuses it).
+    pub config: Config,
+    /// Its PostgreSQL schema, if any (a peer node shares it).
+    pub pg_schema: Option<String>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: TempDir,
 }
@@ -134,7 +161,11 @@ impl TestApp {
         }
         tweak(&mut config);
         config.db_max_connections.get_or_insert(4);
-        let app = App::build_with_schema(config, schema.as_deref()).await.expect("build app");
+        Self::start(config, schema, dir).await
+    }
+
+    async fn start(config: Config, schema: Option<String>, dir: TempDir) -> Self {
+        let app = App::build_with_schema(config.clone(), schema.as_deref()).await.expect("build app");
         let addr = app.local_addr();
         let services = app.services.clone();
         let dispatcher = app.dispatcher.clone();
@@ -145,9 +176,19 @@ impl TestApp {
             client: reqwest::Client::new(),
             services,
             dispatcher,
+            config,
+            pg_schema: schema,
             server,
             _dir: dir,
         }
+    }
+
+    /// A second node on this one's database (same file or schema), master key and settings
+    /// (a Redis configured here is shared too). Keep `self` alive while the peer runs.
+    pub async fn spawn_peer(&self) -> Self {
+        let mut config = self.config.clone();
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        Self::start(config, self.pg_schema.clone(), TempDir::new()).await
     }
 
     /// `base` + `path`.

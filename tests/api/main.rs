@@ -10,6 +10,7 @@ mod errors;
 mod mfa;
 mod passkeys;
 mod platform;
+mod redis;
 mod sessions;
 mod storage;
 mod subscriptions;

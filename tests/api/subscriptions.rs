@@ -14,9 +14,10 @@ crate::on_both_databases!(
     legacy_graphql_ws_protocol
 );
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, protocol: &str, token: &str) -> Ws {
+pub(crate) async fn connect(app: &TestApp, protocol: &str, token: &str) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
     req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
@@ -35,7 +36,7 @@ async fn send(ws: &mut Ws, v: Value) {
 }
 
 /// The next protocol message that is not a keep-alive, within 10 seconds.
-async fn next(ws: &mut Ws) -> Value {
+pub(crate) async fn next(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -53,7 +54,7 @@ async fn next(ws: &mut Ws) -> Value {
 
 const SUB: &str = "subscription($after: ID) { sessionEvents(after: $after) { id type action sessionId userId occurredAt } }";
 
-async fn subscribe(ws: &mut Ws, kind: &str, after: Option<&str>) {
+pub(crate) async fn subscribe(ws: &mut Ws, kind: &str, after: Option<&str>) {
     send(ws, json!({"id": "1", "type": kind, "payload": {"query": SUB, "variables": {"after": after}}}))
         .await;
 }
