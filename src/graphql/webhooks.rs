@@ -162,6 +162,8 @@ impl From<TestResult> for TestWebhookPayload {
 /// Input of `createWebhook`.
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
+    /// Owned by this organization (its admins and owners manage it) instead of you.
+    pub organization_id: Option<ID>,
     /// `https://…` (or `http://` to loopback when the server allows it for development).
     pub url: String,
     /// Event names (API.md §4) or `*`.
@@ -190,6 +192,7 @@ impl WebhooksQuery {
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
+        organization_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -197,7 +200,8 @@ impl WebhooksQuery {
     ) -> Result<Conn<Webhook>> {
         let (state, rc) = parts(ctx);
         let page = PageRequest::parse(first, after.as_deref(), last, before.as_deref())?;
-        Ok(connection(webhooks::list_webhooks(state, rc, page).await?))
+        let org = organization_id.map(|o| parse_id("organization_id", &o)).transpose()?;
+        Ok(connection(webhooks::list_webhooks(state, rc, org, page).await?))
     }
 
     /// One of the caller's webhook endpoints.
@@ -236,7 +240,9 @@ impl WebhooksMutation {
         input: CreateWebhookInput,
     ) -> Result<WebhookSecretPayload> {
         let (state, rc) = parts(ctx);
+        let organization_id = input.organization_id.map(|o| parse_id("organization_id", &o)).transpose()?;
         let input = NewWebhook {
+            organization_id,
             url: input.url,
             events: input.events,
             description: input.description,

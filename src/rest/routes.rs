@@ -282,8 +282,14 @@ pub fn routes() -> Vec<RestRoute> {
         // Webhooks
         RestRoute {
             paginated: true,
+            query_params: &["organization_id"],
             shape: Shape::List,
-            ..webhooks("Webhooks", Method::GET, "/webhooks", "The caller's webhook endpoints")
+            ..webhooks(
+                "Webhooks",
+                Method::GET,
+                "/webhooks",
+                "Your webhook endpoints, or an organization's (?organization_id=)",
+            )
         },
         RestRoute {
             body: Body::Input,

@@ -169,6 +169,11 @@ pub enum Action {
         org: Uuid,
         role: Option<OrgRole>,
     },
+    /// An organization's webhook endpoints.
+    ManageWebhooks {
+        org: Uuid,
+        role: Option<OrgRole>,
+    },
     /// Administrator API keys (no organization).
     ManageAdminApiKeys,
     /// Read an organization's audit log.
@@ -240,7 +245,7 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
                     || p.key_allows(Some(*org), Scope::MembersWrite)
             }
         }
-        ManageApiKeys { role, .. } => {
+        ManageApiKeys { role, .. } | ManageWebhooks { role, .. } => {
             if matches!(p, Principal::ApiKey { .. }) {
                 return deny(Forbidden);
             }

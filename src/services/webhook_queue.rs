@@ -62,11 +62,17 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
     // Test events go only to the endpoint under test, which `queue_test` already did.
     let subjects: HashSet<Uuid> =
         events.iter().filter(|e| e.event_type != TEST_EVENT).filter_map(|e| e.subject_user_id).collect();
-    let endpoints = if subjects.is_empty() {
+    let orgs: HashSet<Uuid> =
+        events.iter().filter(|e| e.event_type != TEST_EVENT).filter_map(|e| e.organization_id).collect();
+    let endpoints = if subjects.is_empty() && orgs.is_empty() {
         Vec::new()
     } else {
         webhook_endpoint::Entity::find()
-            .filter(webhook_endpoint::Column::UserId.is_in(subjects))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(webhook_endpoint::Column::UserId.is_in(subjects))
+                    .add(webhook_endpoint::Column::OrganizationId.is_in(orgs)),
+            )
             .filter(webhook_endpoint::Column::Active.eq(true))
             .all(&txn)
             .await?
@@ -75,11 +81,10 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
     let mut rows = Vec::new();
     for e in events.iter().filter(|e| e.event_type != TEST_EVENT) {
         for ep in &endpoints {
-            if ep.user_id.is_some()
-                && ep.user_id == e.subject_user_id
-                && ep.created_at <= e.created_at
-                && filter_matches(&ep.events, &e.event_type)
-            {
+            // A user's endpoint gets the events about that user; an organization's, its events.
+            let owns = (ep.user_id.is_some() && ep.user_id == e.subject_user_id)
+                || (ep.organization_id.is_some() && ep.organization_id == e.organization_id);
+            if owns && ep.created_at <= e.created_at && filter_matches(&ep.events, &e.event_type) {
                 rows.push(new_delivery(Uuid::now_v7(), ep.id, e, now));
             }
         }

@@ -15,6 +15,7 @@ use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::{MasterKey, Secret, random_token};
 use crate::services::audit::{self, Change};
+use crate::services::authz;
 use crate::state::AppState;
 use crate::storage::begin_write;
 
@@ -63,6 +64,8 @@ pub struct WebhookWithSecret {
 /// What `create_webhook` takes.
 #[derive(Clone, Debug)]
 pub struct NewWebhook {
+    /// Owned by this organization (its admins and owners manage it) instead of the caller.
+    pub organization_id: Option<Uuid>,
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
@@ -97,18 +100,33 @@ pub(crate) fn open_secret(master: &MasterKey, m: &webhook_endpoint::Model) -> Ap
     String::from_utf8(bytes).map(Secret).map_err(AppError::internal)
 }
 
-/// One of the caller's endpoints; someone else's is reported exactly like a missing one.
+/// Whether the caller may manage `org`'s endpoints (its admins and owners; administrators).
+async fn authorize_org(state: &AppState, ctx: &RequestContext, org: Uuid) -> AppResult<()> {
+    let p = authz::principal(state, ctx).await?;
+    let role = authz::role_in(state, &p, org).await?;
+    authz::authorize(&p, &authz::Action::ManageWebhooks { org, role })
+}
+
+/// One of the caller's endpoints, or one of an organization the caller administers; anything
+/// else is reported exactly like a missing one.
 pub(crate) async fn own_endpoint(
     state: &AppState,
     ctx: &RequestContext,
     id: Uuid,
 ) -> AppResult<webhook_endpoint::Model> {
     let actor = ctx.require_user()?;
-    webhook_endpoint::Entity::find_by_id(id)
-        .filter(webhook_endpoint::Column::UserId.eq(actor.user_id))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ErrorCode::NotFound.into())
+    let m = webhook_endpoint::Entity::find_by_id(id).one(&state.db).await?.ok_or(ErrorCode::NotFound)?;
+    match (m.user_id, m.organization_id) {
+        (Some(owner), _) if owner == actor.user_id => Ok(m),
+        (None, Some(org)) => {
+            authorize_org(state, ctx, org).await.map_err(|e| match e.code {
+                ErrorCode::InsufficientPermissions => e,
+                _ => AppError::new(ErrorCode::NotFound),
+            })?;
+            Ok(m)
+        }
+        _ => Err(ErrorCode::NotFound.into()),
+    }
 }
 
 fn audit_data(m: &webhook_endpoint::Model) -> serde_json::Value {
@@ -127,6 +145,9 @@ pub async fn create_webhook(
     input: NewWebhook,
 ) -> AppResult<WebhookWithSecret> {
     let actor = ctx.require_user()?;
+    if let Some(org) = input.organization_id {
+        authorize_org(state, ctx, org).await?;
+    }
     let url = parse_endpoint_url(&input.url, address_policy(state));
     let events = parse_event_filter(input.events);
     let description = optional_text("description", input.description, MAX_DESCRIPTION);
@@ -139,8 +160,9 @@ pub async fn create_webhook(
     let txn = begin_write(&state.db).await?;
     let m = webhook_endpoint::ActiveModel {
         id: Set(Uuid::now_v7()),
-        user_id: Set(Some(actor.user_id)),
-        organization_id: Set(None),
+        // An organization's endpoint belongs to the organization, not to whoever created it.
+        user_id: Set(input.organization_id.is_none().then_some(actor.user_id)),
+        organization_id: Set(input.organization_id),
         url: Set(url.to_string()),
         description: Set(description),
         events: Set(serde_json::json!(events)),
@@ -190,10 +212,17 @@ fn merge_errors<const N: usize>(errors: [Option<AppError>; N]) -> AppError {
 pub async fn list_webhooks(
     state: &AppState,
     ctx: &RequestContext,
+    organization_id: Option<Uuid>,
     page: PageRequest,
 ) -> AppResult<Page<WebhookView>> {
     let actor = ctx.require_user()?;
-    let base = webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::UserId.eq(actor.user_id));
+    let base = match organization_id {
+        Some(org) => {
+            authorize_org(state, ctx, org).await?;
+            webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::OrganizationId.eq(org))
+        }
+        None => webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::UserId.eq(actor.user_id)),
+    };
     let total_count = base.clone().count(&state.db).await?;
     let (rows, has_next, has_previous) =
         super::webhook_deliveries::keyset(&state.db, base, webhook_endpoint::Column::Id, &page).await?;

@@ -430,3 +430,49 @@ async fn an_endpoint_failing_too_long_is_disabled_and_audited(b: Backend) {
     let d = &deliveries(&app, &t, &id).await[0];
     assert_eq!(d["status"], "succeeded", "{d}");
 }
+
+crate::on_both_databases!(organization_endpoints_get_the_organizations_events);
+
+async fn organization_endpoints_get_the_organizations_events(b: Backend) {
+    let app = spawn_dev(b, |_| {}).await;
+    let owner = access(&app.signup("org-hooks@example.com").await);
+    let member = access(&app.signup("org-member@example.com").await);
+    let outsider = access(&app.signup("org-outsider@example.com").await);
+    let org = app.org(&owner, "Hooked Org").await;
+    app.add_member(&owner, &org, "org-member@example.com", "member").await;
+    let receiver = Receiver::start(vec![]).await;
+    let body = json!({"organization_id": org, "url": receiver.url(), "events": ["organization.*", "organization.updated"]});
+    // Only the organization's admins and owners manage its endpoints; outsiders cannot tell it exists.
+    let r = app.rest("POST", "/webhooks", Some(&member), Some(body.clone())).await;
+    assert_eq!((r.status, r.code()), (403, "INSUFFICIENT_PERMISSIONS"), "{}", r.body);
+    let r = app.rest("POST", "/webhooks", Some(&outsider), Some(body.clone())).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let body = json!({"organization_id": org, "url": receiver.url(), "events": ["organization.updated"]});
+    let r = app.rest("POST", "/webhooks", Some(&owner), Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["data"]["webhook"]["id"].as_str().unwrap().to_owned();
+    let secret = r.body["data"]["secret"].as_str().unwrap().to_owned();
+    let listed = app.rest("GET", &format!("/webhooks?organization_id={org}"), Some(&owner), None).await;
+    assert_eq!(listed.body["data"][0]["id"], id.as_str(), "{}", listed.body);
+    let mine = app.rest("GET", "/webhooks", Some(&owner), None).await;
+    assert_eq!(
+        mine.body["pagination"]["total_count"], 0,
+        "an organization's endpoint is not the creator's own"
+    );
+    assert_eq!(app.rest("GET", &format!("/webhooks/{id}"), Some(&outsider), None).await.status, 404);
+
+    let r = app
+        .rest(
+            "PUT",
+            &format!("/organizations/{org}"),
+            Some(&owner),
+            Some(json!({"description": "now hooked"})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    deliver(&app).await;
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "exactly the organization's event");
+    assert_eq!(header(&got[0].headers, "x-janua-event-type"), "organization.updated");
+    assert!(verify(&secret, &got[0]));
+}
