@@ -1,14 +1,60 @@
 //! `sessionEvents`: the caller's session events, replayed from the outbox after `after`, then live.
 
 use async_graphql::futures_util::Stream;
-use async_graphql::{Context, ID, Result, Subscription};
+use async_graphql::{Context, ID, Json, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
 
 use super::parts;
 use super::types::{SessionEvent, SessionEventType};
 use crate::domain::{EventType, SessionEventKind, parse_id};
 use crate::error::{AppError, ErrorCode};
 use crate::events::BusEvent;
-use crate::services::subscriptions::{self, StreamItem};
+use crate::services::subscriptions::{self, AuditStreamFilter, StreamItem};
+
+/// Who acted, in an audit event.
+#[derive(SimpleObject, Clone)]
+pub struct AuditEventActor {
+    /// `user`, `api_key`, `anonymous` or `system`.
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub id: Option<ID>,
+}
+
+/// What an audit event is about.
+#[derive(SimpleObject, Clone)]
+pub struct AuditEventTarget {
+    #[graphql(name = "type")]
+    pub kind: Option<String>,
+    pub id: Option<String>,
+}
+
+/// An audit event as it happens (the same id as its audit record and webhook deliveries).
+#[derive(SimpleObject, Clone)]
+pub struct AuditEvent {
+    /// Pass it as `after` to resume.
+    pub id: ID,
+    pub action: String,
+    pub actor: AuditEventActor,
+    pub target: AuditEventTarget,
+    pub organization_id: Option<ID>,
+    pub occurred_at: DateTime<Utc>,
+    /// The event's attributes (never secrets).
+    pub data: Json<serde_json::Value>,
+}
+
+fn audit_event(e: &BusEvent) -> AuditEvent {
+    let d = &e.payload["data"];
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    AuditEvent {
+        id: ID(e.id.to_string()),
+        action: e.event_type.clone(),
+        actor: AuditEventActor { kind: s(&d["actor"]["type"]), id: s(&d["actor"]["id"]).map(ID) },
+        target: AuditEventTarget { kind: s(&d["target"]["type"]), id: s(&d["target"]["id"]) },
+        organization_id: e.organization_id.map(|o| ID(o.to_string())),
+        occurred_at: e.created_at,
+        data: Json(d["attributes"].clone()),
+    }
+}
 
 /// Subscription root.
 #[derive(Default)]
@@ -51,6 +97,35 @@ impl SessionSubscription {
                 StreamItem::Event(e) => to_graphql(&e).map(Ok),
                 StreamItem::End => Some(Err(AppError::new(ErrorCode::SessionRevoked).into())),
             }
+        }))
+    }
+
+    /// Audit events as they happen: everything for administrators; for organization admins and
+    /// owners, their organizations' events. `action` matches exactly, or by prefix when it ends in
+    /// `.*`. With `after` (an event id), first replays what came later. Ends with
+    /// `SESSION_REVOKED` when the subscriber's own session is revoked.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<ID>,
+        action: Option<String>,
+        actor_id: Option<ID>,
+        target_id: Option<String>,
+        organization_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<AuditEvent>> + use<>> {
+        let (state, rc) = parts(ctx);
+        let actor = rc.require_user()?.clone();
+        let filter = AuditStreamFilter {
+            action,
+            actor_id: actor_id.map(|a| parse_id("actor_id", &a)).transpose()?,
+            target_id,
+            organization_id: organization_id.map(|o| parse_id("organization_id", &o)).transpose()?,
+        };
+        let after = after.map(|a| parse_id("after", &a)).transpose()?;
+        let stream = subscriptions::audit_stream(state.clone(), actor, filter, after).await?;
+        Ok(async_graphql::futures_util::StreamExt::map(stream, |item| match item {
+            StreamItem::Event(e) => Ok(audit_event(&e)),
+            StreamItem::End => Err(AppError::new(ErrorCode::SessionRevoked).into()),
         }))
     }
 }

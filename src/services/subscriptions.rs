@@ -22,12 +22,56 @@ pub enum StreamItem {
     End,
 }
 
+/// Which events a subscriber receives.
+#[derive(Debug, Clone)]
+enum Scope {
+    /// The subscriber's own session events.
+    Sessions,
+    /// Audit events: every event for administrators, else those of the organizations the
+    /// subscriber administers; narrowed by the filter.
+    Audit { all: bool, orgs: Vec<Uuid>, filter: AuditStreamFilter },
+}
+
+/// Narrows an `auditEvents` subscription.
+#[derive(Debug, Clone, Default)]
+pub struct AuditStreamFilter {
+    /// An action, or a prefix when it ends with `.*` (`organization.*`).
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<String>,
+    pub organization_id: Option<Uuid>,
+}
+
+impl AuditStreamFilter {
+    fn matches(&self, e: &BusEvent) -> bool {
+        let data = &e.payload["data"];
+        let action_ok = match self.action.as_deref() {
+            None | Some("") => true,
+            Some(a) => match a.strip_suffix(".*") {
+                Some(prefix) => e.event_type.starts_with(&format!("{prefix}.")),
+                None => e.event_type == a,
+            },
+        };
+        action_ok
+            && self.actor_id.is_none_or(|a| data["actor"]["id"].as_str() == Some(&a.to_string()))
+            && self.target_id.as_ref().is_none_or(|t| data["target"]["id"].as_str() == Some(t.as_str()))
+            && self.organization_id.is_none_or(|o| e.organization_id == Some(o))
+    }
+}
+
+/// How often an audit subscriber's rights are read again (a demoted admin stops receiving).
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 struct Cursor {
     state: AppState,
     actor: UserActor,
+    scope: Scope,
+    checked_at: std::time::Instant,
     rx: broadcast::Receiver<Arc<BusEvent>>,
     last_seq: i64,
     pending: VecDeque<Arc<BusEvent>>,
+    /// Still reading the outbox after `after` (in pages) before going live.
+    replaying: bool,
     ended: bool,
     _gauge: SubscriberGauge,
 }
@@ -50,7 +94,28 @@ impl Drop for SubscriberGauge {
 
 impl Cursor {
     fn wants(&self, e: &BusEvent) -> bool {
-        e.seq > self.last_seq && e.subject_user_id == Some(self.actor.user_id)
+        e.seq > self.last_seq
+            && match &self.scope {
+                Scope::Sessions => {
+                    e.subject_user_id == Some(self.actor.user_id)
+                        && EventType::parse(&e.event_type).and_then(EventType::session_kind).is_some()
+                }
+                Scope::Audit { all, orgs, filter } => {
+                    (*all || e.organization_id.is_some_and(|o| orgs.contains(&o))) && filter.matches(e)
+                }
+            }
+    }
+
+    /// Reads the subscriber's audit rights again when they are older than [`RECHECK`].
+    async fn recheck(&mut self) -> AppResult<()> {
+        if self.checked_at.elapsed() < RECHECK {
+            return Ok(());
+        }
+        if let Scope::Audit { filter, .. } = &self.scope {
+            self.scope = audit_scope(&self.state, &self.actor, filter.clone()).await?;
+        }
+        self.checked_at = std::time::Instant::now();
+        Ok(())
     }
 
     fn ends_stream(&self, e: &BusEvent) -> bool {
@@ -59,8 +124,13 @@ impl Cursor {
                 == Some(&self.actor.session_id.to_string())
     }
 
+    /// Reads the next page of the outbox after `last_seq`; the replay ends with a short page.
     async fn refill_from_outbox(&mut self) -> AppResult<()> {
-        let rows = events::replay(&self.state.db, self.last_seq, Some(self.actor.user_id), 500).await?;
+        const PAGE: u64 = 500;
+        let user = matches!(self.scope, Scope::Sessions).then_some(self.actor.user_id);
+        let from = self.pending.back().map_or(self.last_seq, |e| e.seq);
+        let rows = events::replay(&self.state.db, from, user, PAGE).await?;
+        self.replaying = rows.len() as u64 == PAGE;
         self.pending.extend(rows.into_iter().map(Arc::new));
         Ok(())
     }
@@ -70,23 +140,41 @@ impl Cursor {
             if self.ended {
                 return None;
             }
+            if self.pending.is_empty() && self.replaying && self.refill_from_outbox().await.is_err() {
+                return None;
+            }
             if let Some(e) = self.pending.pop_front() {
+                if e.seq <= self.last_seq {
+                    continue;
+                }
+                // After the revocation of the subscriber's own session, nothing more is sent.
+                if self.ends_stream(&e) {
+                    self.ended = true;
+                    self.last_seq = e.seq;
+                    if self.wants(&e) || matches!(self.scope, Scope::Sessions) {
+                        return Some(StreamItem::Event(e));
+                    }
+                    return None;
+                }
+                if self.recheck().await.is_err() {
+                    return None;
+                }
                 if !self.wants(&e) {
                     continue;
                 }
                 self.last_seq = e.seq;
-                // After the revocation of the subscriber's own session, nothing more is sent.
-                self.ended = self.ends_stream(&e);
                 return Some(StreamItem::Event(e));
             }
             match self.rx.recv().await {
                 Ok(e) => {
-                    if self.wants(&e) {
+                    if e.seq > self.last_seq && (self.wants(&e) || self.ends_stream(&e)) {
                         self.pending.push_back(e);
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
+                    // Missed live events: read them back from the outbox instead of dropping them.
                     metrics::counter!("janua_subscriber_lagged_total").increment(n);
+                    self.pending.clear();
                     if self.refill_from_outbox().await.is_err() {
                         return None;
                     }
@@ -97,10 +185,41 @@ impl Cursor {
     }
 }
 
-/// The session events of `actor`'s user; with `after` (an event id) it first replays what came later.
-pub async fn session_stream(
+async fn audit_scope(state: &AppState, actor: &UserActor, filter: AuditStreamFilter) -> AppResult<Scope> {
+    use crate::services::authz::{self, Principal};
+    use entities::{org_member, user};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
+    if u.status != "active" {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    let p = Principal::User { id: u.id, is_admin: u.is_admin };
+    if p.is_admin() {
+        return Ok(Scope::Audit { all: true, orgs: Vec::new(), filter });
+    }
+    let orgs: Vec<Uuid> = org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(u.id))
+        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    match filter.organization_id {
+        Some(org) => {
+            let role = authz::role_in(state, &p, org).await?;
+            authz::authorize(&p, &authz::Action::ReadOrgAudit { org, role })?;
+        }
+        None if orgs.is_empty() => return Err(ErrorCode::Forbidden.into()),
+        None => {}
+    }
+    Ok(Scope::Audit { all: false, orgs, filter })
+}
+
+async fn open_stream(
     state: AppState,
     actor: UserActor,
+    scope: Scope,
     after: Option<Uuid>,
 ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
     if state.revocations.is_revoked(actor.session_id).await.map_err(AppError::internal)? {
@@ -115,18 +234,18 @@ pub async fn session_stream(
         // Live only: start after the newest event already in the outbox.
         None => events::replay_tail_seq(&state.db).await?,
     };
-    let mut cursor = Cursor {
+    let cursor = Cursor {
         state,
         actor,
+        scope,
+        checked_at: std::time::Instant::now(),
         rx,
         last_seq,
         pending: VecDeque::new(),
+        replaying: after.is_some(),
         ended: false,
         _gauge: SubscriberGauge::new(),
     };
-    if after.is_some() {
-        cursor.refill_from_outbox().await?;
-    }
     Ok(futures::stream::unfold((cursor, false), |(mut c, done)| async move {
         if done {
             return None;
@@ -137,4 +256,26 @@ pub async fn session_stream(
             None => None,
         }
     }))
+}
+
+/// Audit events the subscriber may see (administrators: all; organization admins and owners:
+/// their organizations'), narrowed by `filter`; with `after` it first replays what came later.
+/// Rights are checked at subscription and again every 30 seconds as events flow.
+pub async fn audit_stream(
+    state: AppState,
+    actor: UserActor,
+    filter: AuditStreamFilter,
+    after: Option<Uuid>,
+) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+    let scope = audit_scope(&state, &actor, filter).await?;
+    open_stream(state, actor, scope, after).await
+}
+
+/// The session events of `actor`'s user; with `after` (an event id) it first replays what came later.
+pub async fn session_stream(
+    state: AppState,
+    actor: UserActor,
+    after: Option<Uuid>,
+) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+    open_stream(state, actor, Scope::Sessions, after).await
 }

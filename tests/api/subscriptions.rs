@@ -130,3 +130,55 @@ async fn legacy_graphql_ws_protocol(b: Backend) {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+crate::on_both_databases!(audit_events_reach_administrators_and_organization_admins);
+
+const AUDIT: &str = "subscription($action: String) { auditEvents(action: $action) { id action actor { type id } target { type id } organizationId data } }";
+
+async fn audit_events_reach_administrators_and_organization_admins(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let admin = app.admin("audit-admin@example.com").await;
+    let owner = access(&app.signup("audit-owner@example.com").await);
+    let other = access(&app.signup("audit-other@example.com").await);
+    let org = app.org(&owner, "Watched").await;
+    let elsewhere = app.org(&other, "Elsewhere Inc").await;
+
+    let mut as_admin = connect(&app, "graphql-transport-ws", &admin).await;
+    send(&mut as_admin, json!({"id": "1", "type": "subscribe", "payload": {"query": AUDIT, "variables": {"action": "organization.*"}}})).await;
+    let mut as_owner = connect(&app, "graphql-transport-ws", &owner).await;
+    send(&mut as_owner, json!({"id": "1", "type": "subscribe", "payload": {"query": AUDIT}})).await;
+    let plain = access(&app.signup("audit-plain@example.com").await);
+    let mut as_plain = connect(&app, "graphql-transport-ws", &plain).await;
+    send(&mut as_plain, json!({"id": "1", "type": "subscribe", "payload": {"query": AUDIT}})).await;
+    let refused = next(&mut as_plain).await;
+    assert_eq!(refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // One change in each organization, and one that is not about an organization.
+    app.rest("PUT", &format!("/organizations/{elsewhere}"), Some(&other), Some(json!({"description": "x"})))
+        .await;
+    app.rest("PUT", &format!("/organizations/{org}"), Some(&owner), Some(json!({"description": "y"}))).await;
+    app.rest(
+        "POST",
+        "/auth/signin",
+        None,
+        Some(json!({"email": "nobody@example.com", "password": "wrong password 1"})),
+    )
+    .await;
+    app.drain_events().await;
+
+    // The administrator sees both organization changes (the filter drops the failed sign-in)…
+    let a1 = next(&mut as_admin).await;
+    let a2 = next(&mut as_admin).await;
+    let orgs: Vec<_> =
+        [&a1, &a2].iter().map(|m| m["payload"]["data"]["auditEvents"]["organizationId"].clone()).collect();
+    assert_eq!(orgs, [json!(elsewhere), json!(org)], "{a1} {a2}");
+    assert_eq!(a2["payload"]["data"]["auditEvents"]["action"], "organization.updated");
+    assert_eq!(a2["payload"]["data"]["auditEvents"]["actor"]["type"], "user");
+    // …the owner only their own organization's.
+    let o1 = next(&mut as_owner).await;
+    assert_eq!(o1["payload"]["data"]["auditEvents"]["organizationId"], json!(org), "{o1}");
+    assert_eq!(o1["payload"]["data"]["auditEvents"]["data"]["organization_id"], json!(org));
+    let quiet = tokio::time::timeout(Duration::from_millis(300), as_owner.next()).await;
+    assert!(quiet.is_err(), "nothing else reaches the owner: {quiet:?}");
+}
