@@ -80,7 +80,8 @@ fn to_graphql(e: &BusEvent) -> Option<SessionEvent> {
 
 #[Subscription]
 impl SessionSubscription {
-    /// The caller's session events (created, refreshed, revoked, refresh reuse detected).
+    /// Session events (created, refreshed, revoked, refresh reuse detected): the caller's own,
+    /// and for organization admins and owners, their members'.
     /// With `after` (an event id), first replays every later event, with no gap and no duplicate.
     /// Ends with `SESSION_REVOKED` when the subscriber's own session is revoked.
     async fn session_events(

@@ -25,8 +25,9 @@ pub enum StreamItem {
 /// Which events a subscriber receives.
 #[derive(Debug, Clone)]
 enum Scope {
-    /// The subscriber's own session events.
-    Sessions,
+    /// Session events of these users: the subscriber, and the members of the organizations the
+    /// subscriber administers.
+    Sessions { users: std::collections::HashSet<Uuid> },
     /// Audit events: every event for administrators, else those of the organizations the
     /// subscriber administers; narrowed by the filter.
     Audit { all: bool, orgs: Vec<Uuid>, filter: AuditStreamFilter },
@@ -96,8 +97,8 @@ impl Cursor {
     fn wants(&self, e: &BusEvent) -> bool {
         e.seq > self.last_seq
             && match &self.scope {
-                Scope::Sessions => {
-                    e.subject_user_id == Some(self.actor.user_id)
+                Scope::Sessions { users } => {
+                    e.subject_user_id.is_some_and(|u| users.contains(&u))
                         && EventType::parse(&e.event_type).and_then(EventType::session_kind).is_some()
                 }
                 Scope::Audit { all, orgs, filter } => {
@@ -111,9 +112,10 @@ impl Cursor {
         if self.checked_at.elapsed() < RECHECK {
             return Ok(());
         }
-        if let Scope::Audit { filter, .. } = &self.scope {
-            self.scope = audit_scope(&self.state, &self.actor, filter.clone()).await?;
-        }
+        self.scope = match &self.scope {
+            Scope::Audit { filter, .. } => audit_scope(&self.state, &self.actor, filter.clone()).await?,
+            Scope::Sessions { .. } => sessions_scope(&self.state, &self.actor).await?,
+        };
         self.checked_at = std::time::Instant::now();
         Ok(())
     }
@@ -127,7 +129,11 @@ impl Cursor {
     /// Reads the next page of the outbox after `last_seq`; the replay ends with a short page.
     async fn refill_from_outbox(&mut self) -> AppResult<()> {
         const PAGE: u64 = 500;
-        let user = matches!(self.scope, Scope::Sessions).then_some(self.actor.user_id);
+        // The subscriber's own events are read by user; wider scopes read every event.
+        let user = match &self.scope {
+            Scope::Sessions { users } if users.len() == 1 => Some(self.actor.user_id),
+            _ => None,
+        };
         let from = self.pending.back().map_or(self.last_seq, |e| e.seq);
         let rows = events::replay(&self.state.db, from, user, PAGE).await?;
         self.replaying = rows.len() as u64 == PAGE;
@@ -151,7 +157,7 @@ impl Cursor {
                 if self.ends_stream(&e) {
                     self.ended = true;
                     self.last_seq = e.seq;
-                    if self.wants(&e) || matches!(self.scope, Scope::Sessions) {
+                    if self.wants(&e) || matches!(self.scope, Scope::Sessions { .. }) {
                         return Some(StreamItem::Event(e));
                     }
                     return None;
@@ -185,10 +191,45 @@ impl Cursor {
     }
 }
 
+/// Organizations where `user` is an owner or admin.
+async fn administered_orgs(state: &AppState, user: Uuid) -> AppResult<Vec<Uuid>> {
+    use entities::org_member;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(user))
+        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple()
+        .all(&state.db)
+        .await?)
+}
+
+async fn sessions_scope(state: &AppState, actor: &UserActor) -> AppResult<Scope> {
+    use entities::org_member;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    let orgs = administered_orgs(state, actor.user_id).await?;
+    let mut users: std::collections::HashSet<Uuid> = if orgs.is_empty() {
+        Default::default()
+    } else {
+        org_member::Entity::find()
+            .filter(org_member::Column::OrganizationId.is_in(orgs))
+            .select_only()
+            .column(org_member::Column::UserId)
+            .into_tuple::<Uuid>()
+            .all(&state.db)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    users.insert(actor.user_id);
+    Ok(Scope::Sessions { users })
+}
+
 async fn audit_scope(state: &AppState, actor: &UserActor, filter: AuditStreamFilter) -> AppResult<Scope> {
     use crate::services::authz::{self, Principal};
-    use entities::{org_member, user};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+    use entities::user;
+    use sea_orm::EntityTrait;
     let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
@@ -197,14 +238,7 @@ async fn audit_scope(state: &AppState, actor: &UserActor, filter: AuditStreamFil
     if p.is_admin() {
         return Ok(Scope::Audit { all: true, orgs: Vec::new(), filter });
     }
-    let orgs: Vec<Uuid> = org_member::Entity::find()
-        .filter(org_member::Column::UserId.eq(u.id))
-        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
-        .select_only()
-        .column(org_member::Column::OrganizationId)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let orgs = administered_orgs(state, u.id).await?;
     match filter.organization_id {
         Some(org) => {
             let role = authz::role_in(state, &p, org).await?;
@@ -277,5 +311,6 @@ pub async fn session_stream(
     actor: UserActor,
     after: Option<Uuid>,
 ) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
-    open_stream(state, actor, Scope::Sessions, after).await
+    let scope = sessions_scope(&state, &actor).await?;
+    open_stream(state, actor, scope, after).await
 }

@@ -182,3 +182,30 @@ async fn audit_events_reach_administrators_and_organization_admins(b: Backend) {
     let quiet = tokio::time::timeout(Duration::from_millis(300), as_owner.next()).await;
     assert!(quiet.is_err(), "nothing else reaches the owner: {quiet:?}");
 }
+
+crate::on_both_databases!(organization_admins_see_their_members_sessions);
+
+async fn organization_admins_see_their_members_sessions(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let owner = access(&app.signup("sess-owner@example.com").await);
+    let org = app.org(&owner, "Session Watchers").await;
+    app.signup("sess-member@example.com").await;
+    app.signup("sess-stranger@example.com").await;
+    app.add_member(&owner, &org, "sess-member@example.com", "member").await;
+    let mut ws = connect(&app, "graphql-transport-ws", &owner).await;
+    subscribe(&mut ws, "subscribe", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.signin("sess-stranger@example.com").await;
+    let member = app.signin("sess-member@example.com").await;
+    app.drain_events().await;
+    let msg = next(&mut ws).await;
+    let e = &msg["payload"]["data"]["sessionEvents"];
+    assert_eq!(
+        (e["type"].as_str(), e["userId"].as_str()),
+        (Some("CREATED"), member["user"]["id"].as_str()),
+        "{msg}"
+    );
+    assert_eq!(e["sessionId"], member["tokens"]["session_id"]);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+    assert!(quiet.is_err(), "a stranger's sessions are not shown: {quiet:?}");
+}
