@@ -11,6 +11,7 @@ mod mfa;
 mod passkeys;
 mod platform;
 mod redis;
+mod redis_processes;
 mod sessions;
 mod storage;
 mod subscriptions;
