@@ -187,8 +187,11 @@ async fn register_and_sign_in_usernameless(b: Backend) {
     let known = options["publicKey"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let (_, fake) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
     let (_, again) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
-    let ids = &fake["publicKey"]["allowCredentials"];
-    assert!(!ids.as_array().unwrap().is_empty(), "{fake}");
+        let ids = &fake["publicKey"]["allowCredentials"];
+    // webauthn-rs draws how many fake ids to show from the distribution of real users' passkey
+    // counts, so an unknown email may get none, as a user without passkeys would: only the shape
+    // and the determinism are guaranteed.
+    assert!(ids.is_array(), "{fake}");
     assert_eq!(ids, &again["publicKey"]["allowCredentials"]);
     assert_eq!(fake["publicKey"].as_object().unwrap().keys().cloned().collect::<Vec<_>>(), known);
     assert_eq!(fake.get("mediation"), options.get("mediation"));
