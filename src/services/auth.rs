@@ -178,14 +178,37 @@ pub async fn sign_in(
         return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u).await?));
     }
     let txn = begin_write(&state.db).await?;
-    let mut am: user::ActiveModel = u.clone().into();
+    let out =
+        complete_sign_in(&txn, state, ctx, u, "password", serde_json::json!({}), verified.rehash).await?;
+    txn.commit().await?;
+    state.events_committed();
+    Ok(SignInOutcome::Authenticated(Box::new(out)))
+}
+
+/// The end of every successful sign-in (password, password + second factor, passkey): records
+/// the time (and an upgraded password hash), audits `user.signed_in` with `method` and `detail`,
+/// and opens the session, all in `txn`. The caller has checked the account is active.
+pub(crate) async fn complete_sign_in(
+    txn: &impl sea_orm::ConnectionTrait,
+    state: &AppState,
+    ctx: &RequestContext,
+    u: user::Model,
+    method: &str,
+    detail: serde_json::Value,
+    rehash: Option<String>,
+) -> AppResult<Authenticated> {
+    let mut am: user::ActiveModel = u.into();
     am.last_signin_at = Set(Some(Utc::now()));
-    if let Some(rehash) = verified.rehash {
+    if let Some(rehash) = rehash {
         am.password_hash = Set(Some(rehash));
     }
-    let u = am.update(&txn).await?;
+    let u = am.update(txn).await?;
+    let mut data = serde_json::json!({"user_id": u.id, "method": method});
+    if let (Some(d), Some(extra)) = (data.as_object_mut(), detail.as_object()) {
+        d.extend(extra.clone());
+    }
     audit::record(
-        &txn,
+        txn,
         ctx,
         Change {
             event: EventType::UserSignedIn,
@@ -193,15 +216,13 @@ pub async fn sign_in(
             subject_user: Some(u.id),
             acting_user: Some((Some(u.id), u.email.clone())),
             organization: None,
-            data: serde_json::json!({"user_id": u.id, "method": "password"}),
+            data,
         },
     )
     .await?;
-    let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
-    txn.commit().await?;
-    state.events_committed();
+    let tokens = sessions::open_session(txn, state, ctx, u.id, &u.email, method).await?;
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(SignInOutcome::Authenticated(Box::new(Authenticated { user: u.into(), tokens })))
+    Ok(Authenticated { user: u.into(), tokens })
 }
 
 fn locked(until: chrono::DateTime<Utc>) -> AppError {

@@ -20,7 +20,6 @@ use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
 use crate::services::lockout::FailureOutcome;
 use crate::services::mfa_token;
-use crate::services::sessions;
 use crate::state::AppState;
 use crate::storage::begin_write;
 
@@ -371,25 +370,8 @@ pub(crate) async fn finish_second_factor(
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
-    let mut am: user::ActiveModel = u.into();
-    am.last_signin_at = Set(Some(Utc::now()));
-    let u = am.update(txn).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::UserSignedIn,
-            target: Some(("user", u.id.to_string())),
-            subject_user: Some(u.id),
-            acting_user: Some((Some(u.id), u.email.clone())),
-            organization: None,
-            data: serde_json::json!({"user_id": u.id, "method": "password+mfa", "factor": factor}),
-        },
-    )
-    .await?;
-    let tokens = sessions::open_session(txn, state, ctx, u.id, &u.email, "password+mfa").await?;
-    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
+    let detail = serde_json::json!({"factor": factor});
+    crate::services::auth::complete_sign_in(txn, state, ctx, u, "password+mfa", detail, None).await
 }
 
 /// Turns MFA off; needs the password or a current code (TOTP or backup).

@@ -30,7 +30,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
-use crate::services::{mfa, mfa_token, sessions};
+use crate::services::{mfa, mfa_token};
 use crate::state::AppState;
 use crate::storage::{CeremonyKind, begin_write};
 
@@ -406,25 +406,8 @@ async fn passwordless_sign_in(
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
-    let mut am: user::ActiveModel = u.into();
-    am.last_signin_at = Set(Some(Utc::now()));
-    let u = am.update(txn).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::UserSignedIn,
-            target: Some(("user", u.id.to_string())),
-            subject_user: Some(u.id),
-            acting_user: Some((Some(u.id), u.email.clone())),
-            organization: None,
-            data: serde_json::json!({"user_id": u.id, "method": "passkey", "passkey_id": passkey_id}),
-        },
-    )
-    .await?;
-    let tokens = sessions::open_session(txn, state, ctx, u.id, &u.email, "passkey").await?;
-    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
+    let detail = serde_json::json!({"passkey_id": passkey_id});
+    crate::services::auth::complete_sign_in(txn, state, ctx, u, "passkey", detail, None).await
 }
 
 /// The caller's passkeys, oldest first.
