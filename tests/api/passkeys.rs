@@ -187,7 +187,7 @@ async fn register_and_sign_in_usernameless(b: Backend) {
     let known = options["publicKey"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     let (_, fake) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
     let (_, again) = auth_options(&app, json!({"email": "nobody@example.com"})).await;
-        let ids = &fake["publicKey"]["allowCredentials"];
+    let ids = &fake["publicKey"]["allowCredentials"];
     // webauthn-rs draws how many fake ids to show from the distribution of real users' passkey
     // counts, so an unknown email may get none, as a user without passkeys would: only the shape
     // and the determinism are guaranteed.
