@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
+use crate::graphql::fanout::{Renders, WsExecutor};
 use crate::graphql::{JanuaSchema, build_schema};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
@@ -37,6 +38,8 @@ use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 pub struct Services {
     pub state: AppState,
     pub schema: JanuaSchema,
+    /// The schema as `/graphql/ws` runs it: each event resolved once per selection.
+    pub ws: WsExecutor,
     pub rest: Arc<RestApi>,
     pub openapi: Arc<String>,
 }
@@ -70,7 +73,8 @@ impl App {
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
-        let services = Services { state, schema, rest, openapi };
+        let ws = WsExecutor::new(schema.clone(), Arc::new(Renders::new(4096)));
+        let services = Services { state, schema, ws, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;

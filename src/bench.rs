@@ -29,10 +29,19 @@ pub struct BenchArgs {
     /// List sizes for the directory group.
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
     pub users: Vec<u64>,
-    /// Database for the directory group (default: a temporary SQLite file); a PostgreSQL URL
-    /// gets a fresh schema per size.
+    /// Database for the directory and subscriptions groups (default: a temporary SQLite file);
+    /// a PostgreSQL URL gets a fresh schema per size, or a fresh database for subscriptions.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// WebSocket subscribers held open in the subscriptions group.
+    #[arg(long, default_value_t = 10_000)]
+    pub subscribers: usize,
+    /// Revocations measured per placement in the subscriptions group.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: usize,
+    /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
+    #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Groups of figures.
@@ -42,18 +51,80 @@ pub enum BenchGroup {
     Auth,
     /// List latency at scale, analytics (issue 3).
     Directory,
+    /// Revocation → event at every WebSocket subscriber, on one node and across two (issue 5).
+    Subscriptions,
 }
 
-struct Server {
+/// CPU time (user + system) of a process, from its `/proc/<pid>/stat`.
+pub(crate) fn cpu_of(stat_path: &str) -> Duration {
+    let ticks = std::fs::read_to_string(stat_path)
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // Linux reports in clock ticks of 1/100 s (USER_HZ).
+    Duration::from_millis(ticks * 10)
+}
+
+/// A PostgreSQL database made for one run, dropped afterwards.
+pub(crate) struct FreshPostgres {
+    admin_url: String,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl FreshPostgres {
+    /// Creates a database named `janua_bench_…` on the server of `url`.
+    pub(crate) async fn create(url: &str) -> anyhow::Result<Self> {
+        use sea_orm::ConnectionTrait;
+        let name = format!("janua_bench_{}", uuid::Uuid::new_v4().simple());
+        let db = sea_orm::Database::connect(url).await?;
+        db.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+        db.close().await?;
+        let (server, rest) =
+            url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("not a database URL: {url}"))?;
+        let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+        Ok(Self { admin_url: url.to_owned(), url: format!("{server}/{name}{query}"), name })
+    }
+
+    pub(crate) async fn drop_database(self) -> anyhow::Result<()> {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&self.admin_url).await?;
+        db.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
+        Ok(())
+    }
+}
+
+pub(crate) struct Server {
     child: std::process::Child,
-    dir: PathBuf,
-    base: String,
+    pub(crate) dir: PathBuf,
+    owns_dir: bool,
+    pub(crate) base: String,
 }
 
 impl Server {
     fn start(port: u16) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("janua-bench-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
+        Self::start_with(port, None, &[])
+    }
+
+    /// Starts `janua serve` on `port` over `dir` (its database and master key; a new temporary
+    /// directory when `None`), with `env` added to the benchmark defaults.
+    pub(crate) fn start_with(
+        port: u16,
+        dir: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let (dir, owns_dir) = match dir {
+            Some(d) => (d.to_path_buf(), false),
+            None => {
+                let d = std::env::temp_dir().join(format!("janua-bench-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&d)?;
+                (d, true)
+            }
+        };
         let child = std::process::Command::new(std::env::current_exe()?)
             .arg("serve")
             .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
@@ -63,12 +134,31 @@ impl Server {
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
             .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             .spawn()?;
-        Ok(Self { child, dir, base: format!("http://127.0.0.1:{port}") })
+        Ok(Self { child, dir, owns_dir, base: format!("http://127.0.0.1:{port}") })
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
+    /// Waits until `/ready` answers 200 (30 s at most).
+    pub(crate) async fn wait_ready(&self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client.get(format!("{}/ready", self.base)).send().await.map(|r| r.status().is_success()).ok()
+            != Some(true)
+        {
+            anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// CPU time the server process has used (user + system).
+    pub(crate) fn cpu(&self) -> Duration {
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    pub(crate) fn status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
@@ -84,7 +174,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -173,11 +265,28 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value, bearer: Option<
 
 /// Runs the chosen groups and prints the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.only != Some(BenchGroup::Directory) {
+    let wants = |g: BenchGroup| args.only.is_none_or(|o| o == g);
+    if wants(BenchGroup::Auth) {
         run_auth(&args).await?;
     }
-    if args.only != Some(BenchGroup::Auth) {
+    if wants(BenchGroup::Directory) {
         crate::bench_directory::run(args.database_url.as_deref(), &args.users).await?;
+    }
+    if wants(BenchGroup::Subscriptions) {
+        match &args.redis_url {
+            Some(redis) => {
+                let lines = crate::bench_subscriptions::run(
+                    args.subscribers,
+                    args.rounds,
+                    args.port + 10,
+                    redis,
+                    args.database_url.as_deref(),
+                )
+                .await?;
+                lines.iter().for_each(|l| println!("{l}"));
+            }
+            None => println!("(5) subscriptions: skipped (needs --redis-url or JANUA_BENCH_REDIS_URL)"),
+        }
     }
     Ok(())
 }
@@ -192,13 +301,7 @@ async fn run_auth(args: &BenchArgs) -> anyhow::Result<()> {
 
     let server = Server::start(args.port)?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    let started = Instant::now();
-    while client.get(format!("{}/ready", server.base)).send().await.map(|r| r.status().is_success()).ok()
-        != Some(true)
-    {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.wait_ready().await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.status_kib("VmRSS:");
 

@@ -4,6 +4,7 @@ mod admin;
 mod api_keys;
 mod auth;
 pub mod errors;
+pub mod fanout;
 mod health;
 pub mod loaders;
 mod mfa;

@@ -1,15 +1,19 @@
 //! `sessionEvents`: the caller's session events, replayed from the outbox after `after`, then live.
 
-use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use async_graphql::{Context, ID, Json, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 
+use super::fanout::Feed;
 use super::parts;
 use super::types::{SessionEvent, SessionEventType};
+use crate::context::UserActor;
 use crate::domain::{EventType, SessionEventKind, parse_id};
+use crate::error::AppResult;
 use crate::error::{AppError, ErrorCode};
 use crate::events::BusEvent;
 use crate::services::subscriptions::{self, AuditStreamFilter, StreamItem};
+use crate::state::AppState;
 
 /// Who acted, in an audit event.
 #[derive(SimpleObject, Clone)]
@@ -88,17 +92,19 @@ impl SessionSubscription {
         &self,
         ctx: &Context<'_>,
         after: Option<ID>,
-    ) -> Result<impl Stream<Item = Result<SessionEvent>> + use<>> {
-        let (state, rc) = parts(ctx);
-        let actor = rc.require_user()?.clone();
-        let after = after.map(|a| parse_id("after", &a)).transpose()?;
-        let stream = subscriptions::session_stream(state.clone(), actor, after).await?;
-        Ok(async_graphql::futures_util::StreamExt::filter_map(stream, |item| async move {
-            match item {
+    ) -> Result<BoxStream<'static, Result<SessionEvent>>> {
+        deliver(
+            ctx,
+            |state, actor| async move {
+                let after = after.map(|a| parse_id("after", &a)).transpose()?;
+                subscriptions::session_stream(state, actor, after).await
+            },
+            |item| match item {
                 StreamItem::Event(e) => to_graphql(&e).map(Ok),
                 StreamItem::End => Some(Err(AppError::new(ErrorCode::SessionRevoked).into())),
-            }
-        }))
+            },
+        )
+        .await
     }
 
     /// Audit events as they happen: everything for administrators; for organization admins and
@@ -113,20 +119,52 @@ impl SessionSubscription {
         actor_id: Option<ID>,
         target_id: Option<String>,
         organization_id: Option<ID>,
-    ) -> Result<impl Stream<Item = Result<AuditEvent>> + use<>> {
-        let (state, rc) = parts(ctx);
-        let actor = rc.require_user()?.clone();
-        let filter = AuditStreamFilter {
-            action,
-            actor_id: actor_id.map(|a| parse_id("actor_id", &a)).transpose()?,
-            target_id,
-            organization_id: organization_id.map(|o| parse_id("organization_id", &o)).transpose()?,
-        };
-        let after = after.map(|a| parse_id("after", &a)).transpose()?;
-        let stream = subscriptions::audit_stream(state.clone(), actor, filter, after).await?;
-        Ok(async_graphql::futures_util::StreamExt::map(stream, |item| match item {
-            StreamItem::Event(e) => Ok(audit_event(&e)),
-            StreamItem::End => Err(AppError::new(ErrorCode::SessionRevoked).into()),
-        }))
+    ) -> Result<BoxStream<'static, Result<AuditEvent>>> {
+        deliver(
+            ctx,
+            |state, actor| async move {
+                let filter = AuditStreamFilter {
+                    action,
+                    actor_id: actor_id.map(|a| parse_id("actor_id", &a)).transpose()?,
+                    target_id,
+                    organization_id: organization_id.map(|o| parse_id("organization_id", &o)).transpose()?,
+                };
+                let after = after.map(|a| parse_id("after", &a)).transpose()?;
+                subscriptions::audit_stream(state, actor, filter, after).await
+            },
+            |item| match item {
+                StreamItem::Event(e) => Some(Ok(audit_event(&e))),
+                StreamItem::End => Some(Err(AppError::new(ErrorCode::SessionRevoked).into())),
+            },
+        )
+        .await
     }
+}
+
+/// The stream of a subscription field: `open` authorizes the caller and opens its event stream,
+/// `map` turns each item into the field's type. Over `/graphql/ws` the [`Feed`] splits the two
+/// (see [`super::fanout`]): a probe keeps the opened stream, a render maps one given item.
+async fn deliver<T, Open, Fut, S, Map>(
+    ctx: &Context<'_>,
+    open: Open,
+    map: Map,
+) -> Result<BoxStream<'static, Result<T>>>
+where
+    T: Send + 'static,
+    Open: FnOnce(AppState, UserActor) -> Fut,
+    Fut: Future<Output = AppResult<S>>,
+    S: Stream<Item = StreamItem> + Send + 'static,
+    Map: Fn(StreamItem) -> Option<Result<T>> + Send + Sync + 'static,
+{
+    if let Some(Feed::Render(item)) = ctx.data_opt::<Feed>() {
+        return Ok(stream::iter(map(item.clone())).boxed());
+    }
+    let (state, rc) = parts(ctx);
+    let actor = rc.require_user()?.clone();
+    let events = open(state.clone(), actor).await?;
+    if let Some(Feed::Probe(slot)) = ctx.data_opt::<Feed>() {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(events.boxed());
+        return Ok(stream::empty().boxed());
+    }
+    Ok(events.filter_map(move |item| std::future::ready(map(item))).boxed())
 }

@@ -81,6 +81,9 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
     execute(&svc, rc, request).await
 }
 
+/// Read buffer of a subscription WebSocket, in bytes (larger messages still arrive whole).
+const WS_READ_BUFFER: usize = 4096;
+
 /// `GET /graphql/ws`: subscriptions. The access token comes in `connection_init`
 /// (`{"authorization": "Bearer …"}`); a bad token refuses the connection.
 pub async fn ws(
@@ -89,10 +92,12 @@ pub async fn ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let schema = svc.schema.clone();
+    let executor = svc.ws.clone();
     let state = svc.state.clone();
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        GraphQLWebSocket::new(socket, schema, protocol)
+    // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
+    // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).read_buffer_size(WS_READ_BUFFER).on_upgrade(move |socket| {
+        GraphQLWebSocket::new(socket, executor, protocol)
             .on_connection_init(move |payload| async move {
                 let token = ["authorization", "Authorization"]
                     .iter()

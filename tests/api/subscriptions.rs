@@ -209,3 +209,36 @@ async fn organization_admins_see_their_members_sessions(b: Backend) {
     let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
     assert!(quiet.is_err(), "a stranger's sessions are not shown: {quiet:?}");
 }
+
+crate::on_both_databases!(one_resolution_per_selection_and_event);
+
+/// Subscribers with the same selection share one resolution of an event; another selection
+/// (aliases, fewer fields) gets its own, and each subscriber receives exactly its own shape.
+async fn one_resolution_per_selection_and_event(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let victim = app.signup("shared@example.com").await;
+    let token = access(&app.signin("shared@example.com").await);
+    let narrow = "subscription { e: sessionEvents { kind: type sid: sessionId } }";
+    let mut sockets = Vec::new();
+    for query in [SUB, SUB, narrow] {
+        let mut ws = connect(&app, "graphql-transport-ws", &token).await;
+        send(&mut ws, json!({"id": "7", "type": "subscribe", "payload": {"query": query}})).await;
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = app.services.ws.renders().resolutions();
+
+    let sid = victim["tokens"]["session_id"].as_str().unwrap();
+    assert_eq!(app.rest("DELETE", &format!("/sessions/{sid}"), Some(&token), None).await.status, 204);
+    app.drain_events().await;
+    for ws in &mut sockets[..2] {
+        let msg = next(ws).await;
+        assert_eq!((msg["type"].as_str(), msg["id"].as_str()), (Some("next"), Some("7")), "{msg}");
+        let e = &msg["payload"]["data"]["sessionEvents"];
+        assert_eq!((e["type"].as_str(), e["sessionId"].as_str()), (Some("REVOKED"), Some(sid)), "{msg}");
+        assert_eq!(e.as_object().unwrap().len(), 6, "{msg}");
+    }
+    let msg = next(&mut sockets[2]).await;
+    assert_eq!(msg["payload"]["data"], json!({"e": {"kind": "REVOKED", "sid": sid}}), "{msg}");
+    assert_eq!(app.services.ws.renders().resolutions() - before, 2, "one resolution per selection");
+}

@@ -1,0 +1,260 @@
+//! `janua bench --only subscriptions` (issue 5): two `janua` server processes on one database and
+//! one Redis, `--subscribers` WebSocket clients held open in this process (so the servers' file
+//! descriptors and memory are their own), and the time from a session revocation (a `DELETE
+//! /api/v1/sessions/{id}` sent to node A) to its `sessionEvents` message at every subscriber:
+//! first with every subscriber on node A, then with every subscriber on node B (via Redis).
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::bench::Server;
+
+const SUBSCRIPTION: &str = "subscription { sessionEvents { id type action sessionId userId occurredAt } }";
+
+/// Figures of one placement of the subscribers.
+pub struct Placement {
+    pub name: &'static str,
+    pub subscribers: usize,
+    pub connect_secs: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub rss_per_subscriber_kib: f64,
+    /// CPU per delivered message: the node's, and this process's (the clients').
+    pub server_cpu_us: f64,
+    pub client_cpu_us: f64,
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "    {:<28} {} subscribers (connected in {:.1} s): revocation → event p50 {:.1} ms, p99 {:.1} ms, \
+             max {:.1} ms; server RSS +{:.1} KiB per subscriber; CPU per delivery: server {:.1} µs, \
+             clients {:.1} µs",
+            self.name,
+            self.subscribers,
+            self.connect_secs,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.rss_per_subscriber_kib,
+            self.server_cpu_us,
+            self.client_cpu_us
+        )
+    }
+}
+
+/// One subscriber: connects, authenticates, subscribes, then reports every `next` message with
+/// the instant it was read.
+async fn subscriber(
+    base: &str,
+    token: &str,
+    tx: mpsc::UnboundedSender<(Instant, String)>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut req = format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
+    let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
+    ws.send(Message::text(init.to_string())).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("connection_ack") => break,
+            Some(Ok(Message::Text(t))) => anyhow::bail!("connection refused: {t}"),
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("connection closed: {other:?}"),
+        }
+    }
+    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}});
+    ws.send(Message::text(sub.to_string())).await?;
+    Ok(tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                let at = Instant::now();
+                if t.contains("\"next\"") && tx.send((at, t.as_str().to_owned())).is_err() {
+                    return;
+                }
+            }
+        }
+    }))
+}
+
+/// Waits until `n` messages naming `session_id` with `kind` have arrived; returns their instants.
+async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<(Instant, String)>,
+    n: usize,
+    kind: &str,
+    session_id: &str,
+) -> anyhow::Result<Vec<Instant>> {
+    let kind = format!("\"type\":\"{kind}\"");
+    let mut at = Vec::with_capacity(n);
+    while at.len() < n {
+        let (t, msg) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("{} of {n} subscribers got {kind} within 60 s", at.len()))?
+            .ok_or_else(|| anyhow::anyhow!("every subscriber closed"))?;
+        if msg.contains(session_id) && msg.contains(&kind) {
+            at.push(t);
+        }
+    }
+    Ok(at)
+}
+
+async fn rest(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut req = client.request(method.parse()?, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await?;
+    let status = r.status();
+    let text = r.text().await?;
+    anyhow::ensure!(status.is_success(), "{method} {url}: {status} {text}");
+    Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+}
+
+/// The node's `janua_subscribers` gauge.
+async fn subscribers_on(client: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
+    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("janua_subscribers "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as usize)
+}
+
+/// Holds `n` subscribers on `node`, then measures `rounds` revocations sent to `writer`.
+async fn place(
+    name: &'static str,
+    node: &Server,
+    writer: &Server,
+    client: &reqwest::Client,
+    watcher_token: &str,
+    n: usize,
+    rounds: usize,
+) -> anyhow::Result<Placement> {
+    let signin = |c: reqwest::Client, base: String| async move {
+        let body = json!({"email": "watcher@example.com", "password": "bench passphrase 2026"});
+        let v = rest(&c, "POST", &format!("{base}/api/v1/auth/signin"), None, Some(body)).await?;
+        anyhow::Ok(v["data"]["tokens"]["session_id"].as_str().unwrap_or_default().to_owned())
+    };
+    let rss_before = node.status_kib("VmRSS:");
+    let started = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tasks: Vec<_> = futures::stream::iter(0..n)
+        .map(|_| subscriber(&node.base, watcher_token, tx.clone()))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    // Every subscription is live once the node counts it, and a first event reaches them all.
+    while subscribers_on(client, &node.base).await? < n {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "subscriptions did not all start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sid = signin(client.clone(), writer.base.clone()).await?;
+    collect(&mut rx, n, "CREATED", &sid).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_per_subscriber_kib = node.status_kib("VmRSS:").saturating_sub(rss_before) as f64 / n as f64;
+    let mut lat = Vec::with_capacity(n * rounds);
+    let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
+    for _ in 0..rounds {
+        let sid = signin(client.clone(), writer.base.clone()).await?;
+        collect(&mut rx, n, "CREATED", &sid).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t0 = Instant::now();
+        rest(client, "DELETE", &format!("{}/api/v1/sessions/{sid}", writer.base), Some(watcher_token), None)
+            .await?;
+        let at = collect(&mut rx, n, "REVOKED", &sid).await?;
+        lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
+    }
+    // Two events per round reach every subscriber (created, revoked).
+    let deliveries = (2 * n * rounds) as f64;
+    let server_cpu_us = (node.cpu() - server_cpu).as_secs_f64() * 1e6 / deliveries;
+    let client_cpu_us =
+        (crate::bench::cpu_of("/proc/self/stat") - client_cpu).as_secs_f64() * 1e6 / deliveries;
+    for t in tasks {
+        t.abort();
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    Ok(Placement {
+        name,
+        subscribers: n,
+        connect_secs,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        max_ms: lat[lat.len() - 1],
+        rss_per_subscriber_kib,
+        server_cpu_us,
+        client_cpu_us,
+    })
+}
+
+/// Runs the group and returns its report lines.
+pub async fn run(
+    subscribers: usize,
+    rounds: usize,
+    port: u16,
+    redis_url: &str,
+    database_url: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let prefix = format!("janua-bench-{}:", uuid::Uuid::new_v4().simple());
+    let shared = |extra: &mut Vec<(String, String)>| {
+        extra.push(("REDIS_URL".into(), redis_url.to_owned()));
+        extra.push(("JANUA_REDIS_PREFIX".into(), prefix.clone()));
+    };
+    let mut env_a = Vec::new();
+    shared(&mut env_a);
+    let fresh_db = match database_url {
+        Some(url) => Some(crate::bench::FreshPostgres::create(url).await?),
+        None => None,
+    };
+    if let Some(db) = &fresh_db {
+        env_a.push(("DATABASE_URL".into(), db.url.clone()));
+    }
+    let a = Server::start_with(port, None, &env_a)?;
+    a.wait_ready().await?;
+    let mut env_b = env_a.clone();
+    env_b.push(("JANUA_NO_MIGRATE".into(), "true".into()));
+    let b = Server::start_with(port + 1, Some(&a.dir), &env_b)?;
+    b.wait_ready().await?;
+
+    let client = reqwest::Client::new();
+    let body = json!({"email": "watcher@example.com", "password": "bench passphrase 2026"});
+    let v = rest(&client, "POST", &format!("{}/api/v1/auth/signup", a.base), None, Some(body)).await?;
+    let token = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
+
+    let same = place("same node (A → A)", &a, &a, &client, &token, subscribers, rounds).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let other = place("other node (A → Redis → B)", &b, &a, &client, &token, subscribers, rounds).await?;
+    drop((a, b));
+    if let Some(db) = fresh_db {
+        db.drop_database().await?;
+    }
+    Ok(vec![
+        format!(
+            "(5) subscriptions: {} database, Redis bus; {rounds} revocations per placement (goal p99 < 100 ms at 10,000)",
+            if database_url.is_some() { "PostgreSQL" } else { "SQLite" }
+        ),
+        same.to_string(),
+        other.to_string(),
+    ])
+}
