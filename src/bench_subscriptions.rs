@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -51,16 +50,70 @@ impl std::fmt::Display for Placement {
     }
 }
 
-/// One subscriber: connects, authenticates, subscribes, then reports every `next` message with
+/// What the subscribers wait for, and when each received it.
+#[derive(Default)]
+struct Watch {
+    /// Both strings a matching message contains: `"type":"REVOKED"` and the session id.
+    wanted: std::sync::RwLock<Option<(String, String)>>,
+    arrivals: std::sync::Mutex<Vec<Instant>>,
+    done: tokio::sync::Notify,
+    expected: std::sync::atomic::AtomicUsize,
+}
+
+impl Watch {
+    /// Starts waiting for `kind` about `session_id` at `n` subscribers.
+    fn expect(&self, kind: &str, session_id: &str, n: usize) {
+        self.arrivals.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.expected.store(n, std::sync::atomic::Ordering::SeqCst);
+        *self.wanted.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((format!("\"type\":\"{kind}\""), session_id.to_owned()));
+    }
+
+    /// Called by a subscriber for each text message, with the instant it was read.
+    fn seen(&self, at: Instant, text: &str) {
+        let matches = self
+            .wanted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(kind, sid)| text.contains(sid.as_str()) && text.contains(kind.as_str()));
+        if matches {
+            let mut a = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+            a.push(at);
+            if a.len() == self.expected.load(std::sync::atomic::Ordering::SeqCst) {
+                self.done.notify_one();
+            }
+        }
+    }
+
+    /// Waits (60 s at most) until every expected subscriber has the message; returns the instants.
+    async fn wait(&self, n: usize) -> anyhow::Result<Vec<Instant>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = {
+                let mut a = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+                if a.len() >= n {
+                    return Ok(std::mem::take(&mut *a));
+                }
+                a.len()
+            };
+            if tokio::time::timeout_at(deadline, self.done.notified()).await.is_err() {
+                anyhow::bail!("{got} of {n} subscribers got the event within 60 s");
+            }
+        }
+    }
+}
+
+/// One subscriber: connects, authenticates, subscribes, then tells `watch` of every message with
 /// the instant it was read.
 async fn subscriber(
     base: &str,
     token: &str,
-    tx: mpsc::UnboundedSender<(Instant, String)>,
+    watch: std::sync::Arc<Watch>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut req = format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let config = WebSocketConfig::default().read_buffer_size(512);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
     ws.send(Message::text(init.to_string())).await?;
@@ -77,34 +130,10 @@ async fn subscriber(
     Ok(tokio::spawn(async move {
         while let Some(Ok(m)) = ws.next().await {
             if let Message::Text(t) = m {
-                let at = Instant::now();
-                if t.contains("\"next\"") && tx.send((at, t.as_str().to_owned())).is_err() {
-                    return;
-                }
+                watch.seen(Instant::now(), t.as_str());
             }
         }
     }))
-}
-
-/// Waits until `n` messages naming `session_id` with `kind` have arrived; returns their instants.
-async fn collect(
-    rx: &mut mpsc::UnboundedReceiver<(Instant, String)>,
-    n: usize,
-    kind: &str,
-    session_id: &str,
-) -> anyhow::Result<Vec<Instant>> {
-    let kind = format!("\"type\":\"{kind}\"");
-    let mut at = Vec::with_capacity(n);
-    while at.len() < n {
-        let (t, msg) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
-            .await
-            .map_err(|_| anyhow::anyhow!("{} of {n} subscribers got {kind} within 60 s", at.len()))?
-            .ok_or_else(|| anyhow::anyhow!("every subscriber closed"))?;
-        if msg.contains(session_id) && msg.contains(&kind) {
-            at.push(t);
-        }
-    }
-    Ok(at)
 }
 
 async fn rest(
@@ -128,12 +157,12 @@ async fn rest(
     Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
 }
 
-/// The node's `janua_subscribers` gauge.
+/// The node's `janua_event_subscribers` gauge.
 async fn subscribers_on(client: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
     let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
     Ok(text
         .lines()
-        .find_map(|l| l.strip_prefix("janua_subscribers "))
+        .find_map(|l| l.strip_prefix("janua_event_subscribers "))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or(0.0) as usize)
 }
@@ -155,9 +184,9 @@ async fn place(
     };
     let rss_before = node.status_kib("VmRSS:");
     let started = Instant::now();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watch = std::sync::Arc::new(Watch::default());
     let tasks: Vec<_> = futures::stream::iter(0..n)
-        .map(|_| subscriber(&node.base, watcher_token, tx.clone()))
+        .map(|_| subscriber(&node.base, watcher_token, watch.clone()))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await
@@ -169,7 +198,8 @@ async fn place(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sid = signin(client.clone(), writer.base.clone()).await?;
-    collect(&mut rx, n, "CREATED", &sid).await?;
+    watch.expect("CREATED", &sid, n);
+    watch.wait(n).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_per_subscriber_kib = node.status_kib("VmRSS:").saturating_sub(rss_before) as f64 / n as f64;
@@ -177,12 +207,14 @@ async fn place(
     let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
     for _ in 0..rounds {
         let sid = signin(client.clone(), writer.base.clone()).await?;
-        collect(&mut rx, n, "CREATED", &sid).await?;
+        watch.expect("CREATED", &sid, n);
+        watch.wait(n).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
+        watch.expect("REVOKED", &sid, n);
         let t0 = Instant::now();
         rest(client, "DELETE", &format!("{}/api/v1/sessions/{sid}", writer.base), Some(watcher_token), None)
             .await?;
-        let at = collect(&mut rx, n, "REVOKED", &sid).await?;
+        let at = watch.wait(n).await?;
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
     // Two events per round reach every subscriber (created, revoked).

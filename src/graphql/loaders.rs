@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -65,16 +65,21 @@ impl Loaders {
 
 /// The loaders of one request.
 pub struct Loaders {
-    pub members: DataLoader<MembersLoader>,
-    pub users: DataLoader<UsersLoader>,
+    pub members: DataLoader<MembersLoader, HashMapCache>,
+    pub users: DataLoader<UsersLoader, HashMapCache>,
 }
 
 impl Loaders {
     /// Fresh loaders for one request.
     pub fn new(state: &AppState) -> Self {
         Self {
-            members: DataLoader::new(MembersLoader(state.clone()), tokio::spawn),
-            users: DataLoader::new(UsersLoader(state.clone()), tokio::spawn),
+            // A cache per request: primed pages are read from it (`DataLoader::new` keeps none).
+            members: DataLoader::with_cache(
+                MembersLoader(state.clone()),
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            users: DataLoader::with_cache(UsersLoader(state.clone()), tokio::spawn, HashMapCache::default()),
         }
     }
 }

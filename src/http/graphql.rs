@@ -81,8 +81,9 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
     execute(&svc, rc, request).await
 }
 
-/// Read buffer of a subscription WebSocket, in bytes (larger messages still arrive whole).
-const WS_READ_BUFFER: usize = 4096;
+/// Read buffer of a subscription WebSocket, in bytes (larger messages still arrive whole, in
+/// several reads).
+const WS_READ_BUFFER: usize = 512;
 
 /// `GET /graphql/ws`: subscriptions. The access token comes in `connection_init`
 /// (`{"authorization": "Bearer …"}`); a bad token refuses the connection.
@@ -96,25 +97,32 @@ pub async fn ws(
     let state = svc.state.clone();
     // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
     // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).read_buffer_size(WS_READ_BUFFER).on_upgrade(move |socket| {
-        GraphQLWebSocket::new(socket, executor, protocol)
-            .on_connection_init(move |payload| async move {
-                let token = ["authorization", "Authorization"]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
-                let mut rc = rc;
-                if let Some(token) = token {
-                    let user = auth::authenticate(&state, &token)
-                        .await
-                        .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
-                    rc.actor = Actor::User(user);
-                }
-                let mut data = Data::default();
-                data.insert(rc);
-                data.insert(Loaders::new(&state));
-                Ok(data)
-            })
-            .serve()
-    })
+    let limit = state.config.body_limit;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WS_READ_BUFFER)
+        // A client message is a request like a POST body, and limited the same way.
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["authorization", "Authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+                    let mut rc = rc;
+                    if let Some(token) = token {
+                        let user = auth::authenticate(&state, &token)
+                            .await
+                            .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
+                        rc.actor = Actor::User(user);
+                    }
+                    let mut data = Data::default();
+                    data.insert(rc);
+                    data.insert(Loaders::new(&state));
+                    Ok(data)
+                })
+                .serve()
+        })
 }

@@ -66,6 +66,8 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 struct Cursor {
     state: AppState,
     actor: UserActor,
+    /// The subscriber's session id as events carry it (compared for every event).
+    own_session: String,
     scope: Scope,
     checked_at: std::time::Instant,
     rx: broadcast::Receiver<Arc<BusEvent>>,
@@ -74,23 +76,6 @@ struct Cursor {
     /// Still reading the outbox after `after` (in pages) before going live.
     replaying: bool,
     ended: bool,
-    _gauge: SubscriberGauge,
-}
-
-/// Counts a subscriber in `janua_subscribers` for as long as its stream lives.
-struct SubscriberGauge;
-
-impl SubscriberGauge {
-    fn new() -> Self {
-        metrics::gauge!("janua_subscribers").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for SubscriberGauge {
-    fn drop(&mut self) {
-        metrics::gauge!("janua_subscribers").decrement(1.0);
-    }
 }
 
 impl Cursor {
@@ -122,8 +107,7 @@ impl Cursor {
 
     fn ends_stream(&self, e: &BusEvent) -> bool {
         e.event_type == EventType::SessionRevoked.as_str()
-            && e.payload["data"]["attributes"]["session_id"].as_str()
-                == Some(&self.actor.session_id.to_string())
+            && e.payload["data"]["attributes"]["session_id"].as_str() == Some(self.own_session.as_str())
     }
 
     /// Reads the next page of the outbox after `last_seq`; the replay ends with a short page.
@@ -270,6 +254,7 @@ async fn open_stream(
     };
     let cursor = Cursor {
         state,
+        own_session: actor.session_id.to_string(),
         actor,
         scope,
         checked_at: std::time::Instant::now(),
@@ -278,7 +263,6 @@ async fn open_stream(
         pending: VecDeque::new(),
         replaying: after.is_some(),
         ended: false,
-        _gauge: SubscriberGauge::new(),
     };
     Ok(futures::stream::unfold((cursor, false), |(mut c, done)| async move {
         if done {

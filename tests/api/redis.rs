@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
 use janua::services::lockout::{FailureOutcome, LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use janua::storage::{
@@ -16,7 +15,6 @@ use janua::storage::{
     RedisRevocationStore, RevocationStore,
 };
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, access, redis_prefix, redis_url};
 use crate::subscriptions::{connect, next, subscribe};
@@ -342,98 +340,4 @@ async fn service_continues_without_redis_and_recovers(b: Backend) {
         }
     }
     assert!(delivered, "an event raised on one node reaches the other after Redis came back");
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-/// Figures, not a check (`cargo test --test api -- --ignored --nocapture latency`): N subscribers
-/// (`JANUA_BENCH_SUBSCRIBERS`, default 500) on node B, sessions revoked through node A, time from
-/// the revocation's response to its event at every subscriber; the same with the subscribers on
-/// A itself; RSS of the test process per subscriber (server and clients together, debug build).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run by hand with JANUA_TEST_REDIS_URL"]
-async fn latency_from_revocation_to_subscribers() {
-    let Some(url) = redis_url() else { return };
-    let n: usize = std::env::var("JANUA_BENCH_SUBSCRIBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-    let prefix = redis_prefix();
-    let a = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.redis_url = Some(url);
-        c.redis_prefix = prefix;
-    })
-    .await;
-    let b = a.spawn_peer().await;
-    let token = access(&a.signup("bench@example.com").await);
-    for (name, node) in [("other node (via Redis)", &b), ("same node (via Redis)", &a)] {
-        let before = rss_kib();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, std::time::Instant)>();
-        let mut tasks = Vec::new();
-        for _ in 0..n {
-            let mut ws = connect(node, "graphql-transport-ws", &token).await;
-            subscribe(&mut ws, "subscribe", None).await;
-            let tx = tx.clone();
-            tasks.push(tokio::spawn(async move {
-                // No per-message timeout: subscribers wait while the others connect.
-                while let Some(Ok(m)) = ws.next().await {
-                    let Message::Text(t) = m else { continue };
-                    let msg: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
-                    if msg["type"] != "next" {
-                        continue;
-                    }
-                    let e = &msg["payload"]["data"]["sessionEvents"];
-                    let key = format!(
-                        "{}:{}",
-                        e["type"].as_str().unwrap_or(""),
-                        e["sessionId"].as_str().unwrap_or("")
-                    );
-                    if tx.send((key, std::time::Instant::now())).is_err() {
-                        return;
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let per_sub = (rss_kib().saturating_sub(before)) as f64 / n as f64;
-        let mut lat = Vec::new();
-        for _ in 0..10 {
-            let s = a.signin("bench@example.com").await;
-            let sid = s["tokens"]["session_id"].as_str().unwrap().to_owned();
-            let created = format!("CREATED:{sid}");
-            let mut got = 0;
-            while got < n {
-                let (k, _) = rx.recv().await.unwrap();
-                if k == created {
-                    got += 1;
-                }
-            }
-            let t0 = std::time::Instant::now();
-            let r = a.rest("DELETE", &format!("/sessions/{sid}"), Some(&token), None).await;
-            assert_eq!(r.status, 204, "{}", r.body);
-            let revoked = format!("REVOKED:{sid}");
-            let mut got = 0;
-            while got < n {
-                let (k, at) = rx.recv().await.unwrap();
-                if k == revoked {
-                    lat.push(at.saturating_duration_since(t0).as_secs_f64() * 1000.0);
-                    got += 1;
-                }
-            }
-        }
-        lat.sort_by(|x, y| x.total_cmp(y));
-        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
-        eprintln!(
-            "{n} subscribers, {name}: revocation → event p50 {:.1} ms, p99 {:.1} ms; RSS +{per_sub:.1} KiB per subscriber",
-            p(0.5),
-            p(0.99)
-        );
-        for t in tasks {
-            t.abort();
-        }
-        drop(rx);
-    }
 }
