@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
-use crate::graphql::fanout::{Renders, WsExecutor};
+use crate::graphql::fanout::WsExecutor;
 use crate::graphql::{JanuaSchema, build_schema};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
@@ -73,7 +73,7 @@ impl App {
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
-        let ws = WsExecutor::new(schema.clone(), Arc::new(Renders::new(4096)));
+        let ws = WsExecutor::new(schema.clone());
         let services = Services { state, schema, ws, rest, openapi };
         health::prometheus();
         let router = router(services.clone());

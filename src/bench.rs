@@ -239,28 +239,48 @@ where
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0.0)
-    };
     Phase {
         requests: all.len(),
         errors,
         rps: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
     }
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &Value, bearer: Option<&str>) -> Option<Value> {
-    let mut req = client.post(url).json(body);
+/// The value at quantile `q` (0–1) of `sorted` (0 when empty).
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Sends `method url` (with a bearer token and a JSON body when given); a non-2xx answer is an
+/// error naming the status and body. Returns the JSON answer (`Null` when empty).
+pub(crate) async fn request(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let mut req = client.request(method.clone(), url);
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
+    if let Some(b) = body {
+        req = req.json(b);
     }
-    resp.json().await.ok()
+    let r = req.send().await?;
+    let status = r.status();
+    let text = r.text().await?;
+    anyhow::ensure!(status.is_success(), "{method} {url}: {status} {text}");
+    Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value, bearer: Option<&str>) -> Option<Value> {
+    request(client, reqwest::Method::POST, url, bearer, Some(body)).await.ok()
 }
 
 /// Runs the chosen groups and prints the report.

@@ -67,15 +67,9 @@ async fn call(
     bearer: Option<&str>,
     body: Value,
 ) -> Option<Value> {
-    let mut req = client.post(format!("{base}/api/v1{path}")).json(&body);
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    resp.json::<Value>().await.ok().map(|v| v["data"].clone())
+    let url = format!("{base}/api/v1{path}");
+    let v = crate::bench::request(client, reqwest::Method::POST, &url, bearer, Some(&body)).await.ok()?;
+    Some(v["data"].clone())
 }
 
 /// A user with MFA on: (email, access token, authenticator app).
@@ -131,10 +125,7 @@ async fn mfa_users(
 
 fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| {
-        ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1))).copied().unwrap_or(0.0)
-    };
-    (pct(0.50), pct(0.99))
+    (crate::bench::percentile(&ms, 0.50), crate::bench::percentile(&ms, 0.99))
 }
 
 /// Runs the MFA and passkey phases against a running server; returns the report lines.

@@ -7,13 +7,16 @@
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::bench::Server;
+use crate::bench::{Server, percentile, request};
+use reqwest::Method;
 
+const WATCHER: &str = "watcher@example.com";
+const PASSWORD: &str = "bench passphrase 2026";
 const SUBSCRIPTION: &str = "subscription { sessionEvents { id type action sessionId userId occurredAt } }";
 
 /// Figures of one placement of the subscribers.
@@ -136,25 +139,11 @@ async fn subscriber(
     }))
 }
 
-async fn rest(
-    client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> anyhow::Result<Value> {
-    let mut req = client.request(method.parse()?, url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await?;
-    let status = r.status();
-    let text = r.text().await?;
-    anyhow::ensure!(status.is_success(), "{method} {url}: {status} {text}");
-    Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? })
+/// Signs the watcher in through `base`; returns the new session's id.
+async fn signin(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let body = json!({"email": WATCHER, "password": PASSWORD});
+    let v = request(client, Method::POST, &format!("{base}/api/v1/auth/signin"), None, Some(&body)).await?;
+    Ok(v["data"]["tokens"]["session_id"].as_str().unwrap_or_default().to_owned())
 }
 
 /// The node's `janua_event_subscribers` gauge.
@@ -177,11 +166,6 @@ async fn place(
     n: usize,
     rounds: usize,
 ) -> anyhow::Result<Placement> {
-    let signin = |c: reqwest::Client, base: String| async move {
-        let body = json!({"email": "watcher@example.com", "password": "bench passphrase 2026"});
-        let v = rest(&c, "POST", &format!("{base}/api/v1/auth/signin"), None, Some(body)).await?;
-        anyhow::Ok(v["data"]["tokens"]["session_id"].as_str().unwrap_or_default().to_owned())
-    };
     let rss_before = node.status_kib("VmRSS:");
     let started = Instant::now();
     let watch = std::sync::Arc::new(Watch::default());
@@ -197,7 +181,7 @@ async fn place(
         anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "subscriptions did not all start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let sid = signin(client.clone(), writer.base.clone()).await?;
+    let sid = signin(client, &writer.base).await?;
     watch.expect("CREATED", &sid, n);
     watch.wait(n).await?;
     let connect_secs = started.elapsed().as_secs_f64();
@@ -206,14 +190,14 @@ async fn place(
     let mut lat = Vec::with_capacity(n * rounds);
     let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
     for _ in 0..rounds {
-        let sid = signin(client.clone(), writer.base.clone()).await?;
+        let sid = signin(client, &writer.base).await?;
         watch.expect("CREATED", &sid, n);
         watch.wait(n).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         watch.expect("REVOKED", &sid, n);
         let t0 = Instant::now();
-        rest(client, "DELETE", &format!("{}/api/v1/sessions/{sid}", writer.base), Some(watcher_token), None)
-            .await?;
+        let url = format!("{}/api/v1/sessions/{sid}", writer.base);
+        request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
         let at = watch.wait(n).await?;
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
@@ -226,14 +210,13 @@ async fn place(
         t.abort();
     }
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
     Ok(Placement {
         name,
         subscribers: n,
         connect_secs,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-        max_ms: lat[lat.len() - 1],
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: percentile(&lat, 1.0),
         rss_per_subscriber_kib,
         server_cpu_us,
         client_cpu_us,
@@ -249,12 +232,7 @@ pub async fn run(
     database_url: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
     let prefix = format!("janua-bench-{}:", uuid::Uuid::new_v4().simple());
-    let shared = |extra: &mut Vec<(String, String)>| {
-        extra.push(("REDIS_URL".into(), redis_url.to_owned()));
-        extra.push(("JANUA_REDIS_PREFIX".into(), prefix.clone()));
-    };
-    let mut env_a = Vec::new();
-    shared(&mut env_a);
+    let mut env_a = vec![("REDIS_URL".into(), redis_url.to_owned()), ("JANUA_REDIS_PREFIX".into(), prefix)];
     let fresh_db = match database_url {
         Some(url) => Some(crate::bench::FreshPostgres::create(url).await?),
         None => None,
@@ -270,8 +248,9 @@ pub async fn run(
     b.wait_ready().await?;
 
     let client = reqwest::Client::new();
-    let body = json!({"email": "watcher@example.com", "password": "bench passphrase 2026"});
-    let v = rest(&client, "POST", &format!("{}/api/v1/auth/signup", a.base), None, Some(body)).await?;
+    let body = json!({"email": WATCHER, "password": PASSWORD});
+    let v =
+        request(&client, Method::POST, &format!("{}/api/v1/auth/signup", a.base), None, Some(&body)).await?;
     let token = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
 
     let same = place("same node (A → A)", &a, &a, &client, &token, subscribers, rounds).await?;

@@ -34,13 +34,6 @@ async fn receive(State(seen): State<Arc<Mutex<Seen>>>, req: Request) -> &'static
     ""
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.0)
-}
-
 /// Refreshes once; returns the next refresh token.
 async fn refresh(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
     let v: Value = client
@@ -121,8 +114,8 @@ pub async fn phase(client: &reqwest::Client, base: &str, seconds: u64) -> anyhow
         "(e) webhooks, {ENDPOINTS} endpoints on one user: commit → receiver first byte p50 {:.1} ms  p99 {:.1} ms \
          ({paced_got} deliveries of {paced} events at 10 events/s)\n    \
          throughput {rate:.0} deliveries/s ({delivered} of {} for {events} events sent in {seconds} s, drained in {:.1} s)",
-        pct(&delays, 0.50),
-        pct(&delays, 0.99),
+        crate::bench::percentile(&delays, 0.50),
+        crate::bench::percentile(&delays, 0.99),
         events * ENDPOINTS,
         done.duration_since(start).as_secs_f64(),
     ))

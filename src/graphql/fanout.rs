@@ -122,9 +122,12 @@ pub struct WsExecutor {
     renders: Arc<Renders>,
 }
 
+/// Resolved events kept for sharing.
+const RENDERS_KEPT: usize = 4096;
+
 impl WsExecutor {
-    pub fn new(schema: JanuaSchema, renders: Arc<Renders>) -> Self {
-        Self { schema, renders }
+    pub fn new(schema: JanuaSchema) -> Self {
+        Self { schema, renders: Arc::new(Renders::new(RENDERS_KEPT)) }
     }
 
     /// The resolved events it keeps.
@@ -133,9 +136,35 @@ impl WsExecutor {
     }
 }
 
-/// Runs `request` and returns its first response.
-async fn first(schema: &JanuaSchema, request: Request, data: Arc<Data>) -> Option<Response> {
-    schema.execute_stream_with_session_data(request, data).next().await
+/// One subscription's way from its events to responses.
+struct Subscriber {
+    executor: WsExecutor,
+    template: Template,
+    data: Arc<Data>,
+}
+
+impl Subscriber {
+    /// Runs the subscription request for `item` alone and returns its response.
+    async fn resolve(&self, item: StreamItem) -> Option<Response> {
+        let request = self.template.request(Feed::Render(item));
+        self.executor.schema.execute_stream_with_session_data(request, self.data.clone()).next().await
+    }
+
+    /// The response for `item`: an event's is shared by every subscriber with the same request;
+    /// the end is the subscriber's own (its session was revoked).
+    async fn respond(self: Arc<Self>, item: StreamItem) -> Option<Response> {
+        let StreamItem::Event(e) = &item else { return self.resolve(item).await };
+        let renders = &self.executor.renders;
+        let cell = renders.cell(&self.template.key, e.seq);
+        let rendered = cell
+            .get_or_init(|| async {
+                renders.resolutions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::counter!("janua_subscription_resolutions_total").increment(1);
+                self.resolve(item.clone()).await
+            })
+            .await;
+        rendered.as_ref().map(copy)
+    }
 }
 
 impl Executor for WsExecutor {
@@ -150,50 +179,19 @@ impl Executor for WsExecutor {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let data = session_data.unwrap_or_default();
-        let template = Arc::new(Template::of(&request));
+        let subscriber =
+            Arc::new(Subscriber { executor: self.clone(), template: Template::of(&request), data });
         let slot = Arc::new(Mutex::new(None));
-        let probed = self
-            .schema
-            .execute_stream_with_session_data(request.data(Feed::Probe(slot.clone())), data.clone());
-        let (schema, renders) = (self.schema.clone(), self.renders.clone());
+        let probed = self.schema.execute_stream_with_session_data(
+            request.data(Feed::Probe(slot.clone())),
+            subscriber.data.clone(),
+        );
         // Queries and mutations sent over the socket, and refused subscriptions, are answered by
         // the probe itself; an accepted subscription leaves its event stream in the probe.
         let events = stream::once(async move { slot.lock().unwrap_or_else(|e| e.into_inner()).take() })
-            .flat_map(move |events| {
-                let Some(events) = events else { return stream::empty().boxed() };
-                let (schema, renders, template, data) =
-                    (schema.clone(), renders.clone(), template.clone(), data.clone());
-                events
-                    .then(move |item| {
-                        let (schema, renders, template, data) =
-                            (schema.clone(), renders.clone(), template.clone(), data.clone());
-                        async move {
-                            match item {
-                                StreamItem::Event(ref e) => {
-                                    let cell = renders.cell(&template.key, e.seq);
-                                    let rendered = cell
-                                        .get_or_init(|| async {
-                                            renders
-                                                .resolutions
-                                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                            metrics::counter!("janua_subscription_resolutions_total")
-                                                .increment(1);
-                                            first(&schema, template.request(Feed::Render(item)), data.clone())
-                                                .await
-                                        })
-                                        .await;
-                                    rendered.as_ref().map(copy)
-                                }
-                                // The end is the subscriber's own (its session was revoked): not shared.
-                                StreamItem::End => {
-                                    first(&schema, template.request(Feed::Render(item)), data).await
-                                }
-                            }
-                        }
-                    })
-                    .filter_map(|r| async move { r })
-                    .boxed()
-            });
+            .filter_map(|events| async move { events })
+            .flatten()
+            .filter_map(move |item| subscriber.clone().respond(item));
         probed.chain(events).boxed()
     }
 }
