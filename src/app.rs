@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
-use crate::graphql::fanout::WsExecutor;
+use crate::graphql::fanout::Fanout;
 use crate::graphql::{JanuaSchema, build_schema};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
@@ -39,7 +39,7 @@ pub struct Services {
     pub state: AppState,
     pub schema: JanuaSchema,
     /// The schema as `/graphql/ws` runs it: each event resolved once per selection.
-    pub ws: WsExecutor,
+    pub ws: Arc<Fanout>,
     pub rest: Arc<RestApi>,
     pub openapi: Arc<String>,
 }
@@ -73,7 +73,7 @@ impl App {
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
-        let ws = WsExecutor::new(schema.clone());
+        let ws = Arc::new(Fanout::new(schema.clone()));
         let services = Services { state, schema, ws, rest, openapi };
         health::prometheus();
         let router = router(services.clone());

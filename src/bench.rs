@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// Revocations measured per placement in the subscriptions group.
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// Subscriptions group: the clients read every message as a WebSocket message (tungstenite)
+    /// instead of as bytes off the socket (their CPU shares the cores with the servers').
+    #[arg(long)]
+    pub parse_messages: bool,
     /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
     #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -295,9 +299,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if wants(BenchGroup::Subscriptions) {
         match &args.redis_url {
             Some(redis) => {
+                let load = crate::bench_subscriptions::Load {
+                    subscribers: args.subscribers,
+                    rounds: args.rounds,
+                    parse: args.parse_messages,
+                };
                 let lines = crate::bench_subscriptions::run(
-                    args.subscribers,
-                    args.rounds,
+                    load,
                     args.port + 10,
                     redis,
                     args.database_url.as_deref(),

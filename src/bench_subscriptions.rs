@@ -72,14 +72,16 @@ impl Watch {
             Some((format!("\"type\":\"{kind}\""), session_id.to_owned()));
     }
 
-    /// Called by a subscriber for each text message, with the instant it was read.
-    fn seen(&self, at: Instant, text: &str) {
+    /// Called by a subscriber with what it read and the instant it read it; whether that was
+    /// the awaited message.
+    fn seen(&self, at: Instant, bytes: &[u8]) -> bool {
+        let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
         let matches = self
             .wanted
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .is_some_and(|(kind, sid)| text.contains(sid.as_str()) && text.contains(kind.as_str()));
+            .is_some_and(|(kind, sid)| has(sid) && has(kind));
         if matches {
             let mut a = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
             a.push(at);
@@ -87,6 +89,7 @@ impl Watch {
                 self.done.notify_one();
             }
         }
+        matches
     }
 
     /// Waits (60 s at most) until every expected subscriber has the message; returns the instants.
@@ -109,10 +112,13 @@ impl Watch {
 
 /// One subscriber: connects, authenticates, subscribes, then tells `watch` of every message with
 /// the instant it was read.
+/// With `parse`, each message is read as a WebSocket message (tungstenite); otherwise as bytes
+/// off the socket, which keeps the clients' own CPU (on the same cores as the servers) small.
 async fn subscriber(
     base: &str,
     token: &str,
     watch: std::sync::Arc<Watch>,
+    parse: bool,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut req = format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
@@ -130,10 +136,32 @@ async fn subscriber(
     }
     let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}});
     ws.send(Message::text(sub.to_string())).await?;
+    if parse {
+        return Ok(tokio::spawn(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if let Message::Text(t) = m {
+                    watch.seen(Instant::now(), t.as_bytes());
+                }
+            }
+        }));
+    }
+    // The server sends nothing before the first event, so nothing is left in the client's
+    // buffer: from here on the frames are read as bytes off the socket.
+    let tokio_tungstenite::MaybeTlsStream::Plain(mut tcp) = ws.into_inner() else {
+        anyhow::bail!("a plain TCP socket was expected");
+    };
     Ok(tokio::spawn(async move {
-        while let Some(Ok(m)) = ws.next().await {
-            if let Message::Text(t) = m {
-                watch.seen(Instant::now(), t.as_str());
+        use tokio::io::AsyncReadExt;
+        // What was read, less what was looked at (a message may arrive in two reads).
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        while let Ok(n @ 1..) = tcp.read(&mut chunk).await {
+            let at = Instant::now();
+            buf.extend_from_slice(&chunk[..n]);
+            if watch.seen(at, &buf) {
+                buf.clear();
+            } else if buf.len() > 4096 {
+                buf.drain(..buf.len() - 1024);
             }
         }
     }))
@@ -163,14 +191,14 @@ async fn place(
     writer: &Server,
     client: &reqwest::Client,
     watcher_token: &str,
-    n: usize,
-    rounds: usize,
+    load: Load,
 ) -> anyhow::Result<Placement> {
+    let Load { subscribers: n, rounds, parse } = load;
     let rss_before = node.status_kib("VmRSS:");
     let started = Instant::now();
     let watch = std::sync::Arc::new(Watch::default());
     let tasks: Vec<_> = futures::stream::iter(0..n)
-        .map(|_| subscriber(&node.base, watcher_token, watch.clone()))
+        .map(|_| subscriber(&node.base, watcher_token, watch.clone(), parse))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await
@@ -223,14 +251,23 @@ async fn place(
     })
 }
 
+/// How many subscribers, how many revocations, and how the clients read.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub subscribers: usize,
+    pub rounds: usize,
+    /// Read every message as a WebSocket message rather than as bytes.
+    pub parse: bool,
+}
+
 /// Runs the group and returns its report lines.
 pub async fn run(
-    subscribers: usize,
-    rounds: usize,
+    load: Load,
     port: u16,
     redis_url: &str,
     database_url: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
+    let Load { rounds, parse, .. } = load;
     let prefix = format!("janua-bench-{}:", uuid::Uuid::new_v4().simple());
     let mut env_a = vec![("REDIS_URL".into(), redis_url.to_owned()), ("JANUA_REDIS_PREFIX".into(), prefix)];
     let fresh_db = match database_url {
@@ -253,17 +290,19 @@ pub async fn run(
         request(&client, Method::POST, &format!("{}/api/v1/auth/signup", a.base), None, Some(&body)).await?;
     let token = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
 
-    let same = place("same node (A → A)", &a, &a, &client, &token, subscribers, rounds).await?;
+    let same = place("same node (A → A)", &a, &a, &client, &token, load).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let other = place("other node (A → Redis → B)", &b, &a, &client, &token, subscribers, rounds).await?;
+    let other = place("other node (A → Redis → B)", &b, &a, &client, &token, load).await?;
     drop((a, b));
     if let Some(db) = fresh_db {
         db.drop_database().await?;
     }
     Ok(vec![
         format!(
-            "(5) subscriptions: {} database, Redis bus; {rounds} revocations per placement (goal p99 < 100 ms at 10,000)",
-            if database_url.is_some() { "PostgreSQL" } else { "SQLite" }
+            "(5) subscriptions: {} database, Redis bus, clients reading {}; {rounds} revocations per placement \
+             (goal p99 < 100 ms at 10,000)",
+            if database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+            if parse { "WebSocket messages (tungstenite)" } else { "raw frames" }
         ),
         same.to_string(),
         other.to_string(),

@@ -101,6 +101,9 @@ pub struct Config {
     /// Maximum request body size in bytes.
     #[arg(long, env = "JANUA_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// How long a `/graphql/ws` connection may stay open without `connection_init`.
+    #[arg(long, env = "JANUA_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_init_timeout: Duration,
     /// Maximum GraphQL query depth.
     #[arg(long, env = "JANUA_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
     pub graphql_max_depth: usize,

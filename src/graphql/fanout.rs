@@ -1,10 +1,10 @@
-//! Subscriptions over WebSocket with each event resolved once per selection, not once per
+//! Subscriptions with each event resolved and serialised once per selection, not once per
 //! subscriber.
 //!
 //! async-graphql resolves every item of a subscription stream for each subscriber on its own; with
-//! thousands of dashboards watching the same events that resolution dominated the fan-out. The
-//! [`WsExecutor`] keeps async-graphql for the protocol, parsing, validation and authorization, and
-//! splits a subscription in two:
+//! thousands of dashboards watching the same events that resolution dominated the fan-out.
+//! [`Fanout`] keeps async-graphql for parsing, validation and authorization, and splits a
+//! subscription in two:
 //!
 //! 1. **Probe**: the request runs once with [`Feed::Probe`]; the subscription field authorizes the
 //!    caller and opens its event stream (replay, filters, per-event rights, revocation) exactly as
@@ -12,14 +12,15 @@
 //!    (bad arguments, no rights) come out of the probe as ordinary responses.
 //! 2. **Render**: each event the subscriber's stream lets through is resolved by running the same
 //!    request (query, operation, variables) with [`Feed::Render`] of that one event. The result is
-//!    kept per (request, event) in [`Renders`], so every subscriber with the same selection shares
-//!    one resolution.
+//!    serialised to JSON and kept per (request, event) in [`Renders`], so every subscriber with the
+//!    same selection shares one resolution and one serialisation; the WebSocket transport
+//!    (`http::graphql_ws`) writes those bytes into each subscriber's frame.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
-use async_graphql::{Data, Executor, Request, Response, Variables};
+use async_graphql::{Data, Request, Response, Variables};
 use tokio::sync::OnceCell;
 
 use super::JanuaSchema;
@@ -75,7 +76,7 @@ pub struct Renders {
 
 #[derive(Default)]
 struct RenderMap {
-    map: HashMap<(RequestKey, i64), Arc<OnceCell<Option<Response>>>>,
+    map: HashMap<(RequestKey, i64), Arc<OnceCell<Option<Payload>>>>,
     order: VecDeque<(RequestKey, i64)>,
 }
 
@@ -85,7 +86,7 @@ impl Renders {
         Self { cells: Mutex::new(RenderMap::default()), capacity, resolutions: Default::default() }
     }
 
-    fn cell(&self, key: &RequestKey, seq: i64) -> Arc<OnceCell<Option<Response>>> {
+    fn cell(&self, key: &RequestKey, seq: i64) -> Arc<OnceCell<Option<Payload>>> {
         let mut m = self.cells.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = m.map.get(&(key.clone(), seq)) {
             return c.clone();
@@ -107,38 +108,32 @@ impl Renders {
     }
 }
 
-/// A response has no `Clone`; events carry data (and errors only if resolution failed).
-fn copy(r: &Response) -> Response {
-    let mut out = Response::new(r.data.clone());
-    out.errors = r.errors.clone();
-    out.extensions = r.extensions.clone();
-    out
-}
+/// A response serialised to JSON, shared by every subscriber with the same selection.
+pub type Payload = Arc<str>;
 
-/// The executor behind `/graphql/ws`: the schema, with subscriptions fanned out as above.
-#[derive(Clone)]
-pub struct WsExecutor {
-    schema: JanuaSchema,
-    renders: Arc<Renders>,
+/// What a subscription sends, in order.
+pub enum Out {
+    /// A response of this subscriber alone: a query's or mutation's result, a refused
+    /// subscription.
+    Response(Response),
+    /// An event, resolved and serialised once for every subscriber with the same selection.
+    Shared(Payload),
+    /// The subscriber's own session was revoked: this error, then the connection closes.
+    Revoked(Response),
 }
 
 /// Resolved events kept for sharing.
 const RENDERS_KEPT: usize = 4096;
 
-impl WsExecutor {
-    pub fn new(schema: JanuaSchema) -> Self {
-        Self { schema, renders: Arc::new(Renders::new(RENDERS_KEPT)) }
-    }
-
-    /// The resolved events it keeps.
-    pub fn renders(&self) -> &Renders {
-        &self.renders
-    }
+/// The schema as `/graphql/ws` runs it: subscriptions fanned out as above.
+pub struct Fanout {
+    schema: JanuaSchema,
+    renders: Renders,
 }
 
-/// One subscription's way from its events to responses.
+/// One subscription's way from its events to what it sends.
 struct Subscriber {
-    executor: WsExecutor,
+    fanout: Arc<Fanout>,
     template: Template,
     data: Arc<Data>,
 }
@@ -147,45 +142,50 @@ impl Subscriber {
     /// Runs the subscription request for `item` alone and returns its response.
     async fn resolve(&self, item: StreamItem) -> Option<Response> {
         let request = self.template.request(Feed::Render(item));
-        self.executor.schema.execute_stream_with_session_data(request, self.data.clone()).next().await
+        self.fanout.schema.execute_stream_with_session_data(request, self.data.clone()).next().await
     }
 
-    /// The response for `item`: an event's is shared by every subscriber with the same request;
-    /// the end is the subscriber's own (its session was revoked).
-    async fn respond(self: Arc<Self>, item: StreamItem) -> Option<Response> {
-        let StreamItem::Event(e) = &item else { return self.resolve(item).await };
-        let renders = &self.executor.renders;
+    /// What to send for `item`: an event's payload is shared by every subscriber with the same
+    /// request; the end is the subscriber's own (its session was revoked).
+    async fn respond(self: Arc<Self>, item: StreamItem) -> Option<Out> {
+        let StreamItem::Event(e) = &item else { return self.resolve(item).await.map(Out::Revoked) };
+        let renders = &self.fanout.renders;
         let cell = renders.cell(&self.template.key, e.seq);
-        let rendered = cell
+        let payload = cell
             .get_or_init(|| async {
                 renders.resolutions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 metrics::counter!("janua_subscription_resolutions_total").increment(1);
-                self.resolve(item.clone()).await
+                let response = self.resolve(item.clone()).await?;
+                serde_json::to_string(&response).ok().map(Payload::from)
             })
             .await;
-        rendered.as_ref().map(copy)
+        payload.clone().map(Out::Shared)
     }
 }
 
-impl Executor for WsExecutor {
-    fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
-        let schema = self.schema.clone();
-        async move { schema.execute(request).await }
+impl Fanout {
+    pub fn new(schema: JanuaSchema) -> Self {
+        Self { schema, renders: Renders::new(RENDERS_KEPT) }
     }
 
-    fn execute_stream(
-        &self,
-        request: Request,
-        session_data: Option<Arc<Data>>,
-    ) -> BoxStream<'static, Response> {
-        let data = session_data.unwrap_or_default();
+    /// The resolved events it keeps.
+    pub fn renders(&self) -> &Renders {
+        &self.renders
+    }
+
+    /// Runs `request` for a connection with `data`: a query or mutation answers once; a
+    /// subscription answers with its events until it ends; a refused one with its errors.
+    pub fn open(self: &Arc<Self>, request: Request, data: Arc<Data>) -> BoxStream<'static, Out> {
         let subscriber =
-            Arc::new(Subscriber { executor: self.clone(), template: Template::of(&request), data });
+            Arc::new(Subscriber { fanout: self.clone(), template: Template::of(&request), data });
         let slot = Arc::new(Mutex::new(None));
-        let probed = self.schema.execute_stream_with_session_data(
-            request.data(Feed::Probe(slot.clone())),
-            subscriber.data.clone(),
-        );
+        let probed = self
+            .schema
+            .execute_stream_with_session_data(
+                request.data(Feed::Probe(slot.clone())),
+                subscriber.data.clone(),
+            )
+            .map(Out::Response);
         // Queries and mutations sent over the socket, and refused subscriptions, are answered by
         // the probe itself; an accepted subscription leaves its event stream in the probe.
         let events = stream::once(async move { slot.lock().unwrap_or_else(|e| e.into_inner()).take() })

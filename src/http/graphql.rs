@@ -1,10 +1,8 @@
 //! GraphQL over HTTP (`POST /graphql`, `GET /graphql` for queries or the playground) and over
 //! WebSocket (`/graphql/ws`, graphql-transport-ws and legacy graphql-ws).
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ServerError};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::{Request, State, WebSocketUpgrade};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -14,6 +12,7 @@ use crate::context::{Actor, RequestContext};
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
+use crate::http::graphql_ws::{Connection, Protocol};
 use crate::services::auth;
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
@@ -85,28 +84,40 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
 /// several reads).
 const WS_READ_BUFFER: usize = 512;
 
-/// `GET /graphql/ws`: subscriptions. The access token comes in `connection_init`
-/// (`{"authorization": "Bearer …"}`); a bad token refuses the connection.
+/// `GET /graphql/ws`: subscriptions (and queries and mutations) over graphql-transport-ws or the
+/// legacy graphql-ws. The access token comes in `connection_init` (`{"authorization": "Bearer …"}`);
+/// a bad token refuses the connection with its error code.
 pub async fn ws(
     State(svc): State<Services>,
     axum::Extension(rc): axum::Extension<RequestContext>,
-    protocol: GraphQLProtocol,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let executor = svc.ws.clone();
+    let Some(protocol) = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Protocol::negotiate)
+    else {
+        return request_error(&rc, ErrorCode::BadRequest);
+    };
+    let fanout = svc.ws.clone();
     let state = svc.state.clone();
     // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
     // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
-    let limit = state.config.body_limit;
+    let (limit, init_timeout) = (state.config.body_limit, state.config.ws_init_timeout);
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([protocol.name()])
         .read_buffer_size(WS_READ_BUFFER)
         // A client message is a request like a POST body, and limited the same way.
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, executor, protocol)
-                .on_connection_init(move |payload| async move {
+            Connection::new(
+                socket,
+                protocol,
+                fanout,
+                init_timeout,
+                move |payload: serde_json::Value| async move {
                     let token = ["authorization", "Authorization"]
                         .iter()
                         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
@@ -115,14 +126,15 @@ pub async fn ws(
                     if let Some(token) = token {
                         let user = auth::authenticate(&state, &token)
                             .await
-                            .map_err(|e| async_graphql::Error::new(e.code.as_str()))?;
+                            .map_err(|e| e.code.as_str().to_owned())?;
                         rc.actor = Actor::User(user);
                     }
                     let mut data = Data::default();
                     data.insert(rc);
                     data.insert(Loaders::new(&state));
                     Ok(data)
-                })
-                .serve()
+                },
+            )
+            .serve()
         })
 }

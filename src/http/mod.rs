@@ -1,5 +1,6 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transport, and the bundled pages.
 
 pub mod graphql;
+pub mod graphql_ws;
 pub mod middleware;
 pub mod pages;

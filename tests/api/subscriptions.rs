@@ -100,6 +100,8 @@ async fn revocation_reaches_a_subscriber_and_resume_misses_nothing(b: Backend) {
     assert_eq!(own["payload"]["data"]["sessionEvents"]["type"], "REVOKED", "{own}");
     let end = next(&mut ws).await;
     assert_eq!(end["payload"]["errors"][0]["extensions"]["code"], "SESSION_REVOKED", "{end}");
+    // …and the connection, authenticated by that session, is closed.
+    assert_eq!(closed_with(&mut ws).await, (4403, "SESSION_REVOKED".into()));
 }
 
 async fn legacy_graphql_ws_protocol(b: Backend) {
@@ -121,14 +123,82 @@ async fn legacy_graphql_ws_protocol(b: Backend) {
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     send(&mut bad, json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), bad.next()).await.unwrap();
-    match closed {
-        // async-graphql closes a refused init with 1002 and the reason; the reason is our code.
-        Some(Ok(Message::Close(Some(frame)))) => {
-            assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1002, "INVALID_TOKEN"))
+    assert_eq!(closed_with(&mut bad).await, (4403, "INVALID_TOKEN".into()));
+
+    // The legacy protocol has no close codes: a refused init is a `connection_error`.
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+    let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    send(&mut bad, json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})).await;
+    let refused = next(&mut bad).await;
+    assert_eq!(refused, json!({"type": "connection_error", "payload": {"message": "INVALID_TOKEN"}}));
+}
+
+/// The close code and reason the server ends the connection with (within 10 seconds).
+pub(crate) async fn closed_with(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed within 10 s");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Some(Ok(Message::Text(t))) if !t.contains("\"ka\"") => panic!("expected a close frame, got {t}"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
         }
-        other => panic!("expected a close frame, got {other:?}"),
     }
+}
+
+/// Opens a socket speaking graphql-transport-ws, without `connection_init`.
+async fn raw(app: &TestApp) -> Ws {
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+crate::on_both_databases!(graphql_transport_ws_protocol_rules);
+
+/// graphql-transport-ws as its specification words it: ping/pong, queries over the socket,
+/// complete, and the close codes for a broken protocol.
+async fn graphql_transport_ws_protocol_rules(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| c.ws_init_timeout = Duration::from_millis(300)).await;
+    let s = app.signup("rules@example.com").await;
+    let token = access(&s);
+
+    let mut ws = connect(&app, "graphql-transport-ws", &token).await;
+    send(&mut ws, json!({"type": "ping"})).await;
+    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(pong.to_text().unwrap()).unwrap(), json!({"type": "pong"}));
+    // A query answers once, then completes.
+    send(&mut ws, json!({"id": "q", "type": "subscribe", "payload": {"query": "{ me { email } }"}})).await;
+    let answer = next(&mut ws).await;
+    assert_eq!((answer["type"].as_str(), answer["id"].as_str()), (Some("next"), Some("q")), "{answer}");
+    assert_eq!(answer["payload"]["data"]["me"]["email"], "rules@example.com");
+    assert_eq!(next(&mut ws).await, json!({"type": "complete", "id": "q"}));
+    // A subscription the client completes is acknowledged; its id can then be used again.
+    subscribe(&mut ws, "subscribe", None).await;
+    send(&mut ws, json!({"id": "1", "type": "complete"})).await;
+    assert_eq!(next(&mut ws).await, json!({"type": "complete", "id": "1"}));
+    subscribe(&mut ws, "subscribe", None).await;
+    // Two operations under one id: 4409.
+    subscribe(&mut ws, "subscribe", None).await;
+    assert_eq!(closed_with(&mut ws).await, (4409, "Subscriber for 1 already exists".into()));
+
+    // Subscribing before connection_init: 4401.
+    let mut early = raw(&app).await;
+    subscribe(&mut early, "subscribe", None).await;
+    assert_eq!(closed_with(&mut early).await.0, 4401);
+    // A second connection_init: 4429.
+    let mut twice = connect(&app, "graphql-transport-ws", &token).await;
+    send(&mut twice, json!({"type": "connection_init"})).await;
+    assert_eq!(closed_with(&mut twice).await.0, 4429);
+    // Not a protocol message: 4400.
+    let mut junk = connect(&app, "graphql-transport-ws", &token).await;
+    junk.send(Message::text("{\"type\": \"hello\"}")).await.unwrap();
+    assert_eq!(closed_with(&mut junk).await.0, 4400);
+    // No connection_init in time: 4408.
+    let mut silent = raw(&app).await;
+    assert_eq!(closed_with(&mut silent).await.0, 4408);
 }
 
 crate::on_both_databases!(audit_events_reach_administrators_and_organization_admins);

@@ -1,0 +1,279 @@
+//! The GraphQL WebSocket protocols on `/graphql/ws`: graphql-transport-ws ([graphql-ws]) and the
+//! legacy graphql-ws ([subscriptions-transport-ws]).
+//!
+//! One task per connection reads the client's messages and writes what its operations send. An
+//! event's payload arrives already serialised and shared by every subscriber with the same
+//! selection ([`Fanout`]); the connection only wraps it in its own `next`/`data` message, so a
+//! delivery costs one small copy and one write.
+//!
+//! [graphql-ws]: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md
+//! [subscriptions-transport-ws]: https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::Data;
+use async_graphql::http::ClientMessage;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
+
+use crate::graphql::fanout::{Fanout, Out};
+
+/// The two protocols, by their `Sec-WebSocket-Protocol` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `graphql-transport-ws` (the graphql-ws library).
+    TransportWs,
+    /// `graphql-ws` (Apollo's legacy subscriptions-transport-ws).
+    Legacy,
+}
+
+impl Protocol {
+    /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
+    pub fn negotiate(header: &str) -> Option<Self> {
+        header.split(',').map(str::trim).find_map(|p| {
+            if p.eq_ignore_ascii_case("graphql-transport-ws") {
+                Some(Self::TransportWs)
+            } else if p.eq_ignore_ascii_case("graphql-ws") {
+                Some(Self::Legacy)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TransportWs => "graphql-transport-ws",
+            Self::Legacy => "graphql-ws",
+        }
+    }
+
+    /// The message type of an operation's result.
+    fn next(self) -> &'static str {
+        match self {
+            Self::TransportWs => "next",
+            Self::Legacy => "data",
+        }
+    }
+}
+
+/// Close codes of graphql-transport-ws.
+mod close {
+    pub const BAD_REQUEST: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const DUPLICATE_ID: u16 = 4409;
+    pub const TOO_MANY_INITS: u16 = 4429;
+}
+
+/// `{"type":…,"id":…,"payload":…}` with `payload` already JSON.
+fn message(kind: &str, id: &str, payload: Option<&str>) -> Message {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    let mut s = String::with_capacity(32 + id.len() + payload.map_or(0, str::len));
+    s.push_str("{\"type\":\"");
+    s.push_str(kind);
+    s.push_str("\",\"id\":");
+    s.push_str(&id);
+    if let Some(p) = payload {
+        s.push_str(",\"payload\":");
+        s.push_str(p);
+    }
+    s.push('}');
+    Message::Text(s.into())
+}
+
+fn text(v: serde_json::Value) -> Message {
+    Message::Text(v.to_string().into())
+}
+
+/// A close frame; its reason is cut to the 123 bytes a control frame has room for.
+fn close_frame(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(&reason[..end]) }))
+}
+
+type Outgoing = SelectAll<BoxStream<'static, (Arc<str>, Option<Out>)>>;
+
+/// One connection: its protocol, the data `connection_init` gave it and its operations.
+pub struct Connection<Init> {
+    socket: WebSocket,
+    protocol: Protocol,
+    fanout: Arc<Fanout>,
+    init: Option<Init>,
+    /// How long the client may take to send `connection_init` (graphql-transport-ws closes the
+    /// connection with 4408 after it; a legacy client gets `connection_error`).
+    init_timeout: Duration,
+    data: Option<Arc<Data>>,
+    active: HashMap<Arc<str>, AbortHandle>,
+    outgoing: Outgoing,
+}
+
+/// What the connection does next.
+enum Step {
+    Incoming(Option<Result<Message, axum::Error>>),
+    Out(Arc<str>, Option<Out>),
+    InitTimeout,
+}
+
+/// Whether the connection goes on after a message.
+type Flow = Result<(), ()>;
+const STOP: Flow = Err(());
+
+impl<Init, Fut> Connection<Init>
+where
+    Init: FnOnce(serde_json::Value) -> Fut + Send,
+    Fut: Future<Output = Result<Data, String>> + Send,
+{
+    /// `init` turns the `connection_init` payload into the connection's data, or refuses it
+    /// with a reason.
+    pub fn new(
+        socket: WebSocket,
+        protocol: Protocol,
+        fanout: Arc<Fanout>,
+        init_timeout: Duration,
+        init: Init,
+    ) -> Self {
+        Self {
+            socket,
+            protocol,
+            fanout,
+            init: Some(init),
+            init_timeout,
+            data: None,
+            active: HashMap::new(),
+            outgoing: SelectAll::new(),
+        }
+    }
+
+    /// Serves the connection until either side closes it.
+    pub async fn serve(mut self) {
+        let deadline = tokio::time::sleep(self.init_timeout);
+        tokio::pin!(deadline);
+        loop {
+            let step = tokio::select! {
+                biased;
+                Some((id, out)) = self.outgoing.next(), if !self.outgoing.is_empty() => Step::Out(id, out),
+                m = self.socket.recv() => Step::Incoming(m),
+                () = &mut deadline, if self.data.is_none() => Step::InitTimeout,
+            };
+            let flow = match step {
+                Step::Out(id, out) => self.send_out(id, out).await,
+                Step::Incoming(Some(Ok(Message::Text(t)))) => self.on_message(t.as_bytes()).await,
+                Step::Incoming(Some(Ok(Message::Binary(b)))) => self.on_message(&b).await,
+                Step::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
+                Step::Incoming(_) => STOP,
+                Step::InitTimeout => {
+                    self.refuse(close::INIT_TIMEOUT, "Connection initialisation timeout").await
+                }
+            };
+            if flow.is_err() {
+                break;
+            }
+        }
+        for (_, handle) in self.active.drain() {
+            handle.abort();
+        }
+    }
+
+    async fn send(&mut self, m: Message) -> Flow {
+        self.socket.send(m).await.map_err(|_| ())
+    }
+
+    /// Ends the connection: graphql-transport-ws with a close code, legacy with
+    /// `connection_error` (that protocol has no codes) and a normal close.
+    async fn refuse(&mut self, code: u16, reason: &str) -> Flow {
+        if self.protocol == Protocol::Legacy {
+            let _ = self
+                .send(text(serde_json::json!({"type": "connection_error", "payload": {"message": reason}})))
+                .await;
+            let _ = self.send(close_frame(1000, reason)).await;
+        } else {
+            let _ = self.send(close_frame(code, reason)).await;
+        }
+        STOP
+    }
+
+    async fn on_message(&mut self, bytes: &[u8]) -> Flow {
+        let msg = match serde_json::from_slice::<ClientMessage>(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(close::BAD_REQUEST, &format!("Invalid message: {e}")).await,
+        };
+        match msg {
+            ClientMessage::ConnectionInit { payload } => {
+                let Some(init) = self.init.take() else {
+                    return self.refuse(close::TOO_MANY_INITS, "Too many initialisation requests").await;
+                };
+                match init(payload.unwrap_or_default()).await {
+                    Ok(data) => {
+                        self.data = Some(Arc::new(data));
+                        self.send(text(serde_json::json!({"type": "connection_ack"}))).await
+                    }
+                    Err(reason) => self.refuse(close::FORBIDDEN, &reason).await,
+                }
+            }
+            ClientMessage::Start { id, payload } => {
+                let Some(data) = self.data.clone() else {
+                    return self.refuse(close::UNAUTHORIZED, "Unauthorized").await;
+                };
+                let id: Arc<str> = id.into();
+                if let Some(old) = self.active.remove(&id) {
+                    if self.protocol == Protocol::TransportWs {
+                        return self
+                            .refuse(close::DUPLICATE_ID, &format!("Subscriber for {id} already exists"))
+                            .await;
+                    }
+                    // The legacy protocol lets a client restart an operation under its id.
+                    old.abort();
+                }
+                let (handle, registration) = AbortHandle::new_pair();
+                let outs = self.fanout.open(payload, data).map(Some).chain(stream::once(async { None }));
+                let tag = id.clone();
+                self.outgoing.push(Abortable::new(outs, registration).map(move |o| (tag.clone(), o)).boxed());
+                self.active.insert(id, handle);
+                Ok(())
+            }
+            ClientMessage::Stop { id } => match self.active.remove(id.as_str()) {
+                Some(handle) => {
+                    handle.abort();
+                    self.send(message("complete", &id, None)).await
+                }
+                None => Ok(()),
+            },
+            ClientMessage::ConnectionTerminate => STOP,
+            ClientMessage::Ping { .. } => self.send(text(serde_json::json!({"type": "pong"}))).await,
+            ClientMessage::Pong { .. } => Ok(()),
+        }
+    }
+
+    /// Sends what operation `id` produced; `None` is its end.
+    async fn send_out(&mut self, id: Arc<str>, out: Option<Out>) -> Flow {
+        if !self.active.contains_key(&id) {
+            return Ok(()); // stopped by the client while this was on its way
+        }
+        let next = self.protocol.next();
+        match out {
+            Some(Out::Shared(payload)) => self.send(message(next, &id, Some(&payload))).await,
+            Some(Out::Response(r)) => {
+                let payload = serde_json::to_string(&r).map_err(|_| ())?;
+                self.send(message(next, &id, Some(&payload))).await
+            }
+            Some(Out::Revoked(r)) => {
+                // The connection was authenticated by the revoked session: every operation on it
+                // ends, with the error to say why.
+                let payload = serde_json::to_string(&r).map_err(|_| ())?;
+                self.send(message(next, &id, Some(&payload))).await?;
+                self.refuse(close::FORBIDDEN, "SESSION_REVOKED").await
+            }
+            None => {
+                self.active.remove(&id);
+                self.send(message("complete", &id, None)).await
+            }
+        }
+    }
+}
