@@ -18,6 +18,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
 use crate::graphql::fanout::Fanout;
 use crate::graphql::{JanuaSchema, build_schema};
+use crate::http::ws_socket::{Listener, Peer};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
@@ -74,6 +75,7 @@ impl App {
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
         let ws = Arc::new(Fanout::new(schema.clone()));
+        ws.start(&state.bus);
         let services = Services { state, schema, ws, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
@@ -112,7 +114,7 @@ impl App {
         let _workers = AbortOnDrop(workers);
         tracing::info!(%addr, "Janua is serving");
         let result =
-            axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            axum::serve(Listener(self.listener), self.router.into_make_service_with_connect_info::<Peer>())
                 .with_graceful_shutdown(shutdown_signal())
                 .await;
         Ok(result?)

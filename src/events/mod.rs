@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use entities::outbox_event;
@@ -48,17 +48,22 @@ impl From<outbox_event::Model> for BusEvent {
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<BusEvent>>,
+    /// The outbox position of the last event published (wakes the event lanes).
+    last: Arc<watch::Sender<i64>>,
 }
 
 impl EventBus {
     /// A bus that buffers `capacity` events per slow subscriber before it lags.
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self { tx: broadcast::channel(capacity).0, last: Arc::new(watch::channel(0).0) }
     }
 
     /// Sends an event to every current subscriber of this node.
     pub fn publish(&self, e: Arc<BusEvent>) {
-        if self.tx.send(e).is_ok() {
+        let seq = e.seq;
+        let sent = self.tx.send(e).is_ok();
+        self.last.send_replace(seq);
+        if sent {
             metrics::counter!("janua_events_delivered_total").increment(1);
         }
     }
@@ -66,6 +71,12 @@ impl EventBus {
     /// A new receiver of events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
         self.tx.subscribe()
+    }
+
+    /// Changes with every event published (its outbox position), without counting as a
+    /// subscriber.
+    pub fn published(&self) -> watch::Receiver<i64> {
+        self.last.subscribe()
     }
 
     /// How many receivers are connected.

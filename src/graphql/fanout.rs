@@ -19,17 +19,26 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_graphql::futures_util::future::{BoxFuture, FutureExt};
+use async_graphql::futures_util::stream::{BoxStream, Stream, StreamExt};
 use async_graphql::{Data, Request, Response, Variables};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell, oneshot, watch};
 
 use super::JanuaSchema;
-use crate::services::subscriptions::StreamItem;
+use crate::events::EventBus;
+use crate::http::ws_socket::Writer;
+use crate::services::subscriptions::{Cursor, EventStream, Offer, StreamItem};
+
+/// Where a probe leaves the event stream it opened.
+pub(crate) type Slot = Arc<Mutex<Option<EventStream>>>;
 
 /// How a subscription field produces its items; set only by [`WsExecutor`], never by clients.
 pub(crate) enum Feed {
     /// Authorize, open the event stream and leave it here instead of resolving it.
-    Probe(Arc<Mutex<Option<BoxStream<'static, StreamItem>>>>),
+    Probe(Slot),
     /// Resolve this one item, with no authorization and no database access (the subscriber's
     /// own stream already decided that it may see it).
     Render(StreamItem),
@@ -129,6 +138,8 @@ const RENDERS_KEPT: usize = 4096;
 pub struct Fanout {
     schema: JanuaSchema,
     renders: Renders,
+    lanes: Lanes,
+    lane_writes: std::sync::atomic::AtomicU64,
 }
 
 /// One subscription's way from its events to what it sends.
@@ -145,27 +156,151 @@ impl Subscriber {
         self.fanout.schema.execute_stream_with_session_data(request, self.data.clone()).next().await
     }
 
-    /// What to send for `item`: an event's payload is shared by every subscriber with the same
-    /// request; the end is the subscriber's own (its session was revoked).
-    async fn respond(self: Arc<Self>, item: StreamItem) -> Option<Out> {
-        let StreamItem::Event(e) = &item else { return self.resolve(item).await.map(Out::Revoked) };
+    /// The shared payload of event `seq`, resolving it first if no subscriber with the same
+    /// request has.
+    async fn render(self: Arc<Self>, cell: Arc<OnceCell<Option<Payload>>>, item: StreamItem) -> Option<Out> {
+        self.payload(cell, item).await.map(Out::Shared)
+    }
+
+    /// The shared payload in `cell`, resolved first if it is not yet.
+    async fn payload(&self, cell: Arc<OnceCell<Option<Payload>>>, item: StreamItem) -> Option<Payload> {
+        if let Some(p) = cell.get() {
+            return p.clone();
+        }
         let renders = &self.fanout.renders;
-        let cell = renders.cell(&self.template.key, e.seq);
         let payload = cell
             .get_or_init(|| async {
                 renders.resolutions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 metrics::counter!("janua_subscription_resolutions_total").increment(1);
-                let response = self.resolve(item.clone()).await?;
+                let response = self.resolve(item).await?;
                 serde_json::to_string(&response).ok().map(Payload::from)
             })
             .await;
-        payload.clone().map(Out::Shared)
+        payload.clone()
+    }
+
+    /// The subscriber's own end (its session was revoked).
+    async fn revoked(self: Arc<Self>) -> Option<Out> {
+        self.resolve(StreamItem::End).await.map(Out::Revoked)
+    }
+}
+
+enum Phase {
+    /// The request's own responses: a query's result, a refused subscription's errors.
+    Probe(BoxStream<'static, Response>, Slot),
+    /// An accepted subscription's events, waited for by the connection's task.
+    Live(Box<EventStream>),
+    /// Served by an event lane, which hands the cursor back when it needs the task again.
+    Lane(oneshot::Receiver<Cursor>),
+    Done,
+}
+
+/// What one operation of a connection sends: a hand-written stream, because it is polled once
+/// per event and subscriber, and an event already resolved for the same request is sent without
+/// any further future.
+pub struct Operation {
+    subscriber: Arc<Subscriber>,
+    /// Where a lane may write this operation's events.
+    sink: Option<Arc<Sink>>,
+    phase: Phase,
+    /// A resolution under way (the first subscriber of a request to see an event, or the end).
+    pending: Option<BoxFuture<'static, Option<Out>>>,
+}
+
+impl Stream for Operation {
+    type Item = Out;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Out>> {
+        let this = &mut *self;
+        loop {
+            if let Some(pending) = &mut this.pending {
+                let out = std::task::ready!(pending.as_mut().poll(cx));
+                this.pending = None;
+                match out {
+                    Some(out) => return Poll::Ready(Some(out)),
+                    None => continue,
+                }
+            }
+            match &mut this.phase {
+                Phase::Probe(responses, slot) => match std::task::ready!(responses.poll_next_unpin(cx)) {
+                    Some(r) => return Poll::Ready(Some(Out::Response(r))),
+                    None => {
+                        let events = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        this.phase = events.map_or(Phase::Done, |e| Phase::Live(Box::new(e)));
+                    }
+                },
+                Phase::Lane(returned) => match std::task::ready!(returned.poll_unpin(cx)) {
+                    Ok(cursor) => this.phase = Phase::Live(Box::new(EventStream::new(cursor))),
+                    // The lane let it go: the connection is closed.
+                    Err(_) => this.phase = Phase::Done,
+                },
+                Phase::Live(events) => {
+                    // Caught up and between items: a lane serves it from here.
+                    if let Some(sink) = &this.sink
+                        && let Some(cursor) = events.take_live()
+                    {
+                        let (back, returned) = oneshot::channel();
+                        let entry =
+                            Entry { cursor, subscriber: this.subscriber.clone(), sink: sink.clone(), back };
+                        this.subscriber.fanout.lanes.adopt(entry);
+                        this.phase = Phase::Lane(returned);
+                        continue;
+                    }
+                    match std::task::ready!(events.poll_next_unpin(cx)) {
+                        Some(StreamItem::Event(e)) => {
+                            let cell =
+                                this.subscriber.fanout.renders.cell(&this.subscriber.template.key, e.seq);
+                            if let Some(payload) = cell.get() {
+                                match payload {
+                                    Some(p) => return Poll::Ready(Some(Out::Shared(p.clone()))),
+                                    None => continue, // resolution failed: nothing to send
+                                }
+                            }
+                            let render = this.subscriber.clone().render(cell, StreamItem::Event(e));
+                            this.pending = Some(render.boxed());
+                        }
+                        Some(StreamItem::End) => {
+                            this.phase = Phase::Done;
+                            this.pending = Some(this.subscriber.clone().revoked().boxed());
+                        }
+                        None => this.phase = Phase::Done,
+                    }
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
     }
 }
 
 impl Fanout {
+    /// Without its lanes: [`Fanout::start`] runs them.
     pub fn new(schema: JanuaSchema) -> Self {
-        Self { schema, renders: Renders::new(RENDERS_KEPT) }
+        Self {
+            schema,
+            renders: Renders::new(RENDERS_KEPT),
+            lanes: Lanes::default(),
+            lane_writes: Default::default(),
+        }
+    }
+
+    /// Starts one event lane per core, woken by every event `bus` publishes; until then (and
+    /// for connections without a [`Sink`]) each subscriber is served by its connection's task.
+    pub fn start(self: &Arc<Self>, bus: &EventBus) {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut lanes = self.lanes.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if !lanes.is_empty() {
+            return;
+        }
+        for _ in 0..n {
+            let lane = Arc::new(Lane::default());
+            tokio::spawn(lane.clone().run(Arc::downgrade(self), bus.published()));
+            lanes.push(lane);
+        }
+    }
+
+    /// How many events the lanes wrote since start (the rest went through connection tasks).
+    pub fn lane_writes(&self) -> u64 {
+        self.lane_writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The resolved events it keeps.
@@ -175,23 +310,151 @@ impl Fanout {
 
     /// Runs `request` for a connection with `data`: a query or mutation answers once; a
     /// subscription answers with its events until it ends; a refused one with its errors.
-    pub fn open(self: &Arc<Self>, request: Request, data: Arc<Data>) -> BoxStream<'static, Out> {
+    /// With a `sink`, a lane writes its events there once it is caught up.
+    pub fn open(self: &Arc<Self>, request: Request, data: Arc<Data>, sink: Option<Arc<Sink>>) -> Operation {
         let subscriber =
             Arc::new(Subscriber { fanout: self.clone(), template: Template::of(&request), data });
-        let slot = Arc::new(Mutex::new(None));
-        let probed = self
-            .schema
-            .execute_stream_with_session_data(
-                request.data(Feed::Probe(slot.clone())),
-                subscriber.data.clone(),
-            )
-            .map(Out::Response);
         // Queries and mutations sent over the socket, and refused subscriptions, are answered by
-        // the probe itself; an accepted subscription leaves its event stream in the probe.
-        let events = stream::once(async move { slot.lock().unwrap_or_else(|e| e.into_inner()).take() })
-            .filter_map(|events| async move { events })
-            .flatten()
-            .filter_map(move |item| subscriber.clone().respond(item));
-        probed.chain(events).boxed()
+        // the probe itself; an accepted subscription leaves its event stream in the slot.
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let probed = self.schema.execute_stream_with_session_data(
+            request.data(Feed::Probe(slot.clone())),
+            subscriber.data.clone(),
+        );
+        Operation { subscriber, sink, phase: Phase::Probe(probed, slot), pending: None }
     }
+}
+
+/// Where a lane writes a subscriber's events: its connection's socket, and the start of its
+/// protocol's message (`{"type":"next","id":"1","payload":`) before each payload.
+pub struct Sink {
+    pub writer: Arc<Writer>,
+    pub prefix: Box<str>,
+}
+
+/// A live subscriber in a lane.
+struct Entry {
+    cursor: Cursor,
+    subscriber: Arc<Subscriber>,
+    sink: Arc<Sink>,
+    /// Gives the cursor back to the subscriber's operation (closed when the operation ended).
+    back: oneshot::Sender<Cursor>,
+}
+
+/// The event lanes of a node; a subscriber goes to the next in turn.
+#[derive(Default)]
+struct Lanes {
+    lanes: Mutex<Vec<Arc<Lane>>>,
+    turn: std::sync::atomic::AtomicUsize,
+}
+
+impl Lanes {
+    fn adopt(&self, entry: Entry) {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match lanes.get(i % lanes.len().max(1)) {
+            Some(lane) => {
+                lane.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+                lane.wake.notify_one();
+            }
+            // No lanes running: the operation gets its cursor back at once.
+            None => {
+                let _ = entry.back.send(entry.cursor);
+            }
+        }
+    }
+}
+
+/// Serves its live subscribers from one task: for every event, each subscriber's cursor decides
+/// without waiting, and the event's shared payload is framed and written straight into the
+/// subscriber's socket. No task is woken per subscriber.
+#[derive(Default)]
+struct Lane {
+    inbox: Mutex<Vec<Entry>>,
+    wake: Notify,
+}
+
+/// What becomes of an entry after a pass.
+enum Fate {
+    Keep,
+    /// Its operation needs the cursor back (end, rights to read again, lag).
+    Return,
+    /// Its operation or connection is gone.
+    Drop,
+}
+
+/// Subscribers served between two yields to the runtime.
+const LANE_BATCH: usize = 256;
+
+impl Lane {
+    async fn run(self: Arc<Self>, fanout: std::sync::Weak<Fanout>, mut published: watch::Receiver<i64>) {
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut frame = Vec::with_capacity(1024);
+        loop {
+            tokio::select! {
+                changed = published.changed() => if changed.is_err() { return },
+                () = self.wake.notified() => {}
+            }
+            let Some(fanout) = fanout.upgrade() else { return };
+            entries.extend(self.inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+            let (mut i, mut written) = (0, 0);
+            while i < entries.len() {
+                match serve(&fanout, &mut entries[i], &mut frame, &mut written).await {
+                    Fate::Keep => i += 1,
+                    Fate::Return => {
+                        let e = entries.swap_remove(i);
+                        let _ = e.back.send(e.cursor);
+                    }
+                    Fate::Drop => {
+                        entries.swap_remove(i);
+                    }
+                }
+                if i % LANE_BATCH == LANE_BATCH - 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            fanout.lane_writes.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("janua_subscription_lane_writes_total").increment(written);
+        }
+    }
+}
+
+/// Sends a live subscriber everything its cursor lets through now.
+async fn serve(fanout: &Fanout, entry: &mut Entry, frame: &mut Vec<u8>, written: &mut u64) -> Fate {
+    if entry.back.is_closed() || entry.sink.writer.is_closed() {
+        return Fate::Drop;
+    }
+    loop {
+        let e = match entry.cursor.poll_live() {
+            Offer::Deliver(e) => e,
+            Offer::Idle => return Fate::Keep,
+            Offer::Slow => return Fate::Return,
+        };
+        let cell = fanout.renders.cell(&entry.subscriber.template.key, e.seq);
+        let Some(payload) = entry.subscriber.payload(cell, StreamItem::Event(e)).await else { continue };
+        text_frame(frame, &entry.sink.prefix, &payload);
+        if entry.sink.writer.write(frame).is_err() {
+            return Fate::Drop;
+        }
+        *written += 1;
+    }
+}
+
+/// A server's WebSocket text frame (unmasked, final) holding `prefix`, `payload` and `}`.
+fn text_frame(out: &mut Vec<u8>, prefix: &str, payload: &str) {
+    let len = prefix.len() + payload.len() + 1;
+    out.clear();
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(payload.as_bytes());
+    out.push(b'}');
 }

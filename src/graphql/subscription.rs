@@ -1,6 +1,6 @@
 //! `sessionEvents`: the caller's session events, replayed from the outbox after `after`, then live.
 
-use async_graphql::futures_util::stream::{self, BoxStream, Stream, StreamExt};
+use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Context, ID, Json, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 
@@ -12,7 +12,7 @@ use crate::domain::{EventType, SessionEventKind, parse_id};
 use crate::error::AppResult;
 use crate::error::{AppError, ErrorCode};
 use crate::events::BusEvent;
-use crate::services::subscriptions::{self, AuditStreamFilter, StreamItem};
+use crate::services::subscriptions::{self, AuditStreamFilter, EventStream, StreamItem};
 use crate::state::AppState;
 
 /// Who acted, in an audit event.
@@ -144,7 +144,7 @@ impl SessionSubscription {
 /// The stream of a subscription field: `open` authorizes the caller and opens its event stream,
 /// `map` turns each item into the field's type. Over `/graphql/ws` the [`Feed`] splits the two
 /// (see [`super::fanout`]): a probe keeps the opened stream, a render maps one given item.
-async fn deliver<T, Open, Fut, S, Map>(
+async fn deliver<T, Open, Fut, Map>(
     ctx: &Context<'_>,
     open: Open,
     map: Map,
@@ -152,8 +152,7 @@ async fn deliver<T, Open, Fut, S, Map>(
 where
     T: Send + 'static,
     Open: FnOnce(AppState, UserActor) -> Fut,
-    Fut: Future<Output = AppResult<S>>,
-    S: Stream<Item = StreamItem> + Send + 'static,
+    Fut: Future<Output = AppResult<EventStream>>,
     Map: Fn(StreamItem) -> Option<Result<T>> + Send + Sync + 'static,
 {
     if let Some(Feed::Render(item)) = ctx.data_opt::<Feed>() {
@@ -163,7 +162,7 @@ where
     let actor = rc.require_user()?.clone();
     let events = open(state.clone(), actor).await?;
     if let Some(Feed::Probe(slot)) = ctx.data_opt::<Feed>() {
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(events.boxed());
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(events);
         return Ok(stream::empty().boxed());
     }
     Ok(events.filter_map(move |item| std::future::ready(map(item))).boxed())

@@ -3,7 +3,7 @@
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ServerError};
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -13,7 +13,10 @@ use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
 use crate::http::graphql_ws::{Connection, Protocol};
+use crate::http::ws_socket;
 use crate::services::auth;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
     let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
@@ -90,51 +93,56 @@ const WS_READ_BUFFER: usize = 512;
 pub async fn ws(
     State(svc): State<Services>,
     axum::Extension(rc): axum::Extension<RequestContext>,
-    headers: axum::http::HeaderMap,
-    upgrade: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
-    let Some(protocol) = headers
+    let Some(protocol) = req
+        .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .and_then(Protocol::negotiate)
     else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
+    let Some(peer) =
+        req.extensions().get::<axum::extract::ConnectInfo<ws_socket::Peer>>().map(|c| c.0.clone())
+    else {
+        return request_error(&rc, ErrorCode::BadRequest);
+    };
+    let Ok((response, socket)) = ws_socket::accept(&mut req, &peer, protocol.name()) else {
+        return request_error(&rc, ErrorCode::BadRequest);
+    };
     let fanout = svc.ws.clone();
     let state = svc.state.clone();
     // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
     // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
-    let (limit, init_timeout) = (state.config.body_limit, state.config.ws_init_timeout);
-    upgrade
-        .protocols([protocol.name()])
+    // A client message is a request like a POST body, and limited the same way.
+    let limit = state.config.body_limit;
+    let config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
-        // A client message is a request like a POST body, and limited the same way.
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| {
-            Connection::new(
-                socket,
-                protocol,
-                fanout,
-                init_timeout,
-                move |payload: serde_json::Value| async move {
-                    let token = ["authorization", "Authorization"]
-                        .iter()
-                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
-                    let mut rc = rc;
-                    if let Some(token) = token {
-                        let user = auth::authenticate(&state, &token)
-                            .await
-                            .map_err(|e| e.code.as_str().to_owned())?;
-                        rc.actor = Actor::User(user);
-                    }
-                    let mut data = Data::default();
-                    data.insert(rc);
-                    data.insert(Loaders::new(&state));
-                    Ok(data)
-                },
-            )
-            .serve()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let init_timeout = state.config.ws_init_timeout;
+    tokio::spawn(async move {
+        let Some(socket) = socket.await else { return };
+        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
+        Connection::new(ws, protocol, fanout, init_timeout, move |payload: serde_json::Value| async move {
+            let token = ["authorization", "Authorization"]
+                .iter()
+                .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+            let mut rc = rc;
+            if let Some(token) = token {
+                let user =
+                    auth::authenticate(&state, &token).await.map_err(|e| e.code.as_str().to_owned())?;
+                rc.actor = Actor::User(user);
+            }
+            let mut data = Data::default();
+            data.insert(rc);
+            data.insert(Loaders::new(&state));
+            Ok(data)
         })
+        .serve()
+        .await
+    });
+    response
 }

@@ -9,16 +9,22 @@
 //! [graphql-ws]: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md
 //! [subscriptions-transport-ws]: https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::ClientMessage;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
+use futures::SinkExt;
+use futures::stream::{SelectAll, Stream, StreamExt};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::graphql::fanout::{Fanout, Out};
+use super::ws_socket::{Socket, Writer};
+use crate::graphql::fanout::{Fanout, Operation, Out, Sink};
 
 /// The two protocols, by their `Sec-WebSocket-Protocol` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,14 +101,54 @@ fn close_frame(code: u16, reason: &str) -> Message {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(&reason[..end]) }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: Utf8Bytes::from(&reason[..end]) }))
 }
 
-type Outgoing = SelectAll<BoxStream<'static, (Arc<str>, Option<Out>)>>;
+/// An operation of the connection under its id; `None` once it ended or was stopped.
+struct Tagged {
+    id: Arc<str>,
+    operation: Option<Operation>,
+    /// Wakes the connection's poll of this operation when the client stops it.
+    waker: Option<Waker>,
+}
+
+impl Tagged {
+    /// Drops the operation (and its event stream) now; the connection forgets it at its next poll.
+    fn stop(&mut self) {
+        self.operation = None;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Stream for Tagged {
+    /// What operation `id` sends; `None` for its natural end (a `complete` is due).
+    type Item = (Arc<str>, Option<Out>);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(operation) = &mut this.operation else { return Poll::Ready(None) };
+        match operation.poll_next_unpin(cx) {
+            Poll::Ready(Some(out)) => Poll::Ready(Some((this.id.clone(), Some(out)))),
+            Poll::Ready(None) => {
+                this.operation = None;
+                Poll::Ready(Some((this.id.clone(), None)))
+            }
+            Poll::Pending => {
+                if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    this.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
 
 /// One connection: its protocol, the data `connection_init` gave it and its operations.
 pub struct Connection<Init> {
-    socket: WebSocket,
+    socket: WebSocketStream<Socket>,
+    writer: Arc<Writer>,
     protocol: Protocol,
     fanout: Arc<Fanout>,
     init: Option<Init>,
@@ -110,13 +156,16 @@ pub struct Connection<Init> {
     /// connection with 4408 after it; a legacy client gets `connection_error`).
     init_timeout: Duration,
     data: Option<Arc<Data>>,
-    active: HashMap<Arc<str>, AbortHandle>,
-    outgoing: Outgoing,
+    /// Ids of the operations running.
+    active: HashSet<Arc<str>>,
+    outgoing: SelectAll<Tagged>,
 }
 
 /// What the connection does next.
 enum Step {
-    Incoming(Option<Result<Message, axum::Error>>),
+    Incoming(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    /// A lane left bytes for the socket, or closed the connection.
+    Drain,
     Out(Arc<str>, Option<Out>),
     InitTimeout,
 }
@@ -133,20 +182,21 @@ where
     /// `init` turns the `connection_init` payload into the connection's data, or refuses it
     /// with a reason.
     pub fn new(
-        socket: WebSocket,
+        socket: WebSocketStream<Socket>,
         protocol: Protocol,
         fanout: Arc<Fanout>,
         init_timeout: Duration,
         init: Init,
     ) -> Self {
         Self {
+            writer: socket.get_ref().writer().clone(),
             socket,
             protocol,
             fanout,
             init: Some(init),
             init_timeout,
             data: None,
-            active: HashMap::new(),
+            active: HashSet::new(),
             outgoing: SelectAll::new(),
         }
     }
@@ -159,7 +209,8 @@ where
             let step = tokio::select! {
                 biased;
                 Some((id, out)) = self.outgoing.next(), if !self.outgoing.is_empty() => Step::Out(id, out),
-                m = self.socket.recv() => Step::Incoming(m),
+                m = self.socket.next() => Step::Incoming(m),
+                () = self.writer.notify.notified() => Step::Drain,
                 () = &mut deadline, if self.data.is_none() => Step::InitTimeout,
             };
             let flow = match step {
@@ -168,6 +219,7 @@ where
                 Step::Incoming(Some(Ok(Message::Binary(b)))) => self.on_message(&b).await,
                 Step::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
                 Step::Incoming(_) => STOP,
+                Step::Drain => std::future::poll_fn(|cx| self.writer.poll_drain(cx)).await.map_err(|_| ()),
                 Step::InitTimeout => {
                     self.refuse(close::INIT_TIMEOUT, "Connection initialisation timeout").await
                 }
@@ -176,9 +228,8 @@ where
                 break;
             }
         }
-        for (_, handle) in self.active.drain() {
-            handle.abort();
-        }
+        // Lanes holding this connection's writer let it go at their next event.
+        self.writer.close();
     }
 
     async fn send(&mut self, m: Message) -> Flow {
@@ -222,38 +273,50 @@ where
                     return self.refuse(close::UNAUTHORIZED, "Unauthorized").await;
                 };
                 let id: Arc<str> = id.into();
-                if let Some(old) = self.active.remove(&id) {
+                if self.active.contains(&id) {
                     if self.protocol == Protocol::TransportWs {
                         return self
                             .refuse(close::DUPLICATE_ID, &format!("Subscriber for {id} already exists"))
                             .await;
                     }
                     // The legacy protocol lets a client restart an operation under its id.
-                    old.abort();
+                    self.stop(&id);
                 }
-                let (handle, registration) = AbortHandle::new_pair();
-                let outs = self.fanout.open(payload, data).map(Some).chain(stream::once(async { None }));
-                let tag = id.clone();
-                self.outgoing.push(Abortable::new(outs, registration).map(move |o| (tag.clone(), o)).boxed());
-                self.active.insert(id, handle);
+                let prefix = format!(
+                    "{{\"type\":\"{}\",\"id\":{},\"payload\":",
+                    self.protocol.next(),
+                    serde_json::to_string(&*id).map_err(|_| ())?
+                );
+                let sink = Arc::new(Sink { writer: self.writer.clone(), prefix: prefix.into() });
+                let operation = self.fanout.open(payload, data, Some(sink));
+                self.outgoing.push(Tagged { id: id.clone(), operation: Some(operation), waker: None });
+                self.active.insert(id);
                 Ok(())
             }
-            ClientMessage::Stop { id } => match self.active.remove(id.as_str()) {
-                Some(handle) => {
-                    handle.abort();
+            ClientMessage::Stop { id } => {
+                if self.active.remove(id.as_str()) {
+                    self.stop(&id);
                     self.send(message("complete", &id, None)).await
+                } else {
+                    Ok(())
                 }
-                None => Ok(()),
-            },
+            }
             ClientMessage::ConnectionTerminate => STOP,
             ClientMessage::Ping { .. } => self.send(text(serde_json::json!({"type": "pong"}))).await,
             ClientMessage::Pong { .. } => Ok(()),
         }
     }
 
+    /// Stops operation `id` (its `complete` is the caller's to send).
+    fn stop(&mut self, id: &str) {
+        for t in self.outgoing.iter_mut().filter(|t| &*t.id == id) {
+            t.stop();
+        }
+    }
+
     /// Sends what operation `id` produced; `None` is its end.
     async fn send_out(&mut self, id: Arc<str>, out: Option<Out>) -> Flow {
-        if !self.active.contains_key(&id) {
+        if !self.active.contains(&id) {
             return Ok(()); // stopped by the client while this was on its way
         }
         let next = self.protocol.next();

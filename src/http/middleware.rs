@@ -1,10 +1,12 @@
 //! One middleware builds the [`RequestContext`] (request id, language, client IP, actor), counts
 //! the request against the per-IP limit, and records metrics.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+
+use crate::http::ws_socket::Peer;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -58,7 +60,7 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
         .filter(|s| sane_request_id(s))
         .map_or_else(new_request_id, str::to_owned);
     let locale = Locale::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = req.extensions().get::<ConnectInfo<Peer>>().map(|c| c.0.addr.ip());
     let ip = client_ip(peer, headers, &svc.state.config.trusted_proxies);
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());

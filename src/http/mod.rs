@@ -4,3 +4,4 @@ pub mod graphql;
 pub mod graphql_ws;
 pub mod middleware;
 pub mod pages;
+pub mod ws_socket;

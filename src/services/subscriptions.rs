@@ -4,8 +4,12 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures::Stream;
-use tokio::sync::broadcast::{self, error::RecvError};
+use futures::future::{BoxFuture, FutureExt};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use crate::context::UserActor;
@@ -63,7 +67,8 @@ impl AuditStreamFilter {
 /// How often an audit subscriber's rights are read again (a demoted admin stops receiving).
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
-struct Cursor {
+/// A subscriber's position in the event sequence and what it may see.
+pub struct Cursor {
     state: AppState,
     actor: UserActor,
     /// The subscriber's session id as events carry it (compared for every event).
@@ -76,6 +81,19 @@ struct Cursor {
     /// Still reading the outbox after `after` (in pages) before going live.
     replaying: bool,
     ended: bool,
+    /// The `End` item was handed out.
+    end_sent: bool,
+}
+
+/// What a live cursor has for its subscriber right now ([`Cursor::poll_live`]).
+pub enum Offer {
+    /// An event to send.
+    Deliver(Arc<BusEvent>),
+    /// Nothing waiting.
+    Idle,
+    /// The asynchronous path must go on: the subscriber's own session was revoked, its rights
+    /// are due to be read again, it lagged behind the bus (the outbox is read), or the bus closed.
+    Slow,
 }
 
 impl Cursor {
@@ -125,7 +143,60 @@ impl Cursor {
         Ok(())
     }
 
-    async fn next(&mut self) -> Option<StreamItem> {
+    /// The next item, waiting for it: events, then `End` once if the subscriber's own session
+    /// was revoked; `None` when the stream is over.
+    pub async fn next_item(&mut self) -> Option<StreamItem> {
+        match self.next().await {
+            Some(e) => Some(StreamItem::Event(e)),
+            None if self.ended && !self.end_sent => {
+                self.end_sent = true;
+                Some(StreamItem::End)
+            }
+            None => None,
+        }
+    }
+
+    /// Whether [`Cursor::poll_live`] can serve it: caught up with the outbox, nothing pending,
+    /// not ended.
+    pub fn is_live(&self) -> bool {
+        !self.ended && !self.replaying && self.pending.is_empty() && self.checked_at.elapsed() < RECHECK
+    }
+
+    /// What is waiting, without waiting: the same decisions as [`Cursor::next_item`] for a live
+    /// subscriber, anything else left to it ([`Offer::Slow`], with nothing consumed but what
+    /// it has queued for itself).
+    pub fn poll_live(&mut self) -> Offer {
+        if !self.is_live() {
+            return Offer::Slow;
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => {
+                    if e.seq <= self.last_seq {
+                        continue;
+                    }
+                    if self.ends_stream(&e) {
+                        self.pending.push_back(e);
+                        return Offer::Slow;
+                    }
+                    if self.wants(&e) {
+                        self.last_seq = e.seq;
+                        return Offer::Deliver(e);
+                    }
+                }
+                Err(TryRecvError::Empty) => return Offer::Idle,
+                Err(TryRecvError::Lagged(n)) => {
+                    metrics::counter!("janua_subscriber_lagged_total").increment(n);
+                    // Read the missed events back from the outbox on the asynchronous path.
+                    self.replaying = true;
+                    return Offer::Slow;
+                }
+                Err(TryRecvError::Closed) => return Offer::Slow,
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<Arc<BusEvent>> {
         loop {
             if self.ended {
                 return None;
@@ -142,7 +213,7 @@ impl Cursor {
                     self.ended = true;
                     self.last_seq = e.seq;
                     if self.wants(&e) || matches!(self.scope, Scope::Sessions { .. }) {
-                        return Some(StreamItem::Event(e));
+                        return Some(e);
                     }
                     return None;
                 }
@@ -153,7 +224,7 @@ impl Cursor {
                     continue;
                 }
                 self.last_seq = e.seq;
-                return Some(StreamItem::Event(e));
+                return Some(e);
             }
             match self.rx.recv().await {
                 Ok(e) => {
@@ -239,7 +310,7 @@ async fn open_stream(
     actor: UserActor,
     scope: Scope,
     after: Option<Uuid>,
-) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+) -> AppResult<EventStream> {
     if state.revocations.is_revoked(actor.session_id).await.map_err(AppError::internal)? {
         return Err(ErrorCode::SessionRevoked.into());
     }
@@ -263,17 +334,57 @@ async fn open_stream(
         pending: VecDeque::new(),
         replaying: after.is_some(),
         ended: false,
+        end_sent: false,
     };
-    Ok(futures::stream::unfold((cursor, false), |(mut c, done)| async move {
-        if done {
-            return None;
+    Ok(EventStream::new(cursor))
+}
+
+/// A subscriber's events as a stream; the cursor can be taken out between items (to be served
+/// without a task of its own, see `graphql::fanout`) and put back.
+pub struct EventStream {
+    cursor: Option<Cursor>,
+    next: Option<BoxFuture<'static, (Cursor, Option<StreamItem>)>>,
+}
+
+impl EventStream {
+    pub fn new(cursor: Cursor) -> Self {
+        Self { cursor: Some(cursor), next: None }
+    }
+
+    /// Whether the cursor is between items and live ([`Cursor::is_live`]).
+    pub fn is_live(&self) -> bool {
+        self.next.is_none() && self.cursor.as_ref().is_some_and(Cursor::is_live)
+    }
+
+    /// The cursor, when [`EventStream::is_live`].
+    pub fn take_live(&mut self) -> Option<Cursor> {
+        if self.is_live() { self.cursor.take() } else { None }
+    }
+}
+
+impl Stream for EventStream {
+    type Item = StreamItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
+        let this = &mut *self;
+        if this.next.is_none() {
+            let Some(mut c) = this.cursor.take() else { return Poll::Ready(None) };
+            this.next = Some(
+                async move {
+                    let item = c.next_item().await;
+                    (c, item)
+                }
+                .boxed(),
+            );
         }
-        match c.next().await {
-            Some(item) => Some((item, (c, false))),
-            None if c.ended => Some((StreamItem::End, (c, true))),
-            None => None,
+        let next = this.next.as_mut().expect("set above");
+        let (c, item) = std::task::ready!(next.as_mut().poll(cx));
+        this.next = None;
+        if item.is_some() {
+            this.cursor = Some(c);
         }
-    }))
+        Poll::Ready(item)
+    }
 }
 
 /// Audit events the subscriber may see (administrators: all; organization admins and owners:
@@ -284,7 +395,7 @@ pub async fn audit_stream(
     actor: UserActor,
     filter: AuditStreamFilter,
     after: Option<Uuid>,
-) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+) -> AppResult<EventStream> {
     let scope = audit_scope(&state, &actor, filter).await?;
     open_stream(state, actor, scope, after).await
 }
@@ -294,7 +405,7 @@ pub async fn session_stream(
     state: AppState,
     actor: UserActor,
     after: Option<Uuid>,
-) -> AppResult<impl Stream<Item = StreamItem> + Send + 'static> {
+) -> AppResult<EventStream> {
     let scope = sessions_scope(&state, &actor).await?;
     open_stream(state, actor, scope, after).await
 }

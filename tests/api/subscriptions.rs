@@ -297,6 +297,7 @@ async fn one_resolution_per_selection_and_event(b: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = app.services.ws.renders().resolutions();
+    let lane_before = app.services.ws.lane_writes();
 
     let sid = victim["tokens"]["session_id"].as_str().unwrap();
     assert_eq!(app.rest("DELETE", &format!("/sessions/{sid}"), Some(&token), None).await.status, 204);
@@ -311,4 +312,6 @@ async fn one_resolution_per_selection_and_event(b: Backend) {
     let msg = next(&mut sockets[2]).await;
     assert_eq!(msg["payload"]["data"], json!({"e": {"kind": "REVOKED", "sid": sid}}), "{msg}");
     assert_eq!(app.services.ws.renders().resolutions() - before, 2, "one resolution per selection");
+    // Live subscribers are served by the event lanes, not by their connections' tasks.
+    assert_eq!(app.services.ws.lane_writes() - lane_before, 3, "written by the lanes");
 }
