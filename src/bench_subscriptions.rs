@@ -211,7 +211,7 @@ async fn place(
     }
     let sid = signin(client, &writer.base).await?;
     watch.expect("CREATED", &sid, n);
-    watch.wait(n).await?;
+    watch.wait(n).await.map_err(|e| e.context(format!("{name}: the first event")))?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_per_subscriber_kib = node.status_kib("VmRSS:").saturating_sub(rss_before) as f64 / n as f64;
@@ -220,13 +220,13 @@ async fn place(
     for _ in 0..rounds {
         let sid = signin(client, &writer.base).await?;
         watch.expect("CREATED", &sid, n);
-        watch.wait(n).await?;
+        watch.wait(n).await.map_err(|e| e.context(format!("{name}: a sign-in event")))?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         watch.expect("REVOKED", &sid, n);
         let t0 = Instant::now();
         let url = format!("{}/api/v1/sessions/{sid}", writer.base);
         request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
-        let at = watch.wait(n).await?;
+        let at = watch.wait(n).await.map_err(|e| e.context(format!("{name}: a revocation event")))?;
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
     // Two events per round reach every subscriber (created, revoked).

@@ -17,6 +17,7 @@
 //!    (`http::graphql_ws`) writes those bytes into each subscriber's frame.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::pin::Pin;
@@ -207,6 +208,15 @@ pub struct Operation {
     pending: Option<BoxFuture<'static, Option<Out>>>,
 }
 
+impl Drop for Operation {
+    fn drop(&mut self) {
+        // A lane serving it lets its cursor go at the next event.
+        if let Some(sink) = &self.sink {
+            sink.gone.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Stream for Operation {
     type Item = Out;
 
@@ -330,6 +340,14 @@ impl Fanout {
 pub struct Sink {
     pub writer: Arc<Writer>,
     pub prefix: Box<str>,
+    /// Set when the operation ends (the client completed it, or its connection closed).
+    gone: AtomicBool,
+}
+
+impl Sink {
+    pub fn new(writer: Arc<Writer>, prefix: String) -> Self {
+        Self { writer, prefix: prefix.into(), gone: AtomicBool::new(false) }
+    }
 }
 
 /// A live subscriber in a lane.
@@ -389,7 +407,8 @@ const LANE_BATCH: usize = 256;
 impl Lane {
     async fn run(self: Arc<Self>, fanout: std::sync::Weak<Fanout>, mut published: watch::Receiver<i64>) {
         let mut entries: Vec<Entry> = Vec::new();
-        let mut frame = Vec::with_capacity(1024);
+        let mut pass =
+            Pass { now: std::time::Instant::now(), memo: None, frame: Vec::with_capacity(1024), written: 0 };
         loop {
             tokio::select! {
                 changed = published.changed() => if changed.is_err() { return },
@@ -397,9 +416,10 @@ impl Lane {
             }
             let Some(fanout) = fanout.upgrade() else { return };
             entries.extend(self.inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-            let (mut i, mut written) = (0, 0);
+            (pass.now, pass.written) = (std::time::Instant::now(), 0);
+            let mut i = 0;
             while i < entries.len() {
-                match serve(&fanout, &mut entries[i], &mut frame, &mut written).await {
+                match serve(&fanout, &mut entries[i], &mut pass).await {
                     Fate::Keep => i += 1,
                     Fate::Return => {
                         let e = entries.swap_remove(i);
@@ -413,31 +433,54 @@ impl Lane {
                     tokio::task::yield_now().await;
                 }
             }
-            fanout.lane_writes.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!("janua_subscription_lane_writes_total").increment(written);
+            pass.memo = None;
+            fanout.lane_writes.fetch_add(pass.written, Ordering::Relaxed);
+            metrics::counter!("janua_subscription_lane_writes_total").increment(pass.written);
         }
     }
 }
 
+/// The payload last sent in a pass: subscribers with the same request share it without the
+/// render cache's lock.
+type Memo = Option<(RequestKey, i64, Option<Payload>)>;
+
 /// Sends a live subscriber everything its cursor lets through now.
-async fn serve(fanout: &Fanout, entry: &mut Entry, frame: &mut Vec<u8>, written: &mut u64) -> Fate {
-    if entry.back.is_closed() || entry.sink.writer.is_closed() {
+async fn serve(fanout: &Fanout, entry: &mut Entry, pass: &mut Pass) -> Fate {
+    if entry.sink.gone.load(Ordering::Relaxed) || entry.sink.writer.is_closed() {
         return Fate::Drop;
     }
     loop {
-        let e = match entry.cursor.poll_live() {
+        let e = match entry.cursor.poll_live(pass.now) {
             Offer::Deliver(e) => e,
             Offer::Idle => return Fate::Keep,
             Offer::Slow => return Fate::Return,
         };
-        let cell = fanout.renders.cell(&entry.subscriber.template.key, e.seq);
-        let Some(payload) = entry.subscriber.payload(cell, StreamItem::Event(e)).await else { continue };
-        text_frame(frame, &entry.sink.prefix, &payload);
-        if entry.sink.writer.write(frame).is_err() {
+        let key = &entry.subscriber.template.key;
+        let payload = match &pass.memo {
+            Some((k, seq, p)) if *seq == e.seq && k == key => p.clone(),
+            _ => {
+                let seq = e.seq;
+                let cell = fanout.renders.cell(key, seq);
+                let p = entry.subscriber.payload(cell, StreamItem::Event(e)).await;
+                pass.memo = Some((key.clone(), seq, p.clone()));
+                p
+            }
+        };
+        let Some(payload) = payload else { continue };
+        text_frame(&mut pass.frame, &entry.sink.prefix, &payload);
+        if entry.sink.writer.write(&pass.frame).is_err() {
             return Fate::Drop;
         }
-        *written += 1;
+        pass.written += 1;
     }
+}
+
+/// What a lane's pass over its subscribers carries from one to the next.
+struct Pass {
+    now: std::time::Instant,
+    memo: Memo,
+    frame: Vec<u8>,
+    written: u64,
 }
 
 /// A server's WebSocket text frame (unmasked, final) holding `prefix`, `payload` and `}`.

@@ -287,7 +287,7 @@ where
                     self.protocol.next(),
                     serde_json::to_string(&*id).map_err(|_| ())?
                 );
-                let sink = Arc::new(Sink { writer: self.writer.clone(), prefix: prefix.into() });
+                let sink = Arc::new(Sink::new(self.writer.clone(), prefix));
                 let operation = self.fanout.open(payload, data, Some(sink));
                 self.outgoing.push(Tagged { id: id.clone(), operation: Some(operation), waker: None });
                 self.active.insert(id);

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -29,13 +30,13 @@ pub struct Closed;
 #[derive(Default)]
 struct Backlog {
     bytes: Vec<u8>,
-    closed: bool,
 }
 
 /// The writing side of a WebSocket's socket.
 pub struct Writer {
     tcp: Arc<TcpStream>,
     backlog: Mutex<Backlog>,
+    closed: AtomicBool,
     /// Tells the connection task that there is a backlog to write out, or that it must close.
     pub notify: Notify,
 }
@@ -48,7 +49,7 @@ impl Writer {
     /// Writes `bytes` after everything written before; what the socket does not take now waits.
     pub fn write(&self, bytes: &[u8]) -> Result<(), Closed> {
         let mut b = self.lock();
-        if b.closed {
+        if self.is_closed() {
             return Err(Closed);
         }
         let mut rest = bytes;
@@ -58,7 +59,7 @@ impl Writer {
                 Ok(n) => rest = &bytes[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    b.closed = true;
+                    self.closed.store(true, Ordering::Release);
                     drop(b);
                     self.notify.notify_one();
                     return Err(Closed);
@@ -66,7 +67,7 @@ impl Writer {
             }
         }
         if b.bytes.len() + rest.len() > BACKLOG_LIMIT {
-            b.closed = true;
+            self.closed.store(true, Ordering::Release);
             drop(b);
             metrics::counter!("janua_events_dropped_total", "reason" => "slow_subscriber").increment(1);
             self.notify.notify_one();
@@ -80,13 +81,13 @@ impl Writer {
 
     /// Whether the connection was closed (by either side, or for falling behind).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Closes the connection: nothing more is written, and the socket is shut down so the
     /// client sees the end even while a lane still holds this writer.
     pub fn close(&self) {
-        self.lock().closed = true;
+        self.closed.store(true, Ordering::Release);
         let _ = socket2::SockRef::from(&*self.tcp).shutdown(std::net::Shutdown::Both);
     }
 
@@ -94,7 +95,7 @@ impl Writer {
     pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let mut b = self.lock();
-            if b.closed {
+            if self.is_closed() {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
             if b.bytes.is_empty() {
@@ -109,7 +110,7 @@ impl Writer {
                     std::task::ready!(self.tcp.poll_write_ready(cx))?;
                 }
                 Err(e) => {
-                    b.closed = true;
+                    self.closed.store(true, Ordering::Release);
                     return Poll::Ready(Err(e));
                 }
             }
@@ -184,7 +185,12 @@ pub fn accept(
     let tcp = peer.tcp.clone();
     let socket = async move {
         let read = TokioIo::new(on_upgrade.await.ok()?);
-        let writer = Arc::new(Writer { tcp, backlog: Mutex::default(), notify: Notify::new() });
+        let writer = Arc::new(Writer {
+            tcp,
+            backlog: Mutex::default(),
+            closed: AtomicBool::new(false),
+            notify: Notify::new(),
+        });
         Some(Socket { read, writer })
     };
     Ok((resp, Box::pin(socket)))

@@ -159,14 +159,24 @@ impl Cursor {
     /// Whether [`Cursor::poll_live`] can serve it: caught up with the outbox, nothing pending,
     /// not ended.
     pub fn is_live(&self) -> bool {
-        !self.ended && !self.replaying && self.pending.is_empty() && self.checked_at.elapsed() < RECHECK
+        self.is_live_at(std::time::Instant::now())
+    }
+
+    /// [`Cursor::is_live`] at `now`.
+    fn is_live_at(&self, now: std::time::Instant) -> bool {
+        !self.ended
+            && !self.replaying
+            && self.pending.is_empty()
+            && now.saturating_duration_since(self.checked_at) < RECHECK
     }
 
     /// What is waiting, without waiting: the same decisions as [`Cursor::next_item`] for a live
     /// subscriber, anything else left to it ([`Offer::Slow`], with nothing consumed but what
     /// it has queued for itself).
-    pub fn poll_live(&mut self) -> Offer {
-        if !self.is_live() {
+    ///
+    /// `now` is read once by the caller for all the cursors it serves.
+    pub fn poll_live(&mut self, now: std::time::Instant) -> Offer {
+        if !self.is_live_at(now) {
             return Offer::Slow;
         }
         loop {
