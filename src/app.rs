@@ -74,8 +74,7 @@ impl App {
         let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
-        let ws = Arc::new(Fanout::new(schema.clone()));
-        ws.start(&state.bus);
+        let ws = Fanout::new(schema.clone(), &state.bus);
         let services = Services { state, schema, ws, rest, openapi };
         health::prometheus();
         let router = router(services.clone());

@@ -17,10 +17,9 @@
 //!    (`http::graphql_ws`) writes those bytes into each subscriber's frame.
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_graphql::futures_util::future::{BoxFuture, FutureExt};
@@ -29,14 +28,14 @@ use async_graphql::{Data, Request, Response, Variables};
 use tokio::sync::{Notify, OnceCell, oneshot, watch};
 
 use super::JanuaSchema;
-use crate::events::EventBus;
+use crate::events::{BusEvent, EventBus};
 use crate::http::ws_socket::Writer;
 use crate::services::subscriptions::{Cursor, EventStream, Offer, StreamItem};
 
 /// Where a probe leaves the event stream it opened.
 pub(crate) type Slot = Arc<Mutex<Option<EventStream>>>;
 
-/// How a subscription field produces its items; set only by [`WsExecutor`], never by clients.
+/// How a subscription field produces its items; set only by [`Fanout`], never by clients.
 pub(crate) enum Feed {
     /// Authorize, open the event stream and leave it here instead of resolving it.
     Probe(Slot),
@@ -114,7 +113,7 @@ impl Renders {
 
     /// How many times an event has been resolved since start.
     pub fn resolutions(&self) -> u64 {
-        self.resolutions.load(std::sync::atomic::Ordering::Relaxed)
+        self.resolutions.load(Ordering::Relaxed)
     }
 }
 
@@ -157,23 +156,19 @@ impl Subscriber {
         self.fanout.schema.execute_stream_with_session_data(request, self.data.clone()).next().await
     }
 
-    /// The shared payload of event `seq`, resolving it first if no subscriber with the same
-    /// request has.
-    async fn render(self: Arc<Self>, cell: Arc<OnceCell<Option<Payload>>>, item: StreamItem) -> Option<Out> {
-        self.payload(cell, item).await.map(Out::Shared)
-    }
-
-    /// The shared payload in `cell`, resolved first if it is not yet.
-    async fn payload(&self, cell: Arc<OnceCell<Option<Payload>>>, item: StreamItem) -> Option<Payload> {
+    /// The shared payload of event `e`, resolved first if no subscriber with the same request
+    /// has; `None` if its resolution failed.
+    async fn payload(&self, e: Arc<BusEvent>) -> Option<Payload> {
+        let renders = &self.fanout.renders;
+        let cell = renders.cell(&self.template.key, e.seq);
         if let Some(p) = cell.get() {
             return p.clone();
         }
-        let renders = &self.fanout.renders;
         let payload = cell
             .get_or_init(|| async {
-                renders.resolutions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                renders.resolutions.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("janua_subscription_resolutions_total").increment(1);
-                let response = self.resolve(item).await?;
+                let response = self.resolve(StreamItem::Event(e)).await?;
                 serde_json::to_string(&response).ok().map(Payload::from)
             })
             .await;
@@ -196,9 +191,8 @@ enum Phase {
     Done,
 }
 
-/// What one operation of a connection sends: a hand-written stream, because it is polled once
-/// per event and subscriber, and an event already resolved for the same request is sent without
-/// any further future.
+/// What one operation of a connection sends: its probe's responses, then its events — from the
+/// connection's task while it replays or waits, from a lane once it is live.
 pub struct Operation {
     subscriber: Arc<Subscriber>,
     /// Where a lane may write this operation's events.
@@ -258,16 +252,9 @@ impl Stream for Operation {
                     }
                     match std::task::ready!(events.poll_next_unpin(cx)) {
                         Some(StreamItem::Event(e)) => {
-                            let cell =
-                                this.subscriber.fanout.renders.cell(&this.subscriber.template.key, e.seq);
-                            if let Some(payload) = cell.get() {
-                                match payload {
-                                    Some(p) => return Poll::Ready(Some(Out::Shared(p.clone()))),
-                                    None => continue, // resolution failed: nothing to send
-                                }
-                            }
-                            let render = this.subscriber.clone().render(cell, StreamItem::Event(e));
-                            this.pending = Some(render.boxed());
+                            let subscriber = this.subscriber.clone();
+                            this.pending =
+                                Some(async move { subscriber.payload(e).await.map(Out::Shared) }.boxed());
                         }
                         Some(StreamItem::End) => {
                             this.phase = Phase::Done;
@@ -283,34 +270,26 @@ impl Stream for Operation {
 }
 
 impl Fanout {
-    /// Without its lanes: [`Fanout::start`] runs them.
-    pub fn new(schema: JanuaSchema) -> Self {
-        Self {
+    /// With one event lane per core, woken by every event `bus` publishes (spawned on the
+    /// current runtime).
+    pub fn new(schema: JanuaSchema, bus: &EventBus) -> Arc<Self> {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let lanes: Vec<Arc<Lane>> = (0..n).map(|_| Arc::new(Lane::default())).collect();
+        let fanout = Arc::new(Self {
             schema,
             renders: Renders::new(RENDERS_KEPT),
-            lanes: Lanes::default(),
+            lanes: Lanes { lanes: lanes.clone(), turn: Default::default() },
             lane_writes: Default::default(),
+        });
+        for lane in lanes {
+            tokio::spawn(lane.run(Arc::downgrade(&fanout), bus.published()));
         }
-    }
-
-    /// Starts one event lane per core, woken by every event `bus` publishes; until then (and
-    /// for connections without a [`Sink`]) each subscriber is served by its connection's task.
-    pub fn start(self: &Arc<Self>, bus: &EventBus) {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut lanes = self.lanes.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        if !lanes.is_empty() {
-            return;
-        }
-        for _ in 0..n {
-            let lane = Arc::new(Lane::default());
-            tokio::spawn(lane.clone().run(Arc::downgrade(self), bus.published()));
-            lanes.push(lane);
-        }
+        fanout
     }
 
     /// How many events the lanes wrote since start (the rest went through connection tasks).
     pub fn lane_writes(&self) -> u64 {
-        self.lane_writes.load(std::sync::atomic::Ordering::Relaxed)
+        self.lane_writes.load(Ordering::Relaxed)
     }
 
     /// The resolved events it keeps.
@@ -359,27 +338,18 @@ struct Entry {
     back: oneshot::Sender<Cursor>,
 }
 
-/// The event lanes of a node; a subscriber goes to the next in turn.
-#[derive(Default)]
+/// The event lanes of a node (at least one); a subscriber goes to the next in turn.
 struct Lanes {
-    lanes: Mutex<Vec<Arc<Lane>>>,
+    lanes: Vec<Arc<Lane>>,
     turn: std::sync::atomic::AtomicUsize,
 }
 
 impl Lanes {
     fn adopt(&self, entry: Entry) {
-        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let i = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match lanes.get(i % lanes.len().max(1)) {
-            Some(lane) => {
-                lane.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-                lane.wake.notify_one();
-            }
-            // No lanes running: the operation gets its cursor back at once.
-            None => {
-                let _ = entry.back.send(entry.cursor);
-            }
-        }
+        let i = self.turn.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let lane = &self.lanes[i];
+        lane.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        lane.wake.notify_one();
     }
 }
 
@@ -419,7 +389,7 @@ impl Lane {
             (pass.now, pass.written) = (std::time::Instant::now(), 0);
             let mut i = 0;
             while i < entries.len() {
-                match serve(&fanout, &mut entries[i], &mut pass).await {
+                match serve(&mut entries[i], &mut pass).await {
                     Fate::Keep => i += 1,
                     Fate::Return => {
                         let e = entries.swap_remove(i);
@@ -445,7 +415,7 @@ impl Lane {
 type Memo = Option<(RequestKey, i64, Option<Payload>)>;
 
 /// Sends a live subscriber everything its cursor lets through now.
-async fn serve(fanout: &Fanout, entry: &mut Entry, pass: &mut Pass) -> Fate {
+async fn serve(entry: &mut Entry, pass: &mut Pass) -> Fate {
     if entry.sink.gone.load(Ordering::Relaxed) || entry.sink.writer.is_closed() {
         return Fate::Drop;
     }
@@ -460,8 +430,7 @@ async fn serve(fanout: &Fanout, entry: &mut Entry, pass: &mut Pass) -> Fate {
             Some((k, seq, p)) if *seq == e.seq && k == key => p.clone(),
             _ => {
                 let seq = e.seq;
-                let cell = fanout.renders.cell(key, seq);
-                let p = entry.subscriber.payload(cell, StreamItem::Event(e)).await;
+                let p = entry.subscriber.payload(e).await;
                 pass.memo = Some((key.clone(), seq, p.clone()));
                 p
             }

@@ -12,7 +12,7 @@ use crate::context::{Actor, RequestContext};
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
-use crate::http::graphql_ws::{Connection, Protocol};
+use crate::http::graphql_ws::{self, Connection};
 use crate::http::ws_socket;
 use crate::services::auth;
 use tokio_tungstenite::WebSocketStream;
@@ -99,7 +99,7 @@ pub async fn ws(
         .headers()
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
-        .and_then(Protocol::negotiate)
+        .and_then(graphql_ws::negotiate)
     else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
@@ -108,7 +108,7 @@ pub async fn ws(
     else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
-    let Ok((response, socket)) = ws_socket::accept(&mut req, &peer, protocol.name()) else {
+    let Ok((response, socket)) = ws_socket::accept(&mut req, &peer, protocol.sec_websocket_protocol()) else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
     let fanout = svc.ws.clone();

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::ClientMessage;
+pub use async_graphql::http::WebSocketProtocols as Protocol;
 use futures::SinkExt;
 use futures::stream::{SelectAll, Stream, StreamExt};
 use tokio_tungstenite::WebSocketStream;
@@ -26,42 +27,16 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::ws_socket::{Socket, Writer};
 use crate::graphql::fanout::{Fanout, Operation, Out, Sink};
 
-/// The two protocols, by their `Sec-WebSocket-Protocol` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `graphql-transport-ws` (the graphql-ws library).
-    TransportWs,
-    /// `graphql-ws` (Apollo's legacy subscriptions-transport-ws).
-    Legacy,
+/// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
+pub fn negotiate(header: &str) -> Option<Protocol> {
+    header.split(',').find_map(|p| p.trim().parse().ok())
 }
 
-impl Protocol {
-    /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
-    pub fn negotiate(header: &str) -> Option<Self> {
-        header.split(',').map(str::trim).find_map(|p| {
-            if p.eq_ignore_ascii_case("graphql-transport-ws") {
-                Some(Self::TransportWs)
-            } else if p.eq_ignore_ascii_case("graphql-ws") {
-                Some(Self::Legacy)
-            } else {
-                None
-            }
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::TransportWs => "graphql-transport-ws",
-            Self::Legacy => "graphql-ws",
-        }
-    }
-
-    /// The message type of an operation's result.
-    fn next(self) -> &'static str {
-        match self {
-            Self::TransportWs => "next",
-            Self::Legacy => "data",
-        }
+/// The message type of an operation's result.
+fn next_type(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::GraphQLWS => "next",
+        Protocol::SubscriptionsTransportWS => "data",
     }
 }
 
@@ -75,14 +50,15 @@ mod close {
     pub const TOO_MANY_INITS: u16 = 4429;
 }
 
+/// `{"type":…,"id":…` — the start of every message about operation `id`.
+fn head(kind: &str, id: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    format!("{{\"type\":\"{kind}\",\"id\":{id}")
+}
+
 /// `{"type":…,"id":…,"payload":…}` with `payload` already JSON.
 fn message(kind: &str, id: &str, payload: Option<&str>) -> Message {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
-    let mut s = String::with_capacity(32 + id.len() + payload.map_or(0, str::len));
-    s.push_str("{\"type\":\"");
-    s.push_str(kind);
-    s.push_str("\",\"id\":");
-    s.push_str(&id);
+    let mut s = head(kind, id);
     if let Some(p) = payload {
         s.push_str(",\"payload\":");
         s.push_str(p);
@@ -239,7 +215,7 @@ where
     /// Ends the connection: graphql-transport-ws with a close code, legacy with
     /// `connection_error` (that protocol has no codes) and a normal close.
     async fn refuse(&mut self, code: u16, reason: &str) -> Flow {
-        if self.protocol == Protocol::Legacy {
+        if self.protocol == Protocol::SubscriptionsTransportWS {
             let _ = self
                 .send(text(serde_json::json!({"type": "connection_error", "payload": {"message": reason}})))
                 .await;
@@ -274,7 +250,7 @@ where
                 };
                 let id: Arc<str> = id.into();
                 if self.active.contains(&id) {
-                    if self.protocol == Protocol::TransportWs {
+                    if self.protocol == Protocol::GraphQLWS {
                         return self
                             .refuse(close::DUPLICATE_ID, &format!("Subscriber for {id} already exists"))
                             .await;
@@ -282,11 +258,8 @@ where
                     // The legacy protocol lets a client restart an operation under its id.
                     self.stop(&id);
                 }
-                let prefix = format!(
-                    "{{\"type\":\"{}\",\"id\":{},\"payload\":",
-                    self.protocol.next(),
-                    serde_json::to_string(&*id).map_err(|_| ())?
-                );
+                // A lane writes this prefix, the shared payload and `}`: the same message as below.
+                let prefix = head(next_type(self.protocol), &id) + ",\"payload\":";
                 let sink = Arc::new(Sink::new(self.writer.clone(), prefix));
                 let operation = self.fanout.open(payload, data, Some(sink));
                 self.outgoing.push(Tagged { id: id.clone(), operation: Some(operation), waker: None });
@@ -316,10 +289,7 @@ where
 
     /// Sends what operation `id` produced; `None` is its end.
     async fn send_out(&mut self, id: Arc<str>, out: Option<Out>) -> Flow {
-        if !self.active.contains(&id) {
-            return Ok(()); // stopped by the client while this was on its way
-        }
-        let next = self.protocol.next();
+        let next = next_type(self.protocol);
         match out {
             Some(Out::Shared(payload)) => self.send(message(next, &id, Some(&payload))).await,
             Some(Out::Response(r)) => {

@@ -5,8 +5,6 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-
-use crate::http::ws_socket::Peer;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,6 +12,7 @@ use axum::response::Response;
 use crate::app::Services;
 use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
 use crate::error::{AppError, ErrorCode, Locale};
+use crate::http::ws_socket::Peer;
 use crate::rest::envelope;
 use crate::security::rate_limit::RateDecision;
 use crate::services::{api_keys, auth};

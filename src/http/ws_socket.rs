@@ -27,54 +27,55 @@ pub const BACKLOG_LIMIT: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Closed;
 
-#[derive(Default)]
-struct Backlog {
-    bytes: Vec<u8>,
-}
-
 /// The writing side of a WebSocket's socket.
 pub struct Writer {
     tcp: Arc<TcpStream>,
-    backlog: Mutex<Backlog>,
+    /// What the socket has not taken yet, in order.
+    backlog: Mutex<Vec<u8>>,
     closed: AtomicBool,
     /// Tells the connection task that there is a backlog to write out, or that it must close.
     pub notify: Notify,
 }
 
 impl Writer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
+    fn new(tcp: Arc<TcpStream>) -> Self {
+        Self { tcp, backlog: Mutex::default(), closed: AtomicBool::new(false), notify: Notify::new() }
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the connection closed and tells its task.
+    fn fail(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify.notify_one();
     }
 
     /// Writes `bytes` after everything written before; what the socket does not take now waits.
     pub fn write(&self, bytes: &[u8]) -> Result<(), Closed> {
-        let mut b = self.lock();
+        let mut backlog = self.backlog();
         if self.is_closed() {
             return Err(Closed);
         }
         let mut rest = bytes;
-        if b.bytes.is_empty() {
+        if backlog.is_empty() {
             match self.tcp.try_write(bytes) {
                 Ok(n) if n == bytes.len() => return Ok(()),
                 Ok(n) => rest = &bytes[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    self.closed.store(true, Ordering::Release);
-                    drop(b);
-                    self.notify.notify_one();
+                    self.fail();
                     return Err(Closed);
                 }
             }
         }
-        if b.bytes.len() + rest.len() > BACKLOG_LIMIT {
-            self.closed.store(true, Ordering::Release);
-            drop(b);
+        if backlog.len() + rest.len() > BACKLOG_LIMIT {
             metrics::counter!("janua_events_dropped_total", "reason" => "slow_subscriber").increment(1);
-            self.notify.notify_one();
+            self.fail();
             return Err(Closed);
         }
-        b.bytes.extend_from_slice(rest);
-        drop(b);
+        backlog.extend_from_slice(rest);
         self.notify.notify_one();
         Ok(())
     }
@@ -94,19 +95,19 @@ impl Writer {
     /// Writes out the backlog as the socket takes it.
     pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            let mut b = self.lock();
+            let mut backlog = self.backlog();
             if self.is_closed() {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
-            if b.bytes.is_empty() {
+            if backlog.is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            match self.tcp.try_write(&b.bytes) {
+            match self.tcp.try_write(&backlog) {
                 Ok(n) => {
-                    b.bytes.drain(..n);
+                    backlog.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    drop(b);
+                    drop(backlog);
                     std::task::ready!(self.tcp.poll_write_ready(cx))?;
                 }
                 Err(e) => {
@@ -185,12 +186,7 @@ pub fn accept(
     let tcp = peer.tcp.clone();
     let socket = async move {
         let read = TokioIo::new(on_upgrade.await.ok()?);
-        let writer = Arc::new(Writer {
-            tcp,
-            backlog: Mutex::default(),
-            closed: AtomicBool::new(false),
-            notify: Notify::new(),
-        });
+        let writer = Arc::new(Writer::new(tcp));
         Some(Socket { read, writer })
     };
     Ok((resp, Box::pin(socket)))

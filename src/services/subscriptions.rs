@@ -2,9 +2,8 @@
 //! or duplicates (events are ordered by outbox position and de-duplicated by it).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -181,29 +180,36 @@ impl Cursor {
         }
         loop {
             match self.rx.try_recv() {
+                Ok(e) if !self.admits(&e) => continue,
+                Ok(e) if self.ends_stream(&e) => {
+                    self.pending.push_back(e);
+                    return Offer::Slow;
+                }
                 Ok(e) => {
-                    if e.seq <= self.last_seq {
-                        continue;
-                    }
-                    if self.ends_stream(&e) {
-                        self.pending.push_back(e);
-                        return Offer::Slow;
-                    }
-                    if self.wants(&e) {
-                        self.last_seq = e.seq;
-                        return Offer::Deliver(e);
-                    }
+                    self.last_seq = e.seq;
+                    return Offer::Deliver(e);
                 }
                 Err(TryRecvError::Empty) => return Offer::Idle,
                 Err(TryRecvError::Lagged(n)) => {
-                    metrics::counter!("janua_subscriber_lagged_total").increment(n);
-                    // Read the missed events back from the outbox on the asynchronous path.
-                    self.replaying = true;
+                    self.lagged(n);
                     return Offer::Slow;
                 }
                 Err(TryRecvError::Closed) => return Offer::Slow,
             }
         }
+    }
+
+    /// Whether an event from the bus is for this subscriber: one it may see, or the revocation
+    /// of its own session, after what it has had.
+    fn admits(&self, e: &BusEvent) -> bool {
+        e.seq > self.last_seq && (self.wants(e) || self.ends_stream(e))
+    }
+
+    /// Missed `n` live events: they are read back from the outbox instead of being dropped.
+    fn lagged(&mut self, n: u64) {
+        metrics::counter!("janua_subscriber_lagged_total").increment(n);
+        self.pending.clear();
+        self.replaying = true;
     }
 
     async fn next(&mut self) -> Option<Arc<BusEvent>> {
@@ -237,19 +243,10 @@ impl Cursor {
                 return Some(e);
             }
             match self.rx.recv().await {
-                Ok(e) => {
-                    if e.seq > self.last_seq && (self.wants(&e) || self.ends_stream(&e)) {
-                        self.pending.push_back(e);
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    // Missed live events: read them back from the outbox instead of dropping them.
-                    metrics::counter!("janua_subscriber_lagged_total").increment(n);
-                    self.pending.clear();
-                    if self.refill_from_outbox().await.is_err() {
-                        return None;
-                    }
-                }
+                Ok(e) if self.admits(&e) => self.pending.push_back(e),
+                Ok(_) => {}
+                // Refilled from the outbox at the top of the loop.
+                Err(RecvError::Lagged(n)) => self.lagged(n),
                 Err(RecvError::Closed) => return None,
             }
         }

@@ -18,10 +18,7 @@ pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn connect(app: &TestApp, protocol: &str, token: &str) -> Ws {
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
-    assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+    let mut ws = raw(app, protocol).await;
     send(
         &mut ws,
         json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}}),
@@ -119,16 +116,12 @@ async fn legacy_graphql_ws_protocol(b: Backend) {
     assert_eq!(msg["payload"]["data"]["sessionEvents"]["sessionId"], sid);
 
     // A bad token is refused at connection_init, with the error code as the close reason.
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut bad = raw(&app, "graphql-transport-ws").await;
     send(&mut bad, json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})).await;
     assert_eq!(closed_with(&mut bad).await, (4403, "INVALID_TOKEN".into()));
 
     // The legacy protocol has no close codes: a refused init is a `connection_error`.
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
-    let (mut bad, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut bad = raw(&app, "graphql-ws").await;
     send(&mut bad, json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}})).await;
     let refused = next(&mut bad).await;
     assert_eq!(refused, json!({"type": "connection_error", "payload": {"message": "INVALID_TOKEN"}}));
@@ -149,11 +142,13 @@ pub(crate) async fn closed_with(ws: &mut Ws) -> (u16, String) {
     }
 }
 
-/// Opens a socket speaking graphql-transport-ws, without `connection_init`.
-async fn raw(app: &TestApp) -> Ws {
+/// Opens a socket speaking `protocol` (the server agrees to it), without `connection_init`.
+async fn raw(app: &TestApp, protocol: &str) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+    assert_eq!(resp.headers()["sec-websocket-protocol"], protocol);
+    ws
 }
 
 crate::on_both_databases!(graphql_transport_ws_protocol_rules);
@@ -185,7 +180,7 @@ async fn graphql_transport_ws_protocol_rules(b: Backend) {
     assert_eq!(closed_with(&mut ws).await, (4409, "Subscriber for 1 already exists".into()));
 
     // Subscribing before connection_init: 4401.
-    let mut early = raw(&app).await;
+    let mut early = raw(&app, "graphql-transport-ws").await;
     subscribe(&mut early, "subscribe", None).await;
     assert_eq!(closed_with(&mut early).await.0, 4401);
     // A second connection_init: 4429.
@@ -197,7 +192,7 @@ async fn graphql_transport_ws_protocol_rules(b: Backend) {
     junk.send(Message::text("{\"type\": \"hello\"}")).await.unwrap();
     assert_eq!(closed_with(&mut junk).await.0, 4400);
     // No connection_init in time: 4408.
-    let mut silent = raw(&app).await;
+    let mut silent = raw(&app, "graphql-transport-ws").await;
     assert_eq!(closed_with(&mut silent).await.0, 4408);
 }
 
