@@ -56,20 +56,21 @@ impl std::fmt::Display for Placement {
 /// What the subscribers wait for, and when each received it.
 #[derive(Default)]
 struct Watch {
-    /// Both strings a matching message contains: `"type":"REVOKED"` and the session id.
-    wanted: std::sync::RwLock<Option<(String, String)>>,
+    /// What a matching message contains: `"type":"REVOKED"`, and the session id when known.
+    wanted: std::sync::RwLock<Option<(String, Option<String>)>>,
     arrivals: std::sync::Mutex<Vec<Instant>>,
     done: tokio::sync::Notify,
     expected: std::sync::atomic::AtomicUsize,
 }
 
 impl Watch {
-    /// Starts waiting for `kind` about `session_id` at `n` subscribers.
-    fn expect(&self, kind: &str, session_id: &str, n: usize) {
+    /// Starts waiting for `kind` about `session_id` (any session when `None`) at `n` subscribers.
+    /// Called before the request that raises the event: it may arrive before the response.
+    fn expect(&self, kind: &str, session_id: Option<&str>, n: usize) {
         self.arrivals.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.expected.store(n, std::sync::atomic::Ordering::SeqCst);
         *self.wanted.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((format!("\"type\":\"{kind}\""), session_id.to_owned()));
+            Some((format!("\"type\":\"{kind}\""), session_id.map(str::to_owned)));
     }
 
     /// Called by a subscriber with what it read and the instant it read it; whether that was
@@ -81,7 +82,7 @@ impl Watch {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .is_some_and(|(kind, sid)| has(sid) && has(kind));
+            .is_some_and(|(kind, sid)| has(kind) && sid.as_deref().is_none_or(has));
         if matches {
             let mut a = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
             a.push(at);
@@ -184,6 +185,23 @@ async fn subscribers_on(client: &reqwest::Client, base: &str) -> anyhow::Result<
         .unwrap_or(0.0) as usize)
 }
 
+/// What `base` reports of its events and outbox, for an error about a missing event.
+async fn event_metrics(client: &reqwest::Client, base: &str) -> String {
+    let Ok(r) = client.get(format!("{base}/metrics")).send().await else {
+        return format!("{base}: no answer");
+    };
+    let text = r.text().await.unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["janua_events_", "janua_outbox_", "janua_redis_", "janua_event_subscribers", "janua_subscri"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    format!("{base}: {}", lines.join("; "))
+}
+
 /// Holds `n` subscribers on `node`, then measures `rounds` revocations sent to `writer`.
 async fn place(
     name: &'static str,
@@ -209,8 +227,9 @@ async fn place(
         anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "subscriptions did not all start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let sid = signin(client, &writer.base).await?;
-    watch.expect("CREATED", &sid, n);
+    // The watcher's sessions are the only ones created while the subscribers listen.
+    watch.expect("CREATED", None, n);
+    signin(client, &writer.base).await?;
     watch.wait(n).await.map_err(|e| e.context(format!("{name}: the first event")))?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -218,11 +237,14 @@ async fn place(
     let mut lat = Vec::with_capacity(n * rounds);
     let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
     for _ in 0..rounds {
+        watch.expect("CREATED", None, n);
         let sid = signin(client, &writer.base).await?;
-        watch.expect("CREATED", &sid, n);
-        watch.wait(n).await.map_err(|e| e.context(format!("{name}: a sign-in event")))?;
+        if let Err(e) = watch.wait(n).await {
+            let (w, r) = (event_metrics(client, &writer.base).await, event_metrics(client, &node.base).await);
+            return Err(e.context(format!("{name}: a sign-in event ({sid}); {w}; {r}")));
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        watch.expect("REVOKED", &sid, n);
+        watch.expect("REVOKED", Some(&sid), n);
         let t0 = Instant::now();
         let url = format!("{}/api/v1/sessions/{sid}", writer.base);
         request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
