@@ -138,6 +138,8 @@ impl Server {
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
             .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
+            // The servers run with their own defaults, whatever runtime this process was given.
+            .env_remove("TOKIO_WORKER_THREADS")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             .spawn()?;

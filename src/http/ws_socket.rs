@@ -241,6 +241,11 @@ impl axum::serve::Listener for Listener {
 
     async fn accept(&mut self) -> (SharedTcp, std::net::SocketAddr) {
         let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        // Every write is a whole response or frame: sent at once, not held back (Nagle) until the
+        // client acknowledges the previous one, which a delayed ACK can put off by 40 ms.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         (SharedTcp(Arc::new(tcp)), addr)
     }
 
