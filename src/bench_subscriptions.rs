@@ -202,6 +202,26 @@ async fn event_metrics(client: &reqwest::Client, base: &str) -> String {
     format!("{base}: {}", lines.join("; "))
 }
 
+/// Waits until every one of `n` subscribers has the watched message; a failure says `what`, with
+/// the event metrics of `nodes`.
+async fn arrivals(
+    watch: &Watch,
+    n: usize,
+    what: String,
+    client: &reqwest::Client,
+    nodes: &[&Server],
+) -> anyhow::Result<Vec<Instant>> {
+    let e = match watch.wait(n).await {
+        Ok(at) => return Ok(at),
+        Err(e) => e,
+    };
+    let mut context = what;
+    for node in nodes {
+        context += &format!("; {}", event_metrics(client, &node.base).await);
+    }
+    Err(e.context(context))
+}
+
 /// Holds `n` subscribers on `node`, then measures `rounds` revocations sent to `writer`.
 async fn place(
     name: &'static str,
@@ -227,28 +247,30 @@ async fn place(
         anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "subscriptions did not all start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The watcher's sessions are the only ones created while the subscribers listen.
-    watch.expect("CREATED", None, n);
-    signin(client, &writer.base).await?;
-    watch.wait(n).await.map_err(|e| e.context(format!("{name}: the first event")))?;
+    let nodes: &[&Server] = if node.base == writer.base { &[node] } else { &[writer, node] };
+    // A sign-in through `writer`, once every subscriber has its event. The watcher's sessions are
+    // the only ones created while the subscribers listen, and the event may arrive before the
+    // response: it is awaited for any session, from before the request.
+    let signed_in = || async {
+        watch.expect("CREATED", None, n);
+        let sid = signin(client, &writer.base).await?;
+        arrivals(&watch, n, format!("{name}: the sign-in event of {sid}"), client, nodes).await?;
+        anyhow::Ok(sid)
+    };
+    signed_in().await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_per_subscriber_kib = node.status_kib("VmRSS:").saturating_sub(rss_before) as f64 / n as f64;
     let mut lat = Vec::with_capacity(n * rounds);
     let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
     for _ in 0..rounds {
-        watch.expect("CREATED", None, n);
-        let sid = signin(client, &writer.base).await?;
-        if let Err(e) = watch.wait(n).await {
-            let (w, r) = (event_metrics(client, &writer.base).await, event_metrics(client, &node.base).await);
-            return Err(e.context(format!("{name}: a sign-in event ({sid}); {w}; {r}")));
-        }
+        let sid = signed_in().await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         watch.expect("REVOKED", Some(&sid), n);
         let t0 = Instant::now();
         let url = format!("{}/api/v1/sessions/{sid}", writer.base);
         request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
-        let at = watch.wait(n).await.map_err(|e| e.context(format!("{name}: a revocation event")))?;
+        let at = arrivals(&watch, n, format!("{name}: the revocation of {sid}"), client, nodes).await?;
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
     // Two events per round reach every subscriber (created, revoked).

@@ -9,7 +9,6 @@
 //! [graphql-ws]: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md
 //! [subscriptions-transport-ws]: https://github.com/apollographql/subscriptions-transport-ws/blob/master/PROTOCOL.md
 
-use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -132,8 +131,7 @@ pub struct Connection<Init> {
     /// connection with 4408 after it; a legacy client gets `connection_error`).
     init_timeout: Duration,
     data: Option<Arc<Data>>,
-    /// Ids of the operations running.
-    active: HashSet<Arc<str>>,
+    /// The operations, running or with their end not yet sent.
     outgoing: SelectAll<Tagged>,
 }
 
@@ -172,7 +170,6 @@ where
             init: Some(init),
             init_timeout,
             data: None,
-            active: HashSet::new(),
             outgoing: SelectAll::new(),
         }
     }
@@ -249,7 +246,7 @@ where
                     return self.refuse(close::UNAUTHORIZED, "Unauthorized").await;
                 };
                 let id: Arc<str> = id.into();
-                if self.active.contains(&id) {
+                if self.running(&id) {
                     if self.protocol == Protocol::GraphQLWS {
                         return self
                             .refuse(close::DUPLICATE_ID, &format!("Subscriber for {id} already exists"))
@@ -262,12 +259,11 @@ where
                 let prefix = head(next_type(self.protocol), &id) + ",\"payload\":";
                 let sink = Arc::new(Sink::new(self.writer.clone(), prefix));
                 let operation = self.fanout.open(payload, data, Some(sink));
-                self.outgoing.push(Tagged { id: id.clone(), operation: Some(operation), waker: None });
-                self.active.insert(id);
+                self.outgoing.push(Tagged { id, operation: Some(operation), waker: None });
                 Ok(())
             }
             ClientMessage::Stop { id } => {
-                if self.active.remove(id.as_str()) {
+                if self.running(&id) {
                     self.stop(&id);
                     self.send(message("complete", &id, None)).await
                 } else {
@@ -278,6 +274,11 @@ where
             ClientMessage::Ping { .. } => self.send(text(serde_json::json!({"type": "pong"}))).await,
             ClientMessage::Pong { .. } => Ok(()),
         }
+    }
+
+    /// Whether operation `id` is running: neither ended nor stopped.
+    fn running(&self, id: &str) -> bool {
+        self.outgoing.iter().any(|t| &*t.id == id && t.operation.is_some())
     }
 
     /// Stops operation `id` (its `complete` is the caller's to send).
@@ -303,10 +304,7 @@ where
                 self.send(message(next, &id, Some(&payload))).await?;
                 self.refuse(close::FORBIDDEN, "SESSION_REVOKED").await
             }
-            None => {
-                self.active.remove(&id);
-                self.send(message("complete", &id, None)).await
-            }
+            None => self.send(message("complete", &id, None)).await,
         }
     }
 }

@@ -155,13 +155,8 @@ impl Cursor {
         }
     }
 
-    /// Whether [`Cursor::poll_live`] can serve it: caught up with the outbox, nothing pending,
-    /// not ended.
-    pub fn is_live(&self) -> bool {
-        self.is_live_at(std::time::Instant::now())
-    }
-
-    /// [`Cursor::is_live`] at `now`.
+    /// Whether [`Cursor::poll_live`] can serve it at `now`: caught up with the outbox, nothing
+    /// pending, not ended, rights not due to be read again.
     fn is_live_at(&self, now: std::time::Instant) -> bool {
         !self.ended
             && !self.replaying
@@ -358,14 +353,12 @@ impl EventStream {
         Self { cursor: Some(cursor), next: None }
     }
 
-    /// Whether the cursor is between items and live ([`Cursor::is_live`]).
-    pub fn is_live(&self) -> bool {
-        self.next.is_none() && self.cursor.as_ref().is_some_and(Cursor::is_live)
-    }
-
-    /// The cursor, when [`EventStream::is_live`].
+    /// The cursor, when it is between items and live (the lane's [`Cursor::poll_live`] can
+    /// serve it).
     pub fn take_live(&mut self) -> Option<Cursor> {
-        if self.is_live() { self.cursor.take() } else { None }
+        let now = std::time::Instant::now();
+        let live = self.next.is_none() && self.cursor.as_ref().is_some_and(|c| c.is_live_at(now));
+        if live { self.cursor.take() } else { None }
     }
 }
 
