@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// instead of as bytes off the socket (their CPU shares the cores with the servers').
     #[arg(long)]
     pub parse_messages: bool,
+    /// Subscriptions group: the clients look for messages every this many milliseconds (0: each
+    /// message wakes them).
+    #[arg(long, default_value_t = 1)]
+    pub client_tick_ms: u64,
     /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
     #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -305,6 +309,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     subscribers: args.subscribers,
                     rounds: args.rounds,
                     parse: args.parse_messages,
+                    tick: (args.client_tick_ms > 0).then(|| Duration::from_millis(args.client_tick_ms)),
                 };
                 let lines = crate::bench_subscriptions::run(
                     load,

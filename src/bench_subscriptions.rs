@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
+use std::io::Read;
+
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
 use crate::bench::{Server, percentile, request};
 use reqwest::Method;
@@ -76,7 +78,7 @@ impl Watch {
     /// Called by a subscriber with what it read and the instant it read it; whether that was
     /// the awaited message.
     fn seen(&self, at: Instant, bytes: &[u8]) -> bool {
-        let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        let has = |needle: &str| memchr::memmem::find(bytes, needle.as_bytes()).is_some();
         let matches = self
             .wanted
             .read()
@@ -111,20 +113,11 @@ impl Watch {
     }
 }
 
-/// One subscriber: connects, authenticates, subscribes, then tells `watch` of every message with
-/// the instant it was read.
-/// With `parse`, each message is read as a WebSocket message (tungstenite); otherwise as bytes
-/// off the socket, which keeps the clients' own CPU (on the same cores as the servers) small.
-async fn subscriber(
-    base: &str,
-    token: &str,
-    watch: std::sync::Arc<Watch>,
-    parse: bool,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// One subscriber: connects, authenticates and subscribes; returns its socket for [`Readers`].
+async fn subscriber(base: &str, token: &str, parse: bool) -> anyhow::Result<Conn> {
     let mut req = format!("{}/graphql/ws", base.replacen("http", "ws", 1)).into_client_request()?;
     req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let config = WebSocketConfig::default().read_buffer_size(512);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(ws_config()), false).await?;
     let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
     ws.send(Message::text(init.to_string())).await?;
     loop {
@@ -137,35 +130,146 @@ async fn subscriber(
     }
     let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}});
     ws.send(Message::text(sub.to_string())).await?;
-    if parse {
-        return Ok(tokio::spawn(async move {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(t) = m {
-                    watch.seen(Instant::now(), t.as_bytes());
-                }
-            }
-        }));
-    }
     // The server sends nothing before the first event, so nothing is left in the client's
-    // buffer: from here on the frames are read as bytes off the socket.
-    let tokio_tungstenite::MaybeTlsStream::Plain(mut tcp) = ws.into_inner() else {
+    // buffer: the socket alone carries on.
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.into_inner() else {
         anyhow::bail!("a plain TCP socket was expected");
     };
-    Ok(tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        // What was read, less what was looked at (a message may arrive in two reads).
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 1024];
-        while let Ok(n @ 1..) = tcp.read(&mut chunk).await {
-            let at = Instant::now();
-            buf.extend_from_slice(&chunk[..n]);
-            if watch.seen(at, &buf) {
-                buf.clear();
-            } else if buf.len() > 4096 {
-                buf.drain(..buf.len() - 1024);
+    let tcp = mio::net::TcpStream::from_std(tcp.into_std()?);
+    Ok(if parse {
+        Conn::Parsed(Box::new(WebSocket::from_raw_socket(tcp, Role::Client, Some(ws_config()))))
+    } else {
+        Conn::Raw { tcp, buf: Vec::with_capacity(1024) }
+    })
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(512)
+}
+
+/// A subscribed client's socket.
+enum Conn {
+    /// Frames read as bytes, which keeps the clients' own CPU (on the same cores as the servers)
+    /// small; `buf` holds what was read and not yet matched (a message may arrive in two reads).
+    Raw { tcp: mio::net::TcpStream, buf: Vec<u8> },
+    /// Every frame read as a WebSocket message (tungstenite).
+    Parsed(Box<WebSocket<mio::net::TcpStream>>),
+}
+
+impl Conn {
+    fn source(&mut self) -> &mut mio::net::TcpStream {
+        match self {
+            Conn::Raw { tcp, .. } => tcp,
+            Conn::Parsed(ws) => ws.get_mut(),
+        }
+    }
+
+    /// Reads all there is, telling `watch` of every message with the instant it was read;
+    /// `false` once the connection is closed.
+    fn read(&mut self, watch: &Watch) -> bool {
+        match self {
+            Conn::Raw { tcp, buf } => {
+                let mut chunk = [0u8; 1024];
+                loop {
+                    match tcp.read(&mut chunk) {
+                        Ok(0) => return false,
+                        Ok(n) => {
+                            let at = Instant::now();
+                            buf.extend_from_slice(&chunk[..n]);
+                            if watch.seen(at, buf) {
+                                buf.clear();
+                            } else if buf.len() > 4096 {
+                                buf.drain(..buf.len() - 1024);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return false,
+                    }
+                }
+            }
+            Conn::Parsed(ws) => loop {
+                match ws.read() {
+                    Ok(Message::Text(t)) => {
+                        watch.seen(Instant::now(), t.as_bytes());
+                    }
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        return true;
+                    }
+                    Err(_) => return false,
+                }
+            },
+        }
+    }
+}
+
+/// The subscribers' sockets, read on a thread of their own (off the runtime that drives the
+/// bench's requests) until dropped.
+///
+/// With a `tick`, the thread wakes every `tick` and reads whatever arrived; otherwise it sleeps
+/// in `epoll_wait` and every message may wake it. Clients elsewhere cost the server nothing but
+/// the send; here a client woken per message also costs the server the wake-up of its thread
+/// (an inter-processor interrupt on a VM) and a preemption by it on the shared cores.
+struct Readers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Readers {
+    fn start(
+        mut conns: Vec<Conn>,
+        watch: std::sync::Arc<Watch>,
+        tick: Option<Duration>,
+    ) -> anyhow::Result<Self> {
+        let poll = mio::Poll::new()?;
+        for (i, c) in conns.iter_mut().enumerate() {
+            poll.registry().register(c.source(), mio::Token(i), mio::Interest::READABLE)?;
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new().name("bench-readers".into()).spawn(move || {
+            let mut poll = poll;
+            let mut events = mio::Events::with_capacity(1024);
+            let mut full = false;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let timeout = match tick {
+                    // More may be ready than one call returned: take them first.
+                    Some(_) if full => Duration::ZERO,
+                    Some(t) => {
+                        std::thread::sleep(t);
+                        Duration::ZERO
+                    }
+                    None => Duration::from_millis(100),
+                };
+                poll.poll(&mut events, Some(timeout))?;
+                let mut n = 0;
+                for ev in events.iter() {
+                    n += 1;
+                    let conn = &mut conns[ev.token().0];
+                    if !conn.read(&watch) {
+                        poll.registry().deregister(conn.source())?;
+                    }
+                }
+                full = n == 1024;
+            }
+            Ok(())
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok(Err(e)) => eprintln!("bench readers: {e:#}"),
+                Err(_) => eprintln!("bench readers panicked"),
+                Ok(Ok(())) => {}
             }
         }
-    }))
+    }
 }
 
 /// Signs the watcher in through `base`; returns the new session's id.
@@ -231,17 +335,18 @@ async fn place(
     watcher_token: &str,
     load: Load,
 ) -> anyhow::Result<Placement> {
-    let Load { subscribers: n, rounds, parse } = load;
+    let Load { subscribers: n, rounds, parse, tick } = load;
     let rss_before = node.status_kib("VmRSS:");
     let started = Instant::now();
     let watch = std::sync::Arc::new(Watch::default());
-    let tasks: Vec<_> = futures::stream::iter(0..n)
-        .map(|_| subscriber(&node.base, watcher_token, watch.clone(), parse))
+    let conns: Vec<Conn> = futures::stream::iter(0..n)
+        .map(|_| subscriber(&node.base, watcher_token, parse))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    let readers = Readers::start(conns, watch.clone(), tick)?;
     // Every subscription is live once the node counts it, and a first event reaches them all.
     while subscribers_on(client, &node.base).await? < n {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "subscriptions did not all start");
@@ -262,25 +367,25 @@ async fn place(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_per_subscriber_kib = node.status_kib("VmRSS:").saturating_sub(rss_before) as f64 / n as f64;
     let mut lat = Vec::with_capacity(n * rounds);
-    let (server_cpu, client_cpu) = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
+    // CPU over the revocations' fan-out only (not the sign-ins' password hashing).
+    let (mut server_cpu, mut client_cpu) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let sid = signed_in().await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         watch.expect("REVOKED", Some(&sid), n);
+        let cpu = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
         let t0 = Instant::now();
         let url = format!("{}/api/v1/sessions/{sid}", writer.base);
         request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
         let at = arrivals(&watch, n, format!("{name}: the revocation of {sid}"), client, nodes).await?;
+        server_cpu += node.cpu().saturating_sub(cpu.0);
+        client_cpu += crate::bench::cpu_of("/proc/self/stat").saturating_sub(cpu.1);
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
-    // Two events per round reach every subscriber (created, revoked).
-    let deliveries = (2 * n * rounds) as f64;
-    let server_cpu_us = (node.cpu() - server_cpu).as_secs_f64() * 1e6 / deliveries;
-    let client_cpu_us =
-        (crate::bench::cpu_of("/proc/self/stat") - client_cpu).as_secs_f64() * 1e6 / deliveries;
-    for t in tasks {
-        t.abort();
-    }
+    let deliveries = (n * rounds) as f64;
+    let server_cpu_us = server_cpu.as_secs_f64() * 1e6 / deliveries;
+    let client_cpu_us = client_cpu.as_secs_f64() * 1e6 / deliveries;
+    drop(readers);
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok(Placement {
         name,
@@ -302,6 +407,8 @@ pub struct Load {
     pub rounds: usize,
     /// Read every message as a WebSocket message rather than as bytes.
     pub parse: bool,
+    /// How often the clients look for messages; `None`: woken by each ([`Readers`]).
+    pub tick: Option<Duration>,
 }
 
 /// Runs the group and returns its report lines.

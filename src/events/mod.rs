@@ -15,8 +15,10 @@ use uuid::Uuid;
 
 use entities::outbox_event;
 
+use crate::domain::{EventType, SessionEventKind};
+
 /// One committed event, as carried by the bus and replayed from the outbox.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BusEvent {
     /// Position in the outbox; replay resumes after it.
     pub seq: i64,
@@ -28,6 +30,32 @@ pub struct BusEvent {
     /// `{id, type, api_version, created_at, data}`.
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// What every subscriber's cursor asks of the event, read off it once (not per subscriber).
+    #[serde(skip)]
+    facts: std::sync::OnceLock<Facts>,
+}
+
+/// What subscribers' cursors look at in an event, beyond its plain fields.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    /// Its kind for `sessionEvents`, if it is a session event.
+    pub session_kind: Option<SessionEventKind>,
+    /// The session it revokes, if it is `session.revoked`.
+    pub revoked_session: Option<String>,
+}
+
+impl BusEvent {
+    pub fn facts(&self) -> &Facts {
+        self.facts.get_or_init(|| {
+            let kind = EventType::parse(&self.event_type);
+            Facts {
+                session_kind: kind.and_then(EventType::session_kind),
+                revoked_session: (kind == Some(EventType::SessionRevoked))
+                    .then(|| self.payload["data"]["attributes"]["session_id"].as_str().map(str::to_owned))
+                    .flatten(),
+            }
+        })
+    }
 }
 
 impl From<outbox_event::Model> for BusEvent {
@@ -40,6 +68,7 @@ impl From<outbox_event::Model> for BusEvent {
             organization_id: m.organization_id,
             payload: m.payload,
             created_at: m.created_at,
+            facts: Default::default(),
         }
     }
 }

@@ -44,9 +44,48 @@ pub(crate) enum Feed {
     Render(StreamItem),
 }
 
-/// What identifies a selection: the query, the operation and the variables.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// What identifies a selection: the query, the operation and the variables. Interned by
+/// [`Keys`] (one `Arc` per distinct text), so two are equal when they are the same `Arc`: a lane
+/// compares them for every subscriber of an event without reading the text.
+#[derive(Clone)]
 struct RequestKey(Arc<str>);
+
+impl PartialEq for RequestKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RequestKey {}
+
+impl std::hash::Hash for RequestKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).cast::<u8>().hash(state);
+    }
+}
+
+/// The node's request keys, one per distinct text; a key nothing else holds any more is let go
+/// when the set has doubled since it was last swept.
+#[derive(Default)]
+struct Keys {
+    set: std::collections::HashSet<Arc<str>>,
+    swept: usize,
+}
+
+impl Keys {
+    fn intern(&mut self, text: String) -> RequestKey {
+        if let Some(k) = self.set.get(text.as_str()) {
+            return RequestKey(k.clone());
+        }
+        if self.set.len() >= 2 * self.swept.max(64) {
+            self.set.retain(|k| Arc::strong_count(k) > 1);
+            self.swept = self.set.len();
+        }
+        let k: Arc<str> = text.into();
+        self.set.insert(k.clone());
+        RequestKey(k)
+    }
+}
 
 struct Template {
     key: RequestKey,
@@ -56,11 +95,12 @@ struct Template {
 }
 
 impl Template {
-    fn of(request: &Request) -> Self {
+    fn of(request: &Request, keys: &Mutex<Keys>) -> Self {
         let vars = serde_json::to_string(&request.variables).unwrap_or_default();
         let op = request.operation_name.as_deref().unwrap_or_default();
+        let text = format!("{}\u{0}{op}\u{0}{vars}", request.query);
         Self {
-            key: RequestKey(format!("{}\u{0}{op}\u{0}{vars}", request.query).into()),
+            key: keys.lock().unwrap_or_else(|e| e.into_inner()).intern(text),
             query: request.query.clone(),
             operation_name: request.operation_name.clone(),
             variables: request.variables.clone(),
@@ -138,7 +178,8 @@ const RENDERS_KEPT: usize = 4096;
 pub struct Fanout {
     schema: JanuaSchema,
     renders: Renders,
-    lanes: Lanes,
+    keys: Mutex<Keys>,
+    pool: Arc<Pool<Entry>>,
     lane_writes: std::sync::atomic::AtomicU64,
 }
 
@@ -244,9 +285,14 @@ impl Stream for Operation {
                         && let Some(cursor) = events.take_live()
                     {
                         let (back, returned) = oneshot::channel();
-                        let entry =
-                            Entry { cursor, subscriber: this.subscriber.clone(), sink: sink.clone(), back };
-                        this.subscriber.fanout.lanes.adopt(entry);
+                        let entry = Entry {
+                            cursor,
+                            key: this.subscriber.template.key.clone(),
+                            subscriber: this.subscriber.clone(),
+                            sink: sink.clone(),
+                            back,
+                        };
+                        this.subscriber.fanout.pool.adopt(entry);
                         this.phase = Phase::Lane(returned);
                         continue;
                     }
@@ -274,15 +320,16 @@ impl Fanout {
     /// current runtime).
     pub fn new(schema: JanuaSchema, bus: &EventBus) -> Arc<Self> {
         let n = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let lanes: Vec<Arc<Lane>> = (0..n).map(|_| Arc::new(Lane::default())).collect();
+        let pool = Arc::new(Pool::<Entry>::default());
         let fanout = Arc::new(Self {
             schema,
             renders: Renders::new(RENDERS_KEPT),
-            lanes: Lanes { lanes: lanes.clone(), turn: Default::default() },
+            keys: Default::default(),
+            pool: pool.clone(),
             lane_writes: Default::default(),
         });
-        for lane in lanes {
-            tokio::spawn(lane.run(Arc::downgrade(&fanout), bus.published()));
+        for _ in 0..n {
+            tokio::spawn(lane(pool.clone(), Arc::downgrade(&fanout), bus.published()));
         }
         fanout
     }
@@ -302,7 +349,7 @@ impl Fanout {
     /// With a `sink`, a lane writes its events there once it is caught up.
     pub fn open(self: &Arc<Self>, request: Request, data: Arc<Data>, sink: Option<Arc<Sink>>) -> Operation {
         let subscriber =
-            Arc::new(Subscriber { fanout: self.clone(), template: Template::of(&request), data });
+            Arc::new(Subscriber { fanout: self.clone(), template: Template::of(&request, &self.keys), data });
         // Queries and mutations sent over the socket, and refused subscriptions, are answered by
         // the probe itself; an accepted subscription leaves its event stream in the slot.
         let slot: Slot = Arc::new(Mutex::new(None));
@@ -332,37 +379,133 @@ impl Sink {
 /// A live subscriber in a lane.
 struct Entry {
     cursor: Cursor,
+    /// Its subscriber's request key, kept at hand for the pass's memo.
+    key: RequestKey,
     subscriber: Arc<Subscriber>,
     sink: Arc<Sink>,
     /// Gives the cursor back to the subscriber's operation (closed when the operation ended).
     back: oneshot::Sender<Cursor>,
 }
 
-/// The event lanes of a node (at least one); a subscriber goes to the next in turn.
-struct Lanes {
-    lanes: Vec<Arc<Lane>>,
-    turn: std::sync::atomic::AtomicUsize,
-}
-
-impl Lanes {
-    fn adopt(&self, entry: Entry) {
-        let i = self.turn.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        let lane = &self.lanes[i];
-        lane.inbox.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-        lane.wake.notify_one();
-    }
-}
-
-/// Serves its live subscribers from one task: for every event, each subscriber's cursor decides
-/// without waiting, and the event's shared payload is framed and written straight into the
-/// subscriber's socket. No task is woken per subscriber.
-#[derive(Default)]
-struct Lane {
-    inbox: Mutex<Vec<Entry>>,
+/// The live subscribers of a node, in chunks that the event lanes (one task per core) take in
+/// turn. After every published event each chunk is served once, by whichever lane takes it: the
+/// pass ends when the lanes together are through, however the cores were shared out among them
+/// and everything else the node runs.
+struct Pool<T> {
+    state: Mutex<PoolState<T>>,
+    /// Rings when subscribers arrive.
     wake: Notify,
 }
 
-/// What becomes of an entry after a pass.
+struct PoolState<T> {
+    /// Newly live subscribers, not yet in a chunk.
+    inbox: Vec<T>,
+    /// Chunks to serve: not yet served since the last published event a lane has seen.
+    todo: Vec<Chunk<T>>,
+    /// Chunks served since then.
+    done: Vec<Chunk<T>>,
+    /// The last published position a lane has seen.
+    seen: i64,
+}
+
+/// Subscribers a lane serves between two looks at the pool (and yields to the runtime).
+const CHUNK: usize = 64;
+
+struct Chunk<T> {
+    entries: Vec<T>,
+    /// `seen` when a lane took it: served again if an event was published since.
+    taken_at: i64,
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        let state = PoolState { inbox: Vec::new(), todo: Vec::new(), done: Vec::new(), seen: i64::MIN };
+        Self { state: Mutex::new(state), wake: Notify::new() }
+    }
+}
+
+impl<T> Pool<T> {
+    fn adopt(&self, entry: T) {
+        self.lock().inbox.push(entry);
+        self.wake.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands back the chunk a lane `served` (if any), notes that it has `seen` the bus up to
+    /// there (if it looked), and gives it the next chunk to serve; `None` when the pass is over.
+    fn next(&self, seen: Option<i64>, served: Option<Chunk<T>>) -> Option<Chunk<T>> {
+        let mut s = self.lock();
+        let s = &mut *s;
+        if let Some(seen) = seen
+            && seen > s.seen
+        {
+            s.seen = seen;
+            s.todo.append(&mut s.done);
+        }
+        if let Some(c) = served
+            && !c.entries.is_empty()
+        {
+            if c.taken_at < s.seen { s.todo.push(c) } else { s.done.push(c) }
+        }
+        while !s.inbox.is_empty() {
+            let entries = s.inbox.split_off(s.inbox.len().saturating_sub(CHUNK));
+            s.todo.push(Chunk { entries, taken_at: i64::MIN });
+        }
+        let mut c = s.todo.pop()?;
+        c.taken_at = s.seen;
+        Some(c)
+    }
+}
+
+/// An event lane: serves chunks of the pool after every event `bus` publishes, each subscriber's
+/// cursor deciding without waiting, the event's shared payload framed and written straight into
+/// the subscriber's socket. No task is woken per subscriber.
+async fn lane(pool: Arc<Pool<Entry>>, fanout: std::sync::Weak<Fanout>, mut published: watch::Receiver<i64>) {
+    let mut pass =
+        Pass { now: std::time::Instant::now(), memo: None, frame: Vec::with_capacity(1024), written: 0 };
+    loop {
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return },
+            () = pool.wake.notified() => {}
+        }
+        let Some(fanout) = fanout.upgrade() else { return };
+        let mut chunk = pool.next(Some(*published.borrow_and_update()), None);
+        while let Some(mut c) = chunk {
+            pass.now = std::time::Instant::now();
+            serve_chunk(&mut c.entries, &mut pass).await;
+            chunk = pool.next(None, Some(c));
+            if chunk.is_some() {
+                tokio::task::yield_now().await;
+            }
+        }
+        pass.memo = None;
+        fanout.lane_writes.fetch_add(pass.written, Ordering::Relaxed);
+        metrics::counter!("janua_subscription_lane_writes_total").increment(pass.written);
+        pass.written = 0;
+    }
+}
+
+/// Serves every entry of a chunk; those whose operation needs its cursor back or is gone leave.
+async fn serve_chunk(entries: &mut Vec<Entry>, pass: &mut Pass) {
+    let mut i = 0;
+    while i < entries.len() {
+        match serve(&mut entries[i], pass).await {
+            Fate::Keep => i += 1,
+            Fate::Return => {
+                let e = entries.swap_remove(i);
+                let _ = e.back.send(e.cursor);
+            }
+            Fate::Drop => {
+                entries.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// What becomes of an entry after it is served.
 enum Fate {
     Keep,
     /// Its operation needs the cursor back (end, rights to read again, lag).
@@ -371,52 +514,15 @@ enum Fate {
     Drop,
 }
 
-/// Subscribers served between two yields to the runtime.
-const LANE_BATCH: usize = 256;
-
-impl Lane {
-    async fn run(self: Arc<Self>, fanout: std::sync::Weak<Fanout>, mut published: watch::Receiver<i64>) {
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut pass =
-            Pass { now: std::time::Instant::now(), memo: None, frame: Vec::with_capacity(1024), written: 0 };
-        loop {
-            tokio::select! {
-                changed = published.changed() => if changed.is_err() { return },
-                () = self.wake.notified() => {}
-            }
-            let Some(fanout) = fanout.upgrade() else { return };
-            entries.extend(self.inbox.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
-            (pass.now, pass.written) = (std::time::Instant::now(), 0);
-            let mut i = 0;
-            while i < entries.len() {
-                match serve(&mut entries[i], &mut pass).await {
-                    Fate::Keep => i += 1,
-                    Fate::Return => {
-                        let e = entries.swap_remove(i);
-                        let _ = e.back.send(e.cursor);
-                    }
-                    Fate::Drop => {
-                        entries.swap_remove(i);
-                    }
-                }
-                if i % LANE_BATCH == LANE_BATCH - 1 {
-                    tokio::task::yield_now().await;
-                }
-            }
-            pass.memo = None;
-            fanout.lane_writes.fetch_add(pass.written, Ordering::Relaxed);
-            metrics::counter!("janua_subscription_lane_writes_total").increment(pass.written);
-        }
-    }
-}
-
 /// The payload last sent in a pass: subscribers with the same request share it without the
 /// render cache's lock.
 type Memo = Option<(RequestKey, i64, Option<Payload>)>;
 
 /// Sends a live subscriber everything its cursor lets through now.
 async fn serve(entry: &mut Entry, pass: &mut Pass) -> Fate {
-    if entry.sink.gone.load(Ordering::Relaxed) || entry.sink.writer.is_closed() {
+    // A closed connection drops its operations (which sets `gone`); until then, writing to it
+    // fails.
+    if entry.sink.gone.load(Ordering::Relaxed) {
         return Fate::Drop;
     }
     loop {
@@ -425,7 +531,7 @@ async fn serve(entry: &mut Entry, pass: &mut Pass) -> Fate {
             Offer::Idle => return Fate::Keep,
             Offer::Slow => return Fate::Return,
         };
-        let key = &entry.subscriber.template.key;
+        let key = &entry.key;
         let payload = match &pass.memo {
             Some((k, seq, p)) if *seq == e.seq && k == key => p.clone(),
             _ => {
@@ -469,4 +575,82 @@ fn text_frame(out: &mut Vec<u8>, prefix: &str, payload: &str) {
     out.extend_from_slice(prefix.as_bytes());
     out.extend_from_slice(payload.as_bytes());
     out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every item, served in one pass to the end (a lane's loop, without the serving).
+    fn pass(pool: &Pool<u32>, seen: Option<i64>) -> Vec<u32> {
+        let mut served = Vec::new();
+        let mut chunk = pool.next(seen, None);
+        while let Some(c) = chunk {
+            served.extend(&c.entries);
+            chunk = pool.next(None, Some(c));
+        }
+        served.sort();
+        served
+    }
+
+    #[test]
+    fn every_subscriber_is_served_once_per_published_event() {
+        let pool = Pool::<u32>::default();
+        (0..150).for_each(|i| pool.adopt(i));
+        // New subscribers are served at once, in chunks, then not again until an event.
+        assert_eq!(pass(&pool, None), (0..150).collect::<Vec<_>>());
+        let chunks = |pool: &Pool<u32>| {
+            let s = pool.lock();
+            s.todo.len() + s.done.len()
+        };
+        assert_eq!(chunks(&pool), 3);
+        assert!(pass(&pool, None).is_empty());
+        assert_eq!(pass(&pool, Some(1)), (0..150).collect::<Vec<_>>());
+        // Another lane that wakes for the same event finds the pass done.
+        assert!(pass(&pool, Some(1)).is_empty());
+    }
+
+    #[test]
+    fn a_chunk_taken_before_an_event_is_served_again() {
+        let pool = Pool::<u32>::default();
+        (0..100).for_each(|i| pool.adopt(i));
+        assert_eq!(pass(&pool, Some(1)).len(), 100);
+        // Lane A takes a chunk; event 2 is published and lane B serves the rest.
+        let held = pool.next(Some(2), None).expect("a chunk");
+        let rest = pass(&pool, Some(3));
+        assert_eq!(held.entries.len() + rest.len(), 100);
+        // A hands its chunk back after event 3 was seen: it may have missed it, so it is served again.
+        let again = pool.next(None, Some(held)).expect("served again");
+        let mut again_entries = again.entries.clone();
+        assert!(pool.next(None, Some(again)).is_none());
+        again_entries.sort();
+        assert!(again_entries.iter().all(|e| !rest.contains(e)));
+    }
+
+    #[test]
+    fn a_served_chunk_left_empty_is_let_go() {
+        let pool = Pool::<u32>::default();
+        pool.adopt(7);
+        let mut c = pool.next(None, None).expect("a chunk");
+        c.entries.clear();
+        assert!(pool.next(Some(1), Some(c)).is_none());
+        let s = pool.lock();
+        assert!(s.todo.is_empty() && s.done.is_empty());
+    }
+
+    #[test]
+    fn equal_request_texts_share_one_key_and_unused_keys_are_let_go() {
+        let mut keys = Keys::default();
+        let a = keys.intern("q\u{0}\u{0}{}".to_owned());
+        let b = keys.intern("q\u{0}\u{0}{}".to_owned());
+        assert!(a == b);
+        assert!(keys.intern("other".to_owned()) != a);
+        drop(b);
+        for i in 0..200 {
+            keys.intern(format!("q{i}"));
+        }
+        // Swept as the set grew: only keys still held somewhere remain (and the newest).
+        assert!(keys.set.len() < 100);
+        assert!(keys.set.contains(&a.0));
+    }
 }

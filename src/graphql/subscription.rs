@@ -8,7 +8,7 @@ use super::fanout::Feed;
 use super::parts;
 use super::types::{SessionEvent, SessionEventType};
 use crate::context::UserActor;
-use crate::domain::{EventType, SessionEventKind, parse_id};
+use crate::domain::{SessionEventKind, parse_id};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::BusEvent;
 use crate::services::subscriptions::{self, AuditStreamFilter, EventStream, StreamItem};
@@ -64,7 +64,7 @@ fn audit_event(e: &BusEvent) -> AuditEvent {
 pub struct SessionSubscription;
 
 fn to_graphql(e: &BusEvent) -> Option<SessionEvent> {
-    let kind = EventType::parse(&e.event_type)?.session_kind()?;
+    let kind = e.facts().session_kind?;
     let attrs = &e.payload["data"]["attributes"];
     Some(SessionEvent {
         id: ID(e.id.to_string()),

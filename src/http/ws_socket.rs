@@ -60,7 +60,10 @@ impl Writer {
         }
         let mut rest = bytes;
         if backlog.is_empty() {
-            match self.tcp.try_write(bytes) {
+            // Straight to the socket: the runtime's readiness is for the task that drains a
+            // backlog (a `WouldBlock` here leaves it to find the socket full itself). A peer that
+            // is gone gives `EPIPE`, not a signal: Rust programs start with SIGPIPE ignored.
+            match socket2::SockRef::from(&*self.tcp).send(bytes) {
                 Ok(n) if n == bytes.len() => return Ok(()),
                 Ok(n) => rest = &bytes[n..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

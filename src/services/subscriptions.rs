@@ -12,7 +12,6 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use crate::context::UserActor;
-use crate::domain::EventType;
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::events::{self, BusEvent};
 use crate::state::AppState;
@@ -100,8 +99,7 @@ impl Cursor {
         e.seq > self.last_seq
             && match &self.scope {
                 Scope::Sessions { users } => {
-                    e.subject_user_id.is_some_and(|u| users.contains(&u))
-                        && EventType::parse(&e.event_type).and_then(EventType::session_kind).is_some()
+                    e.facts().session_kind.is_some() && e.subject_user_id.is_some_and(|u| users.contains(&u))
                 }
                 Scope::Audit { all, orgs, filter } => {
                     (*all || e.organization_id.is_some_and(|o| orgs.contains(&o))) && filter.matches(e)
@@ -123,8 +121,7 @@ impl Cursor {
     }
 
     fn ends_stream(&self, e: &BusEvent) -> bool {
-        e.event_type == EventType::SessionRevoked.as_str()
-            && e.payload["data"]["attributes"]["session_id"].as_str() == Some(self.own_session.as_str())
+        e.facts().revoked_session.as_deref() == Some(self.own_session.as_str())
     }
 
     /// Reads the next page of the outbox after `last_seq`; the replay ends with a short page.
