@@ -376,7 +376,7 @@ impl Sink {
     }
 }
 
-/// A live subscriber in a lane.
+/// A live subscriber in the lanes' pool.
 struct Entry {
     cursor: Cursor,
     /// Its subscriber's request key, kept at hand for the pass's memo.
