@@ -243,15 +243,13 @@ impl Readers {
                     None => Duration::from_millis(100),
                 };
                 poll.poll(&mut events, Some(timeout))?;
-                let mut n = 0;
                 for ev in events.iter() {
-                    n += 1;
                     let conn = &mut conns[ev.token().0];
                     if !conn.read(&watch) {
                         poll.registry().deregister(conn.source())?;
                     }
                 }
-                full = n == 1024;
+                full = events.iter().count() == events.capacity();
             }
             Ok(())
         })?;
@@ -279,10 +277,15 @@ async fn signin(client: &reqwest::Client, base: &str) -> anyhow::Result<String> 
     Ok(v["data"]["tokens"]["session_id"].as_str().unwrap_or_default().to_owned())
 }
 
+/// The node's Prometheus text.
+async fn metrics(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(client.get(format!("{base}/metrics")).send().await?.text().await?)
+}
+
 /// The node's `janua_event_subscribers` gauge.
 async fn subscribers_on(client: &reqwest::Client, base: &str) -> anyhow::Result<usize> {
-    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
-    Ok(text
+    Ok(metrics(client, base)
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix("janua_event_subscribers "))
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -291,10 +294,9 @@ async fn subscribers_on(client: &reqwest::Client, base: &str) -> anyhow::Result<
 
 /// What `base` reports of its events and outbox, for an error about a missing event.
 async fn event_metrics(client: &reqwest::Client, base: &str) -> String {
-    let Ok(r) = client.get(format!("{base}/metrics")).send().await else {
+    let Ok(text) = metrics(client, base).await else {
         return format!("{base}: no answer");
     };
-    let text = r.text().await.unwrap_or_default();
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| {
