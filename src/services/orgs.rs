@@ -417,7 +417,11 @@ async fn member_row(
         .await?)
 }
 
-async fn owner_count(db: &impl ConnectionTrait, org: Uuid) -> AppResult<u64> {
+/// The organization's owners, counted after locking its row for the rest of `txn`
+/// (`SELECT … FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises writers):
+/// two owners leaving at once cannot both see the other one still there.
+pub(crate) async fn owner_count(db: &impl ConnectionTrait, org: Uuid) -> AppResult<u64> {
+    organization::Entity::find_by_id(org).lock_exclusive().one(db).await?;
     Ok(org_member::Entity::find()
         .filter(org_member::Column::OrganizationId.eq(org))
         .filter(org_member::Column::Role.eq("owner"))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 use uuid::Uuid;
@@ -397,18 +397,15 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
         .await?
         .filter(|u| u.status != "deleted")
         .ok_or(ErrorCode::NotFound)?;
+    // Organizations are locked in one order, so two deletions over the same ones cannot deadlock.
     let owned: Vec<org_member::Model> = org_member::Entity::find()
         .filter(org_member::Column::UserId.eq(id))
         .filter(org_member::Column::Role.eq("owner"))
+        .order_by_asc(org_member::Column::OrganizationId)
         .all(&txn)
         .await?;
     for m in owned {
-        let owners = org_member::Entity::find()
-            .filter(org_member::Column::OrganizationId.eq(m.organization_id))
-            .filter(org_member::Column::Role.eq("owner"))
-            .count(&txn)
-            .await?;
-        if owners <= 1 {
+        if crate::services::orgs::owner_count(&txn, m.organization_id).await? <= 1 {
             return Err(AppError::new(ErrorCode::Conflict).with_details(
                 serde_json::json!({"reason": "last_owner", "organization_id": m.organization_id}),
             ));

@@ -7,6 +7,8 @@ mod auth;
 mod authz_matrix;
 mod directory;
 mod errors;
+mod exposure;
+mod memberships;
 mod mfa;
 mod passkeys;
 mod platform;
