@@ -42,6 +42,9 @@ pub struct Facts {
     pub session_kind: Option<SessionEventKind>,
     /// The session it revokes, if it is `session.revoked`.
     pub revoked_session: Option<String>,
+    /// It may change what its subject, or the admins of its organization, may see (a membership
+    /// or role changed, an organization or user deleted, a user updated).
+    pub changes_rights: bool,
 }
 
 impl BusEvent {
@@ -53,6 +56,17 @@ impl BusEvent {
                 revoked_session: (kind == Some(EventType::SessionRevoked))
                     .then(|| self.payload["data"]["attributes"]["session_id"].as_str().map(str::to_owned))
                     .flatten(),
+                changes_rights: kind.is_some_and(|k| {
+                    matches!(
+                        k,
+                        EventType::OrganizationMemberAdded
+                            | EventType::OrganizationMemberRemoved
+                            | EventType::OrganizationMemberRoleChanged
+                            | EventType::OrganizationDeleted
+                            | EventType::UserUpdated
+                            | EventType::UserDeleted
+                    )
+                }),
             }
         })
     }

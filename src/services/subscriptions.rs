@@ -29,7 +29,7 @@ pub enum StreamItem {
 enum Scope {
     /// Session events of these users: the subscriber, and the members of the organizations the
     /// subscriber administers.
-    Sessions { users: std::collections::HashSet<Uuid> },
+    Sessions { users: std::collections::HashSet<Uuid>, orgs: Vec<Uuid> },
     /// Audit events: every event for administrators, else those of the organizations the
     /// subscriber administers; narrowed by the filter.
     Audit { all: bool, orgs: Vec<Uuid>, filter: AuditStreamFilter },
@@ -73,6 +73,8 @@ pub struct Cursor {
     own_session: String,
     scope: Scope,
     checked_at: std::time::Instant,
+    /// An event changed this subscriber's rights: they are read again before the next event.
+    rights_changed: bool,
     rx: broadcast::Receiver<Arc<BusEvent>>,
     last_seq: i64,
     pending: VecDeque<Arc<BusEvent>>,
@@ -98,7 +100,7 @@ impl Cursor {
     fn wants(&self, e: &BusEvent) -> bool {
         e.seq > self.last_seq
             && match &self.scope {
-                Scope::Sessions { users } => {
+                Scope::Sessions { users, .. } => {
                     e.facts().session_kind.is_some() && e.subject_user_id.is_some_and(|u| users.contains(&u))
                 }
                 Scope::Audit { all, orgs, filter } => {
@@ -109,7 +111,7 @@ impl Cursor {
 
     /// Reads the subscriber's audit rights again when they are older than [`RECHECK`].
     async fn recheck(&mut self) -> AppResult<()> {
-        if self.checked_at.elapsed() < RECHECK {
+        if !self.rights_changed && self.checked_at.elapsed() < RECHECK {
             return Ok(());
         }
         self.scope = match &self.scope {
@@ -117,7 +119,21 @@ impl Cursor {
             Scope::Sessions { .. } => sessions_scope(&self.state, &self.actor).await?,
         };
         self.checked_at = std::time::Instant::now();
+        self.rights_changed = false;
         Ok(())
+    }
+
+    /// Whether `e` may change what this subscriber sees: a membership, role or account change
+    /// of the subscriber, or in an organization it watches. Membership alone grants the view of
+    /// a person, so it is read again at once, not at the next [`RECHECK`].
+    fn rights_changed_by(&self, e: &BusEvent) -> bool {
+        let orgs = match &self.scope {
+            Scope::Sessions { orgs, .. } | Scope::Audit { orgs, .. } => orgs,
+        };
+        e.seq > self.last_seq
+            && e.facts().changes_rights
+            && (e.subject_user_id == Some(self.actor.user_id)
+                || e.organization_id.is_some_and(|o| orgs.contains(&o)))
     }
 
     fn ends_stream(&self, e: &BusEvent) -> bool {
@@ -129,7 +145,7 @@ impl Cursor {
         const PAGE: u64 = 500;
         // The subscriber's own events are read by user; wider scopes read every event.
         let user = match &self.scope {
-            Scope::Sessions { users } if users.len() == 1 => Some(self.actor.user_id),
+            Scope::Sessions { users, .. } if users.len() == 1 => Some(self.actor.user_id),
             _ => None,
         };
         let from = self.pending.back().map_or(self.last_seq, |e| e.seq);
@@ -158,6 +174,7 @@ impl Cursor {
         !self.ended
             && !self.replaying
             && self.pending.is_empty()
+            && !self.rights_changed
             && now.saturating_duration_since(self.checked_at) < RECHECK
     }
 
@@ -172,6 +189,11 @@ impl Cursor {
         }
         loop {
             match self.rx.try_recv() {
+                Ok(e) if self.rights_changed_by(&e) => {
+                    self.rights_changed = true;
+                    self.pending.push_back(e);
+                    return Offer::Slow;
+                }
                 Ok(e) if !self.admits(&e) => continue,
                 Ok(e) if self.ends_stream(&e) => {
                     self.pending.push_back(e);
@@ -235,6 +257,10 @@ impl Cursor {
                 return Some(e);
             }
             match self.rx.recv().await {
+                Ok(e) if self.rights_changed_by(&e) => {
+                    self.rights_changed = true;
+                    self.pending.push_back(e);
+                }
                 Ok(e) if self.admits(&e) => self.pending.push_back(e),
                 Ok(_) => {}
                 // Refilled from the outbox at the top of the loop.
@@ -267,7 +293,7 @@ async fn sessions_scope(state: &AppState, actor: &UserActor) -> AppResult<Scope>
         Default::default()
     } else {
         org_member::Entity::find()
-            .filter(org_member::Column::OrganizationId.is_in(orgs))
+            .filter(org_member::Column::OrganizationId.is_in(orgs.clone()))
             .select_only()
             .column(org_member::Column::UserId)
             .into_tuple::<Uuid>()
@@ -277,7 +303,7 @@ async fn sessions_scope(state: &AppState, actor: &UserActor) -> AppResult<Scope>
             .collect()
     };
     users.insert(actor.user_id);
-    Ok(Scope::Sessions { users })
+    Ok(Scope::Sessions { users, orgs })
 }
 
 async fn audit_scope(state: &AppState, actor: &UserActor, filter: AuditStreamFilter) -> AppResult<Scope> {
@@ -328,6 +354,7 @@ async fn open_stream(
         actor,
         scope,
         checked_at: std::time::Instant::now(),
+        rights_changed: false,
         rx,
         last_seq,
         pending: VecDeque::new(),
