@@ -141,6 +141,10 @@ pub struct Config {
     /// Prefix of every Redis key and channel (several deployments, or tests, may share one Redis).
     #[arg(long, env = "JANUA_REDIS_PREFIX", default_value = "janua:")]
     pub redis_prefix: String,
+    /// Bearer token that `/metrics` and `/api/v1/health/detailed` require (`Authorization: Bearer
+    /// …`); unset, they are open to anyone who reaches the address (bind it to a private network).
+    #[arg(long, env = "JANUA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Log format.
     #[arg(long, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

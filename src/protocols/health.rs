@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Extension, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
@@ -15,7 +15,9 @@ use entities::outbox_event;
 
 use crate::app::Services;
 use crate::context::RequestContext;
+use crate::error::{AppError, ErrorCode};
 use crate::rest::envelope;
+use crate::security::secrets::{constant_time_eq, sha256_hex};
 use crate::services::{sessions, webhook_queue};
 
 /// The process-wide Prometheus recorder (metrics are a process facility; installed once).
@@ -73,8 +75,26 @@ pub async fn ready(State(svc): State<Services>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Whether a request may read the operator endpoints: always when no `JANUA_METRICS_TOKEN` is
+/// set, else only with that bearer (compared in constant time over its SHA-256, so neither the
+/// content nor the length leaks).
+fn operator_allowed(svc: &Services, headers: &HeaderMap) -> bool {
+    let Some(expected) = svc.state.config.metrics_token.as_deref() else { return true };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
+    constant_time_eq(sha256_hex(presented).as_bytes(), sha256_hex(expected).as_bytes())
+}
+
 /// Prometheus metrics, with the active-session gauge refreshed at scrape time.
-pub async fn metrics(State(svc): State<Services>) -> Response {
+pub async fn metrics(State(svc): State<Services>, headers: HeaderMap) -> Response {
+    if !operator_allowed(&svc, &headers) {
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized\n")
+            .into_response();
+    }
     if let Ok(n) = sessions::count_active(&svc.state.db).await {
         metrics::gauge!("janua_active_sessions").set(n as f64);
     }
@@ -98,7 +118,16 @@ pub async fn metrics(State(svc): State<Services>) -> Response {
 
 /// Each dependency's status and latency, the event backlog and the webhook backlog (pending
 /// deliveries), inside the envelope.
-pub async fn detailed(State(svc): State<Services>, Extension(rc): Extension<RequestContext>) -> Response {
+pub async fn detailed(
+    State(svc): State<Services>,
+    Extension(rc): Extension<RequestContext>,
+    headers: HeaderMap,
+) -> Response {
+    if !operator_allowed(&svc, &headers) {
+        let mut r = envelope::error_for(&rc, &AppError::new(ErrorCode::AuthenticationRequired));
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
     let (db_ok, db_ms) = database_check(&svc).await;
     let redis = redis_check(&svc).await;
     let mut redis_json = json!({"status": redis_status(redis)});

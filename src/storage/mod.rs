@@ -40,6 +40,7 @@ pub async fn connect_counted(
     max_connections: Option<u32>,
     counter: QueryCounter,
 ) -> anyhow::Result<DatabaseConnection> {
+    create_sqlite_file_private(url)?;
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .acquire_timeout(Duration::from_secs(10))
@@ -62,6 +63,33 @@ pub async fn connect_counted(
     Ok(db)
 }
 
+/// The file of an `sqlite:` URL, unless the database lives in memory.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!in_memory).then_some(path)
+}
+
+/// Creates a missing SQLite database file readable by its owner only (0600, like the master
+/// key): it holds password hashes and sealed secrets. SQLite gives its `-wal` and `-shm` files
+/// the database file's permissions.
+fn create_sqlite_file_private(url: &str) -> std::io::Result<()> {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
@@ -74,4 +102,18 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
     let mode = (db.get_database_backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
     db.begin_with_options(TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(sqlite_file("sqlite://janua.db?mode=rwc"), Some("janua.db"));
+        assert_eq!(sqlite_file("sqlite:/var/lib/janua/j.db"), Some("/var/lib/janua/j.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory&cache=shared"), None);
+        assert_eq!(sqlite_file("postgres://localhost/x"), None);
+    }
 }
