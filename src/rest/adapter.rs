@@ -142,6 +142,7 @@ impl RestApi {
             let parsed: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
+                crate::http::nesting::check_json(&bytes)?;
                 Some(serde_json::from_slice(&bytes).map_err(|_| AppError::new(ErrorCode::BadRequest))?)
             };
             match (parsed, p.route.body) {
