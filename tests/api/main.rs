@@ -7,6 +7,7 @@ mod auth;
 mod authz_matrix;
 mod directory;
 mod errors;
+mod hostile_input;
 mod mfa;
 mod passkeys;
 mod platform;
