@@ -11,6 +11,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::bounds::{MAX_CURSOR_CHARS, MAX_SEARCH_CHARS, check_len};
 use super::page::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 use crate::error::{AppError, AppResult, FieldIssue};
 
@@ -24,7 +25,8 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
-    /// Validates Relay-style arguments.
+    /// Validates Relay-style arguments: a page of 1 to [`MAX_LIMIT`] rows, cursors of at most
+    /// [`MAX_CURSOR_CHARS`] characters.
     pub fn parse(
         first: Option<i32>,
         after: Option<String>,
@@ -43,6 +45,11 @@ impl ListRequest {
             (None, Some(n)) => check("last", n)?,
             (None, None) => DEFAULT_LIMIT,
         };
+        for (field, c) in [("after", &after), ("before", &before)] {
+            if let Some(c) = c {
+                check_len(field, c, MAX_CURSOR_CHARS)?;
+            }
+        }
         Ok(Self { limit, backward: last.is_some() || (before.is_some() && first.is_none()), after, before })
     }
 }
@@ -231,16 +238,23 @@ pub fn time_value(t: &chrono::DateTime<chrono::Utc>) -> Value {
     Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
 }
 
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern that matches `s` anywhere.
-pub fn like_pattern(s: &str) -> String {
-    let mut out = String::from("%");
-    for c in s.to_lowercase().chars() {
+/// A `search` (at most [`MAX_SEARCH_CHARS`] characters, trimmed, lower-cased) as a
+/// `LIKE … ESCAPE '\'` pattern that matches it anywhere; `None` when it is blank.
+pub fn like_pattern(search: &str) -> AppResult<Option<String>> {
+    check_len("search", search, MAX_SEARCH_CHARS)?;
+    let s = search.trim();
+    Ok((!s.is_empty()).then(|| format!("%{}%", like_escape(&s.to_lowercase()))))
+}
+
+/// Escapes `%`, `_` and `\` of `s` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('%');
     out
 }
 
@@ -259,6 +273,8 @@ mod tests {
         assert!(SortSpec::parse(Some("email:desc"), &allowed, ("created_at", true)).unwrap().desc);
         assert!(SortSpec::parse(Some("password_hash:asc"), &allowed, ("created_at", true)).is_err());
         assert!(SortSpec::parse(Some("email:sideways"), &allowed, ("created_at", true)).is_err());
-        assert_eq!(like_pattern("A_b%"), "%a\\_b\\%%");
+        assert_eq!(like_pattern(" A_b% ").unwrap().as_deref(), Some("%a\\_b\\%%"));
+        assert_eq!(like_pattern("  ").unwrap(), None);
+        assert!(like_pattern(&"\\".repeat(25_000)).is_err());
     }
 }

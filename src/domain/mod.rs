@@ -1,5 +1,6 @@
 //! Parsed values: once a value has one of these types it has been checked.
 
+pub mod bounds;
 mod events;
 pub mod keyset;
 pub mod page;

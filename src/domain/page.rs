@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use super::bounds::{MAX_CURSOR_CHARS, check_len};
 use crate::error::{AppError, AppResult, FieldIssue};
 
 /// Default page size.
@@ -21,7 +22,8 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// Validates Relay-style arguments (`first`/`after`, `last`/`before`).
+    /// Validates Relay-style arguments (`first`/`after`, `last`/`before`): a page of 1 to
+    /// [`MAX_LIMIT`] rows, cursors of at most [`MAX_CURSOR_CHARS`] characters.
     pub fn parse(
         first: Option<i32>,
         after: Option<&str>,
@@ -41,6 +43,11 @@ impl PageRequest {
             (None, Some(n)) => check("last", n)?,
             (None, None) => DEFAULT_LIMIT,
         };
+        for (field, c) in [("after", after), ("before", before)] {
+            if let Some(c) = c {
+                check_len(field, c, MAX_CURSOR_CHARS)?;
+            }
+        }
         Ok(Self {
             limit,
             after: after.map(|c| decode_cursor("after", c)).transpose()?,

@@ -6,9 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::orgs::Organization;
 use super::parts;
 use super::types::{Conn, User, connection};
+use crate::domain::bounds::{day, instant};
 use crate::domain::keyset::ListRequest;
 use crate::domain::parse_id;
-use crate::error::{AppError, FieldIssue};
 use crate::services::admin::{self, AdminOrgView, AdminUserView, AuditFilter, DayPoint};
 use crate::services::users::UserFilter;
 
@@ -131,26 +131,6 @@ impl From<entities::audit_log::Model> for AuditLog {
     }
 }
 
-fn date(field: &str, v: Option<String>) -> Result<Option<NaiveDate>, AppError> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| {
-            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                .map_err(|_| AppError::field(field, FieldIssue::InvalidFormat))
-        })
-        .transpose()
-}
-
-fn instant(field: &str, v: Option<String>) -> Result<Option<DateTime<Utc>>, AppError> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| match DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Ok(t.with_timezone(&Utc)),
-            Err(_) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-                .map_err(|_| AppError::field(field, FieldIssue::InvalidFormat)),
-        })
-        .transpose()
-}
-
 /// Administrator queries (administrators, or an administrator API key with `admin:read`).
 #[derive(Default)]
 pub struct AdminQuery;
@@ -193,7 +173,8 @@ impl AdminQuery {
         ))
     }
 
-    /// Totals, rates and a daily series between `from` and `to` (`YYYY-MM-DD`, default the last 30 days).
+    /// Totals, rates and a daily series between `from` and `to` (`YYYY-MM-DD`, years 1970 to 9999,
+    /// at most 366 days; default the last 30 days).
     async fn analytics(
         &self,
         ctx: &Context<'_>,
@@ -201,7 +182,7 @@ impl AdminQuery {
         to: Option<String>,
     ) -> Result<Analytics> {
         let (state, rc) = parts(ctx);
-        let a = admin::analytics(state, rc, date("from", from)?, date("to", to)?).await?;
+        let a = admin::analytics(state, rc, day("from", from.as_deref())?, day("to", to.as_deref())?).await?;
         Ok(Analytics {
             users_total: a.users_total,
             users_active_30d: a.users_active_30d,
@@ -217,7 +198,9 @@ impl AdminQuery {
         })
     }
 
-    /// The audit log, newest first. `action` matches exactly, or by prefix when it ends in `.*`.
+    /// The audit log, newest first. `action` matches exactly, or by prefix when it ends in `.*`;
+    /// `action` and `targetId` have at most 200 characters; `from`/`to` are RFC 3339 instants or
+    /// `YYYY-MM-DD` dates in the years 1970 to 9999.
     async fn audit_logs(
         &self,
         ctx: &Context<'_>,
@@ -242,8 +225,8 @@ impl AdminQuery {
                 .map(|a| parse_id("organization_id", &a))
                 .transpose()?,
             target_id: target_id.filter(|t| !t.is_empty()),
-            from: instant("from", from)?,
-            to: instant("to", to)?,
+            from: instant("from", from.as_deref())?,
+            to: instant("to", to.as_deref())?,
         };
         Ok(connection(admin::audit_logs(state, rc, &f, &req).await?))
     }

@@ -13,6 +13,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
 use crate::http::graphql_ws::{self, Connection};
+use crate::http::nesting;
 use crate::http::ws_socket;
 use crate::services::auth;
 use tokio_tungstenite::WebSocketStream;
@@ -52,9 +53,15 @@ pub async fn post(State(svc): State<Services>, req: Request) -> Response {
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), svc.state.config.body_limit).await else {
         return request_error(&rc, ErrorCode::PayloadTooLarge);
     };
+    if let Err(e) = nesting::check_json(&bytes) {
+        return request_error(&rc, e.code);
+    }
     let Ok(request) = serde_json::from_slice::<async_graphql::Request>(&bytes) else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
+    if let Err(e) = nesting::check_request(&request) {
+        return request_error(&rc, e.code);
+    }
     execute(&svc, rc, request).await
 }
 
@@ -70,9 +77,14 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
     if wants_html || query.is_empty() {
         return Html(super::pages::GRAPHIQL_HTML).into_response();
     }
+    // Its variables and extensions are JSON read by serde_json, which stops at 128 levels on its
+    // own; the document is checked before anything parses it.
     let Ok(mut request) = async_graphql::http::parse_query_string(query) else {
         return request_error(&rc, ErrorCode::BadRequest);
     };
+    if let Err(e) = nesting::check_request(&request) {
+        return request_error(&rc, e.code);
+    }
     let is_mutation = request
         .parsed_query()
         .ok()

@@ -23,6 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::nesting;
 use super::ws_socket::{Socket, Writer};
 use crate::graphql::fanout::{Fanout, Operation, Out, Sink};
 
@@ -48,6 +49,9 @@ mod close {
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
 }
+
+/// The close reason for a message nested deeper than [`nesting::MAX_NESTING`].
+const TOO_DEEP: &str = "Invalid message: nested too deeply";
 
 /// `{"type":…,"id":…` — the start of every message about operation `id`.
 fn head(kind: &str, id: &str) -> String {
@@ -223,7 +227,13 @@ where
         STOP
     }
 
+    /// Every message is checked for nesting before it is parsed, and a `subscribe`/`start`
+    /// payload before its document is: input nested deeper than [`nesting::MAX_NESTING`] closes
+    /// the connection with 4400, as any invalid message does (legacy: `connection_error`).
     async fn on_message(&mut self, bytes: &[u8]) -> Flow {
+        if nesting::check_json(bytes).is_err() {
+            return self.refuse(close::BAD_REQUEST, TOO_DEEP).await;
+        }
         let msg = match serde_json::from_slice::<ClientMessage>(bytes) {
             Ok(m) => m,
             Err(e) => return self.refuse(close::BAD_REQUEST, &format!("Invalid message: {e}")).await,
@@ -245,6 +255,9 @@ where
                 let Some(data) = self.data.clone() else {
                     return self.refuse(close::UNAUTHORIZED, "Unauthorized").await;
                 };
+                if nesting::check_request(&payload).is_err() {
+                    return self.refuse(close::BAD_REQUEST, TOO_DEEP).await;
+                }
                 let id: Arc<str> = id.into();
                 if self.running(&id) {
                     if self.protocol == Protocol::GraphQLWS {

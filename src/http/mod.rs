@@ -3,5 +3,6 @@
 pub mod graphql;
 pub mod graphql_ws;
 pub mod middleware;
+pub mod nesting;
 pub mod pages;
 pub mod ws_socket;

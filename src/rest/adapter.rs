@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::envelope;
 use super::routes::{Body, RestRoute, Shape};
 use crate::context::RequestContext;
+use crate::domain::bounds::{MAX_CURSOR_CHARS, check_len};
 use crate::error::{AppError, ErrorCode, FieldIssue};
 use crate::graphql::JanuaSchema;
 use crate::graphql::errors::first_error_code;
@@ -142,6 +143,7 @@ impl RestApi {
             let parsed: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
+                crate::http::nesting::check_json(&bytes)?;
                 Some(serde_json::from_slice(&bytes).map_err(|_| AppError::new(ErrorCode::BadRequest))?)
             };
             match (parsed, p.route.body) {
@@ -299,7 +301,8 @@ fn map_input(fields: &[InputField], mut body: Map<String, Value>) -> Result<Map<
     }
 }
 
-/// `limit` → `$first`/`$last`; `cursor` (`n.…` forward, `p.…` backward) → `$after`/`$before`.
+/// `limit` (1 to 100) → `$first`/`$last`; `cursor` (`n.…` forward, `p.…` backward, at most
+/// [`MAX_CURSOR_CHARS`] after its prefix) → `$after`/`$before`.
 fn page_variables(params: &HashMap<String, String>, vars: &mut Map<String, Value>) -> Result<(), AppError> {
     let limit = match params.get("limit") {
         None => 20,
@@ -309,6 +312,9 @@ fn page_variables(params: &HashMap<String, String>, vars: &mut Map<String, Value
             Err(_) => return Err(AppError::field("limit", FieldIssue::InvalidFormat)),
         },
     };
+    if let Some(c) = params.get("cursor") {
+        check_len("cursor", c, MAX_CURSOR_CHARS + 2)?;
+    }
     match params.get("cursor").map(String::as_str) {
         Some(c) if c.starts_with("p.") => {
             vars.insert("last".into(), json!(limit));

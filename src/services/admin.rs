@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sea_orm::sea_query::{Alias, Expr, Func};
+use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
     QuerySelect,
@@ -15,7 +15,8 @@ use entities::{audit_log, org_member, organization, session, user};
 
 use crate::context::RequestContext;
 use crate::domain::EventType;
-use crate::domain::keyset::{Keyset, ListRequest, decode_uuid};
+use crate::domain::bounds::{self, MAX_FILTER_CHARS, check_len};
+use crate::domain::keyset::{Keyset, ListRequest, decode_uuid, like_escape};
 use crate::domain::page::Page;
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::{self, Change};
@@ -213,16 +214,23 @@ async fn per_day<E: EntityTrait>(
     Ok(rows.into_iter().map(|r| (r.day, r.n.max(0) as u64)).collect())
 }
 
-/// Analytics over all data, with a daily series from `from` to `to` (at most 366 days; default the last 30).
+/// Analytics over all data, with a daily series from `from` to `to` (years [`bounds::MIN_YEAR`] to
+/// [`bounds::MAX_YEAR`], at most 366 days; default the last 30).
 pub async fn analytics(
     state: &AppState,
     ctx: &RequestContext,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> AppResult<Analytics> {
-    let today = Utc::now().date_naive();
-    let to = to.unwrap_or(today);
-    let from = from.unwrap_or(to - Duration::days(29));
+    let out_of_range = |field: &str| AppError::field(field, FieldIssue::OutOfRange);
+    let to = match to {
+        Some(d) => bounds::check_day("to", d)?,
+        None => Utc::now().date_naive(),
+    };
+    let from = match from {
+        Some(d) => bounds::check_day("from", d)?,
+        None => to.checked_sub_days(Days::new(29)).ok_or_else(|| out_of_range("to"))?,
+    };
     if from > to {
         return Err(AppError::field("from", FieldIssue::OutOfRange));
     }
@@ -242,8 +250,12 @@ pub async fn analytics(
     };
     let signins_24h = action(EventType::UserSignedIn, since(1)).count(db).await?;
     let failures_24h = action(EventType::UserSigninFailed, since(1)).count(db).await?;
-    let start = from.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-    let end = (to + Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let start = from.and_time(NaiveTime::MIN).and_utc();
+    let end = to
+        .checked_add_days(Days::new(1))
+        .ok_or_else(|| out_of_range("to"))?
+        .and_time(NaiveTime::MIN)
+        .and_utc();
     let new_users =
         per_day::<user::Entity>(db, user::Column::CreatedAt, start, end, sea_orm::Condition::all()).await?;
     let signin_cond = |a: EventType| sea_orm::Condition::all().add(audit_log::Column::Action.eq(a.as_str()));
@@ -273,7 +285,8 @@ pub async fn analytics(
             signins: signins.get(&k).copied().unwrap_or(0),
             signin_failures: failures.get(&k).copied().unwrap_or(0),
         });
-        d += Duration::days(1);
+        let Some(next) = d.succ_opt() else { break };
+        d = next;
     }
     let attempts = signins_24h + failures_24h;
     Ok(Analytics {
@@ -302,18 +315,35 @@ pub struct AuditFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// The audit log, newest first. `action` matches exactly, or as a prefix when it ends with `.*`.
+/// The audit log, newest first. `action` matches exactly, or as a prefix when it ends with `.*`;
+/// `action` and `target_id` have at most [`MAX_FILTER_CHARS`] characters, `from`/`to` the years
+/// of [`bounds::check_day`].
 pub async fn audit_logs(
     state: &AppState,
     ctx: &RequestContext,
     f: &AuditFilter,
     req: &ListRequest,
 ) -> AppResult<Page<audit_log::Model>> {
+    if let Some(a) = &f.action {
+        check_len("action", a, MAX_FILTER_CHARS)?;
+    }
+    if let Some(t) = &f.target_id {
+        check_len("target_id", t, MAX_FILTER_CHARS)?;
+    }
+    for (field, t) in [("from", f.from), ("to", f.to)] {
+        if let Some(t) = t {
+            bounds::check_day(field, t.date_naive())?;
+        }
+    }
     authorize_and_record(state, ctx, "audit_logs", serde_json::json!({"action": f.action})).await?;
     let mut q = audit_log::Entity::find();
     if let Some(a) = f.action.as_deref().filter(|a| !a.is_empty()) {
         q = match a.strip_suffix(".*") {
-            Some(prefix) => q.filter(audit_log::Column::Action.starts_with(format!("{prefix}."))),
+            // The prefix is matched literally: its `%`, `_` and `\` are not wildcards.
+            Some(prefix) => q.filter(sea_orm::sea_query::ExprTrait::like(
+                Expr::col(audit_log::Column::Action),
+                LikeExpr::new(format!("{}.%", like_escape(prefix))).escape('\\'),
+            )),
             None => q.filter(audit_log::Column::Action.eq(a)),
         };
     }

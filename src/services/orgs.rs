@@ -311,8 +311,7 @@ pub async fn page_organizations(
     if let Some(ids) = only {
         base = base.filter(organization::Column::Id.is_in(ids));
     }
-    if let Some(s) = search.filter(|s| !s.trim().is_empty()) {
-        let pat = like_pattern(s.trim());
+    if let Some(pat) = search.map(like_pattern).transpose()?.flatten() {
         base = base.filter(
             sea_orm::Condition::any()
                 .add(

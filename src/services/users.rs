@@ -147,8 +147,7 @@ pub async fn page_users(
             ),
         );
     }
-    if let Some(s) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
-        let pat = like_pattern(s.trim());
+    if let Some(pat) = filter.search.as_deref().map(like_pattern).transpose()?.flatten() {
         base = base.filter(
             Condition::any()
                 .add(Expr::col(user::Column::Email).like(LikeExpr::new(pat.clone()).escape('\\')))

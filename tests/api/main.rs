@@ -8,6 +8,7 @@ mod authz_matrix;
 mod directory;
 mod errors;
 mod exposure;
+mod hostile_input;
 mod memberships;
 mod mfa;
 mod passkeys;
