@@ -181,6 +181,8 @@ pub struct Fanout {
     keys: Mutex<Keys>,
     pool: Arc<Pool<Entry>>,
     lane_writes: std::sync::atomic::AtomicU64,
+    /// Subscribers handed to the lanes since start.
+    adopted: std::sync::atomic::AtomicU64,
 }
 
 /// One subscription's way from its events to what it sends.
@@ -293,6 +295,7 @@ impl Stream for Operation {
                             back,
                         };
                         this.subscriber.fanout.pool.adopt(entry);
+                        this.subscriber.fanout.adopted.fetch_add(1, Ordering::Relaxed);
                         this.phase = Phase::Lane(returned);
                         continue;
                     }
@@ -327,11 +330,17 @@ impl Fanout {
             keys: Default::default(),
             pool: pool.clone(),
             lane_writes: Default::default(),
+            adopted: Default::default(),
         });
         for _ in 0..n {
             tokio::spawn(lane(pool.clone(), Arc::downgrade(&fanout), bus.published()));
         }
         fanout
+    }
+
+    /// How many times a caught-up subscriber was handed to the lanes since start.
+    pub fn adopted(&self) -> u64 {
+        self.adopted.load(Ordering::Relaxed)
     }
 
     /// How many events the lanes wrote since start (the rest went through connection tasks).

@@ -290,7 +290,14 @@ async fn one_resolution_per_selection_and_event(b: Backend) {
         send(&mut ws, json!({"id": "7", "type": "subscribe", "payload": {"query": query}})).await;
         sockets.push(ws);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until all three are live in the lanes (the assertion below counts the lanes' writes).
+    for _ in 0..1000 {
+        if app.services.ws.adopted() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.services.ws.adopted(), 3, "three subscribers live in the lanes");
     let before = app.services.ws.renders().resolutions();
     let lane_before = app.services.ws.lane_writes();
 
