@@ -12,7 +12,7 @@ use crate::domain::{Email, EventType, Password, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::{self, Change};
-use crate::services::lockout::FailureOutcome;
+use crate::services::lockout::Attempt;
 use crate::services::mfa;
 use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
@@ -147,6 +147,8 @@ pub enum SignInOutcome {
 /// Checks email and password and opens a session — or, when the user has MFA on, answers with
 /// an MFA token for the second step and opens nothing yet. Unknown email and wrong password give
 /// the same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
+/// Each call takes a unit of the client's credential limit and a lockout slot of the email before
+/// hashing, so concurrent or batched guesses verify at most the lockout threshold.
 pub async fn sign_in(
     state: &AppState,
     ctx: &RequestContext,
@@ -154,16 +156,15 @@ pub async fn sign_in(
     password: Password,
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
-    if let Some(until) = state.lockouts.locked_until(email.as_str()).await {
-        return Err(locked(until));
-    }
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
+    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
     let Some(u) = found.filter(|_| verified.ok) else {
-        return Err(failed_sign_in(state, ctx, &email).await);
+        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
     };
-    state.lockouts.record_success(email.as_str()).await;
+    attempt.succeeded(state).await;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
@@ -232,9 +233,15 @@ fn locked(until: chrono::DateTime<Utc>) -> AppError {
     }))
 }
 
-async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -> AppError {
+/// Audits a wrong password (its failure is already counted by the attempt's slot); `locks` is
+/// the lock this failure leaves, when it took the last slot.
+async fn failed_sign_in(
+    state: &AppState,
+    ctx: &RequestContext,
+    email: &Email,
+    locks: Option<chrono::DateTime<Utc>>,
+) -> AppError {
     metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
-    let outcome = state.lockouts.record_failure(email.as_str()).await;
     let write = async {
         let txn = begin_write(&state.db).await?;
         let acting = Some((None, email.as_str().to_owned()));
@@ -251,7 +258,7 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
             },
         )
         .await?;
-        if let FailureOutcome::LockedUntil(until) = outcome {
+        if let Some(until) = locks {
             audit::record(
                 &txn,
                 ctx,
@@ -273,9 +280,9 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
     if let Err(e) = write.await {
         return e;
     }
-    match outcome {
-        FailureOutcome::LockedUntil(until) => locked(until),
-        FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+    match locks {
+        Some(until) => locked(until),
+        None => ErrorCode::InvalidCredentials.into(),
     }
 }
 

@@ -25,6 +25,7 @@ async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     c.master_key = Some(MasterKey::generate().to_base64());
     c.master_key_file = dir.0.join("janua.key");
     c.rate_limit_per_minute = 100_000;
+    c.credential_attempts_per_minute = 100_000;
     c.argon2_memory_kib = 8192;
     c.argon2_iterations = 1;
     c.webhook_allow_loopback = true;
