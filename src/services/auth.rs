@@ -286,8 +286,10 @@ async fn failed_sign_in(
     }
 }
 
-/// Exchanges a refresh token for new tokens, rotating it. A token already rotated more than
-/// the grace period ago is a replay: the whole session is revoked.
+/// Exchanges a refresh token for new tokens, rotating it to its one successor. Presented again
+/// within the grace period (concurrent tabs), it answers with that same successor — no second
+/// live token. A token already rotated more than the grace period ago is a replay: the whole
+/// session is revoked.
 pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> AppResult<IssuedTokens> {
     let invalid = || AppError::new(ErrorCode::InvalidToken);
     if token.is_empty() || token.len() > 200 {
@@ -336,21 +338,37 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
+    let successor = sessions::successor_token(state, token);
     let txn = begin_write(&state.db).await?;
-    // Conditional writes settle races with a concurrent refresh or revocation: a token rotated
-    // meanwhile is within the grace period (it just happened); a session revoked meanwhile wins.
-    if rt.rotated_at.is_none() {
-        refresh_token::Entity::update_many()
+    // Conditional writes settle races with a concurrent refresh or revocation: the one refresh
+    // that rotates the token stores its successor; a token rotated meanwhile is within the grace
+    // period (it just happened) and its successor is committed with the rotation (PostgreSQL
+    // makes this update wait for that commit; SQLite's write transactions take turns).
+    let rotated_here = rt.rotated_at.is_none()
+        && refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::Id.eq(rt.id))
             .filter(refresh_token::Column::RotatedAt.is_null())
             .exec(&txn)
-            .await?;
-    }
+            .await?
+            .rows_affected
+            == 1;
     if !sessions::touch(&txn, s.id).await? {
         return Err(ErrorCode::SessionRevoked.into());
     }
-    let refresh = sessions::insert_refresh_token(&txn, s.id, s.expires_at).await?;
+    if rotated_here {
+        sessions::store_refresh_token(&txn, s.id, s.expires_at, &successor).await?;
+    } else if refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(&successor)))
+        .filter(refresh_token::Column::SessionId.eq(s.id))
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        // Rotated to a successor that was not derived (before this scheme): open no new branch.
+        return Err(invalid());
+    }
+    let refresh = successor;
     audit::record(
         &txn,
         ctx,
@@ -360,7 +378,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             subject_user: Some(s.user_id),
             acting_user: Some((Some(u.id), u.email.clone())),
             organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
+            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "replayed": !rotated_here}),
         },
     )
     .await?;

@@ -163,17 +163,35 @@ pub(crate) async fn insert_refresh_token(
     expires_at: DateTime<Utc>,
 ) -> AppResult<String> {
     let token = format!("jrt_{}", random_token(32));
+    store_refresh_token(txn, session_id, expires_at, &token).await?;
+    Ok(token)
+}
+
+/// The one successor of a refresh token: derived from it with the master key, so a replay inside
+/// the grace period is answered with the successor already issued (nothing about it is stored
+/// but its hash, and only a holder of `token` and the server's key can compute it).
+pub(crate) fn successor_token(state: &AppState, token: &str) -> String {
+    format!("jrt_{}", state.master_key.keyed_hash("refresh-successor", token.as_bytes()))
+}
+
+/// Stores the hash of `token` as a live refresh token of the session.
+pub(crate) async fn store_refresh_token(
+    txn: &impl ConnectionTrait,
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+    token: &str,
+) -> AppResult<()> {
     refresh_token::Entity::insert(refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
-        token_hash: Set(sha256_hex(&token)),
+        token_hash: Set(sha256_hex(token)),
         created_at: Set(Utc::now()),
         expires_at: Set(expires_at),
         rotated_at: Set(None),
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(token)
+    Ok(())
 }
 
 /// Marks a session revoked in `txn` and audits it. After commit the caller must call
