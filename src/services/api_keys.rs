@@ -74,7 +74,8 @@ async fn authorize_keys(state: &AppState, ctx: &RequestContext, org: Option<Uuid
     }
 }
 
-/// Creates a key; returns it with its secret, which is never shown again.
+/// Creates a key; returns it with its secret, which is never shown again. A user creating one
+/// needs a recent authentication (`REAUTH_REQUIRED`).
 pub async fn create_api_key(
     state: &AppState,
     ctx: &RequestContext,
@@ -84,6 +85,7 @@ pub async fn create_api_key(
     expires_in_days: Option<i32>,
 ) -> AppResult<(ApiKeyView, String)> {
     authorize_keys(state, ctx, organization_id).await?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let name = crate::domain::optional_text("name", Some(name.to_owned()), 100)?
         .ok_or_else(|| AppError::field("name", FieldIssue::Required))?;
     if scopes.is_empty() || scopes.iter().any(|s| Scope::parse(s).is_none()) {

@@ -394,6 +394,27 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     })
 }
 
+/// Confirms the caller's password on their current session, so sensitive changes are allowed
+/// again for the re-authentication window; returns when. Counted like a sign-in (a unit of the
+/// client's credential limit and a lockout slot of the email, taken before hashing).
+pub async fn reauthenticate(
+    state: &AppState,
+    ctx: &RequestContext,
+    password: Password,
+) -> AppResult<chrono::DateTime<Utc>> {
+    let actor = ctx.require_user()?;
+    let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::InvalidToken)?;
+    let email = Email::parse(&u.email)?;
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
+    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
+    let verified = state.passwords.verify(&password, u.password_hash.as_deref()).await?;
+    if !verified.ok {
+        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
+    }
+    attempt.succeeded(state).await;
+    sessions::mark_authenticated(state, actor.session_id).await
+}
+
 /// Revokes the caller's current session: its access and refresh tokens stop working at once.
 pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
     let actor = ctx.require_user()?;

@@ -116,9 +116,10 @@ pub(crate) async fn is_enabled(db: &impl ConnectionTrait, user_id: Uuid) -> AppR
 }
 
 /// Starts (or restarts) TOTP setup: a new secret and 10 backup codes. MFA stays off until a code
-/// confirms it.
+/// confirms it. Needs a recent authentication (`REAUTH_REQUIRED`).
 pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     if let Some(f) = factor_of(&txn, actor.user_id).await? {
         if f.enabled {
@@ -297,6 +298,7 @@ pub async fn verify(
 
 async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, actor.user_id).await?.ok_or(ErrorCode::MfaNotEnabled)?;
     if f.enabled {
@@ -374,7 +376,8 @@ pub(crate) async fn finish_second_factor(
     crate::services::auth::complete_sign_in(txn, state, ctx, u, "password+mfa", detail, None).await
 }
 
-/// Turns MFA off; needs the password or a current code (TOTP or backup).
+/// Turns MFA off; needs a recent authentication (`REAUTH_REQUIRED`) and the password or a
+/// current code (TOTP or backup).
 pub async fn disable(
     state: &AppState,
     ctx: &RequestContext,
@@ -385,6 +388,7 @@ pub async fn disable(
     if password.is_none() && code.is_none_or(|c| c.trim().is_empty()) {
         return Err(AppError::field("password", FieldIssue::Required).and_field("code", FieldIssue::Required));
     }
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
     let method = match (password, code) {

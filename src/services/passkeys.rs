@@ -154,9 +154,11 @@ fn check_name(name: Option<String>) -> AppResult<Option<String>> {
 }
 
 /// Starts registering a passkey for the caller. The authenticator is asked for a discoverable
-/// (resident) credential so it can later sign in without an email.
+/// (resident) credential so it can later sign in without an email. Needs a recent
+/// authentication (`REAUTH_REQUIRED`), as does [`register`].
 pub async fn registration_options(state: &AppState, ctx: &RequestContext) -> AppResult<CeremonyOptions> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::InvalidToken)?;
     let existing = passkeys_of(&state.db, u.id).await?;
     let exclude = existing
@@ -197,6 +199,7 @@ pub async fn register(
     name: Option<String>,
 ) -> AppResult<PasskeyView> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let name = check_name(name)?;
     let reg: RegisterPublicKeyCredential = serde_json::from_value(credential)
         .map_err(|_| AppError::field("credential", FieldIssue::InvalidFormat))?;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use entities::{refresh_token, session};
 
-use crate::context::RequestContext;
+use crate::context::{Actor, RequestContext};
 use crate::domain::EventType;
 use crate::domain::page::{Page, PageRequest, encode_cursor};
 use crate::error::{AppResult, ErrorCode};
@@ -129,6 +129,7 @@ pub(crate) async fn open_session(
         expires_at: Set(now + Duration::seconds(ttl)),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        authenticated_at: Set(Some(now)),
     }
     .insert(txn)
     .await?;
@@ -154,6 +155,42 @@ pub(crate) async fn open_session(
         refresh_expires_in: ttl,
         session_id: s.id,
     })
+}
+
+/// Refuses a sensitive change (`REAUTH_REQUIRED`) unless the caller's session proved a password
+/// or second factor within the configured window (`reauth_window`): a sign-in or
+/// [`crate::services::auth::reauthenticate`] counts, a refresh does not. Callers without a
+/// session (API keys) pass; their permission checks decide.
+pub(crate) async fn require_recent_auth(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
+    let Actor::User(actor) = &ctx.actor else {
+        return Ok(());
+    };
+    let s = session::Entity::find_by_id(actor.session_id)
+        .one(&state.db)
+        .await?
+        .filter(|s| s.revoked_at.is_none())
+        .ok_or(ErrorCode::SessionRevoked)?;
+    let window = Duration::from_std(state.config.reauth_window).unwrap_or(Duration::MAX);
+    let proved = s.authenticated_at.unwrap_or(s.created_at);
+    if Utc::now() - proved > window {
+        return Err(ErrorCode::ReauthRequired.into());
+    }
+    Ok(())
+}
+
+/// Records that the caller's session proved a credential just now.
+pub(crate) async fn mark_authenticated(state: &AppState, session_id: Uuid) -> AppResult<DateTime<Utc>> {
+    let now = Utc::now();
+    let r = session::Entity::update_many()
+        .col_expr(session::Column::AuthenticatedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if r.rows_affected != 1 {
+        return Err(ErrorCode::SessionRevoked.into());
+    }
+    Ok(now)
 }
 
 /// Creates a refresh token for a session; stores only its hash.

@@ -139,6 +139,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .env("JANUA_MASTER_KEY", key)
         .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
         .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
+        .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
         .env("JANUA_ARGON2_MEMORY_KIB", "8192")
         .env("JANUA_ARGON2_ITERATIONS", "1")
         .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
