@@ -23,7 +23,7 @@ use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::passwords::PasswordHasher;
-use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
+use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore};
@@ -150,8 +150,15 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
     )?;
     let redis =
         config.redis_url.as_deref().map(|url| Redis::connect(url, &config.redis_prefix)).transpose()?;
-    let Backends { revocations, redis_revocations, lockouts, mfa_lockouts, ceremonies, rate_limiter } =
-        backends(&config, &db, redis.as_ref()).await?;
+    let Backends {
+        revocations,
+        redis_revocations,
+        lockouts,
+        mfa_lockouts,
+        ceremonies,
+        rate_limiter,
+        credential_limiter,
+    } = backends(&config, &db, redis.as_ref()).await?;
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {
@@ -165,6 +172,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webauthn: Arc::new(build_webauthn(&config)?),
         ceremonies,
         rate_limiter,
+        credential_limiter,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
         db: db.clone(),
@@ -189,6 +197,7 @@ struct Backends {
     mfa_lockouts: Arc<dyn LockoutStore>,
     ceremonies: Arc<dyn CeremonyStore>,
     rate_limiter: Arc<dyn RateLimit>,
+    credential_limiter: Arc<dyn RateLimit>,
 }
 
 async fn backends(
@@ -208,6 +217,10 @@ async fn backends(
                 mfa_lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "mfa_lockout", mfa_max, seconds)),
                 ceremonies: Arc::new(RedisCeremonyStore::new(r.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute)),
+                credential_limiter: Arc::new(RedisRateLimiter::credentials(
+                    r.clone(),
+                    config.credential_attempts_per_minute,
+                )),
             }
         }
         None => Backends {
@@ -217,6 +230,7 @@ async fn backends(
             mfa_lockouts: Arc::new(MemoryLockoutStore::new(mfa_max, seconds)),
             ceremonies: Arc::new(MemoryCeremonyStore::new()),
             rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
+            credential_limiter: Arc::new(WindowRateLimiter::new(config.credential_attempts_per_minute)),
         },
     })
 }
@@ -253,6 +267,7 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.rate_limiter.purge();
+        state.credential_limiter.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();

@@ -139,6 +139,7 @@ impl Server {
             .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))
             .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
             .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
+            .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "1000000000")
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
             .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")

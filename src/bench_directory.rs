@@ -46,6 +46,7 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
     config.addr = "127.0.0.1:0".parse()?;
     config.master_key = Some(MasterKey::generate().to_base64());
     config.rate_limit_per_minute = 1_000_000_000;
+    config.credential_attempts_per_minute = 1_000_000_000;
     let schema = match database_url {
         Some(url) => {
             let name = format!("bench_{}", uuid::Uuid::new_v4().simple());

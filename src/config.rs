@@ -57,9 +57,13 @@ pub struct Config {
     /// Minimum password length.
     #[arg(long, env = "JANUA_PASSWORD_MIN_LENGTH", default_value_t = 12)]
     pub password_min_length: usize,
-    /// Requests per minute per client IP.
+    /// Requests per minute per client IP (IPv6: per /64).
     #[arg(long, env = "JANUA_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
     pub rate_limit_per_minute: u32,
+    /// Credential checks per minute per client IP (IPv6: per /64) — passwords, second factors,
+    /// passkey assertions, API keys; a check that succeeds gives its unit back.
+    #[arg(long, env = "JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", default_value_t = 30)]
+    pub credential_attempts_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated IPs).
     #[arg(long, env = "JANUA_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
@@ -89,6 +93,10 @@ pub struct Config {
     /// Seconds an MFA token (between password and second factor) stays valid.
     #[arg(long, env = "JANUA_MFA_TOKEN_TTL", default_value_t = 300)]
     pub mfa_token_ttl: u64,
+    /// How recent a session's last password or second-factor check must be for sensitive changes
+    /// (passkeys, MFA on or off, deleting one's account, API keys); else `REAUTH_REQUIRED`.
+    #[arg(long, env = "JANUA_REAUTH_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub reauth_window: Duration,
     /// Wrong second-factor codes in a row before the user's MFA is locked for the lockout duration.
     #[arg(long, env = "JANUA_MFA_MAX_ATTEMPTS", default_value_t = 5)]
     pub mfa_max_attempts: i32,

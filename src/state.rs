@@ -41,6 +41,9 @@ pub struct Inner {
     /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
     pub ceremonies: Arc<dyn CeremonyStore>,
     pub rate_limiter: Arc<dyn RateLimit>,
+    /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),
+    /// taken before each check and given back when it succeeds.
+    pub credential_limiter: Arc<dyn RateLimit>,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,

@@ -18,6 +18,9 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
     pub revoked_reason: Option<String>,
+    /// When the session last proved a password or second factor (sign-in, re-authentication);
+    /// null on sessions older than the column, which count from `created_at`. A refresh leaves it.
+    pub authenticated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

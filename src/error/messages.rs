@@ -143,6 +143,16 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (AccountDisabled, Es) => "La cuenta está desactivada.",
         (AccountDisabled, Fr) => "Le compte est désactivé.",
         (AccountDisabled, De) => "Das Konto ist deaktiviert.",
+        (ReauthRequired, En) => "Confirm your password to continue: this change needs a recent sign-in.",
+        (ReauthRequired, Es) => {
+            "Confirme su contraseña para continuar: este cambio requiere un inicio de sesión reciente."
+        }
+        (ReauthRequired, Fr) => {
+            "Confirmez votre mot de passe pour continuer : ce changement exige une connexion récente."
+        }
+        (ReauthRequired, De) => {
+            "Bestätigen Sie Ihr Passwort, um fortzufahren: diese Änderung erfordert eine kürzliche Anmeldung."
+        }
         (RateLimited, En) => "Too many requests; try again later.",
         (RateLimited, Es) => "Demasiadas solicitudes; inténtelo más tarde.",
         (RateLimited, Fr) => "Trop de requêtes ; réessayez plus tard.",

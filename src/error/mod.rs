@@ -31,6 +31,7 @@ pub enum ErrorCode {
     Conflict,
     AccountLocked,
     AccountDisabled,
+    ReauthRequired,
     RateLimited,
     PayloadTooLarge,
     UpstreamError,
@@ -40,7 +41,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -61,6 +62,7 @@ impl ErrorCode {
         Self::Conflict,
         Self::AccountLocked,
         Self::AccountDisabled,
+        Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
         Self::UpstreamError,
@@ -91,6 +93,7 @@ impl ErrorCode {
             Self::Conflict => "CONFLICT",
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UpstreamError => "UPSTREAM_ERROR",
@@ -114,7 +117,12 @@ impl ErrorCode {
             | Self::PasskeyCloned => 401,
             Self::MfaNotEnabled | Self::PasskeyCeremonyInvalid => 400,
             Self::MfaAlreadyEnabled => 409,
-            Self::Forbidden | Self::InsufficientPermissions | Self::AccountDisabled => 403,
+            // REAUTH_REQUIRED: the token is good (401 would make clients refresh or sign out);
+            // the session must prove a password again first.
+            Self::Forbidden
+            | Self::InsufficientPermissions
+            | Self::AccountDisabled
+            | Self::ReauthRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,

@@ -1,10 +1,11 @@
-//! `me`, `signup`, `signin`, `refresh`, `signout`.
+//! `me`, `signup`, `signin`, `refresh`, `reauthenticate`, `signout`.
 
 use async_graphql::{Context, Object, Result};
 
 use super::parts;
 use super::types::{
-    ActionPayload, AuthPayload, RefreshInput, RefreshPayload, SigninInput, SigninPayload, SignupInput, User,
+    ActionPayload, AuthPayload, ReauthenticateInput, ReauthenticatePayload, RefreshInput, RefreshPayload,
+    SigninInput, SigninPayload, SignupInput, User,
 };
 use crate::domain::Password;
 use crate::services::{auth, users};
@@ -55,6 +56,18 @@ impl AuthMutation {
         let (state, rc) = parts(ctx);
         let tokens = auth::refresh(state, rc, &input.refresh_token).await?;
         Ok(RefreshPayload { tokens: tokens.into() })
+    }
+
+    /// Confirms the password on the current session, so sensitive changes (passkeys, MFA on or
+    /// off, deleting one's account, API keys) are allowed again for the re-authentication window.
+    async fn reauthenticate(
+        &self,
+        ctx: &Context<'_>,
+        input: ReauthenticateInput,
+    ) -> Result<ReauthenticatePayload> {
+        let (state, rc) = parts(ctx);
+        let at = auth::reauthenticate(state, rc, Password::new(input.password)).await?;
+        Ok(ReauthenticatePayload { authenticated_at: at })
     }
 
     /// Revokes the current session.

@@ -133,6 +133,14 @@ pub struct RefreshPayload {
     pub tokens: Tokens,
 }
 
+/// Payload of `reauthenticate`.
+#[derive(SimpleObject, Clone)]
+pub struct ReauthenticatePayload {
+    /// When the session proved the password; sensitive changes are allowed for the
+    /// re-authentication window from then.
+    pub authenticated_at: DateTime<Utc>,
+}
+
 /// The outcome of an action that returns nothing else.
 #[derive(SimpleObject, Clone)]
 pub struct ActionPayload {
@@ -233,6 +241,12 @@ pub struct SignupInput {
 #[derive(InputObject)]
 pub struct SigninInput {
     pub email: String,
+    pub password: String,
+}
+
+/// Input of `reauthenticate`.
+#[derive(InputObject)]
+pub struct ReauthenticateInput {
     pub password: String,
 }
 

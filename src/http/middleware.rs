@@ -95,7 +95,7 @@ pub async fn request_context(State(svc): State<Services>, mut req: Request, next
                 Err(e) => rc.auth_error = Some(e.code),
             }
         } else if let Some(key) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
-            match api_keys::authenticate_api_key(&svc.state, key.trim()).await {
+            match api_keys::authenticate_api_key(&svc.state, ip, key.trim()).await {
                 Ok(k) => rc.actor = Actor::ApiKey(k),
                 Err(e) => rc.auth_error = Some(e.code),
             }

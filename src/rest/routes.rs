@@ -102,6 +102,15 @@ pub fn routes() -> Vec<RestRoute> {
             auth: false,
             ..auth("Refresh", Method::POST, "/auth/refresh", "Rotate a refresh token for new tokens")
         },
+        RestRoute {
+            body: Body::Input,
+            ..auth(
+                "Reauthenticate",
+                Method::POST,
+                "/auth/reauthenticate",
+                "Confirm the password on the current session (for sensitive changes)",
+            )
+        },
         auth("Signout", Method::POST, "/auth/signout", "Revoke the current session"),
         auth("Me", Method::GET, "/auth/me", "The signed-in user"),
         RestRoute {

@@ -1,8 +1,13 @@
-//! Per-client-IP request limits (GCRA, via governor), with the figures for `X-RateLimit-*`.
+//! Per-client limits: requests (GCRA, via governor, with the figures for `X-RateLimit-*`) and
+//! credential attempts (a fixed window that gives back the units of credentials that proved good).
+//! A client is an IPv4 address or an IPv6 /64 (one subscriber's prefix, as ISPs hand them out).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
@@ -26,10 +31,27 @@ pub struct RateDecision {
     pub retry_after_secs: u64,
 }
 
-/// Counts requests per client IP and decides.
+/// The key a client is limited by: an IPv4 address as it is, an IPv6 address by its /64 prefix
+/// (an IPv4-mapped IPv6 address as the IPv4 address it maps).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & (u128::MAX << 64))),
+        },
+    }
+}
+
+/// Counts units per client (see [`client_key`]) and decides.
 pub trait RateLimit: Send + Sync {
-    /// Counts one request from `ip`.
+    /// Counts one unit from `ip`.
     fn check(&self, ip: IpAddr) -> BoxFuture<'_, RateDecision>;
+    /// Gives back one unit `check` counted and allowed for `ip` (a credential that proved good).
+    /// A limiter that cannot give back (the request limiter) keeps it.
+    fn release(&self, _ip: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
     /// Forgets clients whose allowance is whole again (bounded memory).
     fn purge(&self);
 }
@@ -54,7 +76,7 @@ impl IpRateLimiter {
     /// Counts one request from `ip`.
     pub fn check(&self, ip: IpAddr) -> RateDecision {
         let per_token = 60.0 / f64::from(self.limit);
-        match self.limiter.check_key(&ip) {
+        match self.limiter.check_key(&client_key(ip)) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 RateDecision {
@@ -96,6 +118,73 @@ impl RateLimit for IpRateLimiter {
     }
 }
 
+/// Units per minute per client in a fixed one-minute window, in process; a unit given back
+/// ([`RateLimit::release`]) may be taken again. The credential-attempt limiter of one node.
+#[derive(Clone)]
+pub struct WindowRateLimiter {
+    windows: Arc<DashMap<IpAddr, (Instant, u32)>>,
+    limit: u32,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+impl WindowRateLimiter {
+    /// `per_minute` units a minute per client.
+    pub fn new(per_minute: u32) -> Self {
+        Self { windows: Arc::new(DashMap::new()), limit: per_minute.max(1) }
+    }
+
+    /// Counts one unit from `ip` (atomically: concurrent checks never allow more than the limit).
+    pub fn check(&self, ip: IpAddr) -> RateDecision {
+        let now = Instant::now();
+        let mut w = self.windows.entry(client_key(ip)).or_insert((now, 0));
+        if now.duration_since(w.0) >= WINDOW {
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+        let reset = WINDOW.saturating_sub(now.duration_since(w.0)).as_secs_f64().ceil().max(1.0) as u64;
+        let allowed = w.1 <= self.limit;
+        RateDecision {
+            allowed,
+            limit: self.limit,
+            remaining: self.limit.saturating_sub(w.1),
+            reset_secs: reset,
+            retry_after_secs: if allowed { 0 } else { reset },
+        }
+    }
+
+    /// Gives back one unit of `ip`'s current window.
+    pub fn release(&self, ip: IpAddr) {
+        if let Some(mut w) = self.windows.get_mut(&client_key(ip))
+            && Instant::now().duration_since(w.0) < WINDOW
+        {
+            w.1 = w.1.saturating_sub(1);
+        }
+    }
+
+    /// Forgets windows that are over.
+    pub fn purge(&self) {
+        let now = Instant::now();
+        self.windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+    }
+}
+
+impl RateLimit for WindowRateLimiter {
+    fn check(&self, ip: IpAddr) -> BoxFuture<'_, RateDecision> {
+        let d = WindowRateLimiter::check(self, ip);
+        Box::pin(async move { d })
+    }
+
+    fn release(&self, ip: IpAddr) -> BoxFuture<'_, ()> {
+        WindowRateLimiter::release(self, ip);
+        Box::pin(async {})
+    }
+
+    fn purge(&self) {
+        WindowRateLimiter::purge(self);
+    }
+}
+
 /// A fixed one-minute window per IP: `INCR`, with `PEXPIRE` set by the first request. Returns
 /// the count and the window's remaining milliseconds.
 const WINDOW_SCRIPT: &str = r"
@@ -108,25 +197,53 @@ end
 return {n, t}
 ";
 
-/// Requests per minute per client IP counted in Redis, across every node (a fixed window of
-/// 60 s). When Redis does not answer, this node limits alone with the in-process limiter.
+/// Gives back one unit of the current window, if it still holds one.
+const RELEASE_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return n
+";
+
+/// Units per minute per client counted in Redis, across every node (a fixed window of 60 s).
+/// When Redis does not answer, this node limits alone with an in-process limiter.
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     redis: Redis,
+    /// `ratelimit` (requests) or `credlimit` (credential attempts): keeps the counters apart.
+    name: &'static str,
     limit: u32,
     script: Arc<redis::Script>,
-    fallback: IpRateLimiter,
+    release: Arc<redis::Script>,
+    fallback: Arc<dyn RateLimit>,
 }
 
 impl RedisRateLimiter {
-    /// `per_minute` requests a minute per IP, cluster-wide.
+    /// `per_minute` requests a minute per client, cluster-wide.
     pub fn new(redis: Redis, per_minute: u32) -> Self {
+        Self::named(redis, "ratelimit", per_minute, Arc::new(IpRateLimiter::new(per_minute)))
+    }
+
+    /// `per_minute` credential attempts a minute per client, cluster-wide; units of attempts
+    /// that succeeded are given back.
+    pub fn credentials(redis: Redis, per_minute: u32) -> Self {
+        Self::named(redis, "credlimit", per_minute, Arc::new(WindowRateLimiter::new(per_minute)))
+    }
+
+    fn named(redis: Redis, name: &'static str, per_minute: u32, fallback: Arc<dyn RateLimit>) -> Self {
         Self {
             redis,
+            name,
             limit: per_minute.max(1),
             script: Arc::new(redis::Script::new(WINDOW_SCRIPT)),
-            fallback: IpRateLimiter::new(per_minute),
+            release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
+            fallback,
         }
+    }
+
+    fn key(&self, ip: IpAddr) -> String {
+        self.redis.key(&format!("{}:{}", self.name, client_key(ip)))
     }
 }
 
@@ -134,7 +251,7 @@ impl RateLimit for RedisRateLimiter {
     fn check(&self, ip: IpAddr) -> BoxFuture<'_, RateDecision> {
         Box::pin(async move {
             let mut conn = self.redis.conn();
-            let mut invocation = self.script.key(self.redis.key(&format!("ratelimit:{ip}")));
+            let mut invocation = self.script.key(self.key(ip));
             invocation.arg(60_000);
             let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
             match r {
@@ -152,8 +269,20 @@ impl RateLimit for RedisRateLimiter {
                 Err(e) => {
                     tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
                     metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);
-                    self.fallback.check(ip)
+                    self.fallback.check(ip).await
                 }
+            }
+        })
+    }
+
+    fn release(&self, ip: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.redis.conn();
+            let invocation = self.release.key(self.key(ip));
+            if let Err(e) = self.redis.guard(invocation.invoke_async::<i64>(&mut conn)).await {
+                tracing::debug!(error = %e, "redis unavailable; unit given back on this node");
+                metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);
+                self.fallback.release(ip).await;
             }
         })
     }
@@ -176,5 +305,36 @@ mod tests {
         assert!(r[2].allowed && !r[3].allowed);
         assert!(r[3].retry_after_secs >= 1 && r[3].retry_after_secs <= 20);
         assert!(l.check("10.0.0.2".parse().unwrap()).allowed, "another IP has its own allowance");
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")), ip("2001:db8:1:2::"));
+        assert_ne!(client_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("10.1.2.3")), ip("10.1.2.3"), "IPv4 stays per address");
+        assert_eq!(client_key(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+
+        // One /64 shares one allowance, in both limiters; the next /64 has its own.
+        let l = IpRateLimiter::new(2);
+        assert!(l.check(ip("2001:db8:1:2::1")).allowed && l.check(ip("2001:db8:1:2::2")).allowed);
+        assert!(!l.check(ip("2001:db8:1:2:dead:beef::3")).allowed);
+        assert!(l.check(ip("2001:db8:1:3::1")).allowed);
+        let w = WindowRateLimiter::new(2);
+        assert!(w.check(ip("2001:db8::1")).allowed && w.check(ip("2001:db8::2")).allowed);
+        assert!(!w.check(ip("2001:db8::3")).allowed);
+        assert!(w.check(ip("10.0.0.1")).allowed && w.check(ip("10.0.0.2")).allowed);
+    }
+
+    #[test]
+    fn a_released_unit_can_be_taken_again() {
+        let w = WindowRateLimiter::new(2);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(w.check(ip).allowed);
+        w.release(ip);
+        assert!(w.check(ip).allowed && w.check(ip).allowed);
+        let refused = w.check(ip);
+        assert!(!refused.allowed && refused.retry_after_secs >= 1);
     }
 }

@@ -1,6 +1,7 @@
 //! API keys: created by organization admins (or, without an organization, by administrators),
 //! shown once, stored as SHA-256 hashes, scoped, revocable, with a throttled `last_used_at`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::{self, Change};
 use crate::services::authz::{self, Action, Scope};
+use crate::services::lockout::Attempt;
 use crate::state::AppState;
 use crate::storage::begin_write;
 
@@ -72,7 +74,8 @@ async fn authorize_keys(state: &AppState, ctx: &RequestContext, org: Option<Uuid
     }
 }
 
-/// Creates a key; returns it with its secret, which is never shown again.
+/// Creates a key; returns it with its secret, which is never shown again. A user creating one
+/// needs a recent authentication (`REAUTH_REQUIRED`).
 pub async fn create_api_key(
     state: &AppState,
     ctx: &RequestContext,
@@ -82,6 +85,7 @@ pub async fn create_api_key(
     expires_in_days: Option<i32>,
 ) -> AppResult<(ApiKeyView, String)> {
     authorize_keys(state, ctx, organization_id).await?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let name = crate::domain::optional_text("name", Some(name.to_owned()), 100)?
         .ok_or_else(|| AppError::field("name", FieldIssue::Required))?;
     if scopes.is_empty() || scopes.iter().any(|s| Scope::parse(s).is_none()) {
@@ -175,9 +179,17 @@ pub async fn revoke_api_key(state: &AppState, ctx: &RequestContext, id: Uuid) ->
 }
 
 /// Turns an `X-API-Key` value into an actor. The key is looked up by its hash (a unique index);
-/// `last_used_at` is written at most once a minute per key, off the request path.
-pub async fn authenticate_api_key(state: &AppState, raw: &str) -> AppResult<ApiKeyActor> {
+/// `last_used_at` is written at most once a minute per key, off the request path. Each lookup
+/// takes a unit of the client's credential limit (`RATE_LIMITED` when none is left), given back
+/// when the key is good. There is no lockout slot: a key has no account to lock, and locking by
+/// its (listed) prefix would let anyone disable an integration.
+pub async fn authenticate_api_key(
+    state: &AppState,
+    client_ip: Option<IpAddr>,
+    raw: &str,
+) -> AppResult<ApiKeyActor> {
     let invalid = || AppError::new(ErrorCode::InvalidToken);
+    let attempt = Attempt::begin(state, client_ip).await?;
     if !raw.starts_with("jk_") || raw.len() > 100 {
         return Err(invalid());
     }
@@ -203,5 +215,6 @@ pub async fn authenticate_api_key(state: &AppState, raw: &str) -> AppResult<ApiK
                 .await;
         });
     }
+    attempt.succeeded(state).await;
     Ok(ApiKeyActor { key_id: key.id, organization_id: key.organization_id, scopes: scopes_of(&key.scopes) })
 }

@@ -12,7 +12,7 @@ use crate::domain::{Email, EventType, Password, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::{self, Change};
-use crate::services::lockout::FailureOutcome;
+use crate::services::lockout::Attempt;
 use crate::services::mfa;
 use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
@@ -147,6 +147,8 @@ pub enum SignInOutcome {
 /// Checks email and password and opens a session — or, when the user has MFA on, answers with
 /// an MFA token for the second step and opens nothing yet. Unknown email and wrong password give
 /// the same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
+/// Each call takes a unit of the client's credential limit and a lockout slot of the email before
+/// hashing, so concurrent or batched guesses verify at most the lockout threshold.
 pub async fn sign_in(
     state: &AppState,
     ctx: &RequestContext,
@@ -154,16 +156,15 @@ pub async fn sign_in(
     password: Password,
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
-    if let Some(until) = state.lockouts.locked_until(email.as_str()).await {
-        return Err(locked(until));
-    }
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
+    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
     let Some(u) = found.filter(|_| verified.ok) else {
-        return Err(failed_sign_in(state, ctx, &email).await);
+        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
     };
-    state.lockouts.record_success(email.as_str()).await;
+    attempt.succeeded(state).await;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
@@ -232,9 +233,15 @@ fn locked(until: chrono::DateTime<Utc>) -> AppError {
     }))
 }
 
-async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -> AppError {
+/// Audits a wrong password (its failure is already counted by the attempt's slot); `locks` is
+/// the lock this failure leaves, when it took the last slot.
+async fn failed_sign_in(
+    state: &AppState,
+    ctx: &RequestContext,
+    email: &Email,
+    locks: Option<chrono::DateTime<Utc>>,
+) -> AppError {
     metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
-    let outcome = state.lockouts.record_failure(email.as_str()).await;
     let write = async {
         let txn = begin_write(&state.db).await?;
         let acting = Some((None, email.as_str().to_owned()));
@@ -251,7 +258,7 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
             },
         )
         .await?;
-        if let FailureOutcome::LockedUntil(until) = outcome {
+        if let Some(until) = locks {
             audit::record(
                 &txn,
                 ctx,
@@ -273,14 +280,16 @@ async fn failed_sign_in(state: &AppState, ctx: &RequestContext, email: &Email) -
     if let Err(e) = write.await {
         return e;
     }
-    match outcome {
-        FailureOutcome::LockedUntil(until) => locked(until),
-        FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+    match locks {
+        Some(until) => locked(until),
+        None => ErrorCode::InvalidCredentials.into(),
     }
 }
 
-/// Exchanges a refresh token for new tokens, rotating it. A token already rotated more than
-/// the grace period ago is a replay: the whole session is revoked.
+/// Exchanges a refresh token for new tokens, rotating it to its one successor. Presented again
+/// within the grace period (concurrent tabs), it answers with that same successor — no second
+/// live token. A token already rotated more than the grace period ago is a replay: the whole
+/// session is revoked.
 pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> AppResult<IssuedTokens> {
     let invalid = || AppError::new(ErrorCode::InvalidToken);
     if token.is_empty() || token.len() > 200 {
@@ -329,21 +338,37 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
+    let successor = sessions::successor_token(state, token);
     let txn = begin_write(&state.db).await?;
-    // Conditional writes settle races with a concurrent refresh or revocation: a token rotated
-    // meanwhile is within the grace period (it just happened); a session revoked meanwhile wins.
-    if rt.rotated_at.is_none() {
-        refresh_token::Entity::update_many()
+    // Conditional writes settle races with a concurrent refresh or revocation: the one refresh
+    // that rotates the token stores its successor; a token rotated meanwhile is within the grace
+    // period (it just happened) and its successor is committed with the rotation (PostgreSQL
+    // makes this update wait for that commit; SQLite's write transactions take turns).
+    let rotated_here = rt.rotated_at.is_none()
+        && refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::Id.eq(rt.id))
             .filter(refresh_token::Column::RotatedAt.is_null())
             .exec(&txn)
-            .await?;
-    }
+            .await?
+            .rows_affected
+            == 1;
     if !sessions::touch(&txn, s.id).await? {
         return Err(ErrorCode::SessionRevoked.into());
     }
-    let refresh = sessions::insert_refresh_token(&txn, s.id, s.expires_at).await?;
+    if rotated_here {
+        sessions::store_refresh_token(&txn, s.id, s.expires_at, &successor).await?;
+    } else if refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(&successor)))
+        .filter(refresh_token::Column::SessionId.eq(s.id))
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        // Rotated to a successor that was not derived (before this scheme): open no new branch.
+        return Err(invalid());
+    }
+    let refresh = successor;
     audit::record(
         &txn,
         ctx,
@@ -353,7 +378,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             subject_user: Some(s.user_id),
             acting_user: Some((Some(u.id), u.email.clone())),
             organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
+            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "replayed": !rotated_here}),
         },
     )
     .await?;
@@ -367,6 +392,27 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         refresh_expires_in: (s.expires_at - now).num_seconds(),
         session_id: s.id,
     })
+}
+
+/// Confirms the caller's password on their current session, so sensitive changes are allowed
+/// again for the re-authentication window; returns when. Counted like a sign-in (a unit of the
+/// client's credential limit and a lockout slot of the email, taken before hashing).
+pub async fn reauthenticate(
+    state: &AppState,
+    ctx: &RequestContext,
+    password: Password,
+) -> AppResult<chrono::DateTime<Utc>> {
+    let actor = ctx.require_user()?;
+    let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::InvalidToken)?;
+    let email = Email::parse(&u.email)?;
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
+    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
+    let verified = state.passwords.verify(&password, u.password_hash.as_deref()).await?;
+    if !verified.ok {
+        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
+    }
+    attempt.succeeded(state).await;
+    sessions::mark_authenticated(state, actor.session_id).await
 }
 
 /// Revokes the caller's current session: its access and refresh tokens stop working at once.

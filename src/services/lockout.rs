@@ -1,21 +1,31 @@
 //! Failed sign-ins counted per email address — known or not, so a lockout reveals nothing
 //! about which accounts exist — and a temporary lock after too many in a row.
+//!
+//! Every credential check takes a slot *before* it verifies ([`LockoutStore::reserve`]): the
+//! slot counts as a failure unless the check succeeds, so however many attempts run at once, at
+//! most `threshold` of them are verified before the key is locked. [`Attempt`] pairs the slot
+//! with a unit of the client's per-IP credential limit.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use dashmap::DashMap;
 use futures::future::BoxFuture;
 
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::state::AppState;
 use crate::storage::Redis;
 
-/// Failures counted per key (a lower-cased email, or `user:<id>` for second factors).
+/// Failures counted per key (a lower-cased email, `user:<id>` for second factors, `passkey:<id>`
+/// for a user's passkey assertions).
 pub trait LockoutStore: Send + Sync {
     /// The end of the current lock, if the key is locked now.
     fn locked_until<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<DateTime<Utc>>>;
-    /// Counts one failure.
-    fn record_failure<'a>(&'a self, key: &'a str) -> BoxFuture<'a, FailureOutcome>;
-    /// Clears the count after a success.
+    /// Takes one attempt's slot before its credential is verified, atomically: the slot counts
+    /// as a failure unless [`LockoutStore::record_success`] follows.
+    fn reserve<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Slot>;
+    /// Clears the count (and a lock the attempt's own slot set) after a success.
     fn record_success<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
     /// Forgets expired locks and stale counters (a store with native expiry only its fallback).
     fn purge(&self);
@@ -32,12 +42,16 @@ pub struct MemoryLockoutStore {
     duration: Duration,
 }
 
-/// What a failure led to.
+/// What [`LockoutStore::reserve`] gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureOutcome {
-    Counted,
-    /// This failure locked the account until the given time.
-    LockedUntil(DateTime<Utc>),
+pub enum Slot {
+    /// Verify; a failure is already counted.
+    Granted,
+    /// The last slot: the key is locked until the given time unless this attempt succeeds (a
+    /// failure answers `ACCOUNT_LOCKED`).
+    Last(DateTime<Utc>),
+    /// No slot: the key is locked until the given time; do not verify.
+    Locked(DateTime<Utc>),
 }
 
 impl MemoryLockoutStore {
@@ -56,19 +70,22 @@ impl MemoryLockoutStore {
         (until > Utc::now()).then_some(until)
     }
 
-    /// Counts one failure.
-    pub fn record_failure(&self, email: &str) -> FailureOutcome {
-        let mut e = self.entries.entry(email.to_owned()).or_insert((0, None));
-        if e.1.is_some_and(|t| t <= Utc::now()) {
-            *e = (0, None);
+    /// Takes one attempt's slot (the entry is locked meanwhile, so concurrent calls take turns).
+    pub fn reserve(&self, key: &str) -> Slot {
+        let now = Utc::now();
+        let mut e = self.entries.entry(key.to_owned()).or_insert((0, None));
+        match e.1 {
+            Some(t) if t > now => return Slot::Locked(t),
+            Some(_) => *e = (0, None),
+            None => {}
         }
         e.0 += 1;
         if e.0 >= self.threshold {
-            let until = Utc::now() + self.duration;
+            let until = now + self.duration;
             *e = (0, Some(until));
-            FailureOutcome::LockedUntil(until)
+            Slot::Last(until)
         } else {
-            FailureOutcome::Counted
+            Slot::Granted
         }
     }
 
@@ -90,8 +107,8 @@ impl LockoutStore for MemoryLockoutStore {
         Box::pin(async move { r })
     }
 
-    fn record_failure<'a>(&'a self, key: &'a str) -> BoxFuture<'a, FailureOutcome> {
-        let r = MemoryLockoutStore::record_failure(self, key);
+    fn reserve<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Slot> {
+        let r = MemoryLockoutStore::reserve(self, key);
         Box::pin(async move { r })
     }
 
@@ -105,18 +122,22 @@ impl LockoutStore for MemoryLockoutStore {
     }
 }
 
-/// One failure: `INCR` the counter (it expires `ARGV[2]` seconds after the last failure); at the
-/// threshold `ARGV[1]`, drop it and set the lock key for `ARGV[2]` seconds. Returns the lock's
-/// remaining milliseconds, or 0 when the failure was only counted.
-const FAILURE_SCRIPT: &str = r"
+/// One slot, atomically: while the lock key lives, `{2, its remaining ms}`; else `INCR` the
+/// counter (it expires `ARGV[2]` seconds after the last attempt) and, at the threshold `ARGV[1]`,
+/// drop it and set the lock key for `ARGV[2]` seconds: `{1, the lock's ms}`; else `{0, 0}`.
+const RESERVE_SCRIPT: &str = r"
+local t = redis.call('PTTL', KEYS[2])
+if t > 0 then
+  return {2, t}
+end
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if n >= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-  return redis.call('PTTL', KEYS[2])
+  return {1, redis.call('PTTL', KEYS[2])}
 end
-return 0
+return {0, 0}
 ";
 
 /// Failures counted in Redis, so a lock holds on every node. Keys hold a SHA-256 of the
@@ -141,7 +162,7 @@ impl RedisLockoutStore {
             name,
             threshold: threshold.max(1),
             seconds: seconds.max(1),
-            script: Arc::new(redis::Script::new(FAILURE_SCRIPT)),
+            script: Arc::new(redis::Script::new(RESERVE_SCRIPT)),
             fallback: MemoryLockoutStore::new(threshold, seconds),
         }
     }
@@ -176,19 +197,25 @@ impl LockoutStore for RedisLockoutStore {
         })
     }
 
-    fn record_failure<'a>(&'a self, key: &'a str) -> BoxFuture<'a, FailureOutcome> {
+    fn reserve<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Slot> {
         Box::pin(async move {
+            // A lock counted on this node while Redis was away still holds.
+            if let Some(until) = self.fallback.locked_until(key) {
+                return Slot::Locked(until);
+            }
             let (count, lock) = self.keys(key);
             let mut conn = self.redis.conn();
             let mut invocation = self.script.key(count);
             invocation.key(lock).arg(self.threshold).arg(self.seconds);
-            let r = self.redis.guard(invocation.invoke_async::<i64>(&mut conn)).await;
+            let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
+            let until = |ms: i64| Utc::now() + Duration::milliseconds(ms.max(1));
             match r {
-                Ok(0) => FailureOutcome::Counted,
-                Ok(ms) => FailureOutcome::LockedUntil(Utc::now() + Duration::milliseconds(ms.max(1))),
+                Ok((0, _)) => Slot::Granted,
+                Ok((1, ms)) => Slot::Last(until(ms)),
+                Ok((_, ms)) => Slot::Locked(until(ms)),
                 Err(e) => {
                     self.failed(&e);
-                    self.fallback.record_failure(key)
+                    self.fallback.reserve(key)
                 }
             }
         })
@@ -212,6 +239,65 @@ impl LockoutStore for RedisLockoutStore {
     }
 }
 
+/// One credential check in progress: a unit of the client's per-IP credential limit and, once
+/// the key is known, a lockout slot — both taken before anything is verified. A success gives
+/// both back ([`Attempt::succeeded`]); a failure (the attempt dropped) leaves both counted.
+pub struct Attempt {
+    ip: Option<IpAddr>,
+    slot: Option<(Arc<dyn LockoutStore>, String, Slot)>,
+}
+
+impl Attempt {
+    /// Takes a unit of `ip`'s credential limit (`RATE_LIMITED` when there is none left).
+    /// Without a client IP (an in-process call) there is no unit to take.
+    pub async fn begin(state: &AppState, ip: Option<IpAddr>) -> AppResult<Self> {
+        if let Some(ip) = ip {
+            let d = state.credential_limiter.check(ip).await;
+            if !d.allowed {
+                metrics::counter!("janua_credential_attempts_total", "outcome" => "rate_limited")
+                    .increment(1);
+                return Err(AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
+                    "limit": d.limit, "window_seconds": 60, "retry_after": d.retry_after_secs,
+                })));
+            }
+        }
+        Ok(Self { ip, slot: None })
+    }
+
+    /// Takes a slot of `key` in `store`; `Err(until)` when the key is locked (verify nothing).
+    pub async fn reserve(
+        &mut self,
+        store: &Arc<dyn LockoutStore>,
+        key: impl Into<String>,
+    ) -> Result<(), DateTime<Utc>> {
+        let key = key.into();
+        let slot = store.reserve(&key).await;
+        if let Slot::Locked(until) = slot {
+            return Err(until);
+        }
+        self.slot = Some((store.clone(), key, slot));
+        Ok(())
+    }
+
+    /// When this attempt took the last slot: the lock its failure leaves (answer `ACCOUNT_LOCKED`).
+    pub fn locks_on_failure(&self) -> Option<DateTime<Utc>> {
+        match self.slot {
+            Some((_, _, Slot::Last(until))) => Some(until),
+            _ => None,
+        }
+    }
+
+    /// The credential proved good: gives back the unit and clears the key's failures.
+    pub async fn succeeded(self, state: &AppState) {
+        if let Some(ip) = self.ip {
+            state.credential_limiter.release(ip).await;
+        }
+        if let Some((store, key, _)) = self.slot {
+            store.record_success(&key).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,12 +305,24 @@ mod tests {
     #[test]
     fn locks_after_threshold_and_clears_on_success() {
         let s = MemoryLockoutStore::new(3, 60);
-        assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
-        assert_eq!(s.record_failure("a@x.io"), FailureOutcome::Counted);
-        assert!(matches!(s.record_failure("a@x.io"), FailureOutcome::LockedUntil(_)));
+        assert_eq!(s.reserve("a@x.io"), Slot::Granted);
+        assert_eq!(s.reserve("a@x.io"), Slot::Granted);
+        assert!(matches!(s.reserve("a@x.io"), Slot::Last(_)));
+        assert!(matches!(s.reserve("a@x.io"), Slot::Locked(_)));
         assert!(s.locked_until("a@x.io").is_some());
         assert!(s.locked_until("b@x.io").is_none());
         s.record_success("a@x.io");
         assert!(s.locked_until("a@x.io").is_none());
+    }
+
+    #[test]
+    fn concurrent_reservations_never_exceed_the_threshold() {
+        let s = MemoryLockoutStore::new(5, 60);
+        let slots: Vec<Slot> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..64).map(|_| sc.spawn(|| s.reserve("k"))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(slots.iter().filter(|s| !matches!(s, Slot::Locked(_))).count(), 5);
+        assert_eq!(slots.iter().filter(|s| matches!(s, Slot::Last(_))).count(), 1);
     }
 }

@@ -18,7 +18,7 @@ use crate::security::secrets::constant_time_eq;
 use crate::security::totp;
 use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
-use crate::services::lockout::FailureOutcome;
+use crate::services::lockout::Attempt;
 use crate::services::mfa_token;
 use crate::state::AppState;
 use crate::storage::begin_write;
@@ -116,9 +116,10 @@ pub(crate) async fn is_enabled(db: &impl ConnectionTrait, user_id: Uuid) -> AppR
 }
 
 /// Starts (or restarts) TOTP setup: a new secret and 10 backup codes. MFA stays off until a code
-/// confirms it.
+/// confirms it. Needs a recent authentication (`REAUTH_REQUIRED`).
 pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     if let Some(f) = factor_of(&txn, actor.user_id).await? {
         if f.enabled {
@@ -229,19 +230,19 @@ async fn accept_backup_code(
 }
 
 /// Checks a code that may be TOTP or a backup code; counts failures per user and locks after
-/// too many. `totp_only` refuses backup codes (setup confirmation).
+/// too many (a slot taken before verifying, with a unit of the client's credential limit).
+/// `totp_only` refuses backup codes (setup confirmation).
 async fn check_code(
     txn: &impl ConnectionTrait,
     state: &AppState,
+    ctx: &RequestContext,
     f: &mfa_factor::Model,
     email: &str,
     code: &str,
     totp_only: bool,
 ) -> AppResult<CodeKind> {
-    let key = format!("user:{}", f.user_id);
-    if let Some(until) = state.mfa_lockouts.locked_until(&key).await {
-        return Err(mfa_locked(until));
-    }
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
+    attempt.reserve(&state.mfa_lockouts, format!("user:{}", f.user_id)).await.map_err(mfa_locked)?;
     let code = code.trim();
     let kind = if accept_totp(txn, state, f, email, code).await? {
         Some(CodeKind::Totp)
@@ -252,12 +253,12 @@ async fn check_code(
     };
     match kind {
         Some(k) => {
-            state.mfa_lockouts.record_success(&key).await;
+            attempt.succeeded(state).await;
             Ok(k)
         }
-        None => match state.mfa_lockouts.record_failure(&key).await {
-            FailureOutcome::LockedUntil(until) => Err(mfa_locked(until)),
-            FailureOutcome::Counted => Err(ErrorCode::InvalidMfaCode.into()),
+        None => match attempt.locks_on_failure() {
+            Some(until) => Err(mfa_locked(until)),
+            None => Err(ErrorCode::InvalidMfaCode.into()),
         },
     }
 }
@@ -297,12 +298,13 @@ pub async fn verify(
 
 async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, actor.user_id).await?.ok_or(ErrorCode::MfaNotEnabled)?;
     if f.enabled {
         return Err(ErrorCode::MfaAlreadyEnabled.into());
     }
-    let checked = check_code(&txn, state, &f, &actor.email, code, true).await;
+    let checked = check_code(&txn, state, ctx, &f, &actor.email, code, true).await;
     if let Err(e) = checked {
         txn.rollback().await?;
         return Err(e);
@@ -341,12 +343,12 @@ async fn complete_sign_in(
     let ticket = mfa_token::take(state, token).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, ticket.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
-    let kind = match check_code(&txn, state, &f, &ticket.email, code, false).await {
+    let kind = match check_code(&txn, state, ctx, &f, &ticket.email, code, false).await {
         Ok(k) => k,
         Err(e) => {
             txn.rollback().await?;
-            if e.code == ErrorCode::InvalidMfaCode {
-                // Attempts remain: the token stays usable until it expires.
+            if matches!(e.code, ErrorCode::InvalidMfaCode | ErrorCode::RateLimited) {
+                // Attempts remain (or none was made): the token stays usable until it expires.
                 mfa_token::restore(state, token, &ticket).await?;
             }
             return Err(e);
@@ -374,7 +376,8 @@ pub(crate) async fn finish_second_factor(
     crate::services::auth::complete_sign_in(txn, state, ctx, u, "password+mfa", detail, None).await
 }
 
-/// Turns MFA off; needs the password or a current code (TOTP or backup).
+/// Turns MFA off; needs a recent authentication (`REAUTH_REQUIRED`) and the password or a
+/// current code (TOTP or backup).
 pub async fn disable(
     state: &AppState,
     ctx: &RequestContext,
@@ -385,6 +388,7 @@ pub async fn disable(
     if password.is_none() && code.is_none_or(|c| c.trim().is_empty()) {
         return Err(AppError::field("password", FieldIssue::Required).and_field("code", FieldIssue::Required));
     }
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
     let method = match (password, code) {
@@ -393,23 +397,22 @@ pub async fn disable(
                 user::Entity::find_by_id(actor.user_id).one(&txn).await?.ok_or(ErrorCode::InvalidToken)?;
             // A stolen access token must not become a password oracle: failures count
             // towards the same per-user limit as wrong codes.
+            let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
             let key = format!("user:{}", actor.user_id);
-            if let Some(until) = state.mfa_lockouts.locked_until(&key).await {
-                return Err(mfa_locked(until));
-            }
+            attempt.reserve(&state.mfa_lockouts, key).await.map_err(mfa_locked)?;
             let verified = state.passwords.verify(&p, u.password_hash.as_deref()).await?;
             if !verified.ok {
-                return Err(match state.mfa_lockouts.record_failure(&key).await {
-                    FailureOutcome::LockedUntil(until) => mfa_locked(until),
-                    FailureOutcome::Counted => ErrorCode::InvalidCredentials.into(),
+                return Err(match attempt.locks_on_failure() {
+                    Some(until) => mfa_locked(until),
+                    None => ErrorCode::InvalidCredentials.into(),
                 });
             }
-            state.mfa_lockouts.record_success(&key).await;
+            attempt.succeeded(state).await;
             "password"
         }
         (None, Some(c)) => {
             require_code(c)?;
-            match check_code(&txn, state, &f, &actor.email, c, false).await {
+            match check_code(&txn, state, ctx, &f, &actor.email, c, false).await {
                 Ok(k) => k.as_str(),
                 Err(e) => {
                     txn.rollback().await?;
@@ -452,7 +455,7 @@ pub async fn regenerate_backup_codes(
     require_code(code)?;
     let txn = begin_write(&state.db).await?;
     let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
-    let kind = match check_code(&txn, state, &f, &actor.email, code, false).await {
+    let kind = match check_code(&txn, state, ctx, &f, &actor.email, code, false).await {
         Ok(k) => k,
         Err(e) => {
             txn.rollback().await?;

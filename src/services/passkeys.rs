@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
+    AuthenticationResult, Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
 };
 use webauthn_rs_proto::{
     AllowCredentials, AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy,
@@ -30,6 +30,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::{self, Change};
 use crate::services::auth::Authenticated;
+use crate::services::lockout::Attempt;
 use crate::services::{mfa, mfa_token};
 use crate::state::AppState;
 use crate::storage::{CeremonyKind, begin_write};
@@ -153,9 +154,11 @@ fn check_name(name: Option<String>) -> AppResult<Option<String>> {
 }
 
 /// Starts registering a passkey for the caller. The authenticator is asked for a discoverable
-/// (resident) credential so it can later sign in without an email.
+/// (resident) credential so it can later sign in without an email. Needs a recent
+/// authentication (`REAUTH_REQUIRED`), as does [`register`].
 pub async fn registration_options(state: &AppState, ctx: &RequestContext) -> AppResult<CeremonyOptions> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::InvalidToken)?;
     let existing = passkeys_of(&state.db, u.id).await?;
     let exclude = existing
@@ -196,6 +199,7 @@ pub async fn register(
     name: Option<String>,
 ) -> AppResult<PasskeyView> {
     let actor = ctx.require_user()?;
+    crate::services::sessions::require_recent_auth(state, ctx).await?;
     let name = check_name(name)?;
     let reg: RegisterPublicKeyCredential = serde_json::from_value(credential)
         .map_err(|_| AppError::field("credential", FieldIssue::InvalidFormat))?;
@@ -331,31 +335,21 @@ pub async fn authenticate(
         (Some(_), _) => return Err(ErrorCode::InvalidToken.into()),
         (None, _) => None,
     };
+    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
     let cred_id = URL_SAFE_NO_PAD.encode(assertion.get_credential_id());
     let row = passkey::Entity::find()
         .filter(passkey::Column::CredentialId.eq(cred_id))
         .one(&state.db)
         .await?
         .ok_or(ErrorCode::PasskeyVerificationFailed)?;
+    attempt.reserve(&state.mfa_lockouts, format!("passkey:{}", row.user_id)).await.map_err(passkey_locked)?;
     let mut pk = parse_passkey(&row)?;
-    let result = match stored.state {
-        AuthenticationState::Known { user_id, state: st } => {
-            if row.user_id != user_id {
-                return Err(ErrorCode::PasskeyVerificationFailed.into());
-            }
-            state.webauthn.finish_passkey_authentication(&assertion, &st)
-        }
-        AuthenticationState::Discoverable { state: st } => {
-            let (user_handle, _) =
-                state.webauthn.identify_discoverable_authentication(&assertion).map_err(webauthn_error)?;
-            if user_handle != row.user_id {
-                return Err(ErrorCode::PasskeyVerificationFailed.into());
-            }
-            let cred: Credential = pk.clone().into();
-            state.webauthn.finish_discoverable_authentication_v2(&assertion, st, &cred)
-        }
-    }
-    .map_err(webauthn_error)?;
+    let verified = verify_assertion(state, stored.state, &row, &pk, &assertion);
+    let result = match verified {
+        Ok(r) => r,
+        Err(e) => return Err(attempt.locks_on_failure().map_or(e, passkey_locked)),
+    };
+    attempt.succeeded(state).await;
     // The assertion is good: only now spend the MFA token (single use).
     let ticket = match bound_token {
         Some(t) => Some(mfa_token::take(state, t).await?),
@@ -393,6 +387,40 @@ pub async fn authenticate(
     txn.commit().await?;
     state.events_committed();
     Ok(out)
+}
+
+/// Checks an assertion against the ceremony it answers and the stored passkey it names.
+fn verify_assertion(
+    state: &AppState,
+    ceremony: AuthenticationState,
+    row: &passkey::Model,
+    pk: &Passkey,
+    assertion: &PublicKeyCredential,
+) -> AppResult<AuthenticationResult> {
+    match ceremony {
+        AuthenticationState::Known { user_id, state: st } => {
+            if row.user_id != user_id {
+                return Err(ErrorCode::PasskeyVerificationFailed.into());
+            }
+            state.webauthn.finish_passkey_authentication(assertion, &st)
+        }
+        AuthenticationState::Discoverable { state: st } => {
+            let (user_handle, _) =
+                state.webauthn.identify_discoverable_authentication(assertion).map_err(webauthn_error)?;
+            if user_handle != row.user_id {
+                return Err(ErrorCode::PasskeyVerificationFailed.into());
+            }
+            let cred: Credential = pk.clone().into();
+            state.webauthn.finish_discoverable_authentication_v2(assertion, st, &cred)
+        }
+    }
+    .map_err(webauthn_error)
+}
+
+fn passkey_locked(until: DateTime<Utc>) -> AppError {
+    AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
+        "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }))
 }
 
 async fn passwordless_sign_in(

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use entities::{refresh_token, session};
 
-use crate::context::RequestContext;
+use crate::context::{Actor, RequestContext};
 use crate::domain::EventType;
 use crate::domain::page::{Page, PageRequest, encode_cursor};
 use crate::error::{AppResult, ErrorCode};
@@ -129,6 +129,7 @@ pub(crate) async fn open_session(
         expires_at: Set(now + Duration::seconds(ttl)),
         revoked_at: Set(None),
         revoked_reason: Set(None),
+        authenticated_at: Set(Some(now)),
     }
     .insert(txn)
     .await?;
@@ -156,6 +157,42 @@ pub(crate) async fn open_session(
     })
 }
 
+/// Refuses a sensitive change (`REAUTH_REQUIRED`) unless the caller's session proved a password
+/// or second factor within the configured window (`reauth_window`): a sign-in or
+/// [`crate::services::auth::reauthenticate`] counts, a refresh does not. Callers without a
+/// session (API keys) pass; their permission checks decide.
+pub(crate) async fn require_recent_auth(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
+    let Actor::User(actor) = &ctx.actor else {
+        return Ok(());
+    };
+    let s = session::Entity::find_by_id(actor.session_id)
+        .one(&state.db)
+        .await?
+        .filter(|s| s.revoked_at.is_none())
+        .ok_or(ErrorCode::SessionRevoked)?;
+    let window = Duration::from_std(state.config.reauth_window).unwrap_or(Duration::MAX);
+    let proved = s.authenticated_at.unwrap_or(s.created_at);
+    if Utc::now() - proved > window {
+        return Err(ErrorCode::ReauthRequired.into());
+    }
+    Ok(())
+}
+
+/// Records that the caller's session proved a credential just now.
+pub(crate) async fn mark_authenticated(state: &AppState, session_id: Uuid) -> AppResult<DateTime<Utc>> {
+    let now = Utc::now();
+    let r = session::Entity::update_many()
+        .col_expr(session::Column::AuthenticatedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if r.rows_affected != 1 {
+        return Err(ErrorCode::SessionRevoked.into());
+    }
+    Ok(now)
+}
+
 /// Creates a refresh token for a session; stores only its hash.
 pub(crate) async fn insert_refresh_token(
     txn: &impl ConnectionTrait,
@@ -163,17 +200,35 @@ pub(crate) async fn insert_refresh_token(
     expires_at: DateTime<Utc>,
 ) -> AppResult<String> {
     let token = format!("jrt_{}", random_token(32));
+    store_refresh_token(txn, session_id, expires_at, &token).await?;
+    Ok(token)
+}
+
+/// The one successor of a refresh token: derived from it with the master key, so a replay inside
+/// the grace period is answered with the successor already issued (nothing about it is stored
+/// but its hash, and only a holder of `token` and the server's key can compute it).
+pub(crate) fn successor_token(state: &AppState, token: &str) -> String {
+    format!("jrt_{}", state.master_key.keyed_hash("refresh-successor", token.as_bytes()))
+}
+
+/// Stores the hash of `token` as a live refresh token of the session.
+pub(crate) async fn store_refresh_token(
+    txn: &impl ConnectionTrait,
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+    token: &str,
+) -> AppResult<()> {
     refresh_token::Entity::insert(refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
-        token_hash: Set(sha256_hex(&token)),
+        token_hash: Set(sha256_hex(token)),
         created_at: Set(Utc::now()),
         expires_at: Set(expires_at),
         rotated_at: Set(None),
     })
     .exec_without_returning(txn)
     .await?;
-    Ok(token)
+    Ok(())
 }
 
 /// Marks a session revoked in `txn` and audits it. After commit the caller must call

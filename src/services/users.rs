@@ -385,11 +385,15 @@ async fn revoke_all(
 
 /// Deletes a user (oneself or by an administrator): every session is revoked, memberships end,
 /// personal data is erased and the email freed; the row and the audit trail stay. The last
-/// owner of an organization must hand it over first (`CONFLICT`).
+/// owner of an organization must hand it over first (`CONFLICT`). Deleting oneself needs a
+/// recent authentication (`REAUTH_REQUIRED`).
 pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
     let (via_org_admin, in_key_org) = visibility(state, &p, id).await?;
     authz::authorize(&p, &Action::DeleteUser { user: id, visible: via_org_admin || in_key_org })?;
+    if p.user_id() == Some(id) {
+        crate::services::sessions::require_recent_auth(state, ctx).await?;
+    }
     let txn = begin_write(&state.db).await?;
     let current = user::Entity::find_by_id(id)
         .one(&txn)

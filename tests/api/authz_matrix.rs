@@ -136,6 +136,8 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/webhooks", Some(json!({"url": "https://hooks.example.com/janua", "events": ["user.updated"]})),
                                                                          [401, 201, 201, 201, 201, 201, 201, 403, 403, 403]),
         ("POST", "/sessions/terminate-all", None,                        [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        ("POST", "/auth/reauthenticate", Some(json!({"password": crate::helpers::PASSWORD})),
+                                                                         [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
         ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
     ];
     let mut failures = Vec::new();

@@ -142,6 +142,7 @@ impl TestApp {
         config.master_key = Some(MasterKey::generate().to_base64());
         config.master_key_file = dir.0.join("janua.key");
         config.rate_limit_per_minute = 100_000;
+        config.credential_attempts_per_minute = 100_000;
         config.argon2_memory_kib = 8192;
         config.argon2_iterations = 1;
         let mut schema = None;

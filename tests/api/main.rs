@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod authz_matrix;
+mod credential_limits;
 mod directory;
 mod errors;
 mod exposure;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
-use janua::services::lockout::{FailureOutcome, LockoutStore, MemoryLockoutStore, RedisLockoutStore};
+use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
+use janua::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore, Slot};
 use janua::storage::{
     CeremonyKind, CeremonyStore, MemoryCeremonyStore, MemoryRevocationStore, Redis, RedisCeremonyStore,
     RedisRevocationStore, RevocationStore,
@@ -30,6 +30,7 @@ struct Stores {
     ceremonies: Arc<dyn CeremonyStore>,
     lockouts: Arc<dyn LockoutStore>,
     limiter: Arc<dyn RateLimit>,
+    credentials: Arc<dyn RateLimit>,
     revocations: Arc<dyn RevocationStore>,
 }
 
@@ -41,6 +42,7 @@ async fn all_stores() -> Vec<Stores> {
         ceremonies: Arc::new(MemoryCeremonyStore::new()),
         lockouts: Arc::new(MemoryLockoutStore::new(3, 60)),
         limiter: Arc::new(IpRateLimiter::new(3)),
+        credentials: Arc::new(WindowRateLimiter::new(2)),
         revocations: Arc::new(MemoryRevocationStore::load(&db).await.unwrap()),
     }];
     if let Some(url) = redis_url() {
@@ -52,6 +54,7 @@ async fn all_stores() -> Vec<Stores> {
             ceremonies: Arc::new(RedisCeremonyStore::new(r.clone())),
             lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "lockout", 3, 60)),
             limiter: Arc::new(RedisRateLimiter::new(r.clone(), 3)),
+            credentials: Arc::new(RedisRateLimiter::credentials(r.clone(), 2)),
             revocations: Arc::new(revocations),
         });
     }
@@ -72,13 +75,14 @@ async fn stores_behave_the_same_in_process_and_in_redis() {
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert_eq!(s.ceremonies.take(k, "b").await.unwrap(), None, "{n}: expired");
 
-        // Lockout: locks at the threshold, per key, cleared by a success.
-        assert_eq!(s.lockouts.record_failure("a@x.io").await, FailureOutcome::Counted, "{n}");
-        assert_eq!(s.lockouts.record_failure("a@x.io").await, FailureOutcome::Counted, "{n}");
-        let FailureOutcome::LockedUntil(until) = s.lockouts.record_failure("a@x.io").await else {
-            panic!("{n}: the third failure locks");
+        // Lockout: the slot at the threshold locks, per key; a success clears it.
+        assert_eq!(s.lockouts.reserve("a@x.io").await, Slot::Granted, "{n}");
+        assert_eq!(s.lockouts.reserve("a@x.io").await, Slot::Granted, "{n}");
+        let Slot::Last(until) = s.lockouts.reserve("a@x.io").await else {
+            panic!("{n}: the third slot is the last");
         };
         assert!(until > Utc::now() + chrono::Duration::seconds(50), "{n}");
+        assert!(matches!(s.lockouts.reserve("a@x.io").await, Slot::Locked(_)), "{n}: no fourth slot");
         assert!(s.lockouts.locked_until("a@x.io").await.is_some(), "{n}");
         assert!(s.lockouts.locked_until("b@x.io").await.is_none(), "{n}");
         s.lockouts.record_success("a@x.io").await;
@@ -95,6 +99,15 @@ async fn stores_behave_the_same_in_process_and_in_redis() {
         assert!(r.iter().all(|d| d.limit == 3 && d.reset_secs >= 1 && d.reset_secs <= 60), "{n}");
         assert!((1..=60).contains(&r[3].retry_after_secs), "{n}");
         assert!(s.limiter.check("10.0.0.2".parse().unwrap()).await.allowed, "{n}");
+
+        // Credential attempts: a unit given back may be taken again; an IPv6 /64 is one client.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(s.credentials.check(v6("2001:db8::1")).await.allowed, "{n}");
+        s.credentials.release(v6("2001:db8::1")).await;
+        assert!(s.credentials.check(v6("2001:db8::2")).await.allowed, "{n}");
+        assert!(s.credentials.check(v6("2001:db8::3:4")).await.allowed, "{n}");
+        assert!(!s.credentials.check(v6("2001:db8::5")).await.allowed, "{n}: the /64 is spent");
+        assert!(s.credentials.check(v6("2001:db8:0:1::5")).await.allowed, "{n}: another /64");
 
         // Revocations.
         let sid = uuid::Uuid::new_v4();

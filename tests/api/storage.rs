@@ -52,6 +52,7 @@ async fn migrations_apply_and_every_entity_round_trips(b: Backend) {
         expires_at: Set(now),
         revoked_at: Set(Some(now)),
         revoked_reason: Set(Some("test".into())),
+        authenticated_at: Set(Some(now)),
     }
     .insert(db)
     .await

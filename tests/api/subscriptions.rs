@@ -28,7 +28,7 @@ pub(crate) async fn connect(app: &TestApp, protocol: &str, token: &str) -> Ws {
     ws
 }
 
-async fn send(ws: &mut Ws, v: Value) {
+pub(crate) async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
 
@@ -143,7 +143,7 @@ pub(crate) async fn closed_with(ws: &mut Ws) -> (u16, String) {
 }
 
 /// Opens a socket speaking `protocol` (the server agrees to it), without `connection_init`.
-async fn raw(app: &TestApp, protocol: &str) -> Ws {
+pub(crate) async fn raw(app: &TestApp, protocol: &str) -> Ws {
     let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
     req.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
     let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");

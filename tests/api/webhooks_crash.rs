@@ -25,6 +25,7 @@ async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     c.master_key = Some(MasterKey::generate().to_base64());
     c.master_key_file = dir.0.join("janua.key");
     c.rate_limit_per_minute = 100_000;
+    c.credential_attempts_per_minute = 100_000;
     c.argon2_memory_kib = 8192;
     c.argon2_iterations = 1;
     c.webhook_allow_loopback = true;
@@ -138,6 +139,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .env("JANUA_MASTER_KEY", key)
         .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
         .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
+        .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
         .env("JANUA_ARGON2_MEMORY_KIB", "8192")
         .env("JANUA_ARGON2_ITERATIONS", "1")
         .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
