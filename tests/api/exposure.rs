@@ -3,7 +3,7 @@
 
 use crate::helpers::{Backend, TestApp};
 
-crate::on_both_databases!(operator_endpoints_take_their_own_bearer);
+crate::on_both_databases!(operator_endpoints_take_their_own_bearer, ipv6_clients_share_a_limit_per_64);
 
 async fn operator_endpoints_take_their_own_bearer(b: Backend) {
     let app = TestApp::spawn_with(b, |c| c.metrics_token = Some("operator-secret-1".into())).await;
@@ -48,4 +48,27 @@ async fn sqlite_database_file_is_private() {
         let mode = std::fs::metadata(&file).expect("database file").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
     }
+}
+
+/// IPv6 clients (here behind a trusted proxy) are limited per /64: another address in the same
+/// /64 shares the allowance, one in the next /64 has its own.
+async fn ipv6_clients_share_a_limit_per_64(b: Backend) {
+    let app = TestApp::spawn_with(b, |c| {
+        c.rate_limit_per_minute = 3;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.client.get(app.url("/api/v1/auth/me")).header("x-forwarded-for", ip).send().await;
+            r.expect("request").status().as_u16()
+        }
+    };
+    for ip in ["2001:db8:0:7::1", "2001:db8:0:7::2", "2001:db8:0:7:ffff::9"] {
+        assert_eq!(from(ip).await, 401, "{ip}: within the /64's allowance");
+    }
+    assert_eq!(from("2001:db8:0:7::abcd").await, 429, "a fourth address of the same /64");
+    assert_eq!(from("2001:db8:0:8::1").await, 401, "the next /64 has its own allowance");
+    assert_eq!(from("192.0.2.1").await, 401, "IPv4 stays per address");
 }
