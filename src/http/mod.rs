@@ -4,4 +4,5 @@ pub mod graphql;
 pub mod graphql_ws;
 pub mod middleware;
 pub mod pages;
+pub mod ws_sessions;
 pub mod ws_socket;
