@@ -18,6 +18,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
 use crate::graphql::fanout::Fanout;
 use crate::graphql::{JanuaSchema, build_schema};
+use crate::http::ws_sessions::SocketSessions;
 use crate::http::ws_socket::{Listener, Peer};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
@@ -41,6 +42,8 @@ pub struct Services {
     pub schema: JanuaSchema,
     /// The schema as `/graphql/ws` runs it: each event resolved once per selection.
     pub ws: Arc<Fanout>,
+    /// The sessions `/graphql/ws` connections run under (closed when one is revoked).
+    pub ws_sessions: Arc<SocketSessions>,
     pub rest: Arc<RestApi>,
     pub openapi: Arc<String>,
 }
@@ -75,7 +78,8 @@ impl App {
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
         let ws = Fanout::new(schema.clone(), &state.bus);
-        let services = Services { state, schema, ws, rest, openapi };
+        let ws_sessions = SocketSessions::new(state.revocations.clone(), &state.bus);
+        let services = Services { state, schema, ws, ws_sessions, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;

@@ -112,6 +112,13 @@ pub struct Config {
     /// How long a `/graphql/ws` connection may stay open without `connection_init`.
     #[arg(long, env = "JANUA_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub ws_init_timeout: Duration,
+    /// Operations (`subscribe`/`start`) a `/graphql/ws` connection may send per second on average;
+    /// one beyond the allowance is answered with `RATE_LIMITED` (the connection stays open).
+    #[arg(long, env = "JANUA_WS_OPERATIONS_PER_SECOND", default_value_t = 20)]
+    pub ws_operations_per_second: u32,
+    /// Operations a `/graphql/ws` connection may send at once before the per-second allowance applies.
+    #[arg(long, env = "JANUA_WS_OPERATIONS_BURST", default_value_t = 40)]
+    pub ws_operations_burst: u32,
     /// Maximum GraphQL query depth.
     #[arg(long, env = "JANUA_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
     pub graphql_max_depth: usize,

@@ -93,18 +93,24 @@ pub struct EventBus {
     tx: broadcast::Sender<Arc<BusEvent>>,
     /// The outbox position of the last event published (wakes the event lanes).
     last: Arc<watch::Sender<i64>>,
+    /// Receivers of the node's own tasks ([`EventBus::subscribe_node_task`]), not subscribers.
+    node_tasks: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl EventBus {
     /// A bus that buffers `capacity` events per slow subscriber before it lags.
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0, last: Arc::new(watch::channel(0).0) }
+        Self {
+            tx: broadcast::channel(capacity).0,
+            last: Arc::new(watch::channel(0).0),
+            node_tasks: Arc::default(),
+        }
     }
 
     /// Sends an event to every current subscriber of this node.
     pub fn publish(&self, e: Arc<BusEvent>) {
         let seq = e.seq;
-        let sent = self.tx.send(e).is_ok();
+        let sent = self.tx.send(e).is_ok_and(|receivers| receivers > self.node_tasks());
         self.last.send_replace(seq);
         if sent {
             metrics::counter!("janua_events_delivered_total").increment(1);
@@ -122,9 +128,20 @@ impl EventBus {
         self.last.subscribe()
     }
 
-    /// How many receivers are connected.
+    /// A receiver for a task of the node itself that lives as long as the bus (it is not
+    /// counted as a subscriber).
+    pub fn subscribe_node_task(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.node_tasks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.tx.subscribe()
+    }
+
+    fn node_tasks(&self) -> usize {
+        self.node_tasks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many subscribers are connected (receivers of the node's own tasks left out).
     pub fn subscriber_count(&self) -> usize {
-        self.tx.receiver_count()
+        self.tx.receiver_count().saturating_sub(self.node_tasks())
     }
 }
 

@@ -31,6 +31,16 @@ pub fn decorate_response(resp: &mut Response, rc: &RequestContext) {
     }
 }
 
+/// A response holding only `e`, decorated like every other error (code, request id, language):
+/// what a transport answers when it refuses an operation before running it.
+pub fn error_response(e: AppError, rc: &RequestContext) -> Response {
+    let mut error = ServerError::new(String::new(), None);
+    error.source = Some(Arc::new(e));
+    let mut resp = Response::from_errors(vec![error]);
+    decorate_response(&mut resp, rc);
+    resp
+}
+
 /// The code of the first error (REST uses it to choose the status).
 pub fn first_error_code(resp: &Response) -> Option<(ErrorCode, Option<AppError>)> {
     resp.errors.first().map(code_of)

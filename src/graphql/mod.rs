@@ -21,7 +21,7 @@ use async_graphql::{Context, MergedObject, Schema};
 use crate::context::RequestContext;
 use crate::state::AppState;
 
-pub use errors::decorate_response;
+pub use errors::{decorate_response, error_response};
 
 /// Sign-in, sessions, health.
 #[derive(MergedObject, Default)]

@@ -12,7 +12,7 @@ use crate::context::{Actor, RequestContext};
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
-use crate::http::graphql_ws::{self, Connection};
+use crate::http::graphql_ws::{self, Connection, Granted, Limits, SessionGrant};
 use crate::http::nesting;
 use crate::http::ws_socket;
 use crate::services::auth;
@@ -101,7 +101,10 @@ const WS_READ_BUFFER: usize = 512;
 
 /// `GET /graphql/ws`: subscriptions (and queries and mutations) over graphql-transport-ws or the
 /// legacy graphql-ws. The access token comes in `connection_init` (`{"authorization": "Bearer …"}`);
-/// a bad token refuses the connection with its error code.
+/// a bad token refuses the connection with its error code. The connection lasts as long as that
+/// token and its session: it closes when the session is revoked (4403 `SESSION_REVOKED`) or the
+/// token expires (4401 `TOKEN_EXPIRED`), and a client renews by reconnecting with a fresh token
+/// (one `connection_init` per connection). See [`Connection`].
 pub async fn ws(
     State(svc): State<Services>,
     axum::Extension(rc): axum::Extension<RequestContext>,
@@ -124,6 +127,7 @@ pub async fn ws(
         return request_error(&rc, ErrorCode::BadRequest);
     };
     let fanout = svc.ws.clone();
+    let sessions = svc.ws_sessions.clone();
     let state = svc.state.clone();
     // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
     // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
@@ -133,26 +137,40 @@ pub async fn ws(
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
-    let init_timeout = state.config.ws_init_timeout;
+    let limits = Limits {
+        init_timeout: state.config.ws_init_timeout,
+        operations_per_second: state.config.ws_operations_per_second,
+        operations_burst: state.config.ws_operations_burst,
+    };
     tokio::spawn(async move {
         let Some(socket) = socket.await else { return };
         let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-        Connection::new(ws, protocol, fanout, init_timeout, move |payload: serde_json::Value| async move {
-            let token = ["authorization", "Authorization"]
-                .iter()
-                .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
-            let mut rc = rc;
-            if let Some(token) = token {
-                let user =
-                    auth::authenticate(&state, &token).await.map_err(|e| e.code.as_str().to_owned())?;
-                rc.actor = Actor::User(user);
-            }
-            let mut data = Data::default();
-            data.insert(rc);
-            data.insert(Loaders::new(&state));
-            Ok(data)
-        })
+        Connection::new(
+            ws,
+            protocol,
+            fanout,
+            sessions,
+            limits,
+            move |payload: serde_json::Value| async move {
+                let token = ["authorization", "Authorization"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
+                let mut rc = rc;
+                let mut session = None;
+                if let Some(token) = token {
+                    let (user, expires_at) = auth::authenticate_with_expiry(&state, &token)
+                        .await
+                        .map_err(|e| e.code.as_str().to_owned())?;
+                    session = Some(SessionGrant { id: user.session_id, expires_at });
+                    rc.actor = Actor::User(user);
+                }
+                let mut data = Data::default();
+                data.insert(rc.clone());
+                data.insert(Loaders::new(&state));
+                Ok(Granted { data, context: rc, session })
+            },
+        )
         .serve()
         .await
     });

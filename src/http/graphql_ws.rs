@@ -17,14 +17,21 @@ use std::time::Duration;
 use async_graphql::Data;
 use async_graphql::http::ClientMessage;
 pub use async_graphql::http::WebSocketProtocols as Protocol;
+use chrono::{DateTime, Utc};
 use futures::SinkExt;
 use futures::stream::{SelectAll, Stream, StreamExt};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use uuid::Uuid;
+
 use super::nesting;
+use super::ws_sessions::{SocketSessions, Watch};
 use super::ws_socket::{Socket, Writer};
+use crate::context::RequestContext;
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::fanout::{Fanout, Operation, Out, Sink};
 
 /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
@@ -124,17 +131,113 @@ impl Stream for Tagged {
     }
 }
 
+/// What `connection_init` grants a connection.
+pub struct Granted {
+    /// What its operations run with.
+    pub data: Data,
+    /// Who asks, in which language: for the errors the connection answers with itself.
+    pub context: RequestContext,
+    /// The session of a signed-in user, which the connection lives no longer than.
+    pub session: Option<SessionGrant>,
+}
+
+/// The session a connection was authenticated by, and when its access token expires.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionGrant {
+    pub id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a connection may wait and how much it may ask.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long the client may take to send `connection_init` (graphql-transport-ws closes the
+    /// connection with 4408 after it; a legacy client gets `connection_error`).
+    pub init_timeout: Duration,
+    /// Operations per second on average (the token bucket's refill).
+    pub operations_per_second: u32,
+    /// Operations at once (the token bucket's size).
+    pub operations_burst: u32,
+}
+
+/// How long the subscriptions of a connection whose session was revoked have to send their
+/// last message (the revocation event and the `SESSION_REVOKED` error) before it closes anyway.
+const REVOKED_GRACE: Duration = Duration::from_secs(2);
+
+/// A token bucket: `burst` operations at once, refilled at `rate` per second.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self { tokens: burst, rate: f64::from(rate), burst, at: now }
+    }
+
+    /// Takes one operation's token, if there is one at `now`.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The session of a connection, as the connection watches it.
+struct Session {
+    watch: Watch,
+    /// When the access token expires.
+    expires: Instant,
+}
+
+/// Completes when `session` is revoked; never without one.
+async fn revoked(session: Option<&Session>) {
+    match session {
+        Some(s) => s.watch.revoked().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The instant of the monotonic clock at wall-clock time `t` (now if it is past).
+fn instant_at(t: DateTime<Utc>) -> Instant {
+    Instant::now() + (t - Utc::now()).to_std().unwrap_or_default()
+}
+
 /// One connection: its protocol, the data `connection_init` gave it and its operations.
+///
+/// A connection lives no longer than the access token and the session it was authenticated
+/// by: every operation is checked against the session's revocation (as HTTP checks every
+/// request) and the token's expiry before it runs, and the connection closes when the session is
+/// revoked — 4403 `SESSION_REVOKED`, woken by [`SocketSessions`] even when no subscription runs —
+/// or when the token expires (4401 `TOKEN_EXPIRED`); the legacy protocol gets `connection_error`
+/// and a normal close instead. graphql-transport-ws allows one `connection_init` per connection,
+/// so a client renews by reconnecting with its new access token (and `after` to resume its
+/// subscriptions). Operations beyond [`Limits`] are answered with `RATE_LIMITED`.
 pub struct Connection<Init> {
     socket: WebSocketStream<Socket>,
     writer: Arc<Writer>,
     protocol: Protocol,
     fanout: Arc<Fanout>,
+    sessions: Arc<SocketSessions>,
     init: Option<Init>,
-    /// How long the client may take to send `connection_init` (graphql-transport-ws closes the
-    /// connection with 4408 after it; a legacy client gets `connection_error`).
-    init_timeout: Duration,
+    limits: Limits,
+    opened: Instant,
+    bucket: Bucket,
     data: Option<Arc<Data>>,
+    context: RequestContext,
+    session: Option<Session>,
+    /// Set when the session was revoked while operations were running: the connection closes
+    /// when they have ended, or at this instant.
+    ending: Option<Instant>,
     /// The operations, running or with their end not yet sent.
     outgoing: SelectAll<Tagged>,
 }
@@ -145,7 +248,22 @@ enum Step {
     /// A lane left bytes for the socket, or closed the connection.
     Drain,
     Out(Arc<str>, Option<Out>),
-    InitTimeout,
+    /// The last operation was let go.
+    Idle,
+    /// The session was revoked.
+    Revoked,
+    Due(Due),
+}
+
+/// What the connection's one timer is set for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Due {
+    /// No `connection_init` in time.
+    Init,
+    /// The revoked session's operations had their grace.
+    Revoked,
+    /// The access token expired.
+    Expired,
 }
 
 /// Whether the connection goes on after a message.
@@ -155,50 +273,97 @@ const STOP: Flow = Err(());
 impl<Init, Fut> Connection<Init>
 where
     Init: FnOnce(serde_json::Value) -> Fut + Send,
-    Fut: Future<Output = Result<Data, String>> + Send,
+    Fut: Future<Output = Result<Granted, String>> + Send,
 {
-    /// `init` turns the `connection_init` payload into the connection's data, or refuses it
-    /// with a reason.
+    /// `init` turns the `connection_init` payload into what the connection is granted, or
+    /// refuses it with a reason.
     pub fn new(
         socket: WebSocketStream<Socket>,
         protocol: Protocol,
         fanout: Arc<Fanout>,
-        init_timeout: Duration,
+        sessions: Arc<SocketSessions>,
+        limits: Limits,
         init: Init,
     ) -> Self {
+        let now = Instant::now();
         Self {
             writer: socket.get_ref().writer().clone(),
             socket,
             protocol,
             fanout,
+            sessions,
             init: Some(init),
-            init_timeout,
+            limits,
+            opened: now,
+            bucket: Bucket::new(limits.operations_per_second, limits.operations_burst, now),
             data: None,
+            context: RequestContext::default(),
+            session: None,
+            ending: None,
             outgoing: SelectAll::new(),
+        }
+    }
+
+    /// What the timer is due for next, and when.
+    fn due(&self) -> Option<(Instant, Due)> {
+        if self.data.is_none() {
+            return Some((self.opened + self.limits.init_timeout, Due::Init));
+        }
+        let expiry = self.session.as_ref().map(|s| (s.expires, Due::Expired));
+        match (self.ending.map(|at| (at, Due::Revoked)), expiry) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
         }
     }
 
     /// Serves the connection until either side closes it.
     pub async fn serve(mut self) {
-        let deadline = tokio::time::sleep(self.init_timeout);
-        tokio::pin!(deadline);
+        let timer = tokio::time::sleep_until(self.opened + self.limits.init_timeout);
+        tokio::pin!(timer);
         loop {
+            if self.ending.is_some() && self.outgoing.is_empty() {
+                let _ = self.refuse(close::FORBIDDEN, ErrorCode::SessionRevoked.as_str()).await;
+                break;
+            }
+            let due = self.due();
+            if let Some((at, _)) = due
+                && timer.deadline() != at
+            {
+                timer.as_mut().reset(at);
+            }
             let step = tokio::select! {
                 biased;
-                Some((id, out)) = self.outgoing.next(), if !self.outgoing.is_empty() => Step::Out(id, out),
+                () = revoked(self.session.as_ref()), if self.ending.is_none() => Step::Revoked,
+                () = &mut timer, if due.is_some() => Step::Due(due.map_or(Due::Init, |d| d.1)),
+                out = self.outgoing.next(), if !self.outgoing.is_empty() => match out {
+                    Some((id, out)) => Step::Out(id, out),
+                    None => Step::Idle,
+                },
                 m = self.socket.next() => Step::Incoming(m),
                 () = self.writer.notify.notified() => Step::Drain,
-                () = &mut deadline, if self.data.is_none() => Step::InitTimeout,
             };
             let flow = match step {
                 Step::Out(id, out) => self.send_out(id, out).await,
+                Step::Idle => Ok(()),
                 Step::Incoming(Some(Ok(Message::Text(t)))) => self.on_message(t.as_bytes()).await,
                 Step::Incoming(Some(Ok(Message::Binary(b)))) => self.on_message(&b).await,
                 Step::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
                 Step::Incoming(_) => STOP,
                 Step::Drain => std::future::poll_fn(|cx| self.writer.poll_drain(cx)).await.map_err(|_| ()),
-                Step::InitTimeout => {
+                Step::Revoked => {
+                    // Running subscriptions end by themselves on the same event, after sending
+                    // it and the error; the connection closes when they are done (or soon).
+                    self.ending = Some(Instant::now() + REVOKED_GRACE);
+                    Ok(())
+                }
+                Step::Due(Due::Init) => {
                     self.refuse(close::INIT_TIMEOUT, "Connection initialisation timeout").await
+                }
+                Step::Due(Due::Revoked) => {
+                    self.refuse(close::FORBIDDEN, ErrorCode::SessionRevoked.as_str()).await
+                }
+                Step::Due(Due::Expired) => {
+                    self.refuse(close::UNAUTHORIZED, ErrorCode::TokenExpired.as_str()).await
                 }
             };
             if flow.is_err() {
@@ -227,6 +392,65 @@ where
         STOP
     }
 
+    /// Accepts what `connection_init` granted: the session is watched from now on (registered
+    /// before the store is asked again, so a revocation is seen by one or the other).
+    async fn grant(&mut self, granted: Granted) -> Flow {
+        if let Some(s) = granted.session {
+            let expires = instant_at(s.expires_at);
+            if expires <= Instant::now() {
+                return self.refuse(close::FORBIDDEN, ErrorCode::TokenExpired.as_str()).await;
+            }
+            let watch = self.sessions.watch(s.id);
+            match self.sessions.is_revoked(s.id).await {
+                Ok(false) => self.session = Some(Session { watch, expires }),
+                Ok(true) => return self.refuse(close::FORBIDDEN, ErrorCode::SessionRevoked.as_str()).await,
+                Err(_) => return self.refuse(close::FORBIDDEN, ErrorCode::InternalError.as_str()).await,
+            }
+        }
+        self.context = granted.context;
+        self.data = Some(Arc::new(granted.data));
+        self.send(text(serde_json::json!({"type": "connection_ack"}))).await
+    }
+
+    /// Answers operation `id` with `error` alone (it does not run).
+    async fn answer_error(&mut self, id: &str, error: AppError) -> Flow {
+        let response = crate::graphql::error_response(error, &self.context);
+        let payload = serde_json::to_string(&response).map_err(|_| ())?;
+        self.send(message(next_type(self.protocol), id, Some(&payload))).await
+    }
+
+    /// Whether operation `id` may run: within the connection's allowance (else it is answered
+    /// with `RATE_LIMITED` and completed), and its session neither revoked nor expired (else it
+    /// is answered with that error and the connection closes). `None` lets it run.
+    async fn admit(&mut self, id: &str) -> Option<Flow> {
+        let now = Instant::now();
+        if !self.bucket.take(now) {
+            metrics::counter!("janua_ws_operations_limited_total").increment(1);
+            return Some(self.refuse_operation(id, AppError::new(ErrorCode::RateLimited)).await);
+        }
+        let (sid, expires) = self.session.as_ref().map(|s| (s.watch.session(), s.expires))?;
+        let refused = if self.ending.is_some() {
+            ErrorCode::SessionRevoked
+        } else if now >= expires {
+            ErrorCode::TokenExpired
+        } else {
+            match self.sessions.is_revoked(sid).await {
+                Ok(false) => return None,
+                Ok(true) => ErrorCode::SessionRevoked,
+                Err(e) => return Some(self.refuse_operation(id, AppError::internal(e)).await),
+            }
+        };
+        let _ = self.answer_error(id, AppError::new(refused)).await;
+        let code = if refused == ErrorCode::TokenExpired { close::UNAUTHORIZED } else { close::FORBIDDEN };
+        Some(self.refuse(code, refused.as_str()).await)
+    }
+
+    /// Answers operation `id` with `error` and completes it; the connection goes on.
+    async fn refuse_operation(&mut self, id: &str, error: AppError) -> Flow {
+        self.answer_error(id, error).await?;
+        self.send(message("complete", id, None)).await
+    }
+
     /// Every message is checked for nesting before it is parsed, and a `subscribe`/`start`
     /// payload before its document is: input nested deeper than [`nesting::MAX_NESTING`] closes
     /// the connection with 4400, as any invalid message does (legacy: `connection_error`).
@@ -244,10 +468,7 @@ where
                     return self.refuse(close::TOO_MANY_INITS, "Too many initialisation requests").await;
                 };
                 match init(payload.unwrap_or_default()).await {
-                    Ok(data) => {
-                        self.data = Some(Arc::new(data));
-                        self.send(text(serde_json::json!({"type": "connection_ack"}))).await
-                    }
+                    Ok(granted) => self.grant(granted).await,
                     Err(reason) => self.refuse(close::FORBIDDEN, &reason).await,
                 }
             }
@@ -267,6 +488,9 @@ where
                     }
                     // The legacy protocol lets a client restart an operation under its id.
                     self.stop(&id);
+                }
+                if let Some(flow) = self.admit(&id).await {
+                    return flow;
                 }
                 // A lane writes this prefix, the shared payload and `}`: the same message as below.
                 let prefix = head(next_type(self.protocol), &id) + ",\"payload\":";
@@ -319,5 +543,22 @@ where
             }
             None => self.send(message("complete", &id, None)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(2, 3, t0);
+        assert_eq!((0..4).map(|_| b.take(t0)).collect::<Vec<_>>(), [true, true, true, false]);
+        // Half a second refills one of two per second; never more than the burst.
+        assert!(b.take(t0 + Duration::from_millis(500)));
+        assert!(!b.take(t0 + Duration::from_millis(500)));
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..4).map(|_| b.take(later)).collect::<Vec<_>>(), [true, true, true, false]);
     }
 }

@@ -5,4 +5,5 @@ pub mod graphql_ws;
 pub mod middleware;
 pub mod nesting;
 pub mod pages;
+pub mod ws_sessions;
 pub mod ws_socket;

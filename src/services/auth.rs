@@ -444,6 +444,15 @@ pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
 
 /// Verifies a bearer access token and its session: signature, issuer, audience, expiry, revocation.
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor> {
+    Ok(authenticate_with_expiry(state, token).await?.0)
+}
+
+/// As [`authenticate`], with the moment the token expires (its `exp`): a long-lived transport
+/// (`/graphql/ws`) stops honouring it then.
+pub async fn authenticate_with_expiry(
+    state: &AppState,
+    token: &str,
+) -> AppResult<(UserActor, chrono::DateTime<Utc>)> {
     if !state.keys.knows_kid(token) && state.keys.is_stale(std::time::Duration::from_secs(5)) {
         // A key rotated by another process: pick it up (at most every 5 s).
         state.keys.reload(&state.db).await.map_err(AppError::internal)?;
@@ -452,5 +461,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor>
     if state.revocations.is_revoked(claims.sid).await.map_err(AppError::internal)? {
         return Err(ErrorCode::SessionRevoked.into());
     }
-    Ok(UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email })
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or(ErrorCode::InvalidToken)?;
+    Ok((UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email }, expires_at))
 }

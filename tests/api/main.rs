@@ -24,3 +24,4 @@ mod webhooks;
 mod webhooks_crash;
 mod webhooks_graphql;
 mod webhooks_storage;
+mod ws_sessions;
