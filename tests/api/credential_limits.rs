@@ -102,9 +102,15 @@ async fn concurrent_guesses_over_http_verify_at_most_the_threshold(b: Backend) {
     assert_eq!(signin_code(&app, "http@example.com", PASSWORD).await, (423, "ACCOUNT_LOCKED".into()));
 }
 
-/// 300 wrong passwords at once as operations of one token-less WebSocket: the same bound.
+/// 300 wrong passwords at once as operations of one token-less WebSocket: the same bound (the
+/// socket's own operation allowance is lifted here, so that the lockout alone is tested).
 async fn concurrent_guesses_over_one_websocket_verify_at_most_the_threshold(b: Backend) {
-    let app = TestApp::spawn_with(b, |c| c.lockout_threshold = THRESHOLD).await;
+    let app = TestApp::spawn_with(b, |c| {
+        c.lockout_threshold = THRESHOLD;
+        c.ws_operations_burst = 1000;
+        c.ws_operations_per_second = 1000;
+    })
+    .await;
     app.signup("ws@example.com").await;
     let mut ws = raw(&app, "graphql-transport-ws").await;
     send(&mut ws, json!({"type": "connection_init"})).await;
