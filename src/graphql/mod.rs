@@ -5,7 +5,7 @@ mod api_keys;
 mod auth;
 pub mod errors;
 pub mod fanout;
-mod health;
+pub mod health;
 pub mod loaders;
 mod mfa;
 mod orgs;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod bootstrap;
+pub mod health;
 pub mod lockout;
 pub mod mfa;
 pub mod mfa_token;

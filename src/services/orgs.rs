@@ -295,8 +295,7 @@ fn org_keyset(sort: &SortSpec) -> Keyset<organization::Entity> {
     }
 }
 
-/// Sort fields of organization lists.
-pub const ORG_SORTS: [&str; 2] = ["created_at", "name"];
+pub use crate::domain::keyset::ORG_SORTS;
 
 /// A filtered, sorted page of organizations (`None` scope: every organization).
 pub async fn page_organizations(

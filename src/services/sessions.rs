@@ -3,8 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 use uuid::Uuid;
 
@@ -12,7 +11,8 @@ use entities::{refresh_token, session};
 
 use crate::context::{Actor, RequestContext};
 use crate::domain::EventType;
-use crate::domain::page::{Page, PageRequest, encode_cursor};
+use crate::domain::keyset::{Keyset, ListRequest, SESSION_SORTS, SortSpec, decode_time, time_value};
+use crate::domain::page::Page;
 use crate::error::{AppResult, ErrorCode};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::{self, Change};
@@ -274,58 +274,47 @@ fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
         .filter(session::Column::ExpiresAt.gt(Utc::now()))
 }
 
-/// The caller's active sessions, newest first, by keyset pages.
+fn session_keyset(sort: &SortSpec) -> Keyset<session::Entity> {
+    match sort.field.as_str() {
+        "last_active_at" => Keyset {
+            column: session::Column::LastActiveAt,
+            id: session::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.last_active_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+        _ => Keyset {
+            column: session::Column::CreatedAt,
+            id: session::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.created_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+    }
+}
+
+/// The caller's active sessions by keyset pages, sorted by one of [`SESSION_SORTS`]
+/// (`field:asc|desc`; default newest first).
 pub async fn list_sessions(
     state: &AppState,
     ctx: &RequestContext,
-    page: PageRequest,
+    req: &ListRequest,
+    sort: Option<&str>,
 ) -> AppResult<Page<SessionView>> {
+    let sort = SortSpec::parse(sort, &SESSION_SORTS, ("created_at", true))?;
     let actor = ctx.require_user()?;
-    let base = active_of(actor.user_id);
-    let total_count = base.clone().count(&state.db).await?;
-    // Newest first = id descending (ids are UUIDv7). "after" walks towards older rows.
-    let mut q = base.clone();
-    if let Some(a) = page.after {
-        q = q.filter(session::Column::Id.lt(a));
-    }
-    if let Some(b) = page.before {
-        q = q.filter(session::Column::Id.gt(b));
-    }
-    let q = if page.backward {
-        q.order_by_asc(session::Column::Id)
-    } else {
-        q.order_by_desc(session::Column::Id)
-    };
-    let mut rows = q.limit(page.limit + 1).all(&state.db).await?;
-    let more = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    if page.backward {
-        rows.reverse();
-    }
-    let exists = |q: sea_orm::Select<session::Entity>| async move {
-        Ok::<bool, sea_orm::DbErr>(q.limit(1).count(&state.db).await? > 0)
-    };
-    let (has_next, has_previous) = if page.backward {
-        let next = match page.before {
-            Some(b) => exists(base.clone().filter(session::Column::Id.lte(b))).await?,
-            None => false,
-        };
-        (next, more)
-    } else {
-        let prev = match page.after {
-            Some(a) => exists(base.clone().filter(session::Column::Id.gte(a))).await?,
-            None => false,
-        };
-        (more, prev)
-    };
+    let page = session_keyset(&sort).page(&state.db, &state.counts, active_of(actor.user_id), req).await?;
     Ok(Page {
-        items: rows
+        items: page
+            .items
             .into_iter()
-            .map(|m| (encode_cursor(m.id), SessionView::new(m, Some(actor.session_id))))
+            .map(|(c, m)| (c, SessionView::new(m, Some(actor.session_id))))
             .collect(),
-        has_next,
-        has_previous,
-        total_count,
+        has_next: page.has_next,
+        has_previous: page.has_previous,
+        total_count: page.total_count,
     })
 }
 

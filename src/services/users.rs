@@ -76,8 +76,7 @@ pub async fn me(state: &AppState, ctx: &RequestContext) -> AppResult<UserView> {
     Ok(u.into())
 }
 
-/// Sort fields of user lists.
-pub const USER_SORTS: [&str; 3] = ["created_at", "email", "name"];
+pub use crate::domain::keyset::USER_SORTS;
 
 fn user_keyset(sort: &SortSpec) -> Keyset<user::Entity> {
     match sort.field.as_str() {

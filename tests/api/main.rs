@@ -16,6 +16,7 @@ mod passkeys;
 mod platform;
 mod redis;
 mod redis_processes;
+mod rest_contract;
 mod sessions;
 mod storage;
 mod subscriptions;
