@@ -17,6 +17,7 @@ pub mod orgs;
 pub mod passkeys;
 pub mod sessions;
 pub mod subscriptions;
+pub mod unit_of_work;
 pub mod users;
 pub mod webhook_deliveries;
 pub mod webhook_queue;

@@ -20,6 +20,7 @@ mod sessions;
 mod storage;
 mod subscriptions;
 mod tokens;
+mod unit_of_work;
 mod webhooks;
 mod webhooks_crash;
 mod webhooks_graphql;
