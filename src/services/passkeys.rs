@@ -28,12 +28,13 @@ use crate::context::RequestContext;
 use crate::domain::{Email, EventType};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::auth::Authenticated;
 use crate::services::lockout::Attempt;
+use crate::services::unit_of_work::Write;
 use crate::services::{mfa, mfa_token};
 use crate::state::AppState;
-use crate::storage::{CeremonyKind, begin_write};
+use crate::storage::CeremonyKind;
 
 /// A passkey as its owner sees it (no key material).
 #[derive(Clone, Debug)]
@@ -211,8 +212,8 @@ pub async fn register(
     let pk = state.webauthn.finish_passkey_registration(&reg, &stored.state).map_err(webauthn_error)?;
     let cred: Credential = pk.clone().into();
     let transports = reg.response.transports.as_ref().map(to_json).transpose()?;
-    let txn = begin_write(&state.db).await?;
-    let count = passkeys_of(&txn, actor.user_id).await?.len();
+    let mut w = Write::begin(state, ctx).await?;
+    let count = passkeys_of(w.tx(), actor.user_id).await?.len();
     let now = Utc::now();
     let m = passkey::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -228,23 +229,18 @@ pub async fn register(
         created_at: Set(now),
         last_used_at: Set(None),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::PasskeyRegistered,
-            target: Some(("passkey", m.id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "passkey_id": m.id, "name": m.name}),
-        },
-    )
+    w.record(Change {
+        event: EventType::PasskeyRegistered,
+        target: Some(("passkey", m.id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "passkey_id": m.id, "name": m.name}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(m.into())
 }
 
@@ -360,7 +356,7 @@ pub async fn authenticate(
     }
     pk.update_credential(&result);
     let counter = i64::from(result.counter());
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     // Conditional on the stored counter, so two concurrent assertions cannot both move it
     // (or move it backwards); authenticators without a counter always send 0.
     let mut update = passkey::Entity::update_many()
@@ -376,16 +372,15 @@ pub async fn authenticate(
     if counter > 0 {
         update = update.filter(passkey::Column::SignCount.lt(counter));
     }
-    if update.exec(&txn).await?.rows_affected != 1 {
+    if update.exec(w.tx()).await?.rows_affected != 1 {
         return Err(ErrorCode::PasskeyCloned.into());
     }
     let out = if ticket.is_some() {
-        mfa::finish_second_factor(&txn, state, ctx, row.user_id, "passkey").await?
+        mfa::finish_second_factor(&mut w, state, ctx, row.user_id, "passkey").await?
     } else {
-        passwordless_sign_in(&txn, state, ctx, row.user_id, row.id).await?
+        passwordless_sign_in(&mut w, state, ctx, row.user_id, row.id).await?
     };
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(out)
 }
 
@@ -424,18 +419,19 @@ fn passkey_locked(until: DateTime<Utc>) -> AppError {
 }
 
 async fn passwordless_sign_in(
-    txn: &impl sea_orm::ConnectionTrait,
+    w: &mut Write<'_>,
     state: &AppState,
     ctx: &RequestContext,
     user_id: Uuid,
     passkey_id: Uuid,
 ) -> AppResult<Authenticated> {
-    let u = user::Entity::find_by_id(user_id).one(txn).await?.ok_or(ErrorCode::PasskeyVerificationFailed)?;
+    let u =
+        user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::PasskeyVerificationFailed)?;
     if u.status != "active" {
         return Err(ErrorCode::AccountDisabled.into());
     }
     let detail = serde_json::json!({"passkey_id": passkey_id});
-    crate::services::auth::complete_sign_in(txn, state, ctx, u, "passkey", detail, None).await
+    crate::services::auth::complete_sign_in(w, state, ctx, u, "passkey", detail, None).await
 }
 
 /// The caller's passkeys, oldest first.
@@ -469,15 +465,13 @@ pub async fn rename(
 ) -> AppResult<PasskeyView> {
     let actor = ctx.require_user()?;
     let name = check_name(Some(name))?.ok_or_else(|| AppError::field("name", FieldIssue::Required))?;
-    let txn = begin_write(&state.db).await?;
-    let p = own_passkey(&txn, actor.user_id, id).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let p = own_passkey(w.tx(), actor.user_id, id).await?;
     let old = p.name.clone();
     let mut am: passkey::ActiveModel = p.into();
     am.name = Set(name);
-    let p = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
+    let p = am.update(w.tx()).await?;
+    w.record(
         Change {
             event: EventType::PasskeyRenamed,
             target: Some(("passkey", p.id.to_string())),
@@ -488,31 +482,25 @@ pub async fn rename(
         },
     )
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(p.into())
 }
 
 /// Removes one of the caller's passkeys.
 pub async fn delete(state: &AppState, ctx: &RequestContext, id: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
-    let txn = begin_write(&state.db).await?;
-    let p = own_passkey(&txn, actor.user_id, id).await?;
-    passkey::Entity::delete_by_id(p.id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::PasskeyRemoved,
-            target: Some(("passkey", p.id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "passkey_id": p.id, "name": p.name}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    let p = own_passkey(w.tx(), actor.user_id, id).await?;
+    passkey::Entity::delete_by_id(p.id).exec(w.tx()).await?;
+    w.record(Change {
+        event: EventType::PasskeyRemoved,
+        target: Some(("passkey", p.id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "passkey_id": p.id, "name": p.name}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
