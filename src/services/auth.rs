@@ -1,4 +1,5 @@
-//! Sign-up, sign-in, refresh, sign-out, and turning a bearer token into an actor.
+//! Sign-up, refresh, re-authentication, sign-out, and turning a bearer token into an actor
+//! (sign-in itself lives in `services::sign_in`).
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -13,11 +14,9 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
-use crate::services::mfa;
-use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
+use crate::services::sign_in::{Authenticated, failed_sign_in, locked};
 use crate::services::unit_of_work::Write;
-use crate::services::users::UserView;
 use crate::state::AppState;
 
 /// What a new account starts with.
@@ -30,13 +29,6 @@ pub struct SignUp {
     pub last_name: Option<String>,
     pub username: Option<String>,
     pub locale: Option<String>,
-}
-
-/// A signed-in user and their tokens.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: UserView,
-    pub tokens: IssuedTokens,
 }
 
 pub(crate) fn check_username(u: Option<String>) -> AppResult<Option<String>> {
@@ -130,141 +122,6 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
 
 fn email_taken() -> AppError {
     AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "email"}))
-}
-
-/// What a correct password leads to: a session, or a second step when MFA is on.
-#[derive(Debug)]
-pub enum SignInOutcome {
-    Authenticated(Box<Authenticated>),
-    MfaRequired(MfaChallenge),
-}
-
-/// Checks email and password and opens a session — or, when the user has MFA on, answers with
-/// an MFA token for the second step and opens nothing yet. Unknown email and wrong password give
-/// the same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
-/// Each call takes a unit of the client's credential limit and a lockout slot of the email before
-/// hashing, so concurrent or batched guesses verify at most the lockout threshold.
-pub async fn sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    email: &str,
-    password: Password,
-) -> AppResult<SignInOutcome> {
-    let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
-    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
-    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
-    let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
-    let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
-    let verified = state.passwords.verify(&password, stored).await?;
-    let Some(u) = found.filter(|_| verified.ok) else {
-        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
-    };
-    attempt.succeeded(state).await;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
-    }
-    if mfa::is_enabled(&state.db, u.id).await? {
-        if let Some(rehash) = verified.rehash {
-            user::Entity::update_many()
-                .col_expr(user::Column::PasswordHash, Expr::value(rehash))
-                .filter(user::Column::Id.eq(u.id))
-                .exec(&state.db)
-                .await?;
-        }
-        return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u).await?));
-    }
-    let mut w = Write::begin(state, ctx).await?;
-    let out =
-        complete_sign_in(&mut w, state, ctx, u, "password", serde_json::json!({}), verified.rehash).await?;
-    w.commit().await?;
-    Ok(SignInOutcome::Authenticated(Box::new(out)))
-}
-
-/// The end of every successful sign-in (password, password + second factor, passkey): records
-/// the time (and an upgraded password hash), audits `user.signed_in` with `method` and `detail`,
-/// and opens the session, all in the write `w`. The caller has checked the account is active.
-pub(crate) async fn complete_sign_in(
-    w: &mut Write<'_>,
-    state: &AppState,
-    ctx: &RequestContext,
-    u: user::Model,
-    method: &str,
-    detail: serde_json::Value,
-    rehash: Option<String>,
-) -> AppResult<Authenticated> {
-    let mut am: user::ActiveModel = u.into();
-    am.last_signin_at = Set(Some(Utc::now()));
-    if let Some(rehash) = rehash {
-        am.password_hash = Set(Some(rehash));
-    }
-    let u = am.update(w.tx()).await?;
-    let mut data = serde_json::json!({"user_id": u.id, "method": method});
-    if let (Some(d), Some(extra)) = (data.as_object_mut(), detail.as_object()) {
-        d.extend(extra.clone());
-    }
-    w.record(Change {
-        event: EventType::UserSignedIn,
-        target: Some(("user", u.id.to_string())),
-        subject_user: Some(u.id),
-        acting_user: Some((Some(u.id), u.email.clone())),
-        organization: None,
-        data,
-    })
-    .await?;
-    let tokens = sessions::open_session(w, state, ctx, u.id, &u.email, method).await?;
-    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
-}
-
-fn locked(until: chrono::DateTime<Utc>) -> AppError {
-    metrics::counter!("janua_signins_total", "outcome" => "locked").increment(1);
-    AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
-        "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }))
-}
-
-/// Audits a wrong password (its failure is already counted by the attempt's slot); `locks` is
-/// the lock this failure leaves, when it took the last slot.
-async fn failed_sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    email: &Email,
-    locks: Option<chrono::DateTime<Utc>>,
-) -> AppError {
-    metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
-    let write = async {
-        let mut w = Write::begin(state, ctx).await?;
-        let acting = Some((None, email.as_str().to_owned()));
-        w.record(Change {
-            event: EventType::UserSigninFailed,
-            target: None,
-            subject_user: None,
-            acting_user: acting.clone(),
-            organization: None,
-            data: serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
-        })
-        .await?;
-        if let Some(until) = locks {
-            w.record(Change {
-                event: EventType::UserLocked,
-                target: None,
-                subject_user: None,
-                acting_user: acting,
-                organization: None,
-                data: serde_json::json!({"email": email.as_str(), "locked_until": until}),
-            })
-            .await?;
-        }
-        w.commit().await?;
-        Ok::<(), AppError>(())
-    };
-    if let Err(e) = write.await {
-        return e;
-    }
-    match locks {
-        Some(until) => locked(until),
-        None => ErrorCode::InvalidCredentials.into(),
-    }
 }
 
 /// Exchanges a refresh token for new tokens, rotating it to its one successor. Presented again

@@ -1,6 +1,6 @@
-//! Second factors: TOTP setup and confirmation, backup codes, the second step of a sign-in with
-//! a code, disabling, and status. Primitives live in `security::totp`; the MFA token that links
-//! the two steps of a sign-in in `services::mfa_token`.
+//! Second factors: TOTP setup and confirmation, backup codes, checking a code (also for the
+//! second step of a sign-in), disabling, and status. Primitives live in `security::totp`; the MFA token that links
+//! the two steps of a sign-in in `services::mfa_token`; the sign-in itself in `services::sign_in`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -17,9 +17,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::constant_time_eq;
 use crate::security::totp;
 use crate::services::audit::Change;
-use crate::services::auth::Authenticated;
 use crate::services::lockout::Attempt;
-use crate::services::mfa_token;
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
 
@@ -57,13 +55,6 @@ pub struct BackupCodesStatus {
     pub remaining: u64,
     pub total: u64,
     pub generated_at: Option<DateTime<Utc>>,
-}
-
-/// The outcome of `verifyMfa`: setup confirmed, or a sign-in completed.
-#[derive(Debug)]
-pub enum Verified {
-    Enabled,
-    SignedIn(Box<Authenticated>),
 }
 
 /// Which second factor a code was.
@@ -264,7 +255,8 @@ fn mfa_locked(until: DateTime<Utc>) -> AppError {
     }))
 }
 
-fn require_code(code: &str) -> AppResult<()> {
+/// Refuses an empty or over-long code.
+pub(crate) fn require_code(code: &str) -> AppResult<()> {
     if code.trim().is_empty() {
         return Err(AppError::field("code", FieldIssue::Required));
     }
@@ -274,24 +266,22 @@ fn require_code(code: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// `verifyMfa`: with an MFA token, finishes a sign-in with a TOTP or backup code; otherwise
-/// (bearer) confirms a pending setup with a TOTP code and turns MFA on.
-pub async fn verify(
+/// Checks the second step of a sign-in: a TOTP or backup code of `user_id`'s enabled factor,
+/// counted like [`check_code`]. `MFA_NOT_ENABLED` when MFA was turned off meanwhile.
+pub(crate) async fn check_second_factor(
+    txn: &impl ConnectionTrait,
     state: &AppState,
     ctx: &RequestContext,
+    user_id: Uuid,
+    email: &str,
     code: &str,
-    mfa_token: Option<&str>,
-) -> AppResult<Verified> {
-    require_code(code)?;
-    match mfa_token {
-        Some(token) => {
-            complete_sign_in(state, ctx, token, code).await.map(|a| Verified::SignedIn(Box::new(a)))
-        }
-        None => confirm_setup(state, ctx, code).await.map(|()| Verified::Enabled),
-    }
+) -> AppResult<CodeKind> {
+    let f = factor_of(txn, user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    check_code(txn, state, ctx, &f, email, code, false).await
 }
 
-async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
+/// Confirms a pending setup with a TOTP code and turns MFA on (`verifyMfa` with a bearer).
+pub(crate) async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
     crate::services::sessions::require_recent_auth(state, ctx).await?;
     let mut w = Write::begin(state, ctx).await?;
@@ -322,47 +312,6 @@ async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> Ap
     .await?;
     w.commit().await?;
     Ok(())
-}
-
-async fn complete_sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    token: &str,
-    code: &str,
-) -> AppResult<Authenticated> {
-    let ticket = mfa_token::take(state, token).await?;
-    let mut w = Write::begin(state, ctx).await?;
-    let f = factor_of(w.tx(), ticket.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
-    let kind = match check_code(w.tx(), state, ctx, &f, &ticket.email, code, false).await {
-        Ok(k) => k,
-        Err(e) => {
-            w.rollback().await?;
-            if matches!(e.code, ErrorCode::InvalidMfaCode | ErrorCode::RateLimited) {
-                // Attempts remain (or none was made): the token stays usable until it expires.
-                mfa_token::restore(state, token, &ticket).await?;
-            }
-            return Err(e);
-        }
-    };
-    let out = finish_second_factor(&mut w, state, ctx, ticket.user_id, kind.as_str()).await?;
-    w.commit().await?;
-    Ok(out)
-}
-
-/// Opens the session of a sign-in whose second factor was just verified (`password+mfa`).
-pub(crate) async fn finish_second_factor(
-    w: &mut Write<'_>,
-    state: &AppState,
-    ctx: &RequestContext,
-    user_id: Uuid,
-    factor: &str,
-) -> AppResult<Authenticated> {
-    let u = user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
-    }
-    let detail = serde_json::json!({"factor": factor});
-    crate::services::auth::complete_sign_in(w, state, ctx, u, "password+mfa", detail, None).await
 }
 
 /// Turns MFA off; needs a recent authentication (`REAUTH_REQUIRED`) and the password or a

@@ -16,6 +16,7 @@ pub mod mfa_token;
 pub mod orgs;
 pub mod passkeys;
 pub mod sessions;
+pub mod sign_in;
 pub mod subscriptions;
 pub mod unit_of_work;
 pub mod users;
