@@ -17,6 +17,7 @@ mod platform;
 mod redis;
 mod redis_processes;
 mod sessions;
+mod sign_in;
 mod storage;
 mod subscriptions;
 mod tokens;
