@@ -19,12 +19,12 @@ use crate::domain::bounds::{self, MAX_FILTER_CHARS, check_len};
 use crate::domain::keyset::{Keyset, ListRequest, decode_uuid, like_escape};
 use crate::domain::page::Page;
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz::{self, Action};
 use crate::services::orgs::{OrgView, map_page, page_organizations};
+use crate::services::unit_of_work::Write;
 use crate::services::users::{UserFilter, UserView, page_users};
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 async fn authorize_and_record(
     state: &AppState,
@@ -34,22 +34,17 @@ async fn authorize_and_record(
 ) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
     authz::authorize(&p, &Action::AdminRead)?;
-    let txn = begin_write(&state.db).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::AdminAction,
-            target: None,
-            subject_user: None,
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"operation": what, "arguments": args}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    w.record(Change {
+        event: EventType::AdminAction,
+        target: None,
+        subject_user: None,
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"operation": what, "arguments": args}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
 

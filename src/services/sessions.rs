@@ -15,9 +15,9 @@ use crate::domain::keyset::{Keyset, ListRequest, SESSION_SORTS, SortSpec, decode
 use crate::domain::page::Page;
 use crate::error::{AppResult, ErrorCode};
 use crate::security::secrets::{random_token, sha256_hex};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// The browser, OS and kind of device a user agent names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,9 +100,9 @@ impl std::fmt::Debug for IssuedTokens {
     }
 }
 
-/// Opens a session for `user` in `txn` with its first refresh token, and audits it.
+/// Opens a session for `user` in the write `w` with its first refresh token, and audits it.
 pub(crate) async fn open_session(
-    txn: &impl ConnectionTrait,
+    w: &mut Write<'_>,
     state: &AppState,
     ctx: &RequestContext,
     user_id: Uuid,
@@ -131,21 +131,17 @@ pub(crate) async fn open_session(
         revoked_reason: Set(None),
         authenticated_at: Set(Some(now)),
     }
-    .insert(txn)
+    .insert(w.tx())
     .await?;
-    let refresh = insert_refresh_token(txn, s.id, s.expires_at).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::SessionCreated,
-            target: Some(("session", s.id.to_string())),
-            subject_user: Some(user_id),
-            acting_user: Some((Some(user_id), email.to_owned())),
-            organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
-        },
-    )
+    let refresh = insert_refresh_token(w.tx(), s.id, s.expires_at).await?;
+    w.record(Change {
+        event: EventType::SessionCreated,
+        target: Some(("session", s.id.to_string())),
+        subject_user: Some(user_id),
+        acting_user: Some((Some(user_id), email.to_owned())),
+        organization: None,
+        data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
+    })
     .await?;
     let (access, expires_in) = state.keys.issue_access(user_id, s.id, email)?;
     Ok(IssuedTokens {
@@ -231,40 +227,24 @@ pub(crate) async fn store_refresh_token(
     Ok(())
 }
 
-/// Marks a session revoked in `txn` and audits it. After commit the caller must call
-/// [`publish_revocations`] so that this node refuses its tokens at once.
-pub(crate) async fn revoke_in(
-    txn: &impl ConnectionTrait,
-    ctx: &RequestContext,
-    s: &session::Model,
-    reason: &str,
-) -> AppResult<()> {
+/// Marks a session revoked in the write `w` and audits it; once `w` commits, this node
+/// refuses its tokens at once.
+pub(crate) async fn revoke_in(w: &mut Write<'_>, s: &session::Model, reason: &str) -> AppResult<()> {
     let mut am: session::ActiveModel = s.clone().into();
     am.revoked_at = Set(Some(Utc::now()));
     am.revoked_reason = Set(Some(reason.to_owned()));
-    am.update(txn).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::SessionRevoked,
-            target: Some(("session", s.id.to_string())),
-            subject_user: Some(s.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
-        },
-    )
+    am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::SessionRevoked,
+        target: Some(("session", s.id.to_string())),
+        subject_user: Some(s.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
+    })
     .await?;
+    w.revoked(s.clone());
     Ok(())
-}
-
-/// Makes committed revocations effective on this node and wakes the event dispatcher.
-pub(crate) async fn publish_revocations(state: &AppState, sessions: &[session::Model]) {
-    for s in sessions {
-        state.revocations.revoke(s.id, s.expires_at).await;
-    }
-    state.events_committed();
 }
 
 fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
@@ -340,10 +320,9 @@ pub async fn terminate_session(state: &AppState, ctx: &RequestContext, id: Uuid)
     if s.revoked_at.is_some() {
         return Ok(());
     }
-    let txn = begin_write(&state.db).await?;
-    revoke_in(&txn, ctx, &s, "terminated").await?;
-    txn.commit().await?;
-    publish_revocations(state, &[s]).await;
+    let mut w = Write::begin(state, ctx).await?;
+    revoke_in(&mut w, &s, "terminated").await?;
+    w.commit().await?;
     Ok(())
 }
 
@@ -354,13 +333,12 @@ pub async fn terminate_all(state: &AppState, ctx: &RequestContext, include_curre
     if !include_current {
         q = q.filter(session::Column::Id.ne(actor.session_id));
     }
-    let txn = begin_write(&state.db).await?;
-    let sessions = q.all(&txn).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let sessions = q.all(w.tx()).await?;
     for s in &sessions {
-        revoke_in(&txn, ctx, s, "terminated_all").await?;
+        revoke_in(&mut w, s, "terminated_all").await?;
     }
-    txn.commit().await?;
-    publish_revocations(state, &sessions).await;
+    w.commit().await?;
     Ok(sessions.len() as u64)
 }
 
