@@ -125,14 +125,37 @@ fn to_json(v: &impl Serialize) -> AppResult<serde_json::Value> {
     serde_json::to_value(v).map_err(AppError::internal)
 }
 
-fn webauthn_error(e: WebauthnError) -> AppError {
+/// Maps a refused ceremony to our codes. Refusals an operator can fix (origin, RP id) or must
+/// know of (a counter that went back) are logged at `warn` with the origin the browser reported
+/// (public, from `clientDataJSON`); never the challenge, the credential or any key material.
+fn webauthn_error(e: WebauthnError, ceremony: &'static str, client_data_json: &[u8]) -> AppError {
+    let origin = || {
+        serde_json::from_slice::<serde_json::Value>(client_data_json)
+            .ok()
+            .and_then(|v| v["origin"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(unreadable)".to_owned())
+    };
     match e {
-        WebauthnError::CredentialPossibleCompromise => ErrorCode::PasskeyCloned.into(),
-        other => {
-            tracing::debug!(error = ?other, "passkey response refused");
-            ErrorCode::PasskeyVerificationFailed.into()
+        WebauthnError::CredentialPossibleCompromise => {
+            tracing::warn!(
+                ceremony,
+                "passkey refused: its signature counter did not advance (a cloned authenticator?)"
+            );
+            return ErrorCode::PasskeyCloned.into();
         }
+        WebauthnError::InvalidRPOrigin | WebauthnError::CredentialCrossOrigin => tracing::warn!(
+            ceremony,
+            origin = %origin(),
+            "passkey refused: the browser's origin is not allowed (JANUA_WEBAUTHN_ORIGINS)"
+        ),
+        WebauthnError::InvalidRPIDHash => tracing::warn!(
+            ceremony,
+            origin = %origin(),
+            "passkey refused: the authenticator signed for another relying party id (JANUA_WEBAUTHN_RP_ID)"
+        ),
+        other => tracing::debug!(ceremony, error = ?other, "passkey response refused"),
     }
+    ErrorCode::PasskeyVerificationFailed.into()
 }
 
 async fn passkeys_of(db: &impl sea_orm::ConnectionTrait, user_id: Uuid) -> AppResult<Vec<passkey::Model>> {
@@ -204,7 +227,10 @@ pub async fn register(
     if stored.user_id != actor.user_id {
         return Err(ErrorCode::PasskeyCeremonyInvalid.into());
     }
-    let pk = state.webauthn.finish_passkey_registration(&reg, &stored.state).map_err(webauthn_error)?;
+    let pk = state
+        .webauthn
+        .finish_passkey_registration(&reg, &stored.state)
+        .map_err(|e| webauthn_error(e, "registration", &reg.response.client_data_json))?;
     let cred: Credential = pk.clone().into();
     let transports = reg.response.transports.as_ref().map(to_json).transpose()?;
     let txn = begin_write(&state.db).await?;
@@ -346,8 +372,10 @@ pub async fn authenticate(
             state.webauthn.finish_passkey_authentication(&assertion, &st)
         }
         AuthenticationState::Discoverable { state: st } => {
-            let (user_handle, _) =
-                state.webauthn.identify_discoverable_authentication(&assertion).map_err(webauthn_error)?;
+            let (user_handle, _) = state
+                .webauthn
+                .identify_discoverable_authentication(&assertion)
+                .map_err(|e| webauthn_error(e, "authentication", &assertion.response.client_data_json))?;
             if user_handle != row.user_id {
                 return Err(ErrorCode::PasskeyVerificationFailed.into());
             }
@@ -355,7 +383,7 @@ pub async fn authenticate(
             state.webauthn.finish_discoverable_authentication_v2(&assertion, st, &cred)
         }
     }
-    .map_err(webauthn_error)?;
+    .map_err(|e| webauthn_error(e, "authentication", &assertion.response.client_data_json))?;
     // The assertion is good: only now spend the MFA token (single use).
     let ticket = match bound_token {
         Some(t) => Some(mfa_token::take(state, t).await?),
@@ -383,6 +411,7 @@ pub async fn authenticate(
         update = update.filter(passkey::Column::SignCount.lt(counter));
     }
     if update.exec(&txn).await?.rows_affected != 1 {
+        tracing::warn!(passkey = %row.id, counter, "passkey refused: its signature counter is not above the stored one");
         return Err(ErrorCode::PasskeyCloned.into());
     }
     let out = if ticket.is_some() {
