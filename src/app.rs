@@ -22,9 +22,9 @@ use crate::http::ws_socket::{Listener, Peer};
 use crate::http::{graphql as gql_http, middleware, pages};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
+use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter};
-use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use crate::state::{AppState, Inner};
@@ -129,7 +129,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
     if !config.no_migrate {
         storage::migrate(&db).await?;
     }
-    let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+    let master = open_master_key(&db, config.master_key.as_deref(), &config.master_key_file).await?;
     let keys = KeyStore::load(
         &db,
         master.clone(),

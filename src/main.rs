@@ -33,8 +33,12 @@ async fn main() -> anyhow::Result<()> {
             let c = cli.config;
             let db = janua::storage::connect(&c.database_url, None).await?;
             janua::storage::migrate(&db).await?;
-            let master =
-                janua::security::secrets::MasterKey::load(c.master_key.as_deref(), &c.master_key_file)?;
+            let master = janua::security::master_key::open_master_key(
+                &db,
+                c.master_key.as_deref(),
+                &c.master_key_file,
+            )
+            .await?;
             let kid = janua::security::tokens::KeyStore::rotate(&db, &master, c.access_token_ttl).await?;
             println!("new signing key {kid}; previous keys stay published until their last token expires");
             Ok(())

@@ -6,6 +6,7 @@ mod m20261128_000001_create_core_tables;
 mod m20261128_100000_create_mfa_and_passkeys;
 mod m20261128_200000_create_webhooks;
 mod m20261128_300000_create_organizations_and_api_keys;
+mod m20261201_000001_create_settings;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_100000_create_mfa_and_passkeys::Migration),
             Box::new(m20261128_200000_create_webhooks::Migration),
             Box::new(m20261128_300000_create_organizations_and_api_keys::Migration),
+            Box::new(m20261201_000001_create_settings::Migration),
         ]
     }
 }
