@@ -2,7 +2,8 @@
 //! `seed`, `bench`. Every setting of [`Config`] is a global flag: it is accepted before and after
 //! the subcommand (`janua --addr X serve` and `janua serve --addr X`).
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::Config;
 
@@ -15,6 +16,39 @@ pub struct Cli {
     /// The settings, global: given before or after the subcommand (the later wins).
     #[command(flatten, next_help_heading = "Settings")]
     pub config: Config,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exits with clap's message when they are wrong).
+    pub fn parse_args() -> Self {
+        Self::try_parse_args_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` (the first is the program name), as [`Cli::parse_args`] does.
+    pub fn try_parse_args_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        // `bench --database-url` and `bench --redis-url` are the bench's own (no default;
+        // `JANUA_BENCH_REDIS_URL`), but clap copies the global settings of the same names down
+        // into them, defaults and environment (`DATABASE_URL`, `REDIS_URL`) included: keep
+        // what the command line gave (before or after `bench`, like every flag), nothing else.
+        if let (Some(Command::Bench(args)), Some(sub)) =
+            (&mut cli.command, matches.subcommand_matches("bench"))
+        {
+            let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+            if !given("database_url") {
+                args.database_url = None;
+            }
+            if !given("redis_url") {
+                args.redis_url = std::env::var("JANUA_BENCH_REDIS_URL").ok().filter(|v| !v.is_empty());
+            }
+        }
+        Ok(cli)
+    }
 }
 
 /// What to do.
@@ -72,12 +106,10 @@ pub enum KeysAction {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        Cli::try_parse_args_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
     #[test]
@@ -133,5 +165,14 @@ mod tests {
         let Some(Command::Bench(args)) = cli.command else { panic!("not bench") };
         assert_eq!(args.database_url.as_deref(), Some("postgres://x/y"));
         assert_eq!(args.only, Some(crate::bench::BenchGroup::Directory));
+        // Not given: not the server's default database.
+        let Some(Command::Bench(args)) = parse(&["janua", "bench"]).command else { panic!("not bench") };
+        assert_eq!(args.database_url, None);
+        let cli = parse(&["janua", "--database-url", "postgres://x/y", "bench"]);
+        let Some(Command::Bench(args)) = cli.command else { panic!("not bench") };
+        assert_eq!(args.database_url.as_deref(), Some("postgres://x/y"));
+        let cli = parse(&["janua", "bench", "--redis-url", "redis://r/"]);
+        let Some(Command::Bench(args)) = cli.command else { panic!("not bench") };
+        assert_eq!(args.redis_url.as_deref(), Some("redis://r/"));
     }
 }

@@ -1,4 +1,3 @@
-use clap::Parser;
 use janua::cli::{AdminAction, Cli, Command, KeysAction};
 use janua::config::LogFormat;
 
@@ -14,7 +13,7 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => janua::app::App::build(cli.config).await?.run().await,
