@@ -48,7 +48,7 @@ Headers pane as <code>{{"Authorization": "Bearer &lt;accessToken&gt;"}}</code>.<
 /// from `not_found`: there is no JSON resource at `/`).
 pub fn wants_home_page(headers: &HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    !(accept.contains("application/json") && !accept.contains("text/html"))
+    !accept.contains("application/json") || accept.contains("text/html")
 }
 
 /// The GraphiQL playground, wired to `/graphql` and `/graphql/ws`, opening on an example
