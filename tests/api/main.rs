@@ -12,6 +12,7 @@ mod exposure;
 mod hostile_input;
 mod memberships;
 mod mfa;
+mod operator;
 mod passkeys;
 mod platform;
 mod redis;
