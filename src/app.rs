@@ -27,11 +27,10 @@ use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::security::tokens::KeyStore;
-use crate::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use crate::state::{AppState, Inner};
 use crate::storage::{
-    self, CeremonyStore, MemoryCeremonyStore, MemoryRevocationStore, Redis, RedisCeremonyStore,
-    RedisRevocationStore, RevocationStore,
+    self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
+    RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 

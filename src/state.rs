@@ -13,8 +13,7 @@ use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::RateLimit;
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
-use crate::services::lockout::LockoutStore;
-use crate::storage::{CeremonyStore, Redis, RevocationStore};
+use crate::storage::{CeremonyStore, LockoutStore, Redis, RevocationStore};
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
@@ -49,7 +48,7 @@ pub struct Inner {
     pub outbox_wake: Arc<Notify>,
     pub started_at: Instant,
     /// When each API key's `last_used_at` was last written.
-    pub api_key_usage: crate::services::api_keys::UsageThrottle,
+    pub api_key_usage: crate::storage::UsageThrottle,
     /// Row counts of large lists.
     pub counts: crate::domain::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).

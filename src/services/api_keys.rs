@@ -2,11 +2,8 @@
 //! shown once, stored as SHA-256 hashes, scoped, revocable, with a throttled `last_used_at`.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dashmap::DashMap;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
@@ -56,12 +53,6 @@ impl From<api_key::Model> for ApiKeyView {
         }
     }
 }
-
-/// Remembers when each key's `last_used_at` was last written, so a busy key costs one write a minute.
-#[derive(Clone, Default)]
-pub struct UsageThrottle(Arc<DashMap<Uuid, Instant>>);
-
-const USAGE_WRITE_EVERY: Duration = Duration::from_secs(60);
 
 async fn authorize_keys(state: &AppState, ctx: &RequestContext, org: Option<Uuid>) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
@@ -192,9 +183,7 @@ pub async fn authenticate_api_key(
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
-    let due = state.api_key_usage.0.get(&key.id).is_none_or(|t| t.elapsed() >= USAGE_WRITE_EVERY);
-    if due {
-        state.api_key_usage.0.insert(key.id, Instant::now());
+    if state.api_key_usage.take_due(key.id) {
         let db = state.db.clone();
         let id = key.id;
         tokio::spawn(async move {

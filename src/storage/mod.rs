@@ -1,12 +1,16 @@
 //! Database connection, migrations and write transactions; the revocation cache; ceremony state.
 
 mod ceremonies;
+mod lockouts;
 mod redis;
 mod revocations;
+mod usage;
 
 pub use self::redis::Redis;
 pub use ceremonies::{CeremonyKind, CeremonyStore, MemoryCeremonyStore, RedisCeremonyStore, unavailable};
+pub use lockouts::{LockoutStore, MemoryLockoutStore, RedisLockoutStore, Slot};
 pub use revocations::{MemoryRevocationStore, RedisRevocationStore, RevocationStore};
+pub use usage::UsageThrottle;
 
 use std::time::Duration;
 

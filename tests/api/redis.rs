@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
-use janua::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore, Slot};
 use janua::storage::{
     CeremonyKind, CeremonyStore, MemoryCeremonyStore, MemoryRevocationStore, Redis, RedisCeremonyStore,
     RedisRevocationStore, RevocationStore,
 };
+use janua::storage::{LockoutStore, MemoryLockoutStore, RedisLockoutStore, Slot};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, access, redis_prefix, redis_url};
