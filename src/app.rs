@@ -73,7 +73,7 @@ impl App {
         let schema = build_schema(state.clone());
         // Input types are read from a schema without the request limits (introspection is deep).
         let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
-        let openapi = Arc::new(openapi::document(&rest).to_pretty_json()?);
+        let openapi = Arc::new(serde_json::to_string_pretty(&openapi::document(&rest))?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone());
         let ws = Fanout::new(schema.clone(), &state.bus);
@@ -334,7 +334,6 @@ pub fn router(svc: Services) -> Router {
     for (path, mr) in by_path {
         api = api.route(path, mr.fallback(method_not_allowed));
     }
-    api = api.route("/health/detailed", get(health::detailed));
 
     Router::new()
         .nest("/api/v1", api)

@@ -36,6 +36,6 @@ pub async fn write_schema_files(dir: &std::path::Path) -> anyhow::Result<()> {
 pub async fn schema_files() -> anyhow::Result<(String, String)> {
     let schema = graphql::bare_schema();
     let rest = rest::RestApi::prepare(&schema, rest::routes::routes()).await?;
-    let openapi = rest::openapi::document(&rest).to_pretty_json()? + "\n";
+    let openapi = serde_json::to_string_pretty(&rest::openapi::document(&rest))? + "\n";
     Ok((schema.sdl(), openapi))
 }

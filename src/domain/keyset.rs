@@ -54,6 +54,13 @@ impl ListRequest {
     }
 }
 
+/// Sort fields of user lists (`/users`, `/admin/users`).
+pub const USER_SORTS: [&str; 3] = ["created_at", "email", "name"];
+/// Sort fields of organization lists (`/organizations`, `/admin/organizations`).
+pub const ORG_SORTS: [&str; 2] = ["created_at", "name"];
+/// Sort fields of the caller's sessions.
+pub const SESSION_SORTS: [&str; 2] = ["created_at", "last_active_at"];
+
 /// A sort order `field:asc|desc`, checked against the list's allowed fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SortSpec {

@@ -18,11 +18,21 @@ pub struct AdminUser {
     pub user: User,
     pub active_sessions: u64,
     pub organizations: u64,
+    /// Registered passkeys.
+    pub passkeys: u64,
+    /// Whether TOTP is on.
+    pub mfa_enabled: bool,
 }
 
 impl From<AdminUserView> for AdminUser {
     fn from(v: AdminUserView) -> Self {
-        Self { user: v.user.into(), active_sessions: v.active_sessions, organizations: v.organizations }
+        Self {
+            user: v.user.into(),
+            active_sessions: v.active_sessions,
+            organizations: v.organizations,
+            passkeys: v.passkeys,
+            mfa_enabled: v.mfa_enabled,
+        }
     }
 }
 
@@ -74,6 +84,14 @@ pub struct Analytics {
     pub signin_failures_24h: u64,
     #[graphql(name = "signinSuccessRate24h")]
     pub signin_success_rate_24h: f64,
+    /// Live users with TOTP on.
+    pub users_with_mfa: u64,
+    /// Live users with at least one passkey.
+    pub users_with_passkeys: u64,
+    /// Share of live users with TOTP on (0 to 1).
+    pub mfa_adoption_rate: f64,
+    /// Share of live users with a passkey (0 to 1).
+    pub passkey_adoption_rate: f64,
     pub series: Vec<AnalyticsDay>,
 }
 
@@ -194,6 +212,10 @@ impl AdminQuery {
             signins_24h: a.signins_24h,
             signin_failures_24h: a.signin_failures_24h,
             signin_success_rate_24h: a.signin_success_rate_24h,
+            users_with_mfa: a.users_with_mfa,
+            users_with_passkeys: a.users_with_passkeys,
+            mfa_adoption_rate: a.mfa_adoption_rate,
+            passkey_adoption_rate: a.passkey_adoption_rate,
             series: a.series.into_iter().map(Into::into).collect(),
         })
     }

@@ -8,7 +8,7 @@ use super::types::{
     SigninInput, SigninPayload, SignupInput, User,
 };
 use crate::domain::Password;
-use crate::services::{auth, users};
+use crate::services::{auth, sign_in, users};
 
 /// Queries about the caller.
 #[derive(Default)]
@@ -48,7 +48,7 @@ impl AuthMutation {
     /// instead of tokens; finish with `verifyMfa` or `authenticatePasskey`.
     async fn signin(&self, ctx: &Context<'_>, input: SigninInput) -> Result<SigninPayload> {
         let (state, rc) = parts(ctx);
-        Ok(auth::sign_in(state, rc, &input.email, Password::new(input.password)).await?.into())
+        Ok(sign_in::sign_in(state, rc, &input.email, Password::new(input.password)).await?.into())
     }
 
     /// Exchanges a refresh token for new tokens (the old refresh token stops working).

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use super::parts;
 use super::types::{ActionPayload, Tokens, User};
 use crate::domain::Password;
-use crate::services::mfa::{
-    self, BackupCodesStatus as BackupCodesView, MfaStatus as MfaStatusView, Verified,
-};
+use crate::services::mfa::{self, BackupCodesStatus as BackupCodesView, MfaStatus as MfaStatusView};
+use crate::services::sign_in::{self, Verified};
 
 /// Whether two-factor authentication is on for the caller.
 #[derive(SimpleObject, Clone)]
@@ -138,7 +137,7 @@ impl MfaMutation {
     /// Confirms setup (bearer + TOTP code), or finishes a sign-in (`mfaToken` + TOTP or backup code).
     async fn verify_mfa(&self, ctx: &Context<'_>, input: VerifyMfaInput) -> Result<VerifyMfaPayload> {
         let (state, rc) = parts(ctx);
-        Ok(match mfa::verify(state, rc, &input.code, input.mfa_token.as_deref()).await? {
+        Ok(match sign_in::verify_mfa(state, rc, &input.code, input.mfa_token.as_deref()).await? {
             Verified::Enabled => VerifyMfaPayload { enabled: Some(true), user: None, tokens: None },
             Verified::SignedIn(a) => {
                 VerifyMfaPayload { enabled: None, user: Some(a.user.into()), tokens: Some(a.tokens.into()) }

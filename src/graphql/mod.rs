@@ -4,7 +4,7 @@ mod admin;
 mod api_keys;
 mod auth;
 pub mod errors;
-mod health;
+pub mod health;
 pub mod loaders;
 mod mfa;
 mod orgs;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::parts;
 use super::types::{ActionPayload, AuthPayload};
 use crate::services::passkeys::{self, CeremonyOptions, PasskeyView};
+use crate::services::sign_in;
 
 /// A registered passkey (no key material).
 #[derive(SimpleObject, Clone)]
@@ -140,7 +141,7 @@ impl PasskeysMutation {
         input: AuthenticatePasskeyInput,
     ) -> Result<AuthPayload> {
         let (state, rc) = parts(ctx);
-        Ok(passkeys::authenticate(
+        Ok(sign_in::with_passkey(
             state,
             rc,
             &input.ceremony_id,

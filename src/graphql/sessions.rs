@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::parts;
 use super::types::{ActionPayload, Conn, Session, TerminateAllInput, TerminateAllPayload, connection};
-use crate::domain::page::PageRequest;
+use crate::domain::keyset::ListRequest;
 use crate::domain::parse_id;
 use crate::services::sessions;
 
@@ -14,7 +14,8 @@ pub struct SessionsQuery;
 
 #[Object]
 impl SessionsQuery {
-    /// The caller's active sessions, newest first.
+    /// The caller's active sessions; `orderBy` is `created_at` or `last_active_at`, with
+    /// `:asc` or `:desc` (default `created_at:desc`, newest first).
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -22,10 +23,11 @@ impl SessionsQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
+        order_by: Option<String>,
     ) -> Result<Conn<Session>> {
         let (state, rc) = parts(ctx);
-        let page = PageRequest::parse(first, after.as_deref(), last, before.as_deref())?;
-        Ok(connection(sessions::list_sessions(state, rc, page).await?))
+        let req = ListRequest::parse(first, after, last, before)?;
+        Ok(connection(sessions::list_sessions(state, rc, &req, order_by.as_deref()).await?))
     }
 
     /// One of the caller's sessions.

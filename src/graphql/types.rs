@@ -6,8 +6,8 @@ use async_graphql::{Enum, ID, InputObject, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::domain::page::Page;
-use crate::services::auth::{Authenticated, SignInOutcome};
 use crate::services::sessions::{Device as DeviceView, IssuedTokens, SessionView};
+use crate::services::sign_in::{Authenticated, SignInOutcome};
 use crate::services::users::UserView;
 
 /// A user account.

@@ -1,24 +1,22 @@
-//! `/health` (liveness), `/ready` (dependencies answer), `/metrics`, `/api/v1/health/detailed`.
+//! `/health` (liveness), `/ready` (dependencies answer), `/metrics`, and the operator check that
+//! `/metrics` and `/api/v1/health/detailed` (a row of the REST table) share.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use entities::outbox_event;
 
 use crate::app::Services;
-use crate::context::RequestContext;
-use crate::error::{AppError, ErrorCode};
-use crate::rest::envelope;
+use crate::config::Config;
 use crate::security::secrets::{constant_time_eq, sha256_hex};
-use crate::services::{sessions, webhook_queue};
+use crate::services::{health, sessions, webhook_queue};
 
 /// The process-wide Prometheus recorder (metrics are a process facility; installed once).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -40,37 +38,15 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn database_check(svc: &Services) -> (bool, f64) {
-    let start = Instant::now();
-    let ok = svc.state.db.ping().await.is_ok();
-    (ok, start.elapsed().as_secs_f64() * 1000.0)
-}
-
-/// `None` when no Redis is configured, else whether it answers and its latency (ms).
-async fn redis_check(svc: &Services) -> Option<(bool, f64)> {
-    match &svc.state.redis {
-        Some(r) => Some(r.ping().await),
-        None => None,
-    }
-}
-
-fn redis_status(check: Option<(bool, f64)>) -> &'static str {
-    match check {
-        None => "not_configured",
-        Some((true, _)) => "ok",
-        Some((false, _)) => "down",
-    }
-}
-
 /// Readiness: 200 only when the database (and the configured Redis) answer, else 503.
 pub async fn ready(State(svc): State<Services>) -> Response {
-    let (db_ok, _) = database_check(&svc).await;
-    let redis = redis_check(&svc).await;
-    let ok = db_ok && redis.is_none_or(|(up, _)| up);
+    let database = health::database(&svc.state).await;
+    let redis = health::redis(&svc.state).await;
+    let ok = database.status == "ok" && redis.status != "down";
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ok { "ready" } else { "unavailable" },
-        "checks": {"database": if db_ok { "ok" } else { "down" }, "redis": redis_status(redis)},
+        "checks": {"database": database.status, "redis": redis.status},
     });
     (status, Json(body)).into_response()
 }
@@ -78,8 +54,8 @@ pub async fn ready(State(svc): State<Services>) -> Response {
 /// Whether a request may read the operator endpoints: always when no `JANUA_METRICS_TOKEN` is
 /// set, else only with that bearer (compared in constant time over its SHA-256, so neither the
 /// content nor the length leaks).
-fn operator_allowed(svc: &Services, headers: &HeaderMap) -> bool {
-    let Some(expected) = svc.state.config.metrics_token.as_deref() else { return true };
+pub fn operator_allowed(config: &Config, headers: &HeaderMap) -> bool {
+    let Some(expected) = config.metrics_token.as_deref() else { return true };
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -91,7 +67,7 @@ fn operator_allowed(svc: &Services, headers: &HeaderMap) -> bool {
 
 /// Prometheus metrics, with the active-session gauge refreshed at scrape time.
 pub async fn metrics(State(svc): State<Services>, headers: HeaderMap) -> Response {
-    if !operator_allowed(&svc, &headers) {
+    if !operator_allowed(&svc.state.config, &headers) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized\n")
             .into_response();
     }
@@ -114,53 +90,4 @@ pub async fn metrics(State(svc): State<Services>, headers: HeaderMap) -> Respons
         metrics::gauge!("janua_outbox_lag_seconds").set(0.0);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()).into_response()
-}
-
-/// Each dependency's status and latency, the event backlog and the webhook backlog (pending
-/// deliveries), inside the envelope.
-pub async fn detailed(
-    State(svc): State<Services>,
-    Extension(rc): Extension<RequestContext>,
-    headers: HeaderMap,
-) -> Response {
-    if !operator_allowed(&svc, &headers) {
-        let mut r = envelope::error_for(&rc, &AppError::new(ErrorCode::AuthenticationRequired));
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return r;
-    }
-    let (db_ok, db_ms) = database_check(&svc).await;
-    let redis = redis_check(&svc).await;
-    let mut redis_json = json!({"status": redis_status(redis)});
-    if let Some((_, ms)) = redis {
-        redis_json["latency_ms"] = json!((ms * 1000.0).round() / 1000.0);
-    }
-    let backlog = outbox_event::Entity::find()
-        .filter(outbox_event::Column::PublishedAt.is_null())
-        .count(&svc.state.db)
-        .await
-        .ok();
-    let webhook_backlog = webhook_queue::backlog(&svc.state.db).await.ok();
-    let status = match (db_ok, redis) {
-        (false, _) => "unhealthy",
-        (true, Some((false, _))) => "degraded",
-        _ => "healthy",
-    };
-    let data = json!({
-        "status": status,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": svc.state.started_at.elapsed().as_secs(),
-        "dependencies": {
-            "database": {
-                "status": if db_ok { "ok" } else { "down" },
-                "backend": format!("{:?}", svc.state.db.get_database_backend()).to_lowercase(),
-                "latency_ms": (db_ms * 1000.0).round() / 1000.0,
-            },
-            "redis": redis_json,
-        },
-        "event_backlog": backlog,
-        "event_subscribers": svc.state.bus.subscriber_count(),
-        "webhook_backlog": webhook_backlog,
-    });
-    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    envelope::success(&rc, code, data, None)
 }

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet, Type};
 use async_graphql::{Name, Variables};
 use axum::extract::{FromRequestParts, RawPathParams, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::envelope;
 use super::routes::{Body, RestRoute, Shape};
-use crate::context::RequestContext;
+use crate::context::{Actor, RequestContext};
 use crate::domain::bounds::{MAX_CURSOR_CHARS, check_len};
 use crate::error::{AppError, ErrorCode, FieldIssue};
 use crate::graphql::JanuaSchema;
@@ -46,11 +46,15 @@ pub struct PreparedRoute {
     pub route: RestRoute,
     pub document: ExecutableDocument,
     pub input: Vec<InputField>,
+    /// The JSON Schema of the response's `data` (`None` for empty answers).
+    pub data_schema: Option<Value>,
 }
 
 /// The REST API: every route prepared once at start.
 pub struct RestApi {
     pub routes: Vec<PreparedRoute>,
+    /// Every list's query parameters ([`super::routes::list_parameters`]).
+    list_params: Vec<&'static str>,
 }
 
 const OPERATIONS: &str = include_str!("operations.graphql");
@@ -63,6 +67,8 @@ impl RestApi {
         let DocumentOperations::Multiple(ops) = &full.operations else {
             anyhow::bail!("operations.graphql must hold named operations");
         };
+        let list_params = super::routes::list_parameters(&routes);
+        let types = super::shapes::Types::read(schema).await?;
         let mut prepared = Vec::new();
         for route in routes {
             let op = ops.get(route.operation).ok_or_else(|| {
@@ -86,22 +92,33 @@ impl RestApi {
                 Some(t) => input_fields(schema, &t).await?,
                 None => Vec::new(),
             };
-            prepared.push(PreparedRoute {
-                route,
-                document: ExecutableDocument {
-                    operations: DocumentOperations::Single(op.clone()),
-                    fragments,
-                },
-                input,
-            });
+            let document =
+                ExecutableDocument { operations: DocumentOperations::Single(op.clone()), fragments };
+            let data_schema = match route.shape {
+                Shape::Empty => None,
+                shape => types.data_schema(&document, shape == Shape::List, route.omit_nulls),
+            };
+            prepared.push(PreparedRoute { route, document, input, data_schema });
         }
-        Ok(Self { routes: prepared })
+        Ok(Self { routes: prepared, list_params })
     }
 
     /// Handles one request for route number `index`.
     pub async fn handle(&self, svc: &crate::app::Services, index: usize, req: Request) -> Response {
         let prepared = &self.routes[index];
         let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+        // Who may call comes first: an anonymous request learns nothing about its parameters.
+        if prepared.route.operator
+            && !crate::protocols::health::operator_allowed(&svc.state.config, req.headers())
+        {
+            let mut r = envelope::error_for(&rc, &AppError::new(ErrorCode::AuthenticationRequired));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        if prepared.route.auth && matches!(rc.actor, Actor::Anonymous) {
+            let code = rc.auth_error.unwrap_or(ErrorCode::AuthenticationRequired);
+            return envelope::error_for(&rc, &AppError::new(code));
+        }
         let loaders = crate::graphql::loaders::Loaders::new(&svc.state);
         match self.run(&svc.schema, prepared, svc.state.config.body_limit, &rc, loaders, req).await {
             Ok(resp) => resp,
@@ -119,6 +136,22 @@ impl RestApi {
         req: Request,
     ) -> Result<Response, AppError> {
         let (mut parts, body) = req.into_parts();
+        let query = url_decode_pairs(parts.uri.query().unwrap_or_default());
+        if p.route.paginated {
+            // A list parameter this list does not take is refused, never silently ignored.
+            let mut unknown: Option<AppError> = None;
+            for name in self.list_params.iter().filter(|n| query.contains_key(**n)) {
+                if !matches!(*name, "limit" | "cursor") && !p.route.query_params.contains(name) {
+                    unknown = Some(match unknown.take() {
+                        Some(e) => e.and_field(name, FieldIssue::InvalidFormat),
+                        None => AppError::field(name, FieldIssue::InvalidFormat),
+                    });
+                }
+            }
+            if let Some(e) = unknown {
+                return Err(e);
+            }
+        }
         let mut vars = Map::new();
         if let Ok(params) = RawPathParams::from_request_parts(&mut parts, &()).await {
             for (k, v) in params.iter() {
@@ -127,7 +160,6 @@ impl RestApi {
                 }
             }
         }
-        let query = url_decode_pairs(parts.uri.query().unwrap_or_default());
         if p.route.paginated {
             page_variables(&query, &mut vars)?;
         }
@@ -152,7 +184,12 @@ impl RestApi {
                 }
                 (Some(_), _) => return Err(ErrorCode::BadRequest.into()),
                 (None, Body::Input) => {
-                    vars.insert("input".into(), Value::Object(map_input(&p.input, Map::new())?));
+                    // The body is required: say so, with the required fields it lacks.
+                    let missing = AppError::field("body", FieldIssue::Required);
+                    return Err(match map_input(&p.input, Map::new()) {
+                        Ok(_) => missing,
+                        Err(e) => e.and_field("body", FieldIssue::Required),
+                    });
                 }
                 (None, _) => {}
             }
@@ -163,6 +200,10 @@ impl RestApi {
             .variables(Variables::from_json(Value::Object(vars)))
             .data(rc.clone())
             .data(loaders);
+        if p.route.operator {
+            // `handle` has checked the operator bearer.
+            request = request.data(crate::graphql::health::OperatorGrant);
+        }
         request.set_parsed_query(p.document.clone());
         let resp = schema.execute(request).await;
         if let Some((code, app)) = first_error_code(&resp) {
@@ -176,7 +217,8 @@ impl RestApi {
             Value::Object(m) => m.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
             _ => Value::Null,
         };
-        let status = StatusCode::from_u16(p.route.status).unwrap_or(StatusCode::OK);
+        let status = p.route.status_of.map_or(p.route.status, |f| f(&root));
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
         Ok(match p.route.shape {
             Shape::Empty => envelope::success(rc, StatusCode::NO_CONTENT, Value::Null, None),
             Shape::Object => {
@@ -224,7 +266,7 @@ fn base_type_name(t: &Type) -> String {
 
 async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<Vec<InputField>> {
     let q = format!(
-        r#"{{ __type(name: "{type_name}") {{ inputFields {{ name type {{ kind name ofType {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} }} }} }}"#
+        r#"{{ __type(name: "{type_name}") {{ inputFields {{ name defaultValue type {{ kind name ofType {{ kind name ofType {{ kind name ofType {{ kind name }} }} }} }} }} }} }}"#
     );
     let resp = schema.execute(q).await;
     anyhow::ensure!(resp.errors.is_empty(), "introspection of {type_name} failed: {:?}", resp.errors);
@@ -236,8 +278,10 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
         .iter()
         .map(|f| {
             let name = f["name"].as_str().unwrap_or_default().to_owned();
-            let required = f["type"]["kind"] == "NON_NULL";
-            let t = if required { &f["type"]["ofType"] } else { &f["type"] };
+            let non_null = f["type"]["kind"] == "NON_NULL";
+            // A non-null field with a default may be left out: GraphQL supplies the default.
+            let required = non_null && f["defaultValue"].is_null();
+            let t = if non_null { &f["type"]["ofType"] } else { &f["type"] };
             let kind = match (t["kind"].as_str(), t["name"].as_str()) {
                 (Some("SCALAR"), Some("String" | "ID")) => FieldKind::String,
                 (Some("SCALAR"), Some("Int")) => FieldKind::Int,
@@ -409,7 +453,7 @@ pub fn camel_to_snake(s: &str) -> String {
 
 /// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn
 /// `options` (standard WebAuthn JSON, camelCase by specification: `publicKey`, `pubKeyCredParams`).
-const VERBATIM: [&str; 2] = ["metadata", "options"];
+pub(crate) const VERBATIM: [&str; 2] = ["metadata", "options"];
 
 /// Renames every key of a GraphQL result to snake_case, leaving [`VERBATIM`] fields untouched.
 pub fn to_snake(v: Value) -> Value {

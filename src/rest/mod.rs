@@ -4,5 +4,6 @@ pub mod adapter;
 pub mod envelope;
 pub mod openapi;
 pub mod routes;
+pub mod shapes;
 
 pub use adapter::RestApi;

@@ -1,177 +1,223 @@
-//! The OpenAPI document, generated from the route table and the schema's input types.
+//! The OpenAPI 3.1 document, generated from the same prepared table the adapter runs: paths and
+//! methods, path and query parameters (with the bounds of `domain::bounds`), request bodies from
+//! the schema's input types, and each response's `data` from its operation's selection set.
 
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    ArrayBuilder, ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
-    PathsBuilder, Ref, Required, ResponseBuilder, Type,
-};
+use serde_json::{Map, Value, json};
 
-use super::adapter::{FieldKind, RestApi};
-use super::routes::{Body, Shape};
+use super::adapter::{FieldKind, PreparedRoute, RestApi};
+use super::routes::{Body, RestRoute, Shape};
+use crate::domain::bounds::{MAX_CURSOR_CHARS, MAX_FILTER_CHARS, MAX_SEARCH_CHARS, MAX_YEAR, MIN_YEAR};
+use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::error::ErrorCode;
 
-fn method(m: &axum::http::Method) -> HttpMethod {
-    match *m {
-        axum::http::Method::GET => HttpMethod::Get,
-        axum::http::Method::PUT => HttpMethod::Put,
-        axum::http::Method::PATCH => HttpMethod::Patch,
-        axum::http::Method::DELETE => HttpMethod::Delete,
-        _ => HttpMethod::Post,
+/// A `YYYY-MM-DD` date (optionally followed by an RFC 3339 time when `instant`) whose year is in
+/// [`MIN_YEAR`]`..=`[`MAX_YEAR`] (1970 to 9999).
+fn date_pattern(instant: bool) -> String {
+    debug_assert_eq!((MIN_YEAR, MAX_YEAR), (1970, 9999), "the pattern spells these years");
+    let day = "(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])";
+    if instant { format!("^{day}(T[0-9:.]+(Z|[+-][0-9]{{2}}:[0-9]{{2}}))?$") } else { format!("^{day}$") }
+}
+
+/// The schema and description of query parameter `name` of `r`.
+fn query_param(r: &RestRoute, name: &str) -> (Value, String) {
+    match name {
+        "sort" => {
+            let values: Vec<String> = r
+                .sorts
+                .iter()
+                .flat_map(|f| [(*f).to_owned(), format!("{f}:asc"), format!("{f}:desc")])
+                .collect();
+            (json!({"type": "string", "enum": values}), "`field:asc|desc` (`:asc` when omitted)".into())
+        }
+        "status" => (
+            json!({"type": "string", "enum": ["active", "suspended", "deleted"]}),
+            "Only users of this status (deleted users are listed only when asked for)".into(),
+        ),
+        "search" => (
+            json!({"type": "string", "maxLength": MAX_SEARCH_CHARS}),
+            format!("Case-insensitive text match (at most {MAX_SEARCH_CHARS} characters)"),
+        ),
+        "action" => (
+            json!({"type": "string", "maxLength": MAX_FILTER_CHARS}),
+            "An audit action, exactly, or a prefix ending in `.*`".into(),
+        ),
+        "target_id" => (json!({"type": "string", "maxLength": MAX_FILTER_CHARS}), "The target's id".into()),
+        "actor_id" | "organization_id" => {
+            (json!({"type": "string", "format": "uuid"}), format!("Only rows with this `{name}`"))
+        }
+        "from" | "to" if r.paginated => (
+            json!({"type": "string", "pattern": date_pattern(true)}),
+            format!("An RFC 3339 instant or `YYYY-MM-DD` (years {MIN_YEAR} to {MAX_YEAR})"),
+        ),
+        "from" | "to" => (
+            json!({"type": "string", "format": "date", "pattern": date_pattern(false)}),
+            format!("`YYYY-MM-DD`, years {MIN_YEAR} to {MAX_YEAR}; at most 366 days apart"),
+        ),
+        _ => (json!({"type": "string"}), String::new()),
     }
 }
 
-fn envelope_schema(list: bool) -> ObjectBuilder {
-    let mut o = ObjectBuilder::new()
-        .property("success", ObjectBuilder::new().schema_type(Type::Boolean))
-        .property("data", ObjectBuilder::new())
-        .property("message", ObjectBuilder::new().schema_type(Type::String))
-        .property("timestamp", ObjectBuilder::new().schema_type(Type::String))
-        .property("request_id", ObjectBuilder::new().schema_type(Type::String))
-        .required("success")
-        .required("data");
-    if list {
-        o = o.property("pagination", Ref::from_schema_name("Pagination"));
+fn parameters(r: &RestRoute) -> Vec<Value> {
+    let mut out: Vec<Value> = r
+        .path_params
+        .iter()
+        .map(|n| json!({"name": n, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if r.paginated {
+        out.push(json!({
+            "name": "limit", "in": "query",
+            "description": format!("Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); more is a 422"),
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        }));
+        out.push(json!({
+            "name": "cursor", "in": "query",
+            "description": "`next_cursor` or `previous_cursor` of a previous page",
+            "schema": {"type": "string", "pattern": "^[np]\\.", "maxLength": MAX_CURSOR_CHARS + 2},
+        }));
     }
-    o
+    for name in r.query_params {
+        let (schema, description) = query_param(r, name);
+        out.push(json!({"name": name, "in": "query", "description": description, "schema": schema}));
+    }
+    out
+}
+
+fn request_body(p: &PreparedRoute) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for f in &p.input {
+        let schema = match f.kind {
+            FieldKind::String => json!({"type": "string"}),
+            FieldKind::Int => json!({"type": "integer"}),
+            FieldKind::Boolean => json!({"type": "boolean"}),
+            FieldKind::StringList => json!({"type": "array", "items": {"type": "string"}}),
+            FieldKind::Json | FieldKind::Other => json!({}),
+        };
+        props.insert(f.rest_name.clone(), schema);
+        if f.required {
+            required.push(json!(f.rest_name));
+        }
+    }
+    json!({
+        "required": p.route.body == Body::Input,
+        "content": {"application/json": {"schema": {"type": "object", "properties": props, "required": required}}},
+    })
+}
+
+fn success_envelope(p: &PreparedRoute) -> Value {
+    let mut props = json!({
+        "success": {"const": true},
+        "data": p.data_schema.clone().unwrap_or_else(|| json!({})),
+        "message": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "request_id": {"type": "string"},
+    });
+    let mut required = vec!["success", "data", "message", "timestamp", "request_id"];
+    if p.route.shape == Shape::List {
+        props["pagination"] = json!({"$ref": "#/components/schemas/Pagination"});
+        required.push("pagination");
+    }
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn operation(p: &PreparedRoute) -> Value {
+    let r = &p.route;
+    let error = json!({
+        "description": "Error envelope",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+    });
+    let mut responses = Map::new();
+    let ok = if r.shape == Shape::Empty {
+        json!({"description": "Done, no content"})
+    } else {
+        json!({
+            "description": "Success envelope",
+            "content": {"application/json": {"schema": success_envelope(p)}},
+        })
+    };
+    responses.insert(r.status.to_string(), ok.clone());
+    if r.status_of.is_some() {
+        let mut unavailable = ok;
+        unavailable["description"] = json!("The same report when the database does not answer");
+        responses.insert("503".into(), unavailable);
+    }
+    responses.insert("default".into(), error);
+    let mut op = json!({
+        "tags": [r.tag],
+        "summary": r.summary,
+        "description": format!("Runs the GraphQL operation `{}`.", r.operation),
+        "operationId": r.operation,
+        "parameters": parameters(r),
+        "responses": responses,
+    });
+    if r.body != Body::None {
+        op["requestBody"] = request_body(p);
+    }
+    if r.auth {
+        op["security"] = json!([{"bearer": []}, {"api_key": []}]);
+    } else if r.operator {
+        op["security"] = json!([{"operator": []}]);
+    }
+    op
 }
 
 /// Builds the document for every prepared route.
-pub fn document(api: &RestApi) -> OpenApi {
-    let mut paths = PathsBuilder::new();
+pub fn document(api: &RestApi) -> Value {
+    let mut paths = Map::new();
     for p in &api.routes {
-        let r = &p.route;
-        let mut op = OperationBuilder::new()
-            .operation_id(Some(r.operation))
-            .summary(Some(r.summary))
-            .tag(r.tag)
-            .description(Some(format!("Runs the GraphQL operation `{}`.", r.operation)));
-        for name in r.path_params {
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(*name)
-                    .parameter_in(ParameterIn::Path)
-                    .required(Required::True)
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-            );
-        }
-        if r.paginated {
-            op = op
-                .parameter(
-                    ParameterBuilder::new()
-                        .name("limit")
-                        .parameter_in(ParameterIn::Query)
-                        .description(Some("Page size, 1 to 100 (default 20)"))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::Integer)
-                                .minimum(Some(1))
-                                .maximum(Some(100)),
-                        )),
-                )
-                .parameter(
-                    ParameterBuilder::new()
-                        .name("cursor")
-                        .parameter_in(ParameterIn::Query)
-                        .description(Some("`next_cursor` or `previous_cursor` of a previous page"))
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-                );
-        }
-        if r.body != Body::None {
-            let mut schema = ObjectBuilder::new().schema_type(Type::Object);
-            for f in &p.input {
-                let t = match f.kind {
-                    FieldKind::String => Type::String,
-                    FieldKind::Int => Type::Integer,
-                    FieldKind::Boolean => Type::Boolean,
-                    FieldKind::StringList => Type::Array,
-                    FieldKind::Json | FieldKind::Other => Type::Object,
-                };
-                schema = if t == Type::Array {
-                    let item = ObjectBuilder::new().schema_type(Type::String);
-                    schema.property(&f.rest_name, ArrayBuilder::new().items(item))
-                } else {
-                    schema.property(&f.rest_name, ObjectBuilder::new().schema_type(t))
-                };
-                if f.required {
-                    schema = schema.required(&f.rest_name);
-                }
-            }
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(if r.body == Body::Input { Required::True } else { Required::False }))
-                    .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
-                    .build(),
-            ));
-        }
-        let ok = if r.shape == Shape::Empty {
-            ResponseBuilder::new().description("Done, no content")
-        } else {
-            ResponseBuilder::new().description("Success envelope").content(
-                "application/json",
-                ContentBuilder::new().schema(Some(envelope_schema(r.shape == Shape::List))).build(),
-            )
-        };
-        op = op.response(r.status.to_string(), ok);
-        let err = ResponseBuilder::new()
-            .description("Error envelope")
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
-            )
-            .build();
-        op = op.response("default", err);
-        if r.auth {
-            op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
-        }
-        let path = format!("/api/v1{}", r.path);
-        paths = paths.path(path, PathItem::new(method(&r.method), op));
+        let path = paths.entry(format!("/api/v1{}", p.route.path)).or_insert_with(|| json!({}));
+        path[p.route.method.as_str().to_lowercase()] = operation(p);
     }
-    let codes: Vec<String> = ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect();
-    let components = ComponentsBuilder::new()
-        .schema(
-            "ErrorEnvelope",
-            ObjectBuilder::new()
-                .property("success", ObjectBuilder::new().schema_type(Type::Boolean))
-                .property(
-                    "error",
-                    ObjectBuilder::new()
-                        .property(
-                            "code",
-                            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes)),
-                        )
-                        .property("message", ObjectBuilder::new().schema_type(Type::String))
-                        .property("details", ObjectBuilder::new().schema_type(Type::Object))
-                        .required("code")
-                        .required("message"),
-                )
-                .property("timestamp", ObjectBuilder::new().schema_type(Type::String))
-                .property("request_id", ObjectBuilder::new().schema_type(Type::String)),
-        )
-        .schema(
-            "Pagination",
-            ObjectBuilder::new()
-                .property("has_next", ObjectBuilder::new().schema_type(Type::Boolean))
-                .property("has_previous", ObjectBuilder::new().schema_type(Type::Boolean))
-                .property("next_cursor", ObjectBuilder::new().schema_type(Type::String))
-                .property("previous_cursor", ObjectBuilder::new().schema_type(Type::String))
-                .property("total_count", ObjectBuilder::new().schema_type(Type::Integer)),
-        )
-        .security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
-            ),
-        )
-        .build();
-    OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new().title("Janua").version(env!("CARGO_PKG_VERSION")).description(Some(
-                "REST compatibility layer: every route runs a GraphQL operation of /graphql.",
-            )),
-        )
-        .paths(paths)
-        .components(Some(components))
-        .build()
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Janua",
+            "description": "REST compatibility layer: every route runs a GraphQL operation of /graphql.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "ErrorEnvelope": {
+                    "type": "object",
+                    "properties": {
+                        "success": {"const": false},
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string", "enum": codes},
+                                "message": {"type": "string"},
+                                "details": {"type": "object"},
+                            },
+                            "required": ["code", "message"],
+                        },
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "request_id": {"type": "string"},
+                    },
+                    "required": ["success", "error", "timestamp", "request_id"],
+                },
+                "Pagination": {
+                    "type": "object",
+                    "properties": {
+                        "has_next": {"type": "boolean"},
+                        "has_previous": {"type": "boolean"},
+                        "next_cursor": {"type": ["string", "null"], "description": "null on the last page"},
+                        "previous_cursor": {"type": ["string", "null"], "description": "null on the first page"},
+                        "total_count": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["has_next", "has_previous", "next_cursor", "previous_cursor", "total_count"],
+                },
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "operator": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`JANUA_METRICS_TOKEN`, when the server sets one (else open)",
+                },
+            },
+        },
+    })
 }

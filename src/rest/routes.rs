@@ -3,6 +3,8 @@
 
 use axum::http::Method;
 
+use crate::domain::keyset::{ORG_SORTS, SESSION_SORTS, USER_SORTS};
+
 /// How the JSON body maps onto variables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -42,8 +44,17 @@ pub struct RestRoute {
     pub query_params: &'static [&'static str],
     pub shape: Shape,
     pub status: u16,
-    /// Whether the route needs a bearer token (for the OpenAPI document).
+    /// Whether the route needs a caller (bearer token or API key): an anonymous request is
+    /// answered 401 before any parameter is looked at.
     pub auth: bool,
+    /// An operator route: behind `JANUA_METRICS_TOKEN` (when set) instead of a user token; the
+    /// adapter checks that bearer and grants the operation ([`crate::graphql::health::OperatorGrant`]).
+    pub operator: bool,
+    /// Sort fields `sort` accepts (`field:asc|desc`), when `sort` is a query parameter.
+    pub sorts: &'static [&'static str],
+    /// The success status taken from the result instead of [`RestRoute::status`] (e.g. 503
+    /// when the detailed health says the database is down).
+    pub status_of: Option<fn(&serde_json::Value) -> u16>,
     /// Whether null fields of the result object are left out (routes whose answer takes one
     /// of two shapes, e.g. sign-in with or without MFA).
     pub omit_nulls: bool,
@@ -63,6 +74,9 @@ const fn route(operation: &'static str, method: Method, path: &'static str) -> R
         shape: Shape::Object,
         status: 200,
         auth: true,
+        operator: false,
+        sorts: &[],
+        status_of: None,
         omit_nulls: false,
         tag: "",
         summary: "",
@@ -115,6 +129,8 @@ pub fn routes() -> Vec<RestRoute> {
         auth("Me", Method::GET, "/auth/me", "The signed-in user"),
         RestRoute {
             paginated: true,
+            query_params: &["sort"],
+            sorts: &SESSION_SORTS,
             shape: Shape::List,
             ..sessions("Sessions", Method::GET, "/sessions", "The caller's active sessions")
         },
@@ -141,6 +157,7 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             paginated: true,
             query_params: &["sort", "status", "search"],
+            sorts: &USER_SORTS,
             shape: Shape::List,
             ..users("Users", Method::GET, "/users", "Users you may see (administrators: all)")
         },
@@ -164,6 +181,7 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             paginated: true,
             query_params: &["sort", "search"],
+            sorts: &ORG_SORTS,
             shape: Shape::List,
             ..orgs("Organizations", Method::GET, "/organizations", "Organizations you belong to")
         },
@@ -253,12 +271,14 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             paginated: true,
             query_params: &["sort", "status", "search"],
+            sorts: &USER_SORTS,
             shape: Shape::List,
             ..admin("AdminUsers", Method::GET, "/admin/users", "Every user, with counts")
         },
         RestRoute {
             paginated: true,
             query_params: &["sort", "search"],
+            sorts: &ORG_SORTS,
             shape: Shape::List,
             ..admin(
                 "AdminOrganizations",
@@ -459,5 +479,33 @@ pub fn routes() -> Vec<RestRoute> {
                 "Remove one of the caller's passkeys",
             )
         },
+        // Operators
+        RestRoute {
+            auth: false,
+            operator: true,
+            status_of: Some(unavailable_when_unhealthy),
+            tag: "health",
+            summary: "Each dependency's status and latency, event and webhook backlogs (503 when the database is down)",
+            ..route("HealthDetailed", Method::GET, "/health/detailed")
+        },
     ]
+}
+
+/// 503 when the detailed health is `unhealthy` (the database does not answer), else 200.
+fn unavailable_when_unhealthy(data: &serde_json::Value) -> u16 {
+    if data["status"] == "unhealthy" { 503 } else { 200 }
+}
+
+/// Every query parameter some list accepts: on a list that does not take one of them, it is
+/// refused (422 naming it) rather than silently ignored.
+pub fn list_parameters(routes: &[RestRoute]) -> Vec<&'static str> {
+    let mut all = vec!["limit", "cursor"];
+    for r in routes {
+        for p in r.query_params {
+            if !all.contains(p) {
+                all.push(p);
+            }
+        }
+    }
+    all
 }

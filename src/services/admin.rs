@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use entities::{audit_log, org_member, organization, session, user};
+use entities::{audit_log, mfa_factor, org_member, organization, passkey, session, user};
 
 use crate::context::RequestContext;
 use crate::domain::EventType;
@@ -19,12 +19,12 @@ use crate::domain::bounds::{self, MAX_FILTER_CHARS, check_len};
 use crate::domain::keyset::{Keyset, ListRequest, decode_uuid, like_escape};
 use crate::domain::page::Page;
 use crate::error::{AppError, AppResult, FieldIssue};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz::{self, Action};
 use crate::services::orgs::{OrgView, map_page, page_organizations};
+use crate::services::unit_of_work::Write;
 use crate::services::users::{UserFilter, UserView, page_users};
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 async fn authorize_and_record(
     state: &AppState,
@@ -34,22 +34,17 @@ async fn authorize_and_record(
 ) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
     authz::authorize(&p, &Action::AdminRead)?;
-    let txn = begin_write(&state.db).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::AdminAction,
-            target: None,
-            subject_user: None,
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"operation": what, "arguments": args}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    w.record(Change {
+        event: EventType::AdminAction,
+        target: None,
+        subject_user: None,
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"operation": what, "arguments": args}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
 
@@ -59,6 +54,10 @@ pub struct AdminUserView {
     pub user: UserView,
     pub active_sessions: u64,
     pub organizations: u64,
+    /// Registered passkeys.
+    pub passkeys: u64,
+    /// Whether a TOTP factor is on (confirmed).
+    pub mfa_enabled: bool,
 }
 
 async fn counts_by<E, C>(
@@ -111,9 +110,21 @@ pub async fn admin_users(
         sea_orm::Condition::all(),
     )
     .await?;
+    let passkeys =
+        counts_by::<passkey::Entity, _>(&state.db, passkey::Column::UserId, &ids, sea_orm::Condition::all())
+            .await?;
+    let mfa = counts_by::<mfa_factor::Entity, _>(
+        &state.db,
+        mfa_factor::Column::UserId,
+        &ids,
+        sea_orm::Condition::all().add(mfa_factor::Column::Enabled.eq(true)),
+    )
+    .await?;
     Ok(map_page(page, |u| AdminUserView {
         active_sessions: sessions.get(&u.id).copied().unwrap_or(0),
         organizations: orgs.get(&u.id).copied().unwrap_or(0),
+        passkeys: passkeys.get(&u.id).copied().unwrap_or(0),
+        mfa_enabled: mfa.get(&u.id).is_some_and(|n| *n > 0),
         user: u.into(),
     }))
 }
@@ -163,6 +174,14 @@ pub struct Analytics {
     pub signin_failures_24h: u64,
     /// Sign-ins that succeeded among all attempts of the last 24 hours (1.0 when none).
     pub signin_success_rate_24h: f64,
+    /// Live users with TOTP turned on.
+    pub users_with_mfa: u64,
+    /// Live users with at least one passkey.
+    pub users_with_passkeys: u64,
+    /// `users_with_mfa` among all live users (0.0 when there are none).
+    pub mfa_adoption_rate: f64,
+    /// `users_with_passkeys` among all live users (0.0 when there are none).
+    pub passkey_adoption_rate: f64,
     pub series: Vec<DayPoint>,
 }
 
@@ -289,8 +308,33 @@ pub async fn analytics(
         d = next;
     }
     let attempts = signins_24h + failures_24h;
+    let users_total = users().count(db).await?;
+    let having = |q: sea_orm::sea_query::SelectStatement| users().filter(user::Column::Id.in_subquery(q));
+    let users_with_mfa = having(
+        sea_orm::sea_query::Query::select()
+            .column(mfa_factor::Column::UserId)
+            .from(mfa_factor::Entity)
+            .and_where(mfa_factor::Column::Enabled.eq(true))
+            .to_owned(),
+    )
+    .count(db)
+    .await?;
+    let users_with_passkeys = having(
+        sea_orm::sea_query::Query::select()
+            .distinct()
+            .column(passkey::Column::UserId)
+            .from(passkey::Entity)
+            .to_owned(),
+    )
+    .count(db)
+    .await?;
+    let share = |n: u64| if users_total == 0 { 0.0 } else { n as f64 / users_total as f64 };
     Ok(Analytics {
-        users_total: users().count(db).await?,
+        users_total,
+        users_with_mfa,
+        users_with_passkeys,
+        mfa_adoption_rate: share(users_with_mfa),
+        passkey_adoption_rate: share(users_with_passkeys),
         users_active_30d: users().filter(user::Column::LastSigninAt.gte(since(30))).count(db).await?,
         users_new_24h: users().filter(user::Column::CreatedAt.gte(since(1))).count(db).await?,
         users_new_7d: users().filter(user::Column::CreatedAt.gte(since(7))).count(db).await?,

@@ -17,11 +17,11 @@ use crate::context::{ApiKeyActor, RequestContext};
 use crate::domain::EventType;
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz::{self, Action, Scope};
 use crate::services::lockout::Attempt;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// An API key without its secret.
 #[derive(Clone, Debug)]
@@ -101,7 +101,7 @@ pub async fn create_api_key(
     };
     let secret = format!("jk_{}", random_token(32));
     let creator = ctx.require_user().ok().map(|u| u.user_id);
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let m = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(organization_id),
@@ -115,23 +115,18 @@ pub async fn create_api_key(
         expires_at: Set(expires_at),
         revoked_at: Set(None),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::ApiKeyCreated,
-            target: Some(("api_key", m.id.to_string())),
-            subject_user: None,
-            acting_user: None,
-            organization: organization_id,
-            data: serde_json::json!({"api_key_id": m.id, "name": m.name, "prefix": m.prefix, "scopes": scopes}),
-        },
-    )
+    w.record(Change {
+        event: EventType::ApiKeyCreated,
+        target: Some(("api_key", m.id.to_string())),
+        subject_user: None,
+        acting_user: None,
+        organization: organization_id,
+        data: serde_json::json!({"api_key_id": m.id, "name": m.name, "prefix": m.prefix, "scopes": scopes}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok((m.into(), secret))
 }
 
@@ -156,25 +151,20 @@ pub async fn revoke_api_key(state: &AppState, ctx: &RequestContext, id: Uuid) ->
     if key.revoked_at.is_some() {
         return Ok(key.into());
     }
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let mut am: api_key::ActiveModel = key.clone().into();
     am.revoked_at = Set(Some(Utc::now()));
-    let m = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::ApiKeyRevoked,
-            target: Some(("api_key", id.to_string())),
-            subject_user: None,
-            acting_user: None,
-            organization: key.organization_id,
-            data: serde_json::json!({"api_key_id": id, "prefix": key.prefix}),
-        },
-    )
+    let m = am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::ApiKeyRevoked,
+        target: Some(("api_key", id.to_string())),
+        subject_user: None,
+        acting_user: None,
+        organization: key.organization_id,
+        data: serde_json::json!({"api_key_id": id, "prefix": key.prefix}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(m.into())
 }
 

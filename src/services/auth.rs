@@ -1,4 +1,5 @@
-//! Sign-up, sign-in, refresh, sign-out, and turning a bearer token into an actor.
+//! Sign-up, refresh, re-authentication, sign-out, and turning a bearer token into an actor
+//! (sign-in itself lives in `services::sign_in`).
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
@@ -11,14 +12,12 @@ use crate::context::{RequestContext, UserActor};
 use crate::domain::{Email, EventType, Password, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
-use crate::services::mfa;
-use crate::services::mfa_token::{self, MfaChallenge};
 use crate::services::sessions::{self, IssuedTokens};
-use crate::services::users::UserView;
+use crate::services::sign_in::{Authenticated, failed_sign_in, locked};
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// What a new account starts with.
 #[derive(Debug)]
@@ -30,13 +29,6 @@ pub struct SignUp {
     pub last_name: Option<String>,
     pub username: Option<String>,
     pub locale: Option<String>,
-}
-
-/// A signed-in user and their tokens.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: UserView,
-    pub tokens: IssuedTokens,
 }
 
 pub(crate) fn check_username(u: Option<String>) -> AppResult<Option<String>> {
@@ -89,7 +81,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
         _ => None,
     });
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let u = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email.as_str().to_owned()),
@@ -108,182 +100,28 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await
     .map_err(|e| match AppError::from(e) {
         e if e.code == ErrorCode::Conflict => email_taken(),
         e => e,
     })?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::UserCreated,
-            target: Some(("user", u.id.to_string())),
-            subject_user: Some(u.id),
-            acting_user: Some((Some(u.id), u.email.clone())),
-            organization: None,
-            data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
-        },
-    )
+    w.record(Change {
+        event: EventType::UserCreated,
+        target: Some(("user", u.id.to_string())),
+        subject_user: Some(u.id),
+        acting_user: Some((Some(u.id), u.email.clone())),
+        organization: None,
+        data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
+    })
     .await?;
-    let tokens = sessions::open_session(&txn, state, ctx, u.id, &u.email, "password").await?;
-    txn.commit().await?;
-    state.events_committed();
+    let tokens = sessions::open_session(&mut w, state, ctx, u.id, &u.email, "password").await?;
+    w.commit().await?;
     Ok(Authenticated { user: u.into(), tokens })
 }
 
 fn email_taken() -> AppError {
     AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "email"}))
-}
-
-/// What a correct password leads to: a session, or a second step when MFA is on.
-#[derive(Debug)]
-pub enum SignInOutcome {
-    Authenticated(Box<Authenticated>),
-    MfaRequired(MfaChallenge),
-}
-
-/// Checks email and password and opens a session — or, when the user has MFA on, answers with
-/// an MFA token for the second step and opens nothing yet. Unknown email and wrong password give
-/// the same `INVALID_CREDENTIALS` after the same work (a decoy hash is verified for unknown emails).
-/// Each call takes a unit of the client's credential limit and a lockout slot of the email before
-/// hashing, so concurrent or batched guesses verify at most the lockout threshold.
-pub async fn sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    email: &str,
-    password: Password,
-) -> AppResult<SignInOutcome> {
-    let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
-    let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
-    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
-    let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
-    let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
-    let verified = state.passwords.verify(&password, stored).await?;
-    let Some(u) = found.filter(|_| verified.ok) else {
-        return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
-    };
-    attempt.succeeded(state).await;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
-    }
-    if mfa::is_enabled(&state.db, u.id).await? {
-        if let Some(rehash) = verified.rehash {
-            user::Entity::update_many()
-                .col_expr(user::Column::PasswordHash, Expr::value(rehash))
-                .filter(user::Column::Id.eq(u.id))
-                .exec(&state.db)
-                .await?;
-        }
-        return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u).await?));
-    }
-    let txn = begin_write(&state.db).await?;
-    let out =
-        complete_sign_in(&txn, state, ctx, u, "password", serde_json::json!({}), verified.rehash).await?;
-    txn.commit().await?;
-    state.events_committed();
-    Ok(SignInOutcome::Authenticated(Box::new(out)))
-}
-
-/// The end of every successful sign-in (password, password + second factor, passkey): records
-/// the time (and an upgraded password hash), audits `user.signed_in` with `method` and `detail`,
-/// and opens the session, all in `txn`. The caller has checked the account is active.
-pub(crate) async fn complete_sign_in(
-    txn: &impl sea_orm::ConnectionTrait,
-    state: &AppState,
-    ctx: &RequestContext,
-    u: user::Model,
-    method: &str,
-    detail: serde_json::Value,
-    rehash: Option<String>,
-) -> AppResult<Authenticated> {
-    let mut am: user::ActiveModel = u.into();
-    am.last_signin_at = Set(Some(Utc::now()));
-    if let Some(rehash) = rehash {
-        am.password_hash = Set(Some(rehash));
-    }
-    let u = am.update(txn).await?;
-    let mut data = serde_json::json!({"user_id": u.id, "method": method});
-    if let (Some(d), Some(extra)) = (data.as_object_mut(), detail.as_object()) {
-        d.extend(extra.clone());
-    }
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::UserSignedIn,
-            target: Some(("user", u.id.to_string())),
-            subject_user: Some(u.id),
-            acting_user: Some((Some(u.id), u.email.clone())),
-            organization: None,
-            data,
-        },
-    )
-    .await?;
-    let tokens = sessions::open_session(txn, state, ctx, u.id, &u.email, method).await?;
-    metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
-    Ok(Authenticated { user: u.into(), tokens })
-}
-
-fn locked(until: chrono::DateTime<Utc>) -> AppError {
-    metrics::counter!("janua_signins_total", "outcome" => "locked").increment(1);
-    AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
-        "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    }))
-}
-
-/// Audits a wrong password (its failure is already counted by the attempt's slot); `locks` is
-/// the lock this failure leaves, when it took the last slot.
-async fn failed_sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    email: &Email,
-    locks: Option<chrono::DateTime<Utc>>,
-) -> AppError {
-    metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
-    let write = async {
-        let txn = begin_write(&state.db).await?;
-        let acting = Some((None, email.as_str().to_owned()));
-        audit::record(
-            &txn,
-            ctx,
-            Change {
-                event: EventType::UserSigninFailed,
-                target: None,
-                subject_user: None,
-                acting_user: acting.clone(),
-                organization: None,
-                data: serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
-            },
-        )
-        .await?;
-        if let Some(until) = locks {
-            audit::record(
-                &txn,
-                ctx,
-                Change {
-                    event: EventType::UserLocked,
-                    target: None,
-                    subject_user: None,
-                    acting_user: acting,
-                    organization: None,
-                    data: serde_json::json!({"email": email.as_str(), "locked_until": until}),
-                },
-            )
-            .await?;
-        }
-        txn.commit().await?;
-        state.events_committed();
-        Ok::<(), AppError>(())
-    };
-    if let Err(e) = write.await {
-        return e;
-    }
-    match locks {
-        Some(until) => locked(until),
-        None => ErrorCode::InvalidCredentials.into(),
-    }
 }
 
 /// Exchanges a refresh token for new tokens, rotating it to its one successor. Presented again
@@ -315,23 +153,18 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
     if let Some(rotated) = rt.rotated_at
         && now - rotated > Duration::seconds(state.config.refresh_reuse_grace)
     {
-        let txn = begin_write(&state.db).await?;
-        audit::record(
-            &txn,
-            ctx,
-            Change {
-                event: EventType::SessionRefreshReuseDetected,
-                target: Some(("session", s.id.to_string())),
-                subject_user: Some(s.user_id),
-                acting_user: None,
-                organization: None,
-                data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
-            },
-        )
+        let mut w = Write::begin(state, ctx).await?;
+        w.record(Change {
+            event: EventType::SessionRefreshReuseDetected,
+            target: Some(("session", s.id.to_string())),
+            subject_user: Some(s.user_id),
+            acting_user: None,
+            organization: None,
+            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id}),
+        })
         .await?;
-        sessions::revoke_in(&txn, ctx, &s, "refresh_token_reuse").await?;
-        txn.commit().await?;
-        sessions::publish_revocations(state, &[s]).await;
+        sessions::revoke_in(&mut w, &s, "refresh_token_reuse").await?;
+        w.commit().await?;
         return Err(invalid());
     }
     let u = user::Entity::find_by_id(s.user_id).one(&state.db).await?.ok_or_else(invalid)?;
@@ -339,7 +172,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(ErrorCode::AccountDisabled.into());
     }
     let successor = sessions::successor_token(state, token);
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     // Conditional writes settle races with a concurrent refresh or revocation: the one refresh
     // that rotates the token stores its successor; a token rotated meanwhile is within the grace
     // period (it just happened) and its successor is committed with the rotation (PostgreSQL
@@ -349,19 +182,19 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
             .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
             .filter(refresh_token::Column::Id.eq(rt.id))
             .filter(refresh_token::Column::RotatedAt.is_null())
-            .exec(&txn)
+            .exec(w.tx())
             .await?
             .rows_affected
             == 1;
-    if !sessions::touch(&txn, s.id).await? {
+    if !sessions::touch(w.tx(), s.id).await? {
         return Err(ErrorCode::SessionRevoked.into());
     }
     if rotated_here {
-        sessions::store_refresh_token(&txn, s.id, s.expires_at, &successor).await?;
+        sessions::store_refresh_token(w.tx(), s.id, s.expires_at, &successor).await?;
     } else if refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(sha256_hex(&successor)))
         .filter(refresh_token::Column::SessionId.eq(s.id))
-        .one(&txn)
+        .one(w.tx())
         .await?
         .is_none()
     {
@@ -369,21 +202,16 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(invalid());
     }
     let refresh = successor;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::SessionRefreshed,
-            target: Some(("session", s.id.to_string())),
-            subject_user: Some(s.user_id),
-            acting_user: Some((Some(u.id), u.email.clone())),
-            organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "replayed": !rotated_here}),
-        },
-    )
+    w.record(Change {
+        event: EventType::SessionRefreshed,
+        target: Some(("session", s.id.to_string())),
+        subject_user: Some(s.user_id),
+        acting_user: Some((Some(u.id), u.email.clone())),
+        organization: None,
+        data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "replayed": !rotated_here}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     let (access, expires_in) = state.keys.issue_access(u.id, s.id, &u.email)?;
     Ok(IssuedTokens {
         access_token: access,
@@ -418,27 +246,22 @@ pub async fn reauthenticate(
 /// Revokes the caller's current session: its access and refresh tokens stop working at once.
 pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
     let actor = ctx.require_user()?;
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let s =
-        session::Entity::find_by_id(actor.session_id).one(&txn).await?.ok_or(ErrorCode::SessionRevoked)?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::UserSignedOut,
-            target: Some(("user", actor.user_id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"session_id": s.id}),
-        },
-    )
+        session::Entity::find_by_id(actor.session_id).one(w.tx()).await?.ok_or(ErrorCode::SessionRevoked)?;
+    w.record(Change {
+        event: EventType::UserSignedOut,
+        target: Some(("user", actor.user_id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"session_id": s.id}),
+    })
     .await?;
     if s.revoked_at.is_none() {
-        sessions::revoke_in(&txn, ctx, &s, "signed_out").await?;
+        sessions::revoke_in(&mut w, &s, "signed_out").await?;
     }
-    txn.commit().await?;
-    sessions::publish_revocations(state, &[s]).await;
+    w.commit().await?;
     Ok(())
 }
 

@@ -9,9 +9,9 @@ use entities::user;
 use crate::context::RequestContext;
 use crate::domain::{Email, EventType, Password};
 use crate::error::{AppError, AppResult};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// Creates an administrator, or grants administrator rights to an existing account (its password
 /// is then left unchanged). Returns the user id and whether the account is new.
@@ -19,13 +19,13 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
     let email = Email::parse(email)?;
     let ctx = RequestContext { request_id: "cli".into(), ..Default::default() };
     let existing = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, &ctx).await?;
     let (id, created) = match existing {
         Some(u) => {
             let mut am: user::ActiveModel = u.clone().into();
             am.is_admin = Set(true);
             am.updated_at = Set(Utc::now());
-            am.update(&txn).await?;
+            am.update(w.tx()).await?;
             (u.id, false)
         }
         None => {
@@ -51,25 +51,21 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(&txn)
+            .insert(w.tx())
             .await?;
             (u.id, true)
         }
     };
-    audit::record(
-        &txn,
-        &ctx,
-        Change {
-            event: if created { EventType::UserCreated } else { EventType::UserUpdated },
-            target: Some(("user", id.to_string())),
-            subject_user: Some(id),
-            acting_user: Some((None, "cli".into())),
-            organization: None,
-            data: serde_json::json!({"user_id": id, "is_admin": true, "via": "janua admin create"}),
-        },
-    )
+    w.record(Change {
+        event: if created { EventType::UserCreated } else { EventType::UserUpdated },
+        target: Some(("user", id.to_string())),
+        subject_user: Some(id),
+        acting_user: Some((None, "cli".into())),
+        organization: None,
+        data: serde_json::json!({"user_id": id, "is_admin": true, "via": "janua admin create"}),
+    })
     .await?;
-    txn.commit().await?;
+    w.commit().await?;
     Ok((id, created))
 }
 
@@ -110,9 +106,9 @@ pub async fn seed_users_into(db: &sea_orm::DatabaseConnection, n: u64) -> AppRes
                 }
             })
             .collect();
-        let txn = begin_write(db).await?;
-        user::Entity::insert_many(rows).exec_without_returning(&txn).await?;
-        txn.commit().await?;
+        let w = Write::begin_on(db).await?;
+        user::Entity::insert_many(rows).exec_without_returning(w.tx()).await?;
+        w.commit().await?;
         done += count;
     }
     Ok(done)

@@ -1,6 +1,6 @@
-//! Second factors: TOTP setup and confirmation, backup codes, the second step of a sign-in with
-//! a code, disabling, and status. Primitives live in `security::totp`; the MFA token that links
-//! the two steps of a sign-in in `services::mfa_token`.
+//! Second factors: TOTP setup and confirmation, backup codes, checking a code (also for the
+//! second step of a sign-in), disabling, and status. Primitives live in `security::totp`; the MFA token that links
+//! the two steps of a sign-in in `services::mfa_token`; the sign-in itself in `services::sign_in`.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -16,12 +16,10 @@ use crate::domain::{EventType, Password};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::constant_time_eq;
 use crate::security::totp;
-use crate::services::audit::{self, Change};
-use crate::services::auth::Authenticated;
+use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
-use crate::services::mfa_token;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// What `setupMfa` hands out, once.
 #[derive(Clone)]
@@ -57,13 +55,6 @@ pub struct BackupCodesStatus {
     pub remaining: u64,
     pub total: u64,
     pub generated_at: Option<DateTime<Utc>>,
-}
-
-/// The outcome of `verifyMfa`: setup confirmed, or a sign-in completed.
-#[derive(Debug)]
-pub enum Verified {
-    Enabled,
-    SignedIn(Box<Authenticated>),
 }
 
 /// Which second factor a code was.
@@ -120,12 +111,12 @@ pub(crate) async fn is_enabled(db: &impl ConnectionTrait, user_id: Uuid) -> AppR
 pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup> {
     let actor = ctx.require_user()?;
     crate::services::sessions::require_recent_auth(state, ctx).await?;
-    let txn = begin_write(&state.db).await?;
-    if let Some(f) = factor_of(&txn, actor.user_id).await? {
+    let mut w = Write::begin(state, ctx).await?;
+    if let Some(f) = factor_of(w.tx(), actor.user_id).await? {
         if f.enabled {
             return Err(ErrorCode::MfaAlreadyEnabled.into());
         }
-        mfa_factor::Entity::delete_by_id(actor.user_id).exec(&txn).await?;
+        mfa_factor::Entity::delete_by_id(actor.user_id).exec(w.tx()).await?;
     }
     let secret = totp::new_secret();
     let totp = totp::totp(secret.clone(), &actor.email).map_err(AppError::internal)?;
@@ -140,24 +131,19 @@ pub async fn setup(state: &AppState, ctx: &RequestContext) -> AppResult<MfaSetup
         created_at: Set(now),
         enabled_at: Set(None),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    let backup_codes = replace_backup_codes(&txn, state, actor.user_id).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::MfaSetupStarted,
-            target: Some(("user", actor.user_id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
-        },
-    )
+    let backup_codes = replace_backup_codes(w.tx(), state, actor.user_id).await?;
+    w.record(Change {
+        event: EventType::MfaSetupStarted,
+        target: Some(("user", actor.user_id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(MfaSetup {
         secret: totp::secret_base32(&secret),
         otpauth_uri,
@@ -269,7 +255,8 @@ fn mfa_locked(until: DateTime<Utc>) -> AppError {
     }))
 }
 
-fn require_code(code: &str) -> AppResult<()> {
+/// Refuses an empty or over-long code.
+pub(crate) fn require_code(code: &str) -> AppResult<()> {
     if code.trim().is_empty() {
         return Err(AppError::field("code", FieldIssue::Required));
     }
@@ -279,34 +266,32 @@ fn require_code(code: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// `verifyMfa`: with an MFA token, finishes a sign-in with a TOTP or backup code; otherwise
-/// (bearer) confirms a pending setup with a TOTP code and turns MFA on.
-pub async fn verify(
+/// Checks the second step of a sign-in: a TOTP or backup code of `user_id`'s enabled factor,
+/// counted like [`check_code`]. `MFA_NOT_ENABLED` when MFA was turned off meanwhile.
+pub(crate) async fn check_second_factor(
+    txn: &impl ConnectionTrait,
     state: &AppState,
     ctx: &RequestContext,
+    user_id: Uuid,
+    email: &str,
     code: &str,
-    mfa_token: Option<&str>,
-) -> AppResult<Verified> {
-    require_code(code)?;
-    match mfa_token {
-        Some(token) => {
-            complete_sign_in(state, ctx, token, code).await.map(|a| Verified::SignedIn(Box::new(a)))
-        }
-        None => confirm_setup(state, ctx, code).await.map(|()| Verified::Enabled),
-    }
+) -> AppResult<CodeKind> {
+    let f = factor_of(txn, user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    check_code(txn, state, ctx, &f, email, code, false).await
 }
 
-async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
+/// Confirms a pending setup with a TOTP code and turns MFA on (`verifyMfa` with a bearer).
+pub(crate) async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
     crate::services::sessions::require_recent_auth(state, ctx).await?;
-    let txn = begin_write(&state.db).await?;
-    let f = factor_of(&txn, actor.user_id).await?.ok_or(ErrorCode::MfaNotEnabled)?;
+    let mut w = Write::begin(state, ctx).await?;
+    let f = factor_of(w.tx(), actor.user_id).await?.ok_or(ErrorCode::MfaNotEnabled)?;
     if f.enabled {
         return Err(ErrorCode::MfaAlreadyEnabled.into());
     }
-    let checked = check_code(&txn, state, ctx, &f, &actor.email, code, true).await;
+    let checked = check_code(w.tx(), state, ctx, &f, &actor.email, code, true).await;
     if let Err(e) = checked {
-        txn.rollback().await?;
+        w.rollback().await?;
         return Err(e);
     }
     let now = Utc::now();
@@ -314,66 +299,19 @@ async fn confirm_setup(state: &AppState, ctx: &RequestContext, code: &str) -> Ap
         .col_expr(mfa_factor::Column::Enabled, Expr::value(true))
         .col_expr(mfa_factor::Column::EnabledAt, Expr::value(now))
         .filter(mfa_factor::Column::UserId.eq(actor.user_id))
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::MfaEnabled,
-            target: Some(("user", actor.user_id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
-        },
-    )
+    w.record(Change {
+        event: EventType::MfaEnabled,
+        target: Some(("user", actor.user_id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "method": "totp"}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
-}
-
-async fn complete_sign_in(
-    state: &AppState,
-    ctx: &RequestContext,
-    token: &str,
-    code: &str,
-) -> AppResult<Authenticated> {
-    let ticket = mfa_token::take(state, token).await?;
-    let txn = begin_write(&state.db).await?;
-    let f = factor_of(&txn, ticket.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
-    let kind = match check_code(&txn, state, ctx, &f, &ticket.email, code, false).await {
-        Ok(k) => k,
-        Err(e) => {
-            txn.rollback().await?;
-            if matches!(e.code, ErrorCode::InvalidMfaCode | ErrorCode::RateLimited) {
-                // Attempts remain (or none was made): the token stays usable until it expires.
-                mfa_token::restore(state, token, &ticket).await?;
-            }
-            return Err(e);
-        }
-    };
-    let out = finish_second_factor(&txn, state, ctx, ticket.user_id, kind.as_str()).await?;
-    txn.commit().await?;
-    state.events_committed();
-    Ok(out)
-}
-
-/// Opens the session of a sign-in whose second factor was just verified (`password+mfa`).
-pub(crate) async fn finish_second_factor(
-    txn: &impl ConnectionTrait,
-    state: &AppState,
-    ctx: &RequestContext,
-    user_id: Uuid,
-    factor: &str,
-) -> AppResult<Authenticated> {
-    let u = user::Entity::find_by_id(user_id).one(txn).await?.ok_or(ErrorCode::InvalidToken)?;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
-    }
-    let detail = serde_json::json!({"factor": factor});
-    crate::services::auth::complete_sign_in(txn, state, ctx, u, "password+mfa", detail, None).await
 }
 
 /// Turns MFA off; needs a recent authentication (`REAUTH_REQUIRED`) and the password or a
@@ -389,12 +327,12 @@ pub async fn disable(
         return Err(AppError::field("password", FieldIssue::Required).and_field("code", FieldIssue::Required));
     }
     crate::services::sessions::require_recent_auth(state, ctx).await?;
-    let txn = begin_write(&state.db).await?;
-    let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    let mut w = Write::begin(state, ctx).await?;
+    let f = factor_of(w.tx(), actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
     let method = match (password, code) {
         (Some(p), _) => {
             let u =
-                user::Entity::find_by_id(actor.user_id).one(&txn).await?.ok_or(ErrorCode::InvalidToken)?;
+                user::Entity::find_by_id(actor.user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
             // A stolen access token must not become a password oracle: failures count
             // towards the same per-user limit as wrong codes.
             let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
@@ -412,36 +350,31 @@ pub async fn disable(
         }
         (None, Some(c)) => {
             require_code(c)?;
-            match check_code(&txn, state, ctx, &f, &actor.email, c, false).await {
+            match check_code(w.tx(), state, ctx, &f, &actor.email, c, false).await {
                 Ok(k) => k.as_str(),
                 Err(e) => {
-                    txn.rollback().await?;
+                    w.rollback().await?;
                     return Err(e);
                 }
             }
         }
         (None, None) => unreachable!("checked above"),
     };
-    mfa_factor::Entity::delete_by_id(actor.user_id).exec(&txn).await?;
+    mfa_factor::Entity::delete_by_id(actor.user_id).exec(w.tx()).await?;
     backup_code::Entity::delete_many()
         .filter(backup_code::Column::UserId.eq(actor.user_id))
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::MfaDisabled,
-            target: Some(("user", actor.user_id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "confirmed_with": method}),
-        },
-    )
+    w.record(Change {
+        event: EventType::MfaDisabled,
+        target: Some(("user", actor.user_id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "confirmed_with": method}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
 
@@ -453,19 +386,17 @@ pub async fn regenerate_backup_codes(
 ) -> AppResult<Vec<String>> {
     let actor = ctx.require_user()?;
     require_code(code)?;
-    let txn = begin_write(&state.db).await?;
-    let f = factor_of(&txn, actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
-    let kind = match check_code(&txn, state, ctx, &f, &actor.email, code, false).await {
+    let mut w = Write::begin(state, ctx).await?;
+    let f = factor_of(w.tx(), actor.user_id).await?.filter(|f| f.enabled).ok_or(ErrorCode::MfaNotEnabled)?;
+    let kind = match check_code(w.tx(), state, ctx, &f, &actor.email, code, false).await {
         Ok(k) => k,
         Err(e) => {
-            txn.rollback().await?;
+            w.rollback().await?;
             return Err(e);
         }
     };
-    let codes = replace_backup_codes(&txn, state, actor.user_id).await?;
-    audit::record(
-        &txn,
-        ctx,
+    let codes = replace_backup_codes(w.tx(), state, actor.user_id).await?;
+    w.record(
         Change {
             event: EventType::BackupCodesRegenerated,
             target: Some(("user", actor.user_id.to_string())),
@@ -476,8 +407,7 @@ pub async fn regenerate_backup_codes(
         },
     )
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(codes)
 }
 

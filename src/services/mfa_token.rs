@@ -40,13 +40,37 @@ pub(crate) struct MfaTicket {
     pub email: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// An upgraded hash of the password the first step verified, written when the sign-in
+    /// completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehash: Option<PendingRehash>,
+}
+
+/// A password hash upgrade waiting for the second factor (a hash, never the password).
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct PendingRehash {
+    /// The new hash.
+    pub hash: String,
+    /// SHA-256 of the hash it replaces: a password changed meanwhile is not overwritten.
+    pub replaces: String,
+}
+
+impl std::fmt::Debug for PendingRehash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingRehash(<redacted>)")
+    }
 }
 
 /// Extra time an expired ticket is remembered, so its holder hears `TOKEN_EXPIRED`.
 const EXPIRED_GRACE: u64 = 120;
 
-/// Issues a short-lived, single-use MFA token bound to `u` (after a correct password).
-pub(crate) async fn issue(state: &AppState, u: &user::Model) -> AppResult<MfaChallenge> {
+/// Issues a short-lived, single-use MFA token bound to `u` (after a correct password), keeping
+/// the password's pending hash upgrade with it.
+pub(crate) async fn issue(
+    state: &AppState,
+    u: &user::Model,
+    rehash: Option<PendingRehash>,
+) -> AppResult<MfaChallenge> {
     let mut methods = vec!["totp".to_owned(), "backup_code".to_owned()];
     let passkeys = passkey::Entity::find().filter(passkey::Column::UserId.eq(u.id)).count(&state.db).await?;
     if passkeys > 0 {
@@ -54,8 +78,8 @@ pub(crate) async fn issue(state: &AppState, u: &user::Model) -> AppResult<MfaCha
     }
     let ttl = state.config.mfa_token_ttl;
     let token = format!("mfa_{}", random_token(32));
-    let ticket =
-        MfaTicket { user_id: u.id, email: u.email.clone(), expires_at: Utc::now().timestamp() + ttl as i64 };
+    let expires_at = Utc::now().timestamp() + ttl as i64;
+    let ticket = MfaTicket { user_id: u.id, email: u.email.clone(), expires_at, rehash };
     put_ticket(state, &token, &ticket).await?;
     Ok(MfaChallenge { mfa_token: token, methods, expires_in: ttl as i64 })
 }

@@ -17,11 +17,11 @@ use crate::domain::keyset::{
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz::{self, Action, OrgRole, Principal};
+use crate::services::unit_of_work::Write;
 use crate::services::users::UserView;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// An organization as clients see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,7 +173,7 @@ pub async fn create_organization(
     let description = optional_text("description", input.description, 2000)?;
     taken(&state.db, Some(&slug), domain.as_deref(), None).await?;
     let now = Utc::now();
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let org = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name),
@@ -183,7 +183,7 @@ pub async fn create_organization(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
     org_member::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -192,11 +192,9 @@ pub async fn create_organization(
         role: Set(OrgRole::Owner.as_str().into()),
         joined_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
+    w.record(
         Change {
             event: EventType::OrganizationCreated,
             target: Some(("organization", org.id.to_string())),
@@ -207,8 +205,7 @@ pub async fn create_organization(
         },
     )
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(org.into())
 }
 
@@ -254,23 +251,18 @@ pub async fn update_organization(
     }
     taken(&state.db, slug.as_deref(), domain.clone().flatten().as_deref(), Some(id)).await?;
     am.updated_at = Set(Utc::now());
-    let txn = begin_write(&state.db).await?;
-    let org = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::OrganizationUpdated,
-            target: Some(("organization", id.to_string())),
-            subject_user: None,
-            acting_user: None,
-            organization: Some(id),
-            data: serde_json::json!({"organization_id": id, "changed": changed}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    let org = am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::OrganizationUpdated,
+        target: Some(("organization", id.to_string())),
+        subject_user: None,
+        acting_user: None,
+        organization: Some(id),
+        data: serde_json::json!({"organization_id": id, "changed": changed}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(org.into())
 }
 
@@ -295,8 +287,7 @@ fn org_keyset(sort: &SortSpec) -> Keyset<organization::Entity> {
     }
 }
 
-/// Sort fields of organization lists.
-pub const ORG_SORTS: [&str; 2] = ["created_at", "name"];
+pub use crate::domain::keyset::ORG_SORTS;
 
 /// A filtered, sorted page of organizations (`None` scope: every organization).
 pub async fn page_organizations(
@@ -466,8 +457,8 @@ pub async fn add_member(
     }
     .filter(|u| u.status != "deleted")
     .ok_or(ErrorCode::NotFound)?;
-    let txn = begin_write(&state.db).await?;
-    if member_row(&txn, org_id, target.id).await?.is_some() {
+    let mut w = Write::begin(state, ctx).await?;
+    if member_row(w.tx(), org_id, target.id).await?.is_some() {
         return Err(AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "user_id"})));
     }
     let m = org_member::ActiveModel {
@@ -477,23 +468,18 @@ pub async fn add_member(
         role: Set(new_role.as_str().into()),
         joined_at: Set(Utc::now()),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::OrganizationMemberAdded,
-            target: Some(("user", target.id.to_string())),
-            subject_user: Some(target.id),
-            acting_user: None,
-            organization: Some(org_id),
-            data: serde_json::json!({"organization_id": org_id, "user_id": target.id, "role": m.role}),
-        },
-    )
+    w.record(Change {
+        event: EventType::OrganizationMemberAdded,
+        target: Some(("user", target.id.to_string())),
+        subject_user: Some(target.id),
+        acting_user: None,
+        organization: Some(org_id),
+        data: serde_json::json!({"organization_id": org_id, "user_id": target.id, "role": m.role}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at })
 }
 
@@ -515,37 +501,32 @@ pub async fn update_member_role(
     let new_role = parse_role(role)?;
     let p = authz::principal(state, ctx).await?;
     let caller_role = authz::role_in(state, &p, org_id).await?;
-    let txn = begin_write(&state.db).await?;
-    let current = member_row(&txn, org_id, user_id).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let current = member_row(w.tx(), org_id, user_id).await?;
     let touches_owner = new_role == OrgRole::Owner || current.as_ref().is_some_and(|m| m.role == "owner");
     authz::authorize(
         &p,
         &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self: false },
     )?;
     let current = current.ok_or(ErrorCode::NotFound)?;
-    if current.role == "owner" && new_role != OrgRole::Owner && owner_count(&txn, org_id).await? <= 1 {
+    if current.role == "owner" && new_role != OrgRole::Owner && owner_count(w.tx(), org_id).await? <= 1 {
         return Err(last_owner());
     }
     let old = current.role.clone();
     let mut am: org_member::ActiveModel = current.into();
     am.role = Set(new_role.as_str().into());
-    let m = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::OrganizationMemberRoleChanged,
-            target: Some(("user", user_id.to_string())),
-            subject_user: Some(user_id),
-            acting_user: None,
-            organization: Some(org_id),
-            data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "from": old, "to": m.role}),
-        },
-    )
+    let m = am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::OrganizationMemberRoleChanged,
+        target: Some(("user", user_id.to_string())),
+        subject_user: Some(user_id),
+        acting_user: None,
+        organization: Some(org_id),
+        data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "from": old, "to": m.role}),
+    })
     .await?;
-    let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(ErrorCode::NotFound)?;
-    txn.commit().await?;
-    state.events_committed();
+    let u = user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::NotFound)?;
+    w.commit().await?;
     Ok(MemberView { user: u.into(), role: m.role, joined_at: m.joined_at })
 }
 
@@ -558,31 +539,26 @@ pub async fn remove_member(
 ) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
     let caller_role = authz::role_in(state, &p, org_id).await?;
-    let txn = begin_write(&state.db).await?;
-    let current = member_row(&txn, org_id, user_id).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let current = member_row(w.tx(), org_id, user_id).await?;
     let is_self = p.user_id() == Some(user_id);
     let touches_owner = current.as_ref().is_some_and(|m| m.role == "owner") && !is_self;
     authz::authorize(&p, &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self })?;
     let current = current.ok_or(ErrorCode::NotFound)?;
-    if current.role == "owner" && owner_count(&txn, org_id).await? <= 1 {
+    if current.role == "owner" && owner_count(w.tx(), org_id).await? <= 1 {
         return Err(last_owner());
     }
-    org_member::Entity::delete_by_id(current.id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::OrganizationMemberRemoved,
-            target: Some(("user", user_id.to_string())),
-            subject_user: Some(user_id),
-            acting_user: None,
-            organization: Some(org_id),
-            data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "role": current.role}),
-        },
-    )
+    org_member::Entity::delete_by_id(current.id).exec(w.tx()).await?;
+    w.record(Change {
+        event: EventType::OrganizationMemberRemoved,
+        target: Some(("user", user_id.to_string())),
+        subject_user: Some(user_id),
+        acting_user: None,
+        organization: Some(org_id),
+        data: serde_json::json!({"organization_id": org_id, "user_id": user_id, "role": current.role}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
 

@@ -28,12 +28,12 @@ use crate::context::RequestContext;
 use crate::domain::{Email, EventType};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
-use crate::services::audit::{self, Change};
-use crate::services::auth::Authenticated;
+use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
-use crate::services::{mfa, mfa_token};
+use crate::services::mfa_token;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::{CeremonyKind, begin_write};
+use crate::storage::CeremonyKind;
 
 /// A passkey as its owner sees it (no key material).
 #[derive(Clone, Debug)]
@@ -211,8 +211,8 @@ pub async fn register(
     let pk = state.webauthn.finish_passkey_registration(&reg, &stored.state).map_err(webauthn_error)?;
     let cred: Credential = pk.clone().into();
     let transports = reg.response.transports.as_ref().map(to_json).transpose()?;
-    let txn = begin_write(&state.db).await?;
-    let count = passkeys_of(&txn, actor.user_id).await?.len();
+    let mut w = Write::begin(state, ctx).await?;
+    let count = passkeys_of(w.tx(), actor.user_id).await?.len();
     let now = Utc::now();
     let m = passkey::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -228,23 +228,18 @@ pub async fn register(
         created_at: Set(now),
         last_used_at: Set(None),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::PasskeyRegistered,
-            target: Some(("passkey", m.id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "passkey_id": m.id, "name": m.name}),
-        },
-    )
+    w.record(Change {
+        event: EventType::PasskeyRegistered,
+        target: Some(("passkey", m.id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "passkey_id": m.id, "name": m.name}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(m.into())
 }
 
@@ -316,15 +311,29 @@ fn fake_credentials(state: &AppState, email: &str) -> AppResult<Vec<AllowCredent
         .collect())
 }
 
-/// Finishes an authentication with the authenticator's assertion and opens a session
-/// (`passkey`, or `password+mfa` when it completes an MFA sign-in).
-pub async fn authenticate(
+/// A passkey assertion that verified against its ceremony and stored credential, not yet
+/// recorded (see [`record_use`]).
+pub(crate) struct Assertion<'t> {
+    pub user_id: Uuid,
+    pub passkey_id: Uuid,
+    /// The MFA token the ceremony was started for (and the request presented), when this
+    /// assertion is the second step of a sign-in; not yet spent.
+    pub bound_token: Option<&'t str>,
+    passkey: Passkey,
+    counter: i64,
+    result: AuthenticationResult,
+}
+
+/// Verifies an authenticator's assertion for the ceremony `ceremony_id` (taken once), counted
+/// per user like a second factor (a slot and a unit of the client's credential limit, taken
+/// before verifying). A ceremony started for an MFA sign-in completes only with that token.
+pub(crate) async fn verify_assertion<'t>(
     state: &AppState,
     ctx: &RequestContext,
     ceremony_id: &str,
     credential: serde_json::Value,
-    mfa_token: Option<&str>,
-) -> AppResult<Authenticated> {
+    mfa_token: Option<&'t str>,
+) -> AppResult<Assertion<'t>> {
     let assertion: PublicKeyCredential = serde_json::from_value(credential)
         .map_err(|_| AppError::field("credential", FieldIssue::InvalidFormat))?;
     let stored: StoredAuthentication =
@@ -344,53 +353,42 @@ pub async fn authenticate(
         .ok_or(ErrorCode::PasskeyVerificationFailed)?;
     attempt.reserve(&state.mfa_lockouts, format!("passkey:{}", row.user_id)).await.map_err(passkey_locked)?;
     let mut pk = parse_passkey(&row)?;
-    let verified = verify_assertion(state, stored.state, &row, &pk, &assertion);
+    let verified = check_assertion(state, stored.state, &row, &pk, &assertion);
     let result = match verified {
         Ok(r) => r,
         Err(e) => return Err(attempt.locks_on_failure().map_or(e, passkey_locked)),
     };
     attempt.succeeded(state).await;
-    // The assertion is good: only now spend the MFA token (single use).
-    let ticket = match bound_token {
-        Some(t) => Some(mfa_token::take(state, t).await?),
-        None => None,
-    };
-    if ticket.as_ref().is_some_and(|t| t.user_id != row.user_id) {
-        return Err(ErrorCode::PasskeyVerificationFailed.into());
-    }
     pk.update_credential(&result);
     let counter = i64::from(result.counter());
-    let txn = begin_write(&state.db).await?;
-    // Conditional on the stored counter, so two concurrent assertions cannot both move it
-    // (or move it backwards); authenticators without a counter always send 0.
+    Ok(Assertion { user_id: row.user_id, passkey_id: row.id, bound_token, passkey: pk, counter, result })
+}
+
+/// Stores what a verified assertion changed (credential, counter, backup flags, last use) in
+/// `txn`. Conditional on the stored counter, so two concurrent assertions cannot both move it
+/// (or move it backwards): `PASSKEY_CLONED` otherwise. Authenticators without a counter send 0.
+pub(crate) async fn record_use(txn: &impl sea_orm::ConnectionTrait, a: &Assertion<'_>) -> AppResult<()> {
     let mut update = passkey::Entity::update_many()
         .col_expr(
             passkey::Column::Credential,
-            Expr::value(serde_json::to_string(&pk).map_err(AppError::internal)?),
+            Expr::value(serde_json::to_string(&a.passkey).map_err(AppError::internal)?),
         )
-        .col_expr(passkey::Column::SignCount, Expr::value(counter))
-        .col_expr(passkey::Column::BackupState, Expr::value(result.backup_state()))
-        .col_expr(passkey::Column::BackupEligible, Expr::value(result.backup_eligible()))
+        .col_expr(passkey::Column::SignCount, Expr::value(a.counter))
+        .col_expr(passkey::Column::BackupState, Expr::value(a.result.backup_state()))
+        .col_expr(passkey::Column::BackupEligible, Expr::value(a.result.backup_eligible()))
         .col_expr(passkey::Column::LastUsedAt, Expr::value(Utc::now()))
-        .filter(passkey::Column::Id.eq(row.id));
-    if counter > 0 {
-        update = update.filter(passkey::Column::SignCount.lt(counter));
+        .filter(passkey::Column::Id.eq(a.passkey_id));
+    if a.counter > 0 {
+        update = update.filter(passkey::Column::SignCount.lt(a.counter));
     }
-    if update.exec(&txn).await?.rows_affected != 1 {
+    if update.exec(txn).await?.rows_affected != 1 {
         return Err(ErrorCode::PasskeyCloned.into());
     }
-    let out = if ticket.is_some() {
-        mfa::finish_second_factor(&txn, state, ctx, row.user_id, "passkey").await?
-    } else {
-        passwordless_sign_in(&txn, state, ctx, row.user_id, row.id).await?
-    };
-    txn.commit().await?;
-    state.events_committed();
-    Ok(out)
+    Ok(())
 }
 
 /// Checks an assertion against the ceremony it answers and the stored passkey it names.
-fn verify_assertion(
+fn check_assertion(
     state: &AppState,
     ceremony: AuthenticationState,
     row: &passkey::Model,
@@ -421,21 +419,6 @@ fn passkey_locked(until: DateTime<Utc>) -> AppError {
     AppError::new(ErrorCode::AccountLocked).with_details(serde_json::json!({
         "locked_until": until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }))
-}
-
-async fn passwordless_sign_in(
-    txn: &impl sea_orm::ConnectionTrait,
-    state: &AppState,
-    ctx: &RequestContext,
-    user_id: Uuid,
-    passkey_id: Uuid,
-) -> AppResult<Authenticated> {
-    let u = user::Entity::find_by_id(user_id).one(txn).await?.ok_or(ErrorCode::PasskeyVerificationFailed)?;
-    if u.status != "active" {
-        return Err(ErrorCode::AccountDisabled.into());
-    }
-    let detail = serde_json::json!({"passkey_id": passkey_id});
-    crate::services::auth::complete_sign_in(txn, state, ctx, u, "passkey", detail, None).await
 }
 
 /// The caller's passkeys, oldest first.
@@ -469,15 +452,13 @@ pub async fn rename(
 ) -> AppResult<PasskeyView> {
     let actor = ctx.require_user()?;
     let name = check_name(Some(name))?.ok_or_else(|| AppError::field("name", FieldIssue::Required))?;
-    let txn = begin_write(&state.db).await?;
-    let p = own_passkey(&txn, actor.user_id, id).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let p = own_passkey(w.tx(), actor.user_id, id).await?;
     let old = p.name.clone();
     let mut am: passkey::ActiveModel = p.into();
     am.name = Set(name);
-    let p = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
+    let p = am.update(w.tx()).await?;
+    w.record(
         Change {
             event: EventType::PasskeyRenamed,
             target: Some(("passkey", p.id.to_string())),
@@ -488,31 +469,25 @@ pub async fn rename(
         },
     )
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(p.into())
 }
 
 /// Removes one of the caller's passkeys.
 pub async fn delete(state: &AppState, ctx: &RequestContext, id: &str) -> AppResult<()> {
     let actor = ctx.require_user()?;
-    let txn = begin_write(&state.db).await?;
-    let p = own_passkey(&txn, actor.user_id, id).await?;
-    passkey::Entity::delete_by_id(p.id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::PasskeyRemoved,
-            target: Some(("passkey", p.id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": actor.user_id, "passkey_id": p.id, "name": p.name}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    let p = own_passkey(w.tx(), actor.user_id, id).await?;
+    passkey::Entity::delete_by_id(p.id).exec(w.tx()).await?;
+    w.record(Change {
+        event: EventType::PasskeyRemoved,
+        target: Some(("passkey", p.id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": actor.user_id, "passkey_id": p.id, "name": p.name}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }

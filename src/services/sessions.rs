@@ -3,8 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
 };
 use uuid::Uuid;
 
@@ -12,12 +11,13 @@ use entities::{refresh_token, session};
 
 use crate::context::{Actor, RequestContext};
 use crate::domain::EventType;
-use crate::domain::page::{Page, PageRequest, encode_cursor};
+use crate::domain::keyset::{Keyset, ListRequest, SESSION_SORTS, SortSpec, decode_time, time_value};
+use crate::domain::page::Page;
 use crate::error::{AppResult, ErrorCode};
 use crate::security::secrets::{random_token, sha256_hex};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// The browser, OS and kind of device a user agent names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,9 +100,9 @@ impl std::fmt::Debug for IssuedTokens {
     }
 }
 
-/// Opens a session for `user` in `txn` with its first refresh token, and audits it.
+/// Opens a session for `user` in the write `w` with its first refresh token, and audits it.
 pub(crate) async fn open_session(
-    txn: &impl ConnectionTrait,
+    w: &mut Write<'_>,
     state: &AppState,
     ctx: &RequestContext,
     user_id: Uuid,
@@ -131,21 +131,17 @@ pub(crate) async fn open_session(
         revoked_reason: Set(None),
         authenticated_at: Set(Some(now)),
     }
-    .insert(txn)
+    .insert(w.tx())
     .await?;
-    let refresh = insert_refresh_token(txn, s.id, s.expires_at).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::SessionCreated,
-            target: Some(("session", s.id.to_string())),
-            subject_user: Some(user_id),
-            acting_user: Some((Some(user_id), email.to_owned())),
-            organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
-        },
-    )
+    let refresh = insert_refresh_token(w.tx(), s.id, s.expires_at).await?;
+    w.record(Change {
+        event: EventType::SessionCreated,
+        target: Some(("session", s.id.to_string())),
+        subject_user: Some(user_id),
+        acting_user: Some((Some(user_id), email.to_owned())),
+        organization: None,
+        data: serde_json::json!({"session_id": s.id, "user_id": user_id, "auth_method": auth_method}),
+    })
     .await?;
     let (access, expires_in) = state.keys.issue_access(user_id, s.id, email)?;
     Ok(IssuedTokens {
@@ -231,40 +227,24 @@ pub(crate) async fn store_refresh_token(
     Ok(())
 }
 
-/// Marks a session revoked in `txn` and audits it. After commit the caller must call
-/// [`publish_revocations`] so that this node refuses its tokens at once.
-pub(crate) async fn revoke_in(
-    txn: &impl ConnectionTrait,
-    ctx: &RequestContext,
-    s: &session::Model,
-    reason: &str,
-) -> AppResult<()> {
+/// Marks a session revoked in the write `w` and audits it; once `w` commits, this node
+/// refuses its tokens at once.
+pub(crate) async fn revoke_in(w: &mut Write<'_>, s: &session::Model, reason: &str) -> AppResult<()> {
     let mut am: session::ActiveModel = s.clone().into();
     am.revoked_at = Set(Some(Utc::now()));
     am.revoked_reason = Set(Some(reason.to_owned()));
-    am.update(txn).await?;
-    audit::record(
-        txn,
-        ctx,
-        Change {
-            event: EventType::SessionRevoked,
-            target: Some(("session", s.id.to_string())),
-            subject_user: Some(s.user_id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
-        },
-    )
+    am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::SessionRevoked,
+        target: Some(("session", s.id.to_string())),
+        subject_user: Some(s.user_id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "reason": reason}),
+    })
     .await?;
+    w.revoked(s.clone());
     Ok(())
-}
-
-/// Makes committed revocations effective on this node and wakes the event dispatcher.
-pub(crate) async fn publish_revocations(state: &AppState, sessions: &[session::Model]) {
-    for s in sessions {
-        state.revocations.revoke(s.id, s.expires_at).await;
-    }
-    state.events_committed();
 }
 
 fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
@@ -274,58 +254,47 @@ fn active_of(user_id: Uuid) -> sea_orm::Select<session::Entity> {
         .filter(session::Column::ExpiresAt.gt(Utc::now()))
 }
 
-/// The caller's active sessions, newest first, by keyset pages.
+fn session_keyset(sort: &SortSpec) -> Keyset<session::Entity> {
+    match sort.field.as_str() {
+        "last_active_at" => Keyset {
+            column: session::Column::LastActiveAt,
+            id: session::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.last_active_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+        _ => Keyset {
+            column: session::Column::CreatedAt,
+            id: session::Column::Id,
+            desc: sort.desc,
+            value_of: |m| time_value(&m.created_at),
+            id_of: |m| m.id,
+            decode: decode_time,
+        },
+    }
+}
+
+/// The caller's active sessions by keyset pages, sorted by one of [`SESSION_SORTS`]
+/// (`field:asc|desc`; default newest first).
 pub async fn list_sessions(
     state: &AppState,
     ctx: &RequestContext,
-    page: PageRequest,
+    req: &ListRequest,
+    sort: Option<&str>,
 ) -> AppResult<Page<SessionView>> {
+    let sort = SortSpec::parse(sort, &SESSION_SORTS, ("created_at", true))?;
     let actor = ctx.require_user()?;
-    let base = active_of(actor.user_id);
-    let total_count = base.clone().count(&state.db).await?;
-    // Newest first = id descending (ids are UUIDv7). "after" walks towards older rows.
-    let mut q = base.clone();
-    if let Some(a) = page.after {
-        q = q.filter(session::Column::Id.lt(a));
-    }
-    if let Some(b) = page.before {
-        q = q.filter(session::Column::Id.gt(b));
-    }
-    let q = if page.backward {
-        q.order_by_asc(session::Column::Id)
-    } else {
-        q.order_by_desc(session::Column::Id)
-    };
-    let mut rows = q.limit(page.limit + 1).all(&state.db).await?;
-    let more = rows.len() as u64 > page.limit;
-    rows.truncate(page.limit as usize);
-    if page.backward {
-        rows.reverse();
-    }
-    let exists = |q: sea_orm::Select<session::Entity>| async move {
-        Ok::<bool, sea_orm::DbErr>(q.limit(1).count(&state.db).await? > 0)
-    };
-    let (has_next, has_previous) = if page.backward {
-        let next = match page.before {
-            Some(b) => exists(base.clone().filter(session::Column::Id.lte(b))).await?,
-            None => false,
-        };
-        (next, more)
-    } else {
-        let prev = match page.after {
-            Some(a) => exists(base.clone().filter(session::Column::Id.gte(a))).await?,
-            None => false,
-        };
-        (more, prev)
-    };
+    let page = session_keyset(&sort).page(&state.db, &state.counts, active_of(actor.user_id), req).await?;
     Ok(Page {
-        items: rows
+        items: page
+            .items
             .into_iter()
-            .map(|m| (encode_cursor(m.id), SessionView::new(m, Some(actor.session_id))))
+            .map(|(c, m)| (c, SessionView::new(m, Some(actor.session_id))))
             .collect(),
-        has_next,
-        has_previous,
-        total_count,
+        has_next: page.has_next,
+        has_previous: page.has_previous,
+        total_count: page.total_count,
     })
 }
 
@@ -351,10 +320,9 @@ pub async fn terminate_session(state: &AppState, ctx: &RequestContext, id: Uuid)
     if s.revoked_at.is_some() {
         return Ok(());
     }
-    let txn = begin_write(&state.db).await?;
-    revoke_in(&txn, ctx, &s, "terminated").await?;
-    txn.commit().await?;
-    publish_revocations(state, &[s]).await;
+    let mut w = Write::begin(state, ctx).await?;
+    revoke_in(&mut w, &s, "terminated").await?;
+    w.commit().await?;
     Ok(())
 }
 
@@ -365,13 +333,12 @@ pub async fn terminate_all(state: &AppState, ctx: &RequestContext, include_curre
     if !include_current {
         q = q.filter(session::Column::Id.ne(actor.session_id));
     }
-    let txn = begin_write(&state.db).await?;
-    let sessions = q.all(&txn).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let sessions = q.all(w.tx()).await?;
     for s in &sessions {
-        revoke_in(&txn, ctx, s, "terminated_all").await?;
+        revoke_in(&mut w, s, "terminated_all").await?;
     }
-    txn.commit().await?;
-    publish_revocations(state, &sessions).await;
+    w.commit().await?;
     Ok(sessions.len() as u64)
 }
 

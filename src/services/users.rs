@@ -17,10 +17,10 @@ use crate::domain::keyset::{
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz::{self, Action, Principal};
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// A user without any secret.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +76,7 @@ pub async fn me(state: &AppState, ctx: &RequestContext) -> AppResult<UserView> {
     Ok(u.into())
 }
 
-/// Sort fields of user lists.
-pub const USER_SORTS: [&str; 3] = ["created_at", "email", "name"];
+pub use crate::domain::keyset::USER_SORTS;
 
 fn user_keyset(sort: &SortSpec) -> Keyset<user::Entity> {
     match sort.field.as_str() {
@@ -345,42 +344,34 @@ pub async fn update_user(
         changed.push("email_verified");
     }
     am.updated_at = Set(Utc::now());
-    let txn = begin_write(&state.db).await?;
-    let u = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::UserUpdated,
-            target: Some(("user", id.to_string())),
-            subject_user: Some(id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": id, "changed": changed}),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    let u = am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::UserUpdated,
+        target: Some(("user", id.to_string())),
+        subject_user: Some(id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": id, "changed": changed}),
+    })
     .await?;
-    let revoked = if suspend { revoke_all(&txn, ctx, id, "user_suspended").await? } else { Vec::new() };
-    txn.commit().await?;
-    crate::services::sessions::publish_revocations(state, &revoked).await;
+    if suspend {
+        revoke_all(&mut w, id, "user_suspended").await?;
+    }
+    w.commit().await?;
     Ok(u.into())
 }
 
-async fn revoke_all(
-    txn: &impl ConnectionTrait,
-    ctx: &RequestContext,
-    user_id: Uuid,
-    reason: &str,
-) -> AppResult<Vec<session::Model>> {
+async fn revoke_all(w: &mut Write<'_>, user_id: Uuid, reason: &str) -> AppResult<()> {
     let sessions = session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::RevokedAt.is_null())
-        .all(txn)
+        .all(w.tx())
         .await?;
     for s in &sessions {
-        crate::services::sessions::revoke_in(txn, ctx, s, reason).await?;
+        crate::services::sessions::revoke_in(w, s, reason).await?;
     }
-    Ok(sessions)
+    Ok(())
 }
 
 /// Deletes a user (oneself or by an administrator): every session is revoked, memberships end,
@@ -394,9 +385,9 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     if p.user_id() == Some(id) {
         crate::services::sessions::require_recent_auth(state, ctx).await?;
     }
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let current = user::Entity::find_by_id(id)
-        .one(&txn)
+        .one(w.tx())
         .await?
         .filter(|u| u.status != "deleted")
         .ok_or(ErrorCode::NotFound)?;
@@ -405,16 +396,16 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
         .filter(org_member::Column::UserId.eq(id))
         .filter(org_member::Column::Role.eq("owner"))
         .order_by_asc(org_member::Column::OrganizationId)
-        .all(&txn)
+        .all(w.tx())
         .await?;
     for m in owned {
-        if crate::services::orgs::owner_count(&txn, m.organization_id).await? <= 1 {
+        if crate::services::orgs::owner_count(w.tx(), m.organization_id).await? <= 1 {
             return Err(AppError::new(ErrorCode::Conflict).with_details(
                 serde_json::json!({"reason": "last_owner", "organization_id": m.organization_id}),
             ));
         }
     }
-    org_member::Entity::delete_many().filter(org_member::Column::UserId.eq(id)).exec(&txn).await?;
+    org_member::Entity::delete_many().filter(org_member::Column::UserId.eq(id)).exec(w.tx()).await?;
     let mut am: user::ActiveModel = current.clone().into();
     am.status = Set("deleted".into());
     am.email = Set(format!("deleted+{}@deleted.invalid", id.simple()));
@@ -426,23 +417,18 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     am.avatar_url = Set(None);
     am.metadata = Set(None);
     am.updated_at = Set(Utc::now());
-    am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::UserDeleted,
-            target: Some(("user", id.to_string())),
-            subject_user: Some(id),
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"user_id": id, "email": current.email}),
-        },
-    )
+    am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::UserDeleted,
+        target: Some(("user", id.to_string())),
+        subject_user: Some(id),
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"user_id": id, "email": current.email}),
+    })
     .await?;
-    let revoked = revoke_all(&txn, ctx, id, "user_deleted").await?;
-    txn.commit().await?;
-    crate::services::sessions::publish_revocations(state, &revoked).await;
+    revoke_all(&mut w, id, "user_deleted").await?;
+    w.commit().await?;
     Ok(())
 }
 

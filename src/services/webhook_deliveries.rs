@@ -17,10 +17,10 @@ use crate::context::RequestContext;
 use crate::domain::EventType;
 use crate::domain::page::{Page, PageRequest, encode_cursor};
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
+use crate::services::unit_of_work::Write;
 use crate::services::webhooks::own_endpoint;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// Delivery states.
 pub const PENDING: &str = "pending";
@@ -198,32 +198,27 @@ pub async fn redeliver(
     delivery_id: Uuid,
 ) -> AppResult<DeliveryView> {
     let endpoint = own_endpoint(state, ctx, webhook_id).await?;
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let d = webhook_delivery::Entity::find_by_id(delivery_id)
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id))
-        .one(&txn)
+        .one(w.tx())
         .await?
         .ok_or(ErrorCode::NotFound)?;
     let mut am: webhook_delivery::ActiveModel = d.into();
     am.status = Set(PENDING.into());
     am.next_attempt_at = Set(Some(Utc::now()));
     am.locked_until = Set(None);
-    am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::WebhookUpdated,
-            target: Some(("webhook", endpoint.id.to_string())),
-            subject_user: endpoint.user_id,
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({"webhook_id": endpoint.id, "redelivered": delivery_id}),
-        },
-    )
+    am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::WebhookUpdated,
+        target: Some(("webhook", endpoint.id.to_string())),
+        subject_user: endpoint.user_id,
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({"webhook_id": endpoint.id, "redelivered": delivery_id}),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     delivery_view(&state.db, delivery_id).await
 }
 
@@ -236,32 +231,28 @@ pub(crate) fn lease(state: &AppState) -> chrono::Duration {
 /// leased to this request (no other worker sends it); returns the delivery id.
 pub async fn queue_test(state: &AppState, ctx: &RequestContext, webhook_id: Uuid) -> AppResult<Uuid> {
     let endpoint = own_endpoint(state, ctx, webhook_id).await?;
-    let txn = begin_write(&state.db).await?;
-    let event_id = audit::record(
-        &txn,
-        ctx,
-        Change {
+    let mut w = Write::begin(state, ctx).await?;
+    let event_id = w
+        .record(Change {
             event: EventType::WebhookTest,
             target: Some(("webhook", endpoint.id.to_string())),
             subject_user: endpoint.user_id,
             acting_user: None,
             organization: None,
             data: serde_json::json!({"webhook_id": endpoint.id, "test": true}),
-        },
-    )
-    .await?;
+        })
+        .await?;
     let event = outbox_event::Entity::find()
         .filter(outbox_event::Column::EventId.eq(event_id))
-        .one(&txn)
+        .one(w.tx())
         .await?
         .ok_or_else(|| AppError::internal("the test event was not written"))?;
     let now = Utc::now();
     let id = Uuid::now_v7();
     let mut delivery = new_delivery(id, endpoint.id, &event, now);
     delivery.locked_until = Set(Some(now + lease(state)));
-    delivery.insert(&txn).await?;
-    txn.commit().await?;
-    state.events_committed();
+    delivery.insert(w.tx()).await?;
+    w.commit().await?;
     Ok(id)
 }
 

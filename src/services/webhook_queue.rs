@@ -17,16 +17,18 @@ use uuid::Uuid;
 
 use entities::{outbox_event, webhook_attempt, webhook_delivery, webhook_endpoint};
 
-use crate::context::RequestContext;
 use crate::domain::EventType;
 use crate::domain::webhooks::filter_matches;
 use crate::error::{AppResult, ErrorCode};
 use crate::security::secrets::Secret;
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
+use crate::services::unit_of_work::Write;
 use crate::services::webhook_deliveries::{FAILED, PENDING, SUCCEEDED, TEST_EVENT, lease, new_delivery};
 use crate::services::webhooks::open_secret;
 use crate::state::AppState;
-use crate::storage::begin_write;
+
+/// The request id the webhook worker's writes are audited under.
+const WORKER: &str = "webhook-worker";
 
 /// Serialises fan-out across PostgreSQL nodes, so deliveries are created in outbox order.
 const FAN_OUT_LOCK: i64 = 0x6a61_6e75_6177_6801;
@@ -45,18 +47,19 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
     if unfanned().limit(1).count(db).await? == 0 {
         return Ok(0);
     }
-    let txn = begin_write(db).await?;
+    let w = Write::begin_worker(state, WORKER).await?;
     if db.get_database_backend() == DbBackend::Postgres {
-        txn.query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1)",
-            [FAN_OUT_LOCK.into()],
-        ))
-        .await?;
+        w.tx()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [FAN_OUT_LOCK.into()],
+            ))
+            .await?;
     }
-    let events = unfanned().order_by_asc(outbox_event::Column::Seq).limit(500).all(&txn).await?;
+    let events = unfanned().order_by_asc(outbox_event::Column::Seq).limit(500).all(w.tx()).await?;
     if events.is_empty() {
-        txn.commit().await?;
+        w.commit().await?;
         return Ok(0);
     }
     // Test events go only to the endpoint under test, which `queue_test` already did.
@@ -74,7 +77,7 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
                     .add(webhook_endpoint::Column::OrganizationId.is_in(orgs)),
             )
             .filter(webhook_endpoint::Column::Active.eq(true))
-            .all(&txn)
+            .all(w.tx())
             .await?
     };
     let now = Utc::now();
@@ -91,14 +94,14 @@ pub async fn fan_out_once(state: &AppState) -> AppResult<usize> {
     }
     let created = rows.len();
     for chunk in chunks(rows, 200) {
-        webhook_delivery::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+        webhook_delivery::Entity::insert_many(chunk).exec_without_returning(w.tx()).await?;
     }
     outbox_event::Entity::update_many()
         .col_expr(outbox_event::Column::WebhooksFannedAt, Expr::value(now))
         .filter(outbox_event::Column::Seq.is_in(events.iter().map(|e| e.seq)))
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-    txn.commit().await?;
+    w.commit().await?;
     metrics::counter!("janua_webhook_deliveries_created_total").increment(created as u64);
     Ok(events.len())
 }
@@ -172,25 +175,25 @@ pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>
     if due.limit(1).count(db).await? == 0 {
         return Ok(Vec::new());
     }
-    let txn = begin_write(db).await?;
+    let w = Write::begin_worker(state, WORKER).await?;
     let rows = webhook_delivery::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             backend,
             sql,
             [now.into(), true.into(), (limit as i64).into()],
         ))
-        .all(&txn)
+        .all(w.tx())
         .await?;
     if rows.is_empty() {
-        txn.commit().await?;
+        w.commit().await?;
         return Ok(Vec::new());
     }
     webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease(state)))
         .filter(webhook_delivery::Column::Id.is_in(rows.iter().map(|r| r.id)))
-        .exec(&txn)
+        .exec(w.tx())
         .await?;
-    txn.commit().await?;
+    w.commit().await?;
     with_endpoints(state, rows).await
 }
 
@@ -229,7 +232,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
     let schedule = &state.config.webhook_retry_schedule;
     let disable_after =
         chrono::Duration::from_std(state.config.webhook_disable_after).unwrap_or(chrono::Duration::days(5));
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin_worker(state, WORKER).await?;
     let now = Utc::now();
     // A delivery whose endpoint was deleted while it was in flight is gone with it.
     let alive: HashSet<Uuid> = webhook_delivery::Entity::find()
@@ -237,7 +240,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         .column(webhook_delivery::Column::Id)
         .filter(webhook_delivery::Column::Id.is_in(results.iter().map(|(c, _)| c.delivery.id)))
         .into_tuple::<Uuid>()
-        .all(&txn)
+        .all(w.tx())
         .await?
         .into_iter()
         .collect();
@@ -290,7 +293,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
                 Expr::value(ok.then_some(now).or(d.delivered_at)),
             )
             .filter(webhook_delivery::Column::Id.eq(d.id))
-            .exec(&txn)
+            .exec(w.tx())
             .await?;
         // The endpoint's latest outcome in this batch wins.
         let entry = endpoint_ok.entry(d.endpoint_id).or_insert((ok, o.started_at));
@@ -299,69 +302,56 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         }
     }
     for chunk in chunks(attempts, 200) {
-        webhook_attempt::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+        webhook_attempt::Entity::insert_many(chunk).exec_without_returning(w.tx()).await?;
     }
     let endpoints = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::Id.is_in(endpoint_ok.keys().copied()))
-        .all(&txn)
+        .all(w.tx())
         .await?;
-    let mut disabled = false;
     for ep in endpoints {
         let (ok, at) = endpoint_ok[&ep.id];
         match (ok, ep.failing_since) {
             (true, Some(_)) => {
                 let mut am: webhook_endpoint::ActiveModel = ep.into();
                 am.failing_since = Set(None);
-                am.update(&txn).await?;
+                am.update(w.tx()).await?;
             }
             (false, None) => {
                 let mut am: webhook_endpoint::ActiveModel = ep.into();
                 am.failing_since = Set(Some(at));
-                am.update(&txn).await?;
+                am.update(w.tx()).await?;
             }
             (false, Some(since)) if ep.active && now - since >= disable_after => {
-                disable(&txn, ep, since).await?;
-                disabled = true;
+                disable(&mut w, ep, since).await?;
             }
             _ => {}
         }
     }
-    txn.commit().await?;
-    if disabled {
-        state.events_committed();
-    }
+    // Commit wakes the workers when an endpoint was disabled (its change is an event).
+    w.commit().await?;
     Ok(())
 }
 
-async fn disable(
-    txn: &impl ConnectionTrait,
-    ep: webhook_endpoint::Model,
-    since: DateTime<Utc>,
-) -> AppResult<()> {
+async fn disable(w: &mut Write<'_>, ep: webhook_endpoint::Model, since: DateTime<Utc>) -> AppResult<()> {
     let mut am: webhook_endpoint::ActiveModel = ep.clone().into();
     am.active = Set(false);
     am.disabled_reason = Set(Some("failing".into()));
     am.updated_at = Set(Utc::now());
-    am.update(txn).await?;
+    am.update(w.tx()).await?;
     tracing::warn!(webhook_id = %ep.id, failing_since = %since, "webhook endpoint disabled after failing without a success");
-    let ctx = RequestContext { request_id: "webhook-worker".into(), ..RequestContext::default() };
-    audit::record(
-        txn,
-        &ctx,
-        Change {
-            event: EventType::WebhookUpdated,
-            target: Some(("webhook", ep.id.to_string())),
-            subject_user: ep.user_id,
-            acting_user: None,
-            organization: None,
-            data: serde_json::json!({
-                "webhook_id": ep.id,
-                "active": false,
-                "reason": "failing",
-                "failing_since": since,
-            }),
-        },
-    )
+    w.record(Change {
+        event: EventType::WebhookUpdated,
+        target: Some(("webhook", ep.id.to_string())),
+        subject_user: ep.user_id,
+        acting_user: None,
+        organization: None,
+        data: serde_json::json!({
+            "webhook_id": ep.id,
+            "active": false,
+            "reason": "failing",
+            "failing_since": since,
+        }),
+    })
     .await?;
     Ok(())
 }

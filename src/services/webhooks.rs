@@ -14,10 +14,10 @@ use crate::domain::webhooks::{AddressPolicy, parse_endpoint_url, parse_event_fil
 use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::{MasterKey, Secret, random_token};
-use crate::services::audit::{self, Change};
+use crate::services::audit::Change;
 use crate::services::authz;
+use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::begin_write;
 
 /// Longest description.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -157,7 +157,7 @@ pub async fn create_webhook(
     };
     let secret = new_secret();
     let now = Utc::now();
-    let txn = begin_write(&state.db).await?;
+    let mut w = Write::begin(state, ctx).await?;
     let m = webhook_endpoint::ActiveModel {
         id: Set(Uuid::now_v7()),
         // An organization's endpoint belongs to the organization, not to whoever created it.
@@ -173,23 +173,18 @@ pub async fn create_webhook(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.tx())
     .await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::WebhookCreated,
-            target: Some(("webhook", m.id.to_string())),
-            subject_user: Some(actor.user_id),
-            acting_user: None,
-            organization: m.organization_id,
-            data: audit_data(&m),
-        },
-    )
+    w.record(Change {
+        event: EventType::WebhookCreated,
+        target: Some(("webhook", m.id.to_string())),
+        subject_user: Some(actor.user_id),
+        acting_user: None,
+        organization: m.organization_id,
+        data: audit_data(&m),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(WebhookWithSecret { webhook: m.into(), secret })
 }
 
@@ -275,46 +270,36 @@ pub async fn update_webhook(
         }
     }
     am.updated_at = Set(Utc::now());
-    let txn = begin_write(&state.db).await?;
-    let m = am.update(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::WebhookUpdated,
-            target: Some(("webhook", m.id.to_string())),
-            subject_user: m.user_id,
-            acting_user: None,
-            organization: m.organization_id,
-            data: audit_data(&m),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    let m = am.update(w.tx()).await?;
+    w.record(Change {
+        event: EventType::WebhookUpdated,
+        target: Some(("webhook", m.id.to_string())),
+        subject_user: m.user_id,
+        acting_user: None,
+        organization: m.organization_id,
+        data: audit_data(&m),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(m.into())
 }
 
 /// Deletes an endpoint with its deliveries, and audits it.
 pub async fn delete_webhook(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
     let m = own_endpoint(state, ctx, id).await?;
-    let txn = begin_write(&state.db).await?;
-    webhook_endpoint::Entity::delete_by_id(m.id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::WebhookDeleted,
-            target: Some(("webhook", m.id.to_string())),
-            subject_user: m.user_id,
-            acting_user: None,
-            organization: m.organization_id,
-            data: audit_data(&m),
-        },
-    )
+    let mut w = Write::begin(state, ctx).await?;
+    webhook_endpoint::Entity::delete_by_id(m.id).exec(w.tx()).await?;
+    w.record(Change {
+        event: EventType::WebhookDeleted,
+        target: Some(("webhook", m.id.to_string())),
+        subject_user: m.user_id,
+        acting_user: None,
+        organization: m.organization_id,
+        data: audit_data(&m),
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(())
 }
 
@@ -330,24 +315,19 @@ pub async fn rotate_webhook_secret(
     let mut am: webhook_endpoint::ActiveModel = current.into();
     am.secret_sealed = Set(state.master_key.seal(secret.0.as_bytes()));
     am.updated_at = Set(Utc::now());
-    let txn = begin_write(&state.db).await?;
-    let m = am.update(&txn).await?;
+    let mut w = Write::begin(state, ctx).await?;
+    let m = am.update(w.tx()).await?;
     let mut data = audit_data(&m);
     data["secret_rotated"] = true.into();
-    audit::record(
-        &txn,
-        ctx,
-        Change {
-            event: EventType::WebhookUpdated,
-            target: Some(("webhook", m.id.to_string())),
-            subject_user: m.user_id,
-            acting_user: None,
-            organization: m.organization_id,
-            data,
-        },
-    )
+    w.record(Change {
+        event: EventType::WebhookUpdated,
+        target: Some(("webhook", m.id.to_string())),
+        subject_user: m.user_id,
+        acting_user: None,
+        organization: m.organization_id,
+        data,
+    })
     .await?;
-    txn.commit().await?;
-    state.events_committed();
+    w.commit().await?;
     Ok(WebhookWithSecret { webhook: m.into(), secret })
 }

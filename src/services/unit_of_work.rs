@@ -1,0 +1,163 @@
+//! The one way to write: every state change of the services goes through a [`Write`].
+//!
+//! A `Write` opens the write transaction, records each change as its audit row and outbox event
+//! (one id) in that transaction, commits, and only then makes committed session revocations
+//! effective on this node and wakes the outbox dispatcher and the webhook worker. Dropped
+//! without [`Write::commit`], it rolls everything back: the change, its audit rows and events.
+
+use std::borrow::Cow;
+
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, Set};
+use uuid::Uuid;
+
+use entities::{audit_log, outbox_event, session};
+
+use crate::context::{Actor, RequestContext};
+use crate::error::AppResult;
+use crate::services::audit::Change;
+use crate::state::AppState;
+use crate::storage::begin_write;
+
+/// An open write: a transaction, the request it serves, and what to do once it commits.
+pub struct Write<'a> {
+    txn: DatabaseTransaction,
+    ctx: Cow<'a, RequestContext>,
+    /// `None` for a bare connection (bulk seeding): nothing to wake, no revocation to publish.
+    state: Option<&'a AppState>,
+    recorded: usize,
+    revoked: Vec<session::Model>,
+}
+
+impl<'a> Write<'a> {
+    /// Opens the write transaction of a request (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin(state: &'a AppState, ctx: &'a RequestContext) -> AppResult<Self> {
+        Self::open(&state.db, Cow::Borrowed(ctx), Some(state)).await
+    }
+
+    /// Opens a write of a background worker; its changes are audited under `request_id`.
+    pub async fn begin_worker(state: &'a AppState, request_id: &str) -> AppResult<Self> {
+        let ctx = RequestContext { request_id: request_id.to_owned(), ..RequestContext::default() };
+        Self::open(&state.db, Cow::Owned(ctx), Some(state)).await
+    }
+
+    /// Opens a write on a bare connection (no workers to wake); for bulk inserts that record
+    /// no change.
+    pub async fn begin_on(db: &'a DatabaseConnection) -> AppResult<Self> {
+        Self::open(db, Cow::Owned(RequestContext::default()), None).await
+    }
+
+    async fn open(
+        db: &DatabaseConnection,
+        ctx: Cow<'a, RequestContext>,
+        state: Option<&'a AppState>,
+    ) -> AppResult<Self> {
+        let txn = begin_write(db).await?;
+        Ok(Self { txn, ctx, state, recorded: 0, revoked: Vec::new() })
+    }
+
+    /// The transaction, for the statements of the change itself.
+    pub fn tx(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The request this write serves.
+    pub fn ctx(&self) -> &RequestContext {
+        &self.ctx
+    }
+
+    /// Writes the audit row and the outbox event of `change` in this transaction (they commit
+    /// or roll back with it); returns the event id, shared by both rows.
+    pub async fn record(&mut self, change: Change) -> AppResult<Uuid> {
+        let id = insert_rows(&self.txn, &self.ctx, change).await?;
+        self.recorded += 1;
+        Ok(id)
+    }
+
+    /// Marks a session whose revocation this write commits: after the commit, this node
+    /// refuses its tokens at once.
+    pub fn revoked(&mut self, s: session::Model) {
+        self.revoked.push(s);
+    }
+
+    /// Commits; then publishes the revocations and, when the write recorded or revoked
+    /// anything, wakes the outbox dispatcher and the webhook worker.
+    pub async fn commit(self) -> AppResult<()> {
+        let Self { txn, state, recorded, revoked, .. } = self;
+        txn.commit().await?;
+        if let Some(state) = state {
+            for s in &revoked {
+                state.revocations.revoke(s.id, s.expires_at).await;
+            }
+            if recorded > 0 || !revoked.is_empty() {
+                state.events_committed();
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls back now (dropping the write does too, but this releases the write lock before
+    /// the caller goes on).
+    pub async fn rollback(self) -> AppResult<()> {
+        Ok(self.txn.rollback().await?)
+    }
+}
+
+/// Writes the audit record and the outbox event of `change`; returns the event id.
+async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Change) -> AppResult<Uuid> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {
+        (Actor::User(u), _) => ("user", Some(u.user_id), Some(u.email.clone())),
+        (Actor::ApiKey(k), _) => ("api_key", Some(k.key_id), None),
+        (Actor::Anonymous, Some((id, email))) => {
+            (if id.is_some() { "user" } else { "anonymous" }, *id, Some(email.clone()))
+        }
+        (Actor::Anonymous, None) => ("anonymous", None, None),
+    };
+    let (target_type, target_id) = match &change.target {
+        Some((t, i)) => (Some((*t).to_owned()), Some(i.clone())),
+        None => (None, None),
+    };
+    audit_log::Entity::insert(audit_log::ActiveModel {
+        id: Set(id),
+        action: Set(change.event.as_str().to_owned()),
+        actor_type: Set(actor_type.to_owned()),
+        actor_id: Set(actor_id),
+        actor_email: Set(actor_email),
+        organization_id: Set(change.organization),
+        target_type: Set(target_type.clone()),
+        target_id: Set(target_id.clone()),
+        ip_address: Set(ctx.client_ip.map(|ip| ip.to_string())),
+        user_agent: Set(ctx.user_agent.clone()),
+        request_id: Set(Some(ctx.request_id.clone())),
+        metadata: Set(change.data.clone()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    let payload = serde_json::json!({
+        "id": id,
+        "type": change.event.as_str(),
+        "api_version": "2026-11-01",
+        "created_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {
+            "actor": {"type": actor_type, "id": actor_id},
+            "target": {"type": target_type, "id": target_id},
+            "attributes": change.data,
+        },
+    });
+    outbox_event::Entity::insert(outbox_event::ActiveModel {
+        event_id: Set(id),
+        event_type: Set(change.event.as_str().to_owned()),
+        subject_user_id: Set(change.subject_user),
+        organization_id: Set(change.organization),
+        payload: Set(payload),
+        created_at: Set(now),
+        published_at: Set(None),
+        ..Default::default()
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(id)
+}
