@@ -1,7 +1,6 @@
 //! GraphQL over HTTP: `POST /graphql`, and `GET /graphql` for queries or the playground (the
 //! WebSocket transport is [`super::ws`]).
 
-use async_graphql::ServerError;
 use async_graphql::parser::types::OperationType;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,8 +9,8 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::app::Services;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::{decorate_response, error_response};
 use crate::http::nesting;
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
@@ -20,19 +19,10 @@ fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response
     r
 }
 
-/// A GraphQL response holding the error `code` alone, with its status: what the transport
-/// answers when a request never reaches the schema.
+/// A GraphQL response holding the error `code` alone, decorated like every other, with its
+/// status: what the transport answers when a request never reaches the schema.
 pub(crate) fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
-    let mut resp = async_graphql::Response::from_errors(vec![ServerError::new(
-        AppError::new(code).message(rc.locale),
-        None,
-    )]);
-    decorate_response(&mut resp, rc);
-    for e in &mut resp.errors {
-        if let Some(ext) = e.extensions.as_mut() {
-            ext.set("code", code.as_str());
-        }
-    }
+    let resp = error_response(AppError::new(code), rc);
     let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     (status, axum::Json(resp)).into_response()
 }
