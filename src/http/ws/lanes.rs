@@ -17,8 +17,8 @@ use crate::services::subscriptions::{Cursor, Offer};
 /// Where a lane writes a subscriber's events: its connection's socket, and the start of its
 /// protocol's message (`{"type":"next","id":"1","payload":`) before each payload.
 pub struct Sink {
-    pub writer: Arc<Writer>,
-    pub prefix: Box<str>,
+    writer: Arc<Writer>,
+    prefix: Box<str>,
     /// Set when the operation ends (the client completed it, or its connection closed).
     gone: AtomicBool,
 }
