@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get, on};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -22,9 +22,9 @@ use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{graphql as gql_http, middleware, pages, ws as ws_http};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
+use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
-use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
 use crate::services::lockout::{LockoutStore, MemoryLockoutStore, RedisLockoutStore};
 use crate::state::{AppState, Inner};
@@ -115,6 +115,11 @@ impl App {
         }
         let _workers = AbortOnDrop(workers);
         tracing::info!(%addr, "Janua is serving");
+        let base = format!("http://{addr}");
+        tracing::info!("open {base}/ in a browser; its pages:");
+        for (path, title, _) in pages::PAGES {
+            tracing::info!("  {title}: {base}{path}");
+        }
         let result =
             axum::serve(Listener(self.listener), self.router.into_make_service_with_connect_info::<Peer>())
                 .with_graceful_shutdown(shutdown_signal())
@@ -132,7 +137,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
     if !config.no_migrate {
         storage::migrate(&db).await?;
     }
-    let master = MasterKey::load(config.master_key.as_deref(), &config.master_key_file)?;
+    let master = open_master_key(&db, config.master_key.as_deref(), &config.master_key_file).await?;
     let keys = KeyStore::load(
         &db,
         master.clone(),
@@ -300,6 +305,13 @@ fn context_of(req: &Request) -> RequestContext {
     req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
 }
 
+async fn home(req: Request) -> Response {
+    if pages::wants_home_page(req.headers()) {
+        return axum::response::Html(pages::home_html()).into_response();
+    }
+    not_found(req).await
+}
+
 async fn not_found(req: Request) -> Response {
     envelope::error_for(&context_of(&req), &AppError::new(ErrorCode::NotFound))
 }
@@ -345,6 +357,7 @@ pub fn router(svc: Services) -> Router {
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route("/.well-known/openid-configuration", get(well_known::openid_configuration))
         .route("/openapi.json", get(openapi_json))
+        .route("/", get(home))
         .route("/docs", get(pages::docs))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)

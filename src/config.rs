@@ -12,125 +12,128 @@ pub enum LogFormat {
     Json,
 }
 
-/// Server configuration (`janua serve --help` lists it all).
+/// Server configuration (`janua --help` lists it all). Every field is a global flag, accepted
+/// before and after any subcommand.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "JANUA_ADDR", default_value = "127.0.0.1:8000")]
+    #[arg(long, global = true, env = "JANUA_ADDR", default_value = "127.0.0.1:8000")]
     pub addr: SocketAddr,
     /// Database: `sqlite://file.db?mode=rwc` (created and migrated at start) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://janua.db?mode=rwc")]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://janua.db?mode=rwc")]
     pub database_url: String,
     /// Largest number of database connections (default: 8 for SQLite, 20 for PostgreSQL).
-    #[arg(long, env = "JANUA_DB_MAX_CONNECTIONS")]
+    #[arg(long, global = true, env = "JANUA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
     /// Do not run pending migrations at start.
-    #[arg(long, env = "JANUA_NO_MIGRATE")]
+    #[arg(long, global = true, env = "JANUA_NO_MIGRATE")]
     pub no_migrate: bool,
     /// Token issuer (`iss`), also the base of the OpenID configuration.
-    #[arg(long, env = "JANUA_ISSUER", default_value = "http://localhost:8000")]
+    #[arg(long, global = true, env = "JANUA_ISSUER", default_value = "http://localhost:8000")]
     pub issuer: String,
     /// Token audience (`aud`).
-    #[arg(long, env = "JANUA_AUDIENCE", default_value = "janua")]
+    #[arg(long, global = true, env = "JANUA_AUDIENCE", default_value = "janua")]
     pub audience: String,
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "JANUA_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    #[arg(long, global = true, env = "JANUA_ACCESS_TOKEN_TTL", default_value_t = 900)]
     pub access_token_ttl: i64,
     /// Refresh-token (and session) lifetime in seconds.
-    #[arg(long, env = "JANUA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, global = true, env = "JANUA_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl: i64,
     /// Seconds during which a just-rotated refresh token may be presented again (concurrent tabs).
-    #[arg(long, env = "JANUA_REFRESH_REUSE_GRACE", default_value_t = 5)]
+    #[arg(long, global = true, env = "JANUA_REFRESH_REUSE_GRACE", default_value_t = 5)]
     pub refresh_reuse_grace: i64,
     /// argon2id memory cost in KiB (OWASP: 19456).
-    #[arg(long, env = "JANUA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    #[arg(long, global = true, env = "JANUA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
     /// argon2id passes (OWASP: 2).
-    #[arg(long, env = "JANUA_ARGON2_ITERATIONS", default_value_t = 2)]
+    #[arg(long, global = true, env = "JANUA_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
     /// argon2id lanes (OWASP: 1).
-    #[arg(long, env = "JANUA_ARGON2_PARALLELISM", default_value_t = 1)]
+    #[arg(long, global = true, env = "JANUA_ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
     /// Hashes computed at once (default: the number of cores).
-    #[arg(long, env = "JANUA_HASH_CONCURRENCY")]
+    #[arg(long, global = true, env = "JANUA_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
     /// Minimum password length.
-    #[arg(long, env = "JANUA_PASSWORD_MIN_LENGTH", default_value_t = 12)]
+    #[arg(long, global = true, env = "JANUA_PASSWORD_MIN_LENGTH", default_value_t = 12)]
     pub password_min_length: usize,
     /// Requests per minute per client IP (IPv6: per /64).
-    #[arg(long, env = "JANUA_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
+    #[arg(long, global = true, env = "JANUA_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
     pub rate_limit_per_minute: u32,
     /// Credential checks per minute per client IP (IPv6: per /64) — passwords, second factors,
     /// passkey assertions, API keys; a check that succeeds gives its unit back.
-    #[arg(long, env = "JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", default_value_t = 30)]
+    #[arg(long, global = true, env = "JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", default_value_t = 30)]
     pub credential_attempts_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated IPs).
-    #[arg(long, env = "JANUA_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, global = true, env = "JANUA_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
     /// Failed sign-ins in a row before an account is locked.
-    #[arg(long, env = "JANUA_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    #[arg(long, global = true, env = "JANUA_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: i32,
     /// Lockout duration in seconds.
-    #[arg(long, env = "JANUA_LOCKOUT_SECONDS", default_value_t = 900)]
+    #[arg(long, global = true, env = "JANUA_LOCKOUT_SECONDS", default_value_t = 900)]
     pub lockout_seconds: i64,
     /// WebAuthn relying-party id (the registrable domain passkeys are bound to).
-    #[arg(long, env = "JANUA_WEBAUTHN_RP_ID", default_value = "localhost")]
+    #[arg(long, global = true, env = "JANUA_WEBAUTHN_RP_ID", default_value = "localhost")]
     pub webauthn_rp_id: String,
     /// WebAuthn origins allowed to run ceremonies (comma-separated; the first is the primary).
     #[arg(
         long,
+        global = true,
         env = "JANUA_WEBAUTHN_ORIGINS",
         value_delimiter = ',',
         default_value = "http://localhost:8000"
     )]
     pub webauthn_origins: Vec<String>,
     /// WebAuthn relying-party name shown by authenticators.
-    #[arg(long, env = "JANUA_WEBAUTHN_RP_NAME", default_value = "Janua")]
+    #[arg(long, global = true, env = "JANUA_WEBAUTHN_RP_NAME", default_value = "Janua")]
     pub webauthn_rp_name: String,
     /// Seconds a WebAuthn ceremony may take between options and response.
-    #[arg(long, env = "JANUA_WEBAUTHN_CEREMONY_TTL", default_value_t = 300)]
+    #[arg(long, global = true, env = "JANUA_WEBAUTHN_CEREMONY_TTL", default_value_t = 300)]
     pub webauthn_ceremony_ttl: u64,
     /// Seconds an MFA token (between password and second factor) stays valid.
-    #[arg(long, env = "JANUA_MFA_TOKEN_TTL", default_value_t = 300)]
+    #[arg(long, global = true, env = "JANUA_MFA_TOKEN_TTL", default_value_t = 300)]
     pub mfa_token_ttl: u64,
     /// How recent a session's last password or second-factor check must be for sensitive changes
     /// (passkeys, MFA on or off, deleting one's account, API keys); else `REAUTH_REQUIRED`.
-    #[arg(long, env = "JANUA_REAUTH_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "JANUA_REAUTH_WINDOW", default_value = "10m", value_parser = parse_duration)]
     pub reauth_window: Duration,
     /// Wrong second-factor codes in a row before the user's MFA is locked for the lockout duration.
-    #[arg(long, env = "JANUA_MFA_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, global = true, env = "JANUA_MFA_MAX_ATTEMPTS", default_value_t = 5)]
     pub mfa_max_attempts: i32,
     /// Master key (base64, 32 bytes) sealing secrets at rest; when unset, read from (or created in) `--master-key-file`.
-    #[arg(long, env = "JANUA_MASTER_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "JANUA_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
     /// File holding the master key when `JANUA_MASTER_KEY` is unset.
-    #[arg(long, env = "JANUA_MASTER_KEY_FILE", default_value = "janua.key")]
+    #[arg(long, global = true, env = "JANUA_MASTER_KEY_FILE", default_value = "janua.key")]
     pub master_key_file: PathBuf,
     /// Maximum request body size in bytes.
-    #[arg(long, env = "JANUA_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(long, global = true, env = "JANUA_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
     /// How long a `/graphql/ws` connection may stay open without `connection_init`.
-    #[arg(long, env = "JANUA_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "JANUA_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub ws_init_timeout: Duration,
     /// Operations (`subscribe`/`start`) a `/graphql/ws` connection may send per second on average;
     /// one beyond the allowance is answered with `RATE_LIMITED` (the connection stays open).
-    #[arg(long, env = "JANUA_WS_OPERATIONS_PER_SECOND", default_value_t = 20)]
+    #[arg(long, global = true, env = "JANUA_WS_OPERATIONS_PER_SECOND", default_value_t = 20)]
     pub ws_operations_per_second: u32,
     /// Operations a `/graphql/ws` connection may send at once before the per-second allowance applies.
-    #[arg(long, env = "JANUA_WS_OPERATIONS_BURST", default_value_t = 40)]
+    #[arg(long, global = true, env = "JANUA_WS_OPERATIONS_BURST", default_value_t = 40)]
     pub ws_operations_burst: u32,
     /// Maximum GraphQL query depth.
-    #[arg(long, env = "JANUA_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
+    #[arg(long, global = true, env = "JANUA_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
     pub graphql_max_depth: usize,
     /// Maximum GraphQL query complexity.
-    #[arg(long, env = "JANUA_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
+    #[arg(long, global = true, env = "JANUA_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
     pub graphql_max_complexity: usize,
     /// Webhook request timeout (`15s`; units ms, s, m, h, d).
-    #[arg(long, env = "JANUA_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub webhook_timeout: Duration,
     /// Delays before each webhook retry, comma-separated; a delivery fails after the last one.
     #[arg(
         long,
+        global = true,
         env = "JANUA_WEBHOOK_RETRY_SCHEDULE",
         default_value = "1m,5m,30m,2h,8h,24h",
         value_delimiter = ',',
@@ -138,30 +141,30 @@ pub struct Config {
     )]
     pub webhook_retry_schedule: Vec<Duration>,
     /// A webhook endpoint failing for this long without a success is disabled.
-    #[arg(long, env = "JANUA_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
     pub webhook_disable_after: Duration,
     /// Development only: allow `http://` webhook URLs to loopback hosts and delivery to loopback addresses.
-    #[arg(long, env = "JANUA_WEBHOOK_ALLOW_LOOPBACK")]
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_ALLOW_LOOPBACK")]
     pub webhook_allow_loopback: bool,
     /// Allow webhook delivery to private, link-local and other non-public addresses.
-    #[arg(long, env = "JANUA_WEBHOOK_ALLOW_PRIVATE")]
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_ALLOW_PRIVATE")]
     pub webhook_allow_private: bool,
     /// Webhook requests in flight at once on this node.
-    #[arg(long, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: usize,
     /// Redis shared by every node (`redis://host:6379/`): revocations, lockouts, rate limits,
     /// ceremony state and the event bus are then cluster-wide; unset, they stay in process.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel (several deployments, or tests, may share one Redis).
-    #[arg(long, env = "JANUA_REDIS_PREFIX", default_value = "janua:")]
+    #[arg(long, global = true, env = "JANUA_REDIS_PREFIX", default_value = "janua:")]
     pub redis_prefix: String,
     /// Bearer token that `/metrics` and `/api/v1/health/detailed` require (`Authorization: Bearer
     /// …`); unset, they are open to anyone who reaches the address (bind it to a private network).
-    #[arg(long, env = "JANUA_METRICS_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "JANUA_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     /// Log format.
-    #[arg(long, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, env = "JANUA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 

@@ -3,10 +3,6 @@
 
 pub mod app;
 pub mod bench;
-pub mod bench_directory;
-pub mod bench_mfa;
-pub mod bench_subscriptions;
-pub mod bench_webhooks;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -1,4 +1,3 @@
-use clap::Parser;
 use janua::cli::{AdminAction, Cli, Command, KeysAction};
 use janua::config::LogFormat;
 
@@ -14,7 +13,7 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => janua::app::App::build(cli.config).await?.run().await,
@@ -33,8 +32,12 @@ async fn main() -> anyhow::Result<()> {
             let c = cli.config;
             let db = janua::storage::connect(&c.database_url, None).await?;
             janua::storage::migrate(&db).await?;
-            let master =
-                janua::security::secrets::MasterKey::load(c.master_key.as_deref(), &c.master_key_file)?;
+            let master = janua::security::master_key::open_master_key(
+                &db,
+                c.master_key.as_deref(),
+                &c.master_key_file,
+            )
+            .await?;
             let kid = janua::security::tokens::KeyStore::rotate(&db, &master, c.access_token_ttl).await?;
             println!("new signing key {kid}; previous keys stay published until their last token expires");
             Ok(())

@@ -11,6 +11,7 @@ pub mod outbox_event;
 pub mod passkey;
 pub mod refresh_token;
 pub mod session;
+pub mod setting;
 pub mod signing_key;
 pub mod user;
 pub mod webhook_attempt;

@@ -7,6 +7,7 @@ mod m20261128_100000_create_mfa_and_passkeys;
 mod m20261128_200000_create_webhooks;
 mod m20261128_300000_create_organizations_and_api_keys;
 mod m20261201_000000_add_session_authenticated_at;
+mod m20261201_000001_create_settings;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_200000_create_webhooks::Migration),
             Box::new(m20261128_300000_create_organizations_and_api_keys::Migration),
             Box::new(m20261201_000000_add_session_authenticated_at::Migration),
+            Box::new(m20261201_000001_create_settings::Migration),
         ]
     }
 }

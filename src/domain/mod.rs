@@ -4,9 +4,11 @@ pub mod bounds;
 mod events;
 pub mod keyset;
 pub mod page;
+mod states;
 pub mod webhooks;
 
 pub use events::{EVENT_NAMES, EventType, SessionEventKind};
+pub use states::{AuthMethod, OrgRole, UserStatus};
 
 use std::fmt;
 

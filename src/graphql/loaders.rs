@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use entities::user;
 
+use crate::domain::OrgRole;
 use crate::error::AppError;
 use crate::services::orgs;
 use crate::services::users::UserView;
@@ -55,8 +56,12 @@ impl Loaders {
     pub async fn prime_organizations(&self, orgs: &[Uuid], owners: bool) -> Result<(), AppError> {
         let members = self.members.load_many(orgs.iter().copied()).await?;
         if owners {
-            let ids: Vec<Uuid> =
-                members.values().flatten().filter(|(_, role)| role == "owner").map(|(u, _)| *u).collect();
+            let ids: Vec<Uuid> = members
+                .values()
+                .flatten()
+                .filter(|(_, role)| OrgRole::Owner.is(role))
+                .map(|(u, _)| *u)
+                .collect();
             self.users.load_many(ids).await?;
         }
         Ok(())

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::loaders::Loaders;
 use super::parts;
 use super::types::{ActionPayload, Conn, User, connection};
+use crate::domain::OrgRole;
 use crate::domain::keyset::ListRequest;
 use crate::domain::parse_id;
 use crate::error::AppError;
@@ -59,7 +60,8 @@ impl Organization {
     async fn owners(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let l = loaders(ctx)?;
         let members = l.members.load_one(self.uuid).await?.unwrap_or_default();
-        let ids: Vec<Uuid> = members.into_iter().filter(|(_, r)| r == "owner").map(|(u, _)| u).collect();
+        let ids: Vec<Uuid> =
+            members.into_iter().filter(|(_, r)| OrgRole::Owner.is(r)).map(|(u, _)| u).collect();
         let users = l.users.load_many(ids.clone()).await.map_err(|e: AppError| e)?;
         Ok(ids.iter().filter_map(|id| users.get(id).cloned().map(User::from)).collect())
     }
@@ -226,7 +228,7 @@ impl OrgsMutation {
             }
         };
         let org = parse_id("organization_id", &organization_id)?;
-        let role = input.role.unwrap_or_else(|| "member".into());
+        let role = input.role.unwrap_or_else(|| OrgRole::Member.as_str().into());
         Ok(orgs::add_member(state, rc, org, who, &role).await?.into())
     }
 

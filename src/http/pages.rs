@@ -1,10 +1,58 @@
-//! GraphiQL and the API docs, with their JavaScript and CSS shipped inside the binary.
+//! The home page, GraphiQL and the API docs, with their JavaScript and CSS shipped inside the
+//! binary (they work offline: no CDN).
 
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-/// The GraphiQL playground, wired to `/graphql` and `/graphql/ws`.
+/// The pages a browser can open, as (path, title, what it is): the home page links them, and
+/// `App::run` prints them at start.
+pub const PAGES: [(&str, &str, &str); 4] = [
+    ("/graphql", "GraphiQL", "the GraphQL playground (queries, mutations, subscriptions)"),
+    ("/docs", "API docs", "the REST reference, from /openapi.json"),
+    ("/health", "Health", "liveness, as JSON"),
+    ("/.well-known/jwks.json", "JWKS", "the public keys that verify access tokens"),
+];
+
+/// The home page (`GET /`) for browsers: what Janua is and where to go.
+pub fn home_html() -> String {
+    let items: String = PAGES
+        .iter()
+        .map(|(path, title, what)| {
+            format!("<li><a href=\"{path}\">{title}</a> <code>{path}</code> — {what}</li>\n")
+        })
+        .collect();
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8"><title>Janua</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}code{{font-size:.9em}}</style>
+</head>
+<body>
+<h1>Janua</h1>
+<p>An identity server: GraphQL at <code>/graphql</code> (WebSocket subscriptions at <code>/graphql/ws</code>),
+REST at <code>/api/v1</code>.</p>
+<ul>
+{items}</ul>
+<p>Start in GraphiQL: its example signs up, signs in and asks <code>me</code>; put the access token in its
+Headers pane as <code>{{"Authorization": "Bearer &lt;accessToken&gt;"}}</code>.</p>
+</body>
+</html>
+"#
+    )
+}
+
+/// `GET /`: the home page, unless the client asks for JSON only (then the usual 404 envelope,
+/// from `not_found`: there is no JSON resource at `/`).
+pub fn wants_home_page(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    !accept.contains("application/json") || accept.contains("text/html")
+}
+
+/// The GraphiQL playground, wired to `/graphql` and `/graphql/ws`, opening on an example
+/// document (sign-up, sign-in, `me`) that says how to set the `Authorization` header.
 pub const GRAPHIQL_HTML: &str = r#"<!doctype html>
 <html lang="en">
 <head>
@@ -15,6 +63,37 @@ pub const GRAPHIQL_HTML: &str = r#"<!doctype html>
 </head>
 <body>
 <div id="graphiql">Loading…</div>
+<script type="text/plain" id="example">
+# Welcome to Janua's GraphQL API.
+#
+# 1. Run "Signup" (or "Signin" when the account exists): press the run button
+#    and pick the operation.
+# 2. Copy "accessToken" from the answer.
+# 3. In the Headers pane below, write (and keep) the header:
+#      {"Authorization": "Bearer <accessToken>"}
+# 4. Run "Me". Subscriptions (over /graphql/ws) take the same header.
+#
+# The Docs button (top left) lists every field.
+
+mutation Signup {
+  signup(input: {email: "ada@example.com", password: "a long passphrase 2026", name: "Ada"}) {
+    user { id email }
+    tokens { accessToken refreshToken expiresIn }
+  }
+}
+
+mutation Signin {
+  signin(input: {email: "ada@example.com", password: "a long passphrase 2026"}) {
+    mfaRequired
+    mfaToken
+    tokens { accessToken refreshToken expiresIn }
+  }
+}
+
+query Me {
+  me { id email name emailVerified createdAt }
+}
+</script>
 <script src="/assets/react.production.min.js"></script>
 <script src="/assets/react-dom.production.min.js"></script>
 <script src="/assets/graphiql.min.js"></script>
@@ -25,7 +104,11 @@ pub const GRAPHIQL_HTML: &str = r#"<!doctype html>
     subscriptionUrl: wsProto + '//' + location.host + '/graphql/ws',
   });
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true }),
+    React.createElement(GraphiQL, {
+      fetcher,
+      defaultQuery: document.getElementById('example').textContent.trim() + '\n',
+      defaultEditorToolsVisibility: 'headers',
+    }),
   );
 </script>
 </body>

@@ -30,7 +30,7 @@ fn query_param(r: &RestRoute, name: &str) -> (Value, String) {
             (json!({"type": "string", "enum": values}), "`field:asc|desc` (`:asc` when omitted)".into())
         }
         "status" => (
-            json!({"type": "string", "enum": ["active", "suspended", "deleted"]}),
+            json!({"type": "string", "enum": crate::domain::UserStatus::ALL.map(|s| s.as_str())}),
             "Only users of this status (deleted users are listed only when asked for)".into(),
         ),
         "search" => (

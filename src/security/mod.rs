@@ -1,5 +1,6 @@
 //! Secrets, password hashing, signing keys and tokens, TOTP and backup codes, rate limiting.
 
+pub mod master_key;
 pub mod passwords;
 pub mod rate_limit;
 pub mod secrets;

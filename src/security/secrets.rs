@@ -22,21 +22,6 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// From `JANUA_MASTER_KEY` (base64) when given, else from `file`, which is created (mode 0600)
-    /// with a fresh random key when it does not exist.
-    pub fn load(value: Option<&str>, file: &Path) -> anyhow::Result<Self> {
-        if let Some(v) = value {
-            return Self::from_base64(v.trim());
-        }
-        if file.exists() {
-            return Self::from_base64(std::fs::read_to_string(file)?.trim());
-        }
-        let key = Self::generate();
-        write_private(file, &STANDARD.encode(key.0))?;
-        tracing::warn!(path = %file.display(), "created a new master key; back it up, it seals the signing keys");
-        Ok(key)
-    }
-
     /// A fresh random key.
     pub fn generate() -> Self {
         let mut k = [0u8; 32];
@@ -84,6 +69,14 @@ impl MasterKey {
         hex(&mac.finalize().into_bytes())
     }
 
+    /// A short public name of the key (16 hex digits): a keyed hash under a key derived from it
+    /// for a fixed label, so it tells keys apart without revealing anything about the key.
+    pub fn fingerprint(&self) -> String {
+        let mut h = self.keyed_hash("master-key-fingerprint", b"janua master key");
+        h.truncate(16);
+        h
+    }
+
     /// Opens what [`MasterKey::seal`] produced; fails when the key is wrong or the data was altered.
     pub fn open(&self, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
         anyhow::ensure!(sealed.len() > 24, "sealed data too short");
@@ -94,7 +87,8 @@ impl MasterKey {
     }
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+/// Writes `content` to a new file readable by its owner only (fails when the file exists).
+pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -154,6 +148,16 @@ mod tests {
         sealed[last] ^= 1;
         assert!(k.open(&sealed).is_err());
         assert!(MasterKey::generate().open(&k.seal(b"x")).is_err());
+    }
+
+    #[test]
+    fn fingerprints_tell_keys_apart_and_are_stable() {
+        let k = MasterKey::generate();
+        let again = MasterKey::from_base64(&k.to_base64()).unwrap();
+        assert_eq!(k.fingerprint(), again.fingerprint());
+        assert_eq!(k.fingerprint().len(), 16);
+        assert!(k.fingerprint().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(k.fingerprint(), MasterKey::generate().fingerprint());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use entities::{audit_log, mfa_factor, org_member, organization, passkey, session
 
 use crate::context::RequestContext;
 use crate::domain::EventType;
+use crate::domain::UserStatus;
 use crate::domain::bounds::{self, MAX_FILTER_CHARS, check_len};
 use crate::domain::keyset::{Keyset, ListRequest, decode_uuid, like_escape};
 use crate::domain::page::Page;
@@ -259,7 +260,7 @@ pub async fn analytics(
     authorize_and_record(state, ctx, "analytics", serde_json::json!({"from": from, "to": to})).await?;
     let db = &state.db;
     let now = Utc::now();
-    let live = user::Column::Status.ne("deleted");
+    let live = user::Column::Status.ne(UserStatus::Deleted.as_str());
     let users = || user::Entity::find().filter(live.clone());
     let since = |d: i64| now - Duration::days(d);
     let action = |a: EventType, d: DateTime<Utc>| {

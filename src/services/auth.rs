@@ -9,6 +9,7 @@ use uuid::Uuid;
 use entities::{refresh_token, session, user};
 
 use crate::context::{RequestContext, UserActor};
+use crate::domain::{AuthMethod, UserStatus};
 use crate::domain::{Email, EventType, Password, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
@@ -93,7 +94,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         avatar_url: Set(None),
         locale: Set(locale),
         metadata: Set(None),
-        status: Set("active".into()),
+        status: Set(UserStatus::Active.as_str().into()),
         is_admin: Set(false),
         email_verified: Set(false),
         last_signin_at: Set(Some(now)),
@@ -115,7 +116,8 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
     })
     .await?;
-    let tokens = sessions::open_session(&mut w, state, ctx, u.id, &u.email, "password").await?;
+    let tokens =
+        sessions::open_session(&mut w, state, ctx, u.id, &u.email, AuthMethod::Password.as_str()).await?;
     w.commit().await?;
     Ok(Authenticated { user: u.into(), tokens })
 }
@@ -168,7 +170,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(invalid());
     }
     let u = user::Entity::find_by_id(s.user_id).one(&state.db).await?.ok_or_else(invalid)?;
-    if u.status != "active" {
+    if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
     let successor = sessions::successor_token(state, token);

@@ -5,45 +5,83 @@
 //! existence leak); one who sees it but may not change it gets `INSUFFICIENT_PERMISSIONS`;
 //! administrator-only areas answer `FORBIDDEN`; anonymous callers `AUTHENTICATION_REQUIRED`.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use entities::{org_member, user};
 
 use crate::context::{Actor, RequestContext};
+use crate::domain::UserStatus;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::AppState;
 
-/// Roles in an organization, weakest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum OrgRole {
-    Viewer,
-    Member,
-    Admin,
-    Owner,
+pub use crate::domain::OrgRole;
+
+/// Organizations where `user` holds an administering role (owner or admin): the only source
+/// of an organization admin's view of people, sessions and audit events.
+pub async fn administered_orgs(db: &impl sea_orm::ConnectionTrait, user: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(user))
+        .filter(org_member::Column::Role.is_in(OrgRole::ADMINISTERING.map(OrgRole::as_str)))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?)
 }
 
-impl OrgRole {
-    /// Parses `owner`, `admin`, `member` or `viewer`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "owner" => Some(Self::Owner),
-            "admin" => Some(Self::Admin),
-            "member" => Some(Self::Member),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
+/// The users a caller may list: `None` for all (administrators, administrator keys), else the
+/// organizations whose members it sees (those it administers, or the key's organization).
+pub async fn user_list_scope(
+    db: &impl sea_orm::ConnectionTrait,
+    p: &Principal,
+) -> AppResult<Option<Vec<Uuid>>> {
+    match p {
+        _ if p.is_admin() => Ok(None),
+        Principal::User { id, .. } => {
+            let orgs = administered_orgs(db, *id).await?;
+            if orgs.is_empty() {
+                return Err(ErrorCode::Forbidden.into());
+            }
+            Ok(Some(orgs))
         }
+        Principal::ApiKey { organization_id: Some(org), .. } => Ok(Some(vec![*org])),
+        Principal::ApiKey { .. } => Ok(None),
+        Principal::Anonymous(c) => Err((*c).into()),
     }
+}
 
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Admin => "admin",
-            Self::Member => "member",
-            Self::Viewer => "viewer",
+/// Facts the policy needs about the caller's view of user `target`: whether the caller
+/// administers an organization `target` belongs to, and whether an API key with `users:read`
+/// belongs to one (or is an administrator key).
+pub async fn user_visibility(
+    db: &impl sea_orm::ConnectionTrait,
+    p: &Principal,
+    target: Uuid,
+) -> AppResult<(bool, bool)> {
+    let target_orgs: Vec<Uuid> = org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(target))
+        .select_only()
+        .column(org_member::Column::OrganizationId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let via_org_admin = match p.user_id() {
+        Some(me) if !target_orgs.is_empty() => {
+            let mine = administered_orgs(db, me).await?;
+            target_orgs.iter().any(|o| mine.contains(o))
         }
-    }
+        _ => false,
+    };
+    // A key sees the users of its organization only with `users:read`.
+    let in_key_org = match p {
+        Principal::ApiKey { organization_id: Some(org), scopes, .. } => {
+            target_orgs.contains(org) && scopes.contains(&Scope::UsersRead)
+        }
+        Principal::ApiKey { organization_id: None, scopes, .. } => scopes.contains(&Scope::UsersRead),
+        _ => false,
+    };
+    Ok((via_org_admin, in_key_org))
 }
 
 /// What an API key may be used for.
@@ -292,7 +330,7 @@ pub async fn principal(state: &AppState, ctx: &RequestContext) -> AppResult<Prin
         Actor::User(u) => {
             let row =
                 user::Entity::find_by_id(u.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
-            if row.status != "active" {
+            if !UserStatus::Active.is(&row.status) {
                 return Err(ErrorCode::AccountDisabled.into());
             }
             Ok(Principal::User { id: row.id, is_admin: row.is_admin })

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use entities::user;
 
 use crate::context::RequestContext;
+use crate::domain::UserStatus;
 use crate::domain::{Email, EventType, Password};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::Change;
@@ -44,7 +45,7 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
                 avatar_url: Set(None),
                 locale: Set(None),
                 metadata: Set(None),
-                status: Set("active".into()),
+                status: Set(UserStatus::Active.as_str().into()),
                 is_admin: Set(true),
                 email_verified: Set(true),
                 last_signin_at: Set(None),
@@ -97,7 +98,9 @@ pub async fn seed_users_into(db: &sea_orm::DatabaseConnection, n: u64) -> AppRes
                     avatar_url: Set(None),
                     locale: Set(None),
                     metadata: Set(None),
-                    status: Set(if i % 50 == 0 { "suspended" } else { "active" }.into()),
+                    status: Set(if i % 50 == 0 { UserStatus::Suspended } else { UserStatus::Active }
+                        .as_str()
+                        .into()),
                     is_admin: Set(false),
                     email_verified: Set(i % 3 == 0),
                     last_signin_at: Set(None),

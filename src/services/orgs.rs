@@ -11,6 +11,7 @@ use uuid::Uuid;
 use entities::{org_member, organization, user};
 
 use crate::context::RequestContext;
+use crate::domain::UserStatus;
 use crate::domain::keyset::{
     Keyset, ListRequest, SortSpec, decode_string, decode_time, decode_uuid, like_pattern, time_value,
 };
@@ -414,7 +415,7 @@ pub(crate) async fn owner_count(db: &impl ConnectionTrait, org: Uuid) -> AppResu
     organization::Entity::find_by_id(org).lock_exclusive().one(db).await?;
     Ok(org_member::Entity::find()
         .filter(org_member::Column::OrganizationId.eq(org))
-        .filter(org_member::Column::Role.eq("owner"))
+        .filter(org_member::Column::Role.eq(OrgRole::Owner.as_str()))
         .count(db)
         .await?)
 }
@@ -455,7 +456,7 @@ pub async fn add_member(
             user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(&state.db).await?
         }
     }
-    .filter(|u| u.status != "deleted")
+    .filter(|u| !UserStatus::Deleted.is(&u.status))
     .ok_or(ErrorCode::NotFound)?;
     let mut w = Write::begin(state, ctx).await?;
     if member_row(w.tx(), org_id, target.id).await?.is_some() {
@@ -503,13 +504,17 @@ pub async fn update_member_role(
     let caller_role = authz::role_in(state, &p, org_id).await?;
     let mut w = Write::begin(state, ctx).await?;
     let current = member_row(w.tx(), org_id, user_id).await?;
-    let touches_owner = new_role == OrgRole::Owner || current.as_ref().is_some_and(|m| m.role == "owner");
+    let touches_owner =
+        new_role == OrgRole::Owner || current.as_ref().is_some_and(|m| OrgRole::Owner.is(&m.role));
     authz::authorize(
         &p,
         &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self: false },
     )?;
     let current = current.ok_or(ErrorCode::NotFound)?;
-    if current.role == "owner" && new_role != OrgRole::Owner && owner_count(w.tx(), org_id).await? <= 1 {
+    if OrgRole::Owner.is(&current.role)
+        && new_role != OrgRole::Owner
+        && owner_count(w.tx(), org_id).await? <= 1
+    {
         return Err(last_owner());
     }
     let old = current.role.clone();
@@ -542,10 +547,10 @@ pub async fn remove_member(
     let mut w = Write::begin(state, ctx).await?;
     let current = member_row(w.tx(), org_id, user_id).await?;
     let is_self = p.user_id() == Some(user_id);
-    let touches_owner = current.as_ref().is_some_and(|m| m.role == "owner") && !is_self;
+    let touches_owner = current.as_ref().is_some_and(|m| OrgRole::Owner.is(&m.role)) && !is_self;
     authz::authorize(&p, &Action::ManageMembers { org: org_id, role: caller_role, touches_owner, is_self })?;
     let current = current.ok_or(ErrorCode::NotFound)?;
-    if current.role == "owner" && owner_count(w.tx(), org_id).await? <= 1 {
+    if OrgRole::Owner.is(&current.role) && owner_count(w.tx(), org_id).await? <= 1 {
         return Err(last_owner());
     }
     org_member::Entity::delete_by_id(current.id).exec(w.tx()).await?;

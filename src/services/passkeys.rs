@@ -126,14 +126,37 @@ fn to_json(v: &impl Serialize) -> AppResult<serde_json::Value> {
     serde_json::to_value(v).map_err(AppError::internal)
 }
 
-fn webauthn_error(e: WebauthnError) -> AppError {
+/// Maps a refused ceremony to our codes. Refusals an operator can fix (origin, RP id) or must
+/// know of (a counter that went back) are logged at `warn` with the origin the browser reported
+/// (public, from `clientDataJSON`); never the challenge, the credential or any key material.
+fn webauthn_error(e: WebauthnError, ceremony: &'static str, client_data_json: &[u8]) -> AppError {
+    let origin = || {
+        serde_json::from_slice::<serde_json::Value>(client_data_json)
+            .ok()
+            .and_then(|v| v["origin"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "(unreadable)".to_owned())
+    };
     match e {
-        WebauthnError::CredentialPossibleCompromise => ErrorCode::PasskeyCloned.into(),
-        other => {
-            tracing::debug!(error = ?other, "passkey response refused");
-            ErrorCode::PasskeyVerificationFailed.into()
+        WebauthnError::CredentialPossibleCompromise => {
+            tracing::warn!(
+                ceremony,
+                "passkey refused: its signature counter did not advance (a cloned authenticator?)"
+            );
+            return ErrorCode::PasskeyCloned.into();
         }
+        WebauthnError::InvalidRPOrigin | WebauthnError::CredentialCrossOrigin => tracing::warn!(
+            ceremony,
+            origin = %origin(),
+            "passkey refused: the browser's origin is not allowed (JANUA_WEBAUTHN_ORIGINS)"
+        ),
+        WebauthnError::InvalidRPIDHash => tracing::warn!(
+            ceremony,
+            origin = %origin(),
+            "passkey refused: the authenticator signed for another relying party id (JANUA_WEBAUTHN_RP_ID)"
+        ),
+        other => tracing::debug!(ceremony, error = ?other, "passkey response refused"),
     }
+    ErrorCode::PasskeyVerificationFailed.into()
 }
 
 async fn passkeys_of(db: &impl sea_orm::ConnectionTrait, user_id: Uuid) -> AppResult<Vec<passkey::Model>> {
@@ -208,7 +231,10 @@ pub async fn register(
     if stored.user_id != actor.user_id {
         return Err(ErrorCode::PasskeyCeremonyInvalid.into());
     }
-    let pk = state.webauthn.finish_passkey_registration(&reg, &stored.state).map_err(webauthn_error)?;
+    let pk = state
+        .webauthn
+        .finish_passkey_registration(&reg, &stored.state)
+        .map_err(|e| webauthn_error(e, "registration", &reg.response.client_data_json))?;
     let cred: Credential = pk.clone().into();
     let transports = reg.response.transports.as_ref().map(to_json).transpose()?;
     let mut w = Write::begin(state, ctx).await?;
@@ -382,6 +408,7 @@ pub(crate) async fn record_use(txn: &impl sea_orm::ConnectionTrait, a: &Assertio
         update = update.filter(passkey::Column::SignCount.lt(a.counter));
     }
     if update.exec(txn).await?.rows_affected != 1 {
+        tracing::warn!(passkey = %a.passkey_id, counter = a.counter, "passkey refused: its signature counter is not above the stored one");
         return Err(ErrorCode::PasskeyCloned.into());
     }
     Ok(())
@@ -403,8 +430,10 @@ fn check_assertion(
             state.webauthn.finish_passkey_authentication(assertion, &st)
         }
         AuthenticationState::Discoverable { state: st } => {
-            let (user_handle, _) =
-                state.webauthn.identify_discoverable_authentication(assertion).map_err(webauthn_error)?;
+            let (user_handle, _) = state
+                .webauthn
+                .identify_discoverable_authentication(assertion)
+                .map_err(|e| webauthn_error(e, "authentication", &assertion.response.client_data_json))?;
             if user_handle != row.user_id {
                 return Err(ErrorCode::PasskeyVerificationFailed.into());
             }
@@ -412,7 +441,7 @@ fn check_assertion(
             state.webauthn.finish_discoverable_authentication_v2(assertion, st, &cred)
         }
     }
-    .map_err(webauthn_error)
+    .map_err(|e| webauthn_error(e, "authentication", &assertion.response.client_data_json))
 }
 
 fn passkey_locked(until: DateTime<Utc>) -> AppError {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use entities::user;
 
 use crate::context::RequestContext;
+use crate::domain::{AuthMethod, UserStatus};
 use crate::domain::{Email, EventType, Password};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::sha256_hex;
@@ -65,7 +66,7 @@ pub async fn sign_in(
         return Err(failed_sign_in(state, ctx, &email, attempt.locks_on_failure()).await);
     };
     attempt.succeeded(state).await;
-    if u.status != "active" {
+    if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
     if mfa::is_enabled(&state.db, u.id).await? {
@@ -76,8 +77,16 @@ pub async fn sign_in(
         return Ok(SignInOutcome::MfaRequired(mfa_token::issue(state, &u, rehash).await?));
     }
     let mut w = Write::begin(state, ctx).await?;
-    let out =
-        complete_sign_in(&mut w, state, ctx, u, "password", serde_json::json!({}), verified.rehash).await?;
+    let out = complete_sign_in(
+        &mut w,
+        state,
+        ctx,
+        u,
+        AuthMethod::Password.as_str(),
+        serde_json::json!({}),
+        verified.rehash,
+    )
+    .await?;
     w.commit().await?;
     Ok(SignInOutcome::Authenticated(Box::new(out)))
 }
@@ -143,17 +152,27 @@ pub async fn with_passkey(
     let mut w = Write::begin(state, ctx).await?;
     passkeys::record_use(w.tx(), &assertion).await?;
     let out = match ticket {
-        Some(t) => finish_second_factor(&mut w, state, ctx, assertion.user_id, "passkey", t.rehash).await?,
+        Some(t) => {
+            finish_second_factor(
+                &mut w,
+                state,
+                ctx,
+                assertion.user_id,
+                AuthMethod::Passkey.as_str(),
+                t.rehash,
+            )
+            .await?
+        }
         None => {
             let u = user::Entity::find_by_id(assertion.user_id)
                 .one(w.tx())
                 .await?
                 .ok_or(ErrorCode::PasskeyVerificationFailed)?;
-            if u.status != "active" {
+            if !UserStatus::Active.is(&u.status) {
                 return Err(ErrorCode::AccountDisabled.into());
             }
             let detail = serde_json::json!({"passkey_id": assertion.passkey_id});
-            complete_sign_in(&mut w, state, ctx, u, "passkey", detail, None).await?
+            complete_sign_in(&mut w, state, ctx, u, AuthMethod::Passkey.as_str(), detail, None).await?
         }
     };
     w.commit().await?;
@@ -171,13 +190,13 @@ async fn finish_second_factor(
     rehash: Option<PendingRehash>,
 ) -> AppResult<Authenticated> {
     let u = user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
-    if u.status != "active" {
+    if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
     let current = sha256_hex(u.password_hash.as_deref().unwrap_or_default());
     let rehash = rehash.filter(|r| r.replaces == current).map(|r| r.hash);
     let detail = serde_json::json!({"factor": factor});
-    complete_sign_in(w, state, ctx, u, "password+mfa", detail, rehash).await
+    complete_sign_in(w, state, ctx, u, AuthMethod::PasswordMfa.as_str(), detail, rehash).await
 }
 
 /// The end of every successful sign-in (password, password + second factor, passkey): records

@@ -12,6 +12,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use crate::context::UserActor;
+use crate::domain::UserStatus;
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::events::{self, BusEvent};
 use crate::state::AppState;
@@ -271,24 +272,10 @@ impl Cursor {
     }
 }
 
-/// Organizations where `user` is an owner or admin.
-async fn administered_orgs(state: &AppState, user: Uuid) -> AppResult<Vec<Uuid>> {
-    use entities::org_member;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-    Ok(org_member::Entity::find()
-        .filter(org_member::Column::UserId.eq(user))
-        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
-        .select_only()
-        .column(org_member::Column::OrganizationId)
-        .into_tuple()
-        .all(&state.db)
-        .await?)
-}
-
 async fn sessions_scope(state: &AppState, actor: &UserActor) -> AppResult<Scope> {
     use entities::org_member;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-    let orgs = administered_orgs(state, actor.user_id).await?;
+    let orgs = crate::services::authz::administered_orgs(&state.db, actor.user_id).await?;
     let mut users: std::collections::HashSet<Uuid> = if orgs.is_empty() {
         Default::default()
     } else {
@@ -311,14 +298,14 @@ async fn audit_scope(state: &AppState, actor: &UserActor, filter: AuditStreamFil
     use entities::user;
     use sea_orm::EntityTrait;
     let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
-    if u.status != "active" {
+    if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
     let p = Principal::User { id: u.id, is_admin: u.is_admin };
     if p.is_admin() {
         return Ok(Scope::Audit { all: true, orgs: Vec::new(), filter });
     }
-    let orgs = administered_orgs(state, u.id).await?;
+    let orgs = crate::services::authz::administered_orgs(&state.db, u.id).await?;
     match filter.organization_id {
         Some(org) => {
             let role = authz::role_in(state, &p, org).await?;

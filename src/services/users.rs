@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
@@ -16,6 +15,7 @@ use crate::domain::keyset::{
 };
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
+use crate::domain::{OrgRole, UserStatus};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::services::audit::Change;
 use crate::services::authz::{self, Action, Principal};
@@ -130,10 +130,10 @@ pub async fn page_users(
     if sort.field == "name" {
         base = base.filter(user::Column::Name.is_not_null());
     }
-    match filter.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(s @ ("active" | "suspended" | "deleted")) => base = base.filter(user::Column::Status.eq(s)),
-        Some(_) => return Err(AppError::field("status", FieldIssue::InvalidFormat)),
-        None => base = base.filter(user::Column::Status.ne("deleted")),
+    match filter.status.as_deref().filter(|s| !s.is_empty()).map(UserStatus::parse) {
+        Some(Some(s)) => base = base.filter(user::Column::Status.eq(s.as_str())),
+        Some(None) => return Err(AppError::field("status", FieldIssue::InvalidFormat)),
+        None => base = base.filter(user::Column::Status.ne(UserStatus::Deleted.as_str())),
     }
     if let Some(orgs) = only_orgs {
         base = base.filter(
@@ -159,18 +159,6 @@ pub async fn page_users(
     user_keyset(&sort).page(db, counts, base, req).await
 }
 
-/// Organizations where `user` is at least an admin.
-async fn administered_orgs(db: &impl ConnectionTrait, user_id: Uuid) -> AppResult<Vec<Uuid>> {
-    Ok(org_member::Entity::find()
-        .filter(org_member::Column::UserId.eq(user_id))
-        .filter(org_member::Column::Role.is_in(["owner", "admin"]))
-        .select_only()
-        .column(org_member::Column::OrganizationId)
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?)
-}
-
 /// Users the caller may list: all for administrators, else members of the organizations the
 /// caller administers (or of the API key's organization).
 pub async fn list_users(
@@ -181,59 +169,20 @@ pub async fn list_users(
 ) -> AppResult<Page<UserView>> {
     let p = authz::principal(state, ctx).await?;
     authz::authorize(&p, &Action::ListUsers)?;
-    let scope = match &p {
-        _ if p.is_admin() => None,
-        Principal::User { id, .. } => {
-            let orgs = administered_orgs(&state.db, *id).await?;
-            if orgs.is_empty() {
-                return Err(ErrorCode::Forbidden.into());
-            }
-            Some(orgs)
-        }
-        Principal::ApiKey { organization_id: Some(org), .. } => Some(vec![*org]),
-        Principal::ApiKey { .. } => None,
-        Principal::Anonymous(c) => return Err((*c).into()),
-    };
+    let scope = authz::user_list_scope(&state.db, &p).await?;
     Ok(crate::services::orgs::map_page(
         page_users(&state.db, &state.counts, scope, filter, req).await?,
         UserView::from,
     ))
 }
 
-/// Facts the policy needs about the caller's view of `target`.
-async fn visibility(state: &AppState, p: &Principal, target: Uuid) -> AppResult<(bool, bool)> {
-    let target_orgs: Vec<Uuid> = org_member::Entity::find()
-        .filter(org_member::Column::UserId.eq(target))
-        .select_only()
-        .column(org_member::Column::OrganizationId)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    let via_org_admin = match p.user_id() {
-        Some(me) if !target_orgs.is_empty() => {
-            let mine = administered_orgs(&state.db, me).await?;
-            target_orgs.iter().any(|o| mine.contains(o))
-        }
-        _ => false,
-    };
-    // A key sees the users of its organization only with `users:read`.
-    let in_key_org = match p {
-        Principal::ApiKey { organization_id: Some(org), scopes, .. } => {
-            target_orgs.contains(org) && scopes.contains(&authz::Scope::UsersRead)
-        }
-        Principal::ApiKey { organization_id: None, scopes, .. } => scopes.contains(&authz::Scope::UsersRead),
-        _ => false,
-    };
-    Ok((via_org_admin, in_key_org))
-}
-
 async fn readable_user(state: &AppState, p: &Principal, id: Uuid) -> AppResult<user::Model> {
-    let (via_org_admin, in_key_org) = visibility(state, p, id).await?;
+    let (via_org_admin, in_key_org) = authz::user_visibility(&state.db, p, id).await?;
     authz::authorize(p, &Action::ReadUser { user: id, via_org_admin, in_key_org })?;
     user::Entity::find_by_id(id)
         .one(&state.db)
         .await?
-        .filter(|u| u.status != "deleted" || p.is_admin())
+        .filter(|u| !UserStatus::Deleted.is(&u.status) || p.is_admin())
         .ok_or_else(|| ErrorCode::NotFound.into())
 }
 
@@ -278,13 +227,13 @@ pub async fn update_user(
 ) -> AppResult<UserView> {
     let p = authz::principal(state, ctx).await?;
     let privileged = patch.status.is_some() || patch.is_admin.is_some() || patch.email_verified.is_some();
-    let (via_org_admin, in_key_org) = visibility(state, &p, id).await?;
+    let (via_org_admin, in_key_org) = authz::user_visibility(&state.db, &p, id).await?;
     let visible = via_org_admin || in_key_org;
     authz::authorize(&p, &Action::UpdateUser { user: id, privileged, visible })?;
     let current = user::Entity::find_by_id(id)
         .one(&state.db)
         .await?
-        .filter(|u| u.status != "deleted")
+        .filter(|u| !UserStatus::Deleted.is(&u.status))
         .ok_or(ErrorCode::NotFound)?;
     let mut am: user::ActiveModel = current.clone().into();
     let mut changed = Vec::new();
@@ -322,10 +271,10 @@ pub async fn update_user(
     }
     let mut suspend = false;
     if let Some(s) = patch.status {
-        match s.as_str() {
-            "active" | "suspended" => {
-                suspend = s == "suspended" && current.status != "suspended";
-                am.status = Set(s);
+        match UserStatus::parse(&s) {
+            Some(status @ (UserStatus::Active | UserStatus::Suspended)) => {
+                suspend = status == UserStatus::Suspended && !UserStatus::Suspended.is(&current.status);
+                am.status = Set(status.as_str().into());
                 changed.push("status");
             }
             _ => return Err(AppError::field("status", FieldIssue::InvalidFormat)),
@@ -380,7 +329,7 @@ async fn revoke_all(w: &mut Write<'_>, user_id: Uuid, reason: &str) -> AppResult
 /// recent authentication (`REAUTH_REQUIRED`).
 pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<()> {
     let p = authz::principal(state, ctx).await?;
-    let (via_org_admin, in_key_org) = visibility(state, &p, id).await?;
+    let (via_org_admin, in_key_org) = authz::user_visibility(&state.db, &p, id).await?;
     authz::authorize(&p, &Action::DeleteUser { user: id, visible: via_org_admin || in_key_org })?;
     if p.user_id() == Some(id) {
         crate::services::sessions::require_recent_auth(state, ctx).await?;
@@ -389,12 +338,12 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     let current = user::Entity::find_by_id(id)
         .one(w.tx())
         .await?
-        .filter(|u| u.status != "deleted")
+        .filter(|u| !UserStatus::Deleted.is(&u.status))
         .ok_or(ErrorCode::NotFound)?;
     // Organizations are locked in one order, so two deletions over the same ones cannot deadlock.
     let owned: Vec<org_member::Model> = org_member::Entity::find()
         .filter(org_member::Column::UserId.eq(id))
-        .filter(org_member::Column::Role.eq("owner"))
+        .filter(org_member::Column::Role.eq(OrgRole::Owner.as_str()))
         .order_by_asc(org_member::Column::OrganizationId)
         .all(w.tx())
         .await?;
@@ -407,7 +356,7 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     }
     org_member::Entity::delete_many().filter(org_member::Column::UserId.eq(id)).exec(w.tx()).await?;
     let mut am: user::ActiveModel = current.clone().into();
-    am.status = Set("deleted".into());
+    am.status = Set(UserStatus::Deleted.as_str().into());
     am.email = Set(format!("deleted+{}@deleted.invalid", id.simple()));
     am.password_hash = Set(None);
     am.name = Set(None);

@@ -13,6 +13,7 @@ mod hostile_input;
 mod layering;
 mod memberships;
 mod mfa;
+mod operator;
 mod passkeys;
 mod platform;
 mod redis;

@@ -5,15 +5,19 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, QuerySelect};
-use serde_json::Value;
-
 use entities::user;
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, QuerySelect};
+
+use super::client::signin;
+use super::stats::{elapsed_ms, percentile, sorted};
 
 use crate::app::App;
 use crate::config::Config;
 use crate::domain::keyset::{encode_cursor, time_value};
 use crate::security::secrets::MasterKey;
+
+const ADMIN: &str = "bench-admin@example.com";
+const ADMIN_PASSWORD: &str = "bench admin passphrase";
 
 /// Latencies of one list size.
 pub struct SizeFigures {
@@ -25,6 +29,7 @@ pub struct SizeFigures {
     pub analytics_ms: f64,
 }
 
+/// The median latency of `n` authenticated GETs of `url`.
 async fn p50(client: &reqwest::Client, url: &str, token: &str, n: usize) -> anyhow::Result<f64> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
@@ -32,10 +37,9 @@ async fn p50(client: &reqwest::Client, url: &str, token: &str, n: usize) -> anyh
         let r = client.get(url).bearer_auth(token).send().await?;
         anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
         r.bytes().await?;
-        v.push(t.elapsed().as_secs_f64() * 1000.0);
+        v.push(elapsed_ms(t));
     }
-    v.sort_by(|a, b| a.total_cmp(b));
-    Ok(v[v.len() / 2])
+    Ok(percentile(&sorted(v), 0.5))
 }
 
 /// Seeds `users` users into a fresh database and measures.
@@ -72,7 +76,7 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
     } else {
         state.db.execute_unprepared("ANALYZE").await?;
     }
-    crate::services::bootstrap::create_admin(&state, "bench-admin@example.com", "bench admin passphrase")
+    crate::services::bootstrap::create_admin(&state, ADMIN, ADMIN_PASSWORD)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The row in the middle of the default order (created_at desc, id desc) gives the deep cursor.
@@ -88,14 +92,7 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
     let base = format!("http://{}", app.local_addr());
     let server = tokio::spawn(app.run());
     let client = reqwest::Client::new();
-    let signin: Value = client
-        .post(format!("{base}/api/v1/auth/signin"))
-        .json(&serde_json::json!({"email": "bench-admin@example.com", "password": "bench admin passphrase"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = signin["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
+    let token = signin(&client, &base, ADMIN, ADMIN_PASSWORD).await?.access;
     let users_url = format!("{base}/api/v1/admin/users?limit=20");
     let figures = SizeFigures {
         users,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use serde_json::json;
 use totp_rs::Totp;
 use webauthn_authenticator_rs::prelude::{Url, WebauthnAuthenticator};
 use webauthn_authenticator_rs::softtoken::SoftToken;
@@ -22,10 +22,12 @@ use webauthn_rs_proto::{
     PublicKeyCredentialRequestOptions, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 
-const PASSWORD: &str = "bench passphrase 2026";
 /// The WebAuthn origin the server accepts by default.
 const ORIGIN: &str = "http://localhost:8000";
 const CLIENTS: usize = 32;
+
+use super::client::{PASSWORD, post_api, signup};
+use super::stats::{elapsed_ms, percentile, sorted};
 
 /// A soft token that accepts the server's request for a resident credential (it stores
 /// nothing extra: the benchmark signs in by email, with the credential offered).
@@ -60,18 +62,6 @@ fn code(totp: &Totp, offset: i64) -> String {
     totp.generate((now + offset * 30) as u64).to_string()
 }
 
-async fn call(
-    client: &reqwest::Client,
-    base: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Value,
-) -> Option<Value> {
-    let url = format!("{base}/api/v1{path}");
-    let v = crate::bench::request(client, reqwest::Method::POST, &url, bearer, Some(&body)).await.ok()?;
-    Some(v["data"].clone())
-}
-
 /// A user with MFA on: (email, access token, authenticator app).
 async fn mfa_user(
     client: &reqwest::Client,
@@ -79,16 +69,13 @@ async fn mfa_user(
     email: String,
 ) -> anyhow::Result<(String, String, Totp)> {
     let fail = || anyhow::anyhow!("setting up {email} failed");
-    let d = call(client, base, "/auth/signup", None, json!({"email": email, "password": PASSWORD}))
-        .await
-        .ok_or_else(fail)?;
-    let at = d["tokens"]["access_token"].as_str().ok_or_else(fail)?.to_owned();
-    let d = call(client, base, "/mfa/setup", Some(&at), json!({})).await.ok_or_else(fail)?;
+    let at = signup(client, base, &email).await?.access;
+    let d = post_api(client, base, "/mfa/setup", Some(&at), json!({})).await.ok_or_else(fail)?;
     let totp = Totp::from_url(d["otpauth_uri"].as_str().ok_or_else(fail)?)?;
     // The previous step's code, so the current and next steps stay free for sign-ins.
-    let confirmed = call(client, base, "/mfa/verify", Some(&at), json!({"code": code(&totp, -1)})).await;
+    let confirmed = post_api(client, base, "/mfa/verify", Some(&at), json!({"code": code(&totp, -1)})).await;
     if confirmed.is_none() {
-        call(client, base, "/mfa/verify", Some(&at), json!({"code": code(&totp, 0)}))
+        post_api(client, base, "/mfa/verify", Some(&at), json!({"code": code(&totp, 0)}))
             .await
             .ok_or_else(fail)?;
     }
@@ -96,7 +83,8 @@ async fn mfa_user(
 }
 
 async fn mfa_token(client: &reqwest::Client, base: &str, email: &str) -> Option<String> {
-    let d = call(client, base, "/auth/signin", None, json!({"email": email, "password": PASSWORD})).await?;
+    let d =
+        post_api(client, base, "/auth/signin", None, json!({"email": email, "password": PASSWORD})).await?;
     d["mfa_token"].as_str().map(str::to_owned)
 }
 
@@ -123,9 +111,10 @@ async fn mfa_users(
     Ok(out)
 }
 
-fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(|a, b| a.total_cmp(b));
-    (crate::bench::percentile(&ms, 0.50), crate::bench::percentile(&ms, 0.99))
+/// p50 and p99 of `ms`.
+fn percentiles(ms: Vec<f64>) -> (f64, f64) {
+    let ms = sorted(ms);
+    (percentile(&ms, 0.50), percentile(&ms, 0.99))
 }
 
 /// Runs the MFA and passkey phases against a running server; returns the report lines.
@@ -135,7 +124,7 @@ pub async fn phase(
     argon2_bound: f64,
     seconds: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = super::cores();
     let mut lines = Vec::new();
 
     // (e) complete sign-ins with TOTP (password → MFA token → code), 2 per user. Four clients per
@@ -156,7 +145,7 @@ pub async fn phase(
                 let (email, _, totp) = &users[i % users.len()];
                 let offset = (i / users.len()) as i64;
                 let ok = match mfa_token(&client, &base, email).await {
-                    Some(t) => call(
+                    Some(t) => post_api(
                         &client,
                         &base,
                         "/mfa/verify",
@@ -214,8 +203,8 @@ pub async fn phase(
                 };
                 let body = json!({"mfa_token": token, "code": code(&totps[u], offset)});
                 let t = Instant::now();
-                let ok = call(&client, &base, "/mfa/verify", None, body).await.is_some();
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                let ok = post_api(&client, &base, "/mfa/verify", None, body).await.is_some();
+                lat.push(elapsed_ms(t));
                 if !ok {
                     errors += 1;
                 }
@@ -235,11 +224,8 @@ pub async fn phase(
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         let email = format!("passkey{i}@example.com");
-        let d = call(client, base, "/auth/signup", None, json!({"email": email, "password": PASSWORD}))
-            .await
-            .ok_or_else(|| anyhow::anyhow!("signup failed"))?;
-        let at = d["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
-        let d = call(client, base, "/passkeys/register/options", Some(&at), json!({}))
+        let at = signup(client, base, &email).await?.access;
+        let d = post_api(client, base, "/passkeys/register/options", Some(&at), json!({}))
             .await
             .ok_or_else(|| anyhow::anyhow!("passkey options failed"))?;
         let (token, _) = SoftToken::new(true).map_err(|e| anyhow::anyhow!("soft token: {e:?}"))?;
@@ -248,7 +234,7 @@ pub async fn phase(
         let cred = token
             .do_registration(Url::parse(ORIGIN)?, ccr)
             .map_err(|e| anyhow::anyhow!("registration: {e:?}"))?;
-        call(
+        post_api(
             client,
             base,
             "/passkeys/register",
@@ -266,7 +252,7 @@ pub async fn phase(
             let (mut lat, mut errors) = (Vec::new(), 0);
             while Instant::now() < deadline {
                 let Some(d) =
-                    call(&client, &base, "/passkeys/authenticate/options", None, json!({"email": email}))
+                    post_api(&client, &base, "/passkeys/authenticate/options", None, json!({"email": email}))
                         .await
                 else {
                     errors += 1;
@@ -283,8 +269,8 @@ pub async fn phase(
                 };
                 let body = json!({"ceremony_id": d["ceremony_id"], "credential": assertion});
                 let t = Instant::now();
-                let ok = call(&client, &base, "/passkeys/authenticate", None, body).await.is_some();
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                let ok = post_api(&client, &base, "/passkeys/authenticate", None, body).await.is_some();
+                lat.push(elapsed_ms(t));
                 if !ok {
                     errors += 1;
                 }

@@ -14,11 +14,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
-use crate::bench::{Server, percentile, request};
 use reqwest::Method;
 
+use super::client::{PASSWORD, request, signin, signup};
+use super::server::{FreshPostgres, Server, cpu_of};
+use super::stats::{percentile, sorted};
+
 const WATCHER: &str = "watcher@example.com";
-const PASSWORD: &str = "bench passphrase 2026";
 const SUBSCRIPTION: &str = "subscription { sessionEvents { id type action sessionId userId occurredAt } }";
 
 /// Figures of one placement of the subscribers.
@@ -270,13 +272,6 @@ impl Drop for Readers {
     }
 }
 
-/// Signs the watcher in through `base`; returns the new session's id.
-async fn signin(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let body = json!({"email": WATCHER, "password": PASSWORD});
-    let v = request(client, Method::POST, &format!("{base}/api/v1/auth/signin"), None, Some(&body)).await?;
-    Ok(v["data"]["tokens"]["session_id"].as_str().unwrap_or_default().to_owned())
-}
-
 /// The node's Prometheus text.
 async fn metrics(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     Ok(client.get(format!("{base}/metrics")).send().await?.text().await?)
@@ -360,7 +355,7 @@ async fn place(
     // response: it is awaited for any session, from before the request.
     let signed_in = || async {
         watch.expect("CREATED", None, n);
-        let sid = signin(client, &writer.base).await?;
+        let sid = signin(client, &writer.base, WATCHER, PASSWORD).await?.session_id;
         arrivals(&watch, n, format!("{name}: the sign-in event of {sid}"), client, nodes).await?;
         anyhow::Ok(sid)
     };
@@ -375,20 +370,20 @@ async fn place(
         let sid = signed_in().await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         watch.expect("REVOKED", Some(&sid), n);
-        let cpu = (node.cpu(), crate::bench::cpu_of("/proc/self/stat"));
+        let cpu = (node.cpu(), cpu_of("/proc/self/stat"));
         let t0 = Instant::now();
         let url = format!("{}/api/v1/sessions/{sid}", writer.base);
         request(client, Method::DELETE, &url, Some(watcher_token), None).await?;
         let at = arrivals(&watch, n, format!("{name}: the revocation of {sid}"), client, nodes).await?;
         server_cpu += node.cpu().saturating_sub(cpu.0);
-        client_cpu += crate::bench::cpu_of("/proc/self/stat").saturating_sub(cpu.1);
+        client_cpu += cpu_of("/proc/self/stat").saturating_sub(cpu.1);
         lat.extend(at.into_iter().map(|t| t.saturating_duration_since(t0).as_secs_f64() * 1000.0));
     }
     let deliveries = (n * rounds) as f64;
     let server_cpu_us = server_cpu.as_secs_f64() * 1e6 / deliveries;
     let client_cpu_us = client_cpu.as_secs_f64() * 1e6 / deliveries;
     drop(readers);
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let lat = sorted(lat);
     Ok(Placement {
         name,
         subscribers: n,
@@ -424,7 +419,7 @@ pub async fn run(
     let prefix = format!("janua-bench-{}:", uuid::Uuid::new_v4().simple());
     let mut env_a = vec![("REDIS_URL".into(), redis_url.to_owned()), ("JANUA_REDIS_PREFIX".into(), prefix)];
     let fresh_db = match database_url {
-        Some(url) => Some(crate::bench::FreshPostgres::create(url).await?),
+        Some(url) => Some(FreshPostgres::create(url).await?),
         None => None,
     };
     if let Some(db) = &fresh_db {
@@ -438,10 +433,7 @@ pub async fn run(
     b.wait_ready().await?;
 
     let client = reqwest::Client::new();
-    let body = json!({"email": WATCHER, "password": PASSWORD});
-    let v =
-        request(&client, Method::POST, &format!("{}/api/v1/auth/signup", a.base), None, Some(&body)).await?;
-    let token = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
+    let token = signup(&client, &a.base, WATCHER).await?.access;
 
     let same = place("same node (A → A)", &a, &a, &client, &token, load).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -10,6 +10,9 @@ use axum::extract::{Request, State};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::client::{Tokens, refresh, signup};
+use super::stats::{percentile, sorted};
+
 /// Endpoints subscribed.
 const ENDPOINTS: usize = 100;
 
@@ -35,18 +38,8 @@ async fn receive(State(seen): State<Arc<Mutex<Seen>>>, req: Request) -> &'static
 }
 
 /// Refreshes once; returns the next refresh token.
-async fn refresh(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
-    let v: Value = client
-        .post(format!("{base}/api/v1/auth/refresh"))
-        .json(&json!({"refresh_token": token}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    v["data"]["tokens"]["refresh_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("refresh failed: {v}"))
+async fn next_token(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+    refresh(client, base, token).await.ok_or_else(|| anyhow::anyhow!("refresh failed"))
 }
 
 async fn wait_for(seen: &Mutex<Seen>, count: usize, limit: Duration) -> Instant {
@@ -66,15 +59,7 @@ pub async fn phase(client: &reqwest::Client, base: &str, seconds: u64) -> anyhow
     let hook = format!("http://{}/hook", listener.local_addr()?);
     let receiver = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let v: Value = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "webhook-bench@example.com", "password": "bench passphrase 2026"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let access = v["data"]["tokens"]["access_token"].as_str().unwrap_or_default().to_owned();
-    let mut token = v["data"]["tokens"]["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let Tokens { access, refresh: mut token, .. } = signup(client, base, "webhook-bench@example.com").await?;
     for _ in 0..ENDPOINTS {
         let r = client
             .post(format!("{base}/api/v1/webhooks"))
@@ -90,11 +75,10 @@ pub async fn phase(client: &reqwest::Client, base: &str, seconds: u64) -> anyhow
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     for _ in 0..paced {
         tick.tick().await;
-        token = refresh(client, base, &token).await?;
+        token = next_token(client, base, &token).await?;
     }
     wait_for(&seen, paced * ENDPOINTS, Duration::from_secs(60)).await;
-    let mut delays = std::mem::take(&mut seen.lock().unwrap_or_else(|e| e.into_inner()).delays);
-    delays.sort_by(|a, b| a.total_cmp(b));
+    let delays = sorted(std::mem::take(&mut seen.lock().unwrap_or_else(|e| e.into_inner()).delays));
     let paced_got = delays.len();
 
     // (2) Throughput: events as fast as one client sends them for `seconds`, then the drain.
@@ -102,7 +86,7 @@ pub async fn phase(client: &reqwest::Client, base: &str, seconds: u64) -> anyhow
     let start = Instant::now();
     let mut events = 0;
     while start.elapsed() < Duration::from_secs(seconds) {
-        token = refresh(client, base, &token).await?;
+        token = next_token(client, base, &token).await?;
         events += 1;
     }
     let done = wait_for(&seen, before + events * ENDPOINTS, Duration::from_secs(120)).await;
@@ -114,8 +98,8 @@ pub async fn phase(client: &reqwest::Client, base: &str, seconds: u64) -> anyhow
         "(e) webhooks, {ENDPOINTS} endpoints on one user: commit → receiver first byte p50 {:.1} ms  p99 {:.1} ms \
          ({paced_got} deliveries of {paced} events at 10 events/s)\n    \
          throughput {rate:.0} deliveries/s ({delivered} of {} for {events} events sent in {seconds} s, drained in {:.1} s)",
-        crate::bench::percentile(&delays, 0.50),
-        crate::bench::percentile(&delays, 0.99),
+        percentile(&delays, 0.50),
+        percentile(&delays, 0.99),
         events * ENDPOINTS,
         done.duration_since(start).as_secs_f64(),
     ))

@@ -1,0 +1,111 @@
+//! Typed states stored as strings: the one place where each maps to and from its database text.
+
+/// Roles in an organization, weakest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OrgRole {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl OrgRole {
+    /// The roles that administer an organization (manage members, read its audit and sessions).
+    pub const ADMINISTERING: [OrgRole; 2] = [OrgRole::Owner, OrgRole::Admin];
+
+    /// Parses `owner`, `admin`, `member` or `viewer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(Self::Owner),
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Member => "member",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    /// Whether the stored role `s` is this one.
+    pub fn is(self, s: &str) -> bool {
+        s == self.as_str()
+    }
+}
+
+/// The state of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    Active,
+    Suspended,
+    /// Erased: the row and its audit trail stay, the person is gone.
+    Deleted,
+}
+
+impl UserStatus {
+    /// Every status, in the order lists document them.
+    pub const ALL: [UserStatus; 3] = [UserStatus::Active, UserStatus::Suspended, UserStatus::Deleted];
+
+    /// Parses `active`, `suspended` or `deleted`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Whether the stored status `s` is this one.
+    pub fn is(self, s: &str) -> bool {
+        s == self.as_str()
+    }
+}
+
+/// How a session was authenticated (`sessions.auth_method`, `user.signed_in`'s `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    Password,
+    /// A password and then a second factor (TOTP, backup code or passkey).
+    PasswordMfa,
+    Passkey,
+}
+
+impl AuthMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::PasswordMfa => "password+mfa",
+            Self::Passkey => "passkey",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_round_trip() {
+        for r in [OrgRole::Viewer, OrgRole::Member, OrgRole::Admin, OrgRole::Owner] {
+            assert_eq!(OrgRole::parse(r.as_str()), Some(r));
+        }
+        for s in UserStatus::ALL {
+            assert_eq!(UserStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(UserStatus::parse("Active"), None);
+        assert!(OrgRole::Owner > OrgRole::Admin && OrgRole::Member > OrgRole::Viewer);
+    }
+}
