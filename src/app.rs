@@ -16,11 +16,10 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
-use crate::graphql::fanout::Fanout;
 use crate::graphql::{JanuaSchema, build_schema};
-use crate::http::ws_sessions::SocketSessions;
-use crate::http::ws_socket::{Listener, Peer};
-use crate::http::{graphql as gql_http, middleware, pages};
+use crate::http::ws::socket::{Listener, Peer};
+use crate::http::ws::{Fanout, SocketSessions};
+use crate::http::{graphql as gql_http, middleware, pages, ws as ws_http};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
@@ -350,7 +349,7 @@ pub fn router(svc: Services) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/graphql", get(gql_http::get).post(gql_http::post).fallback(method_not_allowed))
-        .route("/graphql/ws", get(gql_http::ws))
+        .route("/graphql/ws", get(ws_http::endpoint))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -1,27 +1,54 @@
 //! Writes `extensions: {code, request_id, details}` and the caller's language onto every
-//! GraphQL error, from the `AppError` async-graphql keeps as the error's source.
+//! GraphQL error, from the `AppError` async-graphql keeps as the error's source — or, for a
+//! request async-graphql refused before running it, from the [`Refused`] kind the schema
+//! extension [`ErrorCodes`] gave the error. [`decorate_response`] is the one decoration every
+//! transport (HTTP, WebSocket, REST's status) reads.
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextSubscribe, NextValidation,
+};
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
-use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{
+    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Value, Variables, parser,
+};
 
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode, Locale};
 
-/// The code of an error that did not come from a service: a syntax error is a bad request,
-/// a failed validation (unknown field, wrong variable type, limits) a validation error.
+/// Why async-graphql refused a request before running it: the source [`ErrorCodes`] gives the
+/// errors of its parsing and validation steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The document is not GraphQL (a syntax error of the parser): a bad request.
+    Syntax,
+    /// The document is GraphQL but does not fit the schema or its limits (an unknown field, a
+    /// wrong variable type, two anonymous operations, too deep, too complex): a validation error.
+    Invalid,
+}
+
+/// The code of an error, and the service's error behind it if there is one.
 fn code_of(e: &ServerError) -> (ErrorCode, Option<AppError>) {
     if let Some(app) = e.source::<AppError>() {
         return (app.code, Some(app.clone()));
     }
     // Every resolver fails with an `AppError`; anything else was raised by async-graphql itself
-    // while reading the request: a syntax error (bad request) or a document, variable or argument
-    // that does not fit the schema or its limits (validation).
-    let code =
-        if e.message.starts_with(" --> ") { ErrorCode::BadRequest } else { ErrorCode::ValidationError };
+    // while reading the request. Only a syntax error is a bad request; the rest (the steps
+    // tagged `Invalid`, and what async-graphql checks while it runs: the operation named,
+    // an argument's value) is a request that does not fit the schema.
+    let code = match e.source::<Refused>() {
+        Some(Refused::Syntax) => ErrorCode::BadRequest,
+        Some(Refused::Invalid) | None => ErrorCode::ValidationError,
+    };
     (code, None)
+}
+
+/// `e` with `why` as its source.
+fn refused(mut e: ServerError, why: Refused) -> ServerError {
+    e.source = Some(Arc::new(why));
+    e
 }
 
 /// Adds code, request id and localized message to each error of `resp`.
@@ -61,8 +88,9 @@ fn decorate_error(e: &mut ServerError, rc: &RequestContext) {
     }
 }
 
-/// The schema extension that decorates subscription errors (queries and mutations are
-/// decorated by the transport, which holds the request context).
+/// The schema extension that tags the errors of parsing and validation with their [`Refused`]
+/// kind, and decorates subscription errors (queries and mutations are decorated by the
+/// transport, which holds the request context).
 pub struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -75,6 +103,35 @@ struct ErrorCodesExt;
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodesExt {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|e| {
+            // This step parses the document (unless the caller parsed it already) and checks
+            // its depth. Which of the two failed is read off the parser's own error kind, parsing
+            // again on this error path only.
+            let why = match parser::parse_query(query) {
+                Err(parser::Error::Syntax { .. }) => Refused::Syntax,
+                _ => Refused::Invalid,
+            };
+            refused(e, why)
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx)
+            .await
+            .map_err(|errors| errors.into_iter().map(|e| refused(e, Refused::Invalid)).collect())
+    }
+
     fn subscribe<'s>(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -4,8 +4,8 @@ use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Context, ID, Json, Result, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 
-use super::fanout::Feed;
 use super::parts;
+use super::render::Feed;
 use super::types::{SessionEvent, SessionEventType};
 use crate::context::UserActor;
 use crate::domain::{SessionEventKind, parse_id};
@@ -142,7 +142,7 @@ impl SessionSubscription {
 
 /// The stream of a subscription field: `open` authorizes the caller and opens its event stream,
 /// `map` turns each item into the field's type. Over `/graphql/ws` the [`Feed`] splits the two
-/// (see [`super::fanout`]): a probe keeps the opened stream, a render maps one given item.
+/// (see [`super::render`]): a probe keeps the opened stream, a render maps one given item.
 async fn deliver<T, Open, Fut, Map>(
     ctx: &Context<'_>,
     open: Open,

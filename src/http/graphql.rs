@@ -1,23 +1,17 @@
-//! GraphQL over HTTP (`POST /graphql`, `GET /graphql` for queries or the playground) and over
-//! WebSocket (`/graphql/ws`, graphql-transport-ws and legacy graphql-ws).
+//! GraphQL over HTTP: `POST /graphql`, and `GET /graphql` for queries or the playground (the
+//! WebSocket transport is [`super::ws`]).
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, ServerError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::app::Services;
-use crate::context::{Actor, RequestContext};
+use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::decorate_response;
 use crate::graphql::loaders::Loaders;
-use crate::http::graphql_ws::{self, Connection, Granted, Limits, SessionGrant};
+use crate::graphql::{decorate_response, error_response};
 use crate::http::nesting;
-use crate::http::ws_socket;
-use crate::services::auth;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
     let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
@@ -25,17 +19,10 @@ fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response
     r
 }
 
-fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
-    let mut resp = async_graphql::Response::from_errors(vec![ServerError::new(
-        AppError::new(code).message(rc.locale),
-        None,
-    )]);
-    decorate_response(&mut resp, rc);
-    for e in &mut resp.errors {
-        if let Some(ext) = e.extensions.as_mut() {
-            ext.set("code", code.as_str());
-        }
-    }
+/// A GraphQL response holding the error `code` alone, decorated like every other, with its
+/// status: what the transport answers when a request never reaches the schema.
+pub(crate) fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
+    let resp = error_response(AppError::new(code), rc);
     let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     (status, axum::Json(resp)).into_response()
 }
@@ -93,86 +80,4 @@ pub async fn get(State(svc): State<Services>, req: Request) -> Response {
         return request_error(&rc, ErrorCode::MethodNotAllowed);
     }
     execute(&svc, rc, request).await
-}
-
-/// Read buffer of a subscription WebSocket, in bytes (larger messages still arrive whole, in
-/// several reads).
-const WS_READ_BUFFER: usize = 512;
-
-/// `GET /graphql/ws`: subscriptions (and queries and mutations) over graphql-transport-ws or the
-/// legacy graphql-ws. The access token comes in `connection_init` (`{"authorization": "Bearer …"}`);
-/// a bad token refuses the connection with its error code. The connection lasts as long as that
-/// token and its session: it closes when the session is revoked (4403 `SESSION_REVOKED`) or the
-/// token expires (4401 `TOKEN_EXPIRED`), and a client renews by reconnecting with a fresh token
-/// (one `connection_init` per connection). See [`Connection`].
-pub async fn ws(
-    State(svc): State<Services>,
-    axum::Extension(rc): axum::Extension<RequestContext>,
-    mut req: Request,
-) -> Response {
-    let Some(protocol) = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(graphql_ws::negotiate)
-    else {
-        return request_error(&rc, ErrorCode::BadRequest);
-    };
-    let Some(peer) =
-        req.extensions().get::<axum::extract::ConnectInfo<ws_socket::Peer>>().map(|c| c.0.clone())
-    else {
-        return request_error(&rc, ErrorCode::BadRequest);
-    };
-    let Ok((response, socket)) = ws_socket::accept(&mut req, &peer, protocol.sec_websocket_protocol()) else {
-        return request_error(&rc, ErrorCode::BadRequest);
-    };
-    let fanout = svc.ws.clone();
-    let sessions = svc.ws_sessions.clone();
-    let state = svc.state.clone();
-    // Clients send a few small messages (init, subscribe, complete): a small read buffer keeps
-    // an idle subscriber cheap (the 128 KiB default is allocated, and zeroed on every read).
-    // A client message is a request like a POST body, and limited the same way.
-    let limit = state.config.body_limit;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .max_message_size(Some(limit))
-        .max_frame_size(Some(limit));
-    let limits = Limits {
-        init_timeout: state.config.ws_init_timeout,
-        operations_per_second: state.config.ws_operations_per_second,
-        operations_burst: state.config.ws_operations_burst,
-    };
-    tokio::spawn(async move {
-        let Some(socket) = socket.await else { return };
-        let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-        Connection::new(
-            ws,
-            protocol,
-            fanout,
-            sessions,
-            limits,
-            move |payload: serde_json::Value| async move {
-                let token = ["authorization", "Authorization"]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                    .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).to_owned());
-                let mut rc = rc;
-                let mut session = None;
-                if let Some(token) = token {
-                    let (user, expires_at) = auth::authenticate_with_expiry(&state, &token)
-                        .await
-                        .map_err(|e| e.code.as_str().to_owned())?;
-                    session = Some(SessionGrant { id: user.session_id, expires_at });
-                    rc.actor = Actor::User(user);
-                }
-                let mut data = Data::default();
-                data.insert(rc.clone());
-                data.insert(Loaders::new(&state));
-                Ok(Granted { data, context: rc, session })
-            },
-        )
-        .serve()
-        .await
-    });
-    response
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use crate::app::Services;
 use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
 use crate::error::{AppError, ErrorCode, Locale};
-use crate::http::ws_socket::Peer;
+use crate::http::ws::socket::Peer;
 use crate::rest::envelope;
 use crate::security::rate_limit::RateDecision;
 use crate::services::{api_keys, auth};

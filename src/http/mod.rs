@@ -1,9 +1,7 @@
-//! HTTP plumbing: the per-request middleware, the GraphQL transport, and the bundled pages.
+//! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
 pub mod graphql;
-pub mod graphql_ws;
 pub mod middleware;
 pub mod nesting;
 pub mod pages;
-pub mod ws_sessions;
-pub mod ws_socket;
+pub mod ws;

@@ -353,7 +353,7 @@ async fn open_stream(
 }
 
 /// A subscriber's events as a stream; the cursor can be taken out between items (to be served
-/// without a task of its own, see `graphql::fanout`) and put back.
+/// without a task of its own, see `http::ws::lanes`) and put back.
 pub struct EventStream {
     cursor: Option<Cursor>,
     next: Option<BoxFuture<'static, (Cursor, Option<StreamItem>)>>,

@@ -147,3 +147,49 @@ async fn suspended_accounts_are_disabled(b: Backend) {
     assert_eq!((r.status, r.code()), (403, "ACCOUNT_DISABLED"));
     let _ = access(&s);
 }
+
+crate::on_both_databases!(parse_and_validation_errors_are_told_apart_on_every_transport);
+
+/// A document that is not GraphQL is a `BAD_REQUEST`; one that is GraphQL but does not fit the
+/// schema (or names no single operation) a `VALIDATION_ERROR` — over POST, GET and the socket,
+/// whatever the parser's message says.
+async fn parse_and_validation_errors_are_told_apart_on_every_transport(b: Backend) {
+    use crate::subscriptions::{connect, next, send};
+    let app = TestApp::spawn(b).await;
+    let s = app.signup("kinds@example.com").await;
+    let token = access(&s);
+    let cases = [
+        ("{ me { id ", "BAD_REQUEST"),
+        ("subscription { sessionEvents(after: ) { id } }", "BAD_REQUEST"),
+        ("{ nope }", "VALIDATION_ERROR"),
+        // Refused by the parser, though not for its syntax: GraphQL's own validation rules.
+        ("{ me { id } } { me { email } }", "VALIDATION_ERROR"),
+        ("query A { me { id } } query A { me { email } }", "VALIDATION_ERROR"),
+        // Refused while choosing the operation to run.
+        ("query A { me { id } } query B { me { email } }", "VALIDATION_ERROR"),
+    ];
+    let mut ws = connect(&app, "graphql-transport-ws", &token).await;
+    for (i, (query, code)) in cases.iter().enumerate() {
+        let post = app.gql(Some(&token), query, json!({})).await;
+        assert_eq!(post["errors"][0]["extensions"]["code"], *code, "POST {query}: {post}");
+        assert!(post["errors"][0]["extensions"]["request_id"].is_string(), "{post}");
+        let get: serde_json::Value = app
+            .client
+            .get(app.url("/graphql"))
+            .query(&[("query", query)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(get["errors"][0]["extensions"]["code"], *code, "GET {query}: {get}");
+        let id = i.to_string();
+        send(&mut ws, json!({"id": id, "type": "subscribe", "payload": {"query": query}})).await;
+        let answer = next(&mut ws).await;
+        assert_eq!(answer["id"], id.as_str(), "{answer}");
+        assert_eq!(answer["payload"]["errors"][0]["extensions"]["code"], *code, "WS {query}: {answer}");
+        assert_eq!(next(&mut ws).await, json!({"type": "complete", "id": id}));
+    }
+}

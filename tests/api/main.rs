@@ -10,6 +10,7 @@ mod directory;
 mod errors;
 mod exposure;
 mod hostile_input;
+mod layering;
 mod memberships;
 mod mfa;
 mod operator;

@@ -22,17 +22,17 @@ use futures::SinkExt;
 use futures::stream::{SelectAll, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-
+use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use super::nesting;
-use super::ws_sessions::{SocketSessions, Watch};
-use super::ws_socket::{Socket, Writer};
+use super::fanout::{Fanout, Operation, Out};
+use super::frame::{close_frame, head, message, text};
+use super::lanes::Sink;
+use super::sessions::{SocketSessions, Watch};
+use super::socket::{Socket, Writer};
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
-use crate::graphql::fanout::{Fanout, Operation, Out, Sink};
+use crate::http::nesting;
 
 /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
 pub fn negotiate(header: &str) -> Option<Protocol> {
@@ -59,36 +59,6 @@ mod close {
 
 /// The close reason for a message nested deeper than [`nesting::MAX_NESTING`].
 const TOO_DEEP: &str = "Invalid message: nested too deeply";
-
-/// `{"type":…,"id":…` — the start of every message about operation `id`.
-fn head(kind: &str, id: &str) -> String {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
-    format!("{{\"type\":\"{kind}\",\"id\":{id}")
-}
-
-/// `{"type":…,"id":…,"payload":…}` with `payload` already JSON.
-fn message(kind: &str, id: &str, payload: Option<&str>) -> Message {
-    let mut s = head(kind, id);
-    if let Some(p) = payload {
-        s.push_str(",\"payload\":");
-        s.push_str(p);
-    }
-    s.push('}');
-    Message::Text(s.into())
-}
-
-fn text(v: serde_json::Value) -> Message {
-    Message::Text(v.to_string().into())
-}
-
-/// A close frame; its reason is cut to the 123 bytes a control frame has room for.
-fn close_frame(code: u16, reason: &str) -> Message {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    Message::Close(Some(CloseFrame { code: code.into(), reason: Utf8Bytes::from(&reason[..end]) }))
-}
 
 /// An operation of the connection under its id; `None` once it ended or was stopped.
 struct Tagged {

@@ -1,7 +1,7 @@
 //! A WebSocket's TCP socket, shared by its connection task and the event lanes.
 //!
 //! The connection task reads and answers the client through tungstenite; an event lane
-//! (`graphql::fanout`) writes a subscriber's event frames straight into the same socket, without
+//! ([`super::lanes`]) writes a subscriber's event frames straight into the same socket, without
 //! waking the connection. Every byte goes through one [`Writer`], which keeps them in order: what
 //! the socket does not take at once waits in a backlog that the connection task writes out, and
 //! a client that falls more than [`BACKLOG_LIMIT`] behind is disconnected (it resumes with

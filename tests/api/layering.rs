@@ -1,0 +1,115 @@
+//! The layers import downwards only, read off the source tree: services and domain know no
+//! transport, GraphQL knows no HTTP, REST reaches services only through GraphQL operations.
+
+use std::path::{Path, PathBuf};
+
+/// A rule: no file under `dir` (of `src/`) names any of `forbidden`.
+struct Rule {
+    dir: &'static str,
+    forbidden: &'static [&'static str],
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        dir: "services",
+        forbidden: &["axum", "async_graphql", "crate::http", "crate::graphql", "crate::rest"],
+    },
+    Rule {
+        dir: "domain",
+        forbidden: &["axum", "async_graphql", "crate::http", "crate::graphql", "crate::rest"],
+    },
+    Rule { dir: "graphql", forbidden: &["crate::http"] },
+    Rule { dir: "rest", forbidden: &["crate::services"] },
+];
+
+/// Known violations, as (file under `src/`, forbidden path), each with the reason it is still
+/// there; the test fails on any other, and on an entry here that no longer occurs.
+const KNOWN: &[(&str, &str)] = &[];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The code of a source file without its comments (so a doc line may name any module).
+fn code(source: &str) -> String {
+    source.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+/// Whether `code` names `path`: `axum::…`, `use axum;`, `crate::http::…`, or `crate::{…, http, …}`.
+fn names(code: &str, path: &str) -> bool {
+    let boundary = |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut found = code.match_indices(path).any(|(i, _)| {
+        boundary(code[..i].chars().next_back()) && boundary(code[i + path.len()..].chars().next())
+    });
+    if let Some(module) = path.strip_prefix("crate::") {
+        // Grouped imports: `use crate::{context::X, http::ws};` — a top-level name of the group.
+        for (i, _) in code.match_indices("crate::{") {
+            let (mut depth, mut word, mut after_path) = (0, String::new(), false);
+            for c in code[i + "crate::".len()..].chars() {
+                if c.is_alphanumeric() || c == '_' {
+                    word.push(c);
+                    continue;
+                }
+                found |= depth == 1 && !after_path && word == module;
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' => after_path = false,
+                    ':' => after_path |= !word.is_empty() || after_path,
+                    _ => {}
+                }
+                word.clear();
+                if depth == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn layers_import_downwards_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    for rule in RULES {
+        let mut files = Vec::new();
+        rust_files(&src.join(rule.dir), &mut files);
+        assert!(!files.is_empty(), "src/{} has Rust files", rule.dir);
+        for file in files {
+            let text = code(&std::fs::read_to_string(&file).expect("a readable source file"));
+            let rel = file.strip_prefix(&src).expect("under src/").to_string_lossy().replace('\\', "/");
+            for forbidden in rule.forbidden {
+                if names(&text, forbidden) {
+                    violations.push((rel.clone(), *forbidden));
+                }
+            }
+        }
+    }
+    let new: Vec<_> =
+        violations.iter().filter(|v| !KNOWN.iter().any(|k| (k.0, k.1) == (v.0.as_str(), v.1))).collect();
+    assert!(new.is_empty(), "imports against the layering (src/<file>, path): {new:?}");
+    let stale: Vec<_> =
+        KNOWN.iter().filter(|k| !violations.iter().any(|v| (v.0.as_str(), v.1) == (k.0, k.1))).collect();
+    assert!(stale.is_empty(), "known exceptions that no longer occur, remove them: {stale:?}");
+}
+
+#[test]
+fn the_scanner_sees_every_form_of_import() {
+    assert!(names("use axum::Json;", "axum"));
+    assert!(names("fn f() -> axum::response::Response {}", "axum"));
+    assert!(names("use crate::{context::A, http::ws};", "crate::http"));
+    assert!(names("use crate::{a::{b, c}, http};", "crate::http"));
+    assert!(!names("use crate::{error::http, graphql::errors};", "crate::http"));
+    assert!(names("use crate::http;", "crate::http"));
+    assert!(!names("use crate::httpx::A; use my_axum::B;", "crate::http"));
+    assert!(!names("use axum_extra::A;", "axum"));
+    assert!(!code("//! see crate::http::ws\nuse a::b; // crate::http").contains("crate::http"));
+}
