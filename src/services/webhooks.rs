@@ -272,17 +272,21 @@ pub async fn update_webhook(
     am.updated_at = Set(Utc::now());
     let mut w = Write::begin(state, ctx).await?;
     let m = am.update(w.tx()).await?;
-    w.record(Change {
-        event: EventType::WebhookUpdated,
+    w.record(change(&m, EventType::WebhookUpdated, audit_data(&m))).await?;
+    w.commit().await?;
+    Ok(m.into())
+}
+
+/// The audit change of `event` on endpoint `m` (its owner's stream, its organization's log).
+fn change(m: &webhook_endpoint::Model, event: EventType, data: serde_json::Value) -> Change {
+    Change {
+        event,
         target: Some(("webhook", m.id.to_string())),
         subject_user: m.user_id,
         acting_user: None,
         organization: m.organization_id,
-        data: audit_data(&m),
-    })
-    .await?;
-    w.commit().await?;
-    Ok(m.into())
+        data,
+    }
 }
 
 /// Deletes an endpoint with its deliveries, and audits it.
@@ -290,15 +294,7 @@ pub async fn delete_webhook(state: &AppState, ctx: &RequestContext, id: Uuid) ->
     let m = own_endpoint(state, ctx, id).await?;
     let mut w = Write::begin(state, ctx).await?;
     webhook_endpoint::Entity::delete_by_id(m.id).exec(w.tx()).await?;
-    w.record(Change {
-        event: EventType::WebhookDeleted,
-        target: Some(("webhook", m.id.to_string())),
-        subject_user: m.user_id,
-        acting_user: None,
-        organization: m.organization_id,
-        data: audit_data(&m),
-    })
-    .await?;
+    w.record(change(&m, EventType::WebhookDeleted, audit_data(&m))).await?;
     w.commit().await?;
     Ok(())
 }
@@ -319,15 +315,7 @@ pub async fn rotate_webhook_secret(
     let m = am.update(w.tx()).await?;
     let mut data = audit_data(&m);
     data["secret_rotated"] = true.into();
-    w.record(Change {
-        event: EventType::WebhookUpdated,
-        target: Some(("webhook", m.id.to_string())),
-        subject_user: m.user_id,
-        acting_user: None,
-        organization: m.organization_id,
-        data,
-    })
-    .await?;
+    w.record(change(&m, EventType::WebhookUpdated, data)).await?;
     w.commit().await?;
     Ok(WebhookWithSecret { webhook: m.into(), secret })
 }

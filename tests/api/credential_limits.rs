@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, PASSWORD, TestApp, access, refresh};
-use crate::mfa::{enable_mfa, mfa_token};
+use crate::mfa::{audited, enable_mfa, mfa_token};
 use crate::subscriptions::{next, raw, send};
 
 crate::on_both_databases!(
@@ -25,15 +25,6 @@ crate::on_both_databases!(
 
 const THRESHOLD: i32 = 5;
 const WRONG: &str = "not the password at all";
-
-async fn audited(app: &TestApp, action: &str) -> usize {
-    entities::audit_log::Entity::find()
-        .filter(entities::audit_log::Column::Action.eq(action))
-        .all(&app.services.state.db)
-        .await
-        .unwrap()
-        .len()
-}
 
 /// How many times each error code came back.
 fn tally<'a>(codes: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, usize> {

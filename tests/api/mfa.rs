@@ -59,7 +59,8 @@ async fn session_method(app: &TestApp, data: &Value) -> String {
     r.body["data"]["auth_method"].as_str().unwrap().to_owned()
 }
 
-async fn audited(app: &TestApp, action: &str) -> usize {
+/// How many audit rows of `action` there are.
+pub(crate) async fn audited(app: &TestApp, action: &str) -> usize {
     entities::audit_log::Entity::find()
         .filter(entities::audit_log::Column::Action.eq(action))
         .all(&app.services.state.db)
