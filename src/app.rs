@@ -16,39 +16,26 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
-use crate::graphql::{JanuaSchema, build_schema};
+use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
-use crate::http::{graphql as gql_http, middleware, pages, ws as ws_http};
+use crate::http::{HttpState, graphql as gql_http, middleware, pages, ws as ws_http};
 use crate::protocols::{health, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
-use crate::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::security::tokens::KeyStore;
 use crate::state::{AppState, Inner};
+use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
-/// What every handler gets: the state, the schema and the REST table.
-#[derive(Clone)]
-pub struct Services {
-    pub state: AppState,
-    pub schema: JanuaSchema,
-    /// The schema as `/graphql/ws` runs it: each event resolved once per selection.
-    pub ws: Arc<Fanout>,
-    /// The sessions `/graphql/ws` connections run under (closed when one is revoked).
-    pub ws_sessions: Arc<SocketSessions>,
-    pub rest: Arc<RestApi>,
-    pub openapi: Arc<String>,
-}
-
 /// A built server, bound to its port, not yet serving.
 pub struct App {
-    pub services: Services,
+    pub services: HttpState,
     pub dispatcher: Dispatcher,
     pub webhooks: WebhookWorker,
     listener: TcpListener,
@@ -77,7 +64,7 @@ impl App {
             .with_redis(state.redis.clone());
         let ws = Fanout::new(schema.clone(), &state.bus);
         let ws_sessions = SocketSessions::new(state.revocations.clone(), &state.bus);
-        let services = Services { state, schema, ws, ws_sessions, rest, openapi };
+        let services = HttpState { state, schema, ws, ws_sessions, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;
@@ -330,12 +317,12 @@ fn filter(m: &axum::http::Method) -> MethodFilter {
 }
 
 /// Every route: REST (from the table), GraphQL, protocol routes, pages.
-pub fn router(svc: Services) -> Router {
-    let mut api: Router<Services> = Router::new();
-    let mut by_path: Vec<(&'static str, MethodRouter<Services>)> = Vec::new();
+pub fn router(svc: HttpState) -> Router {
+    let mut api: Router<HttpState> = Router::new();
+    let mut by_path: Vec<(&'static str, MethodRouter<HttpState>)> = Vec::new();
     for (index, p) in svc.rest.routes.iter().enumerate() {
-        let handler = move |State(svc): State<Services>, req: Request| async move {
-            svc.rest.handle(&svc, index, req).await
+        let handler = move |State(svc): State<HttpState>, req: Request| async move {
+            svc.rest.handle(&svc.state, &svc.schema, index, req).await
         };
         match by_path.iter_mut().find(|(path, _)| *path == p.route.path) {
             Some((_, mr)) => *mr = std::mem::take(mr).on(filter(&p.route.method), handler),
@@ -364,7 +351,7 @@ pub fn router(svc: Services) -> Router {
         .with_state(svc)
 }
 
-async fn openapi_json(State(svc): State<Services>) -> Response {
+async fn openapi_json(State(svc): State<HttpState>) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")

@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::security::passwords::PasswordHasher;
-use crate::security::rate_limit::RateLimit;
 use crate::security::secrets::MasterKey;
 use crate::security::tokens::KeyStore;
+use crate::storage::rate_limits::RateLimit;
 use crate::storage::{CeremonyStore, LockoutStore, Redis, RevocationStore};
 
 /// Shared application state; cheap to clone.
@@ -50,7 +50,7 @@ pub struct Inner {
     /// When each API key's `last_used_at` was last written.
     pub api_key_usage: crate::storage::UsageThrottle,
     /// Row counts of large lists.
-    pub counts: crate::domain::keyset::CountCache,
+    pub counts: crate::storage::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).
     pub queries: crate::storage::QueryCounter,
     /// Wakes the webhook worker (new deliveries to fan out or send).

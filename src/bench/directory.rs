@@ -13,7 +13,7 @@ use super::stats::{elapsed_ms, percentile, sorted};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::domain::keyset::{encode_cursor, time_value};
+use crate::domain::lists::{encode_cursor, time_value};
 use crate::security::secrets::MasterKey;
 
 const ADMIN: &str = "bench-admin@example.com";

@@ -2,7 +2,7 @@
 
 pub mod bounds;
 mod events;
-pub mod keyset;
+pub mod lists;
 pub mod page;
 mod states;
 pub mod webhooks;

@@ -7,7 +7,7 @@ use super::orgs::Organization;
 use super::parts;
 use super::types::{Conn, User, connection};
 use crate::domain::bounds::{day, instant};
-use crate::domain::keyset::ListRequest;
+use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::services::admin::{self, AdminOrgView, AdminUserView, AuditFilter, DayPoint};
 use crate::services::users::UserFilter;

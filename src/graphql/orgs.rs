@@ -9,7 +9,7 @@ use super::loaders::Loaders;
 use super::parts;
 use super::types::{ActionPayload, Conn, User, connection};
 use crate::domain::OrgRole;
-use crate::domain::keyset::ListRequest;
+use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::error::AppError;
 use crate::services::orgs::{self, MemberView, NewOrganization, OrgView, OrganizationPatch, UserRef};

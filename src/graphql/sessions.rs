@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, Object, Result};
 
 use super::parts;
 use super::types::{ActionPayload, Conn, Session, TerminateAllInput, TerminateAllPayload, connection};
-use crate::domain::keyset::ListRequest;
+use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::services::sessions;
 

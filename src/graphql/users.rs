@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Resu
 
 use super::parts;
 use super::types::{ActionPayload, Conn, User, connection};
-use crate::domain::keyset::ListRequest;
+use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::services::users::{self, UserFilter, UserPatch};
 

@@ -6,12 +6,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::app::Services;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{decorate_response, error_response};
-use crate::http::nesting;
+use crate::http::HttpState;
+use crate::security::nesting;
 
 fn json_response(rc: &RequestContext, resp: async_graphql::Response) -> Response {
     let mut r = (StatusCode::OK, axum::Json(resp)).into_response();
@@ -27,7 +27,7 @@ pub(crate) fn request_error(rc: &RequestContext, code: ErrorCode) -> Response {
     (status, axum::Json(resp)).into_response()
 }
 
-async fn execute(svc: &Services, rc: RequestContext, request: async_graphql::Request) -> Response {
+async fn execute(svc: &HttpState, rc: RequestContext, request: async_graphql::Request) -> Response {
     let request = request.data(rc.clone()).data(Loaders::new(&svc.state));
     let mut resp = svc.schema.execute(request).await;
     decorate_response(&mut resp, &rc);
@@ -35,7 +35,7 @@ async fn execute(svc: &Services, rc: RequestContext, request: async_graphql::Req
 }
 
 /// `POST /graphql`: one JSON request.
-pub async fn post(State(svc): State<Services>, req: Request) -> Response {
+pub async fn post(State(svc): State<HttpState>, req: Request) -> Response {
     let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), svc.state.config.body_limit).await else {
         return request_error(&rc, ErrorCode::PayloadTooLarge);
@@ -53,7 +53,7 @@ pub async fn post(State(svc): State<Services>, req: Request) -> Response {
 }
 
 /// `GET /graphql`: the GraphiQL playground for browsers, otherwise a query (never a mutation).
-pub async fn get(State(svc): State<Services>, req: Request) -> Response {
+pub async fn get(State(svc): State<HttpState>, req: Request) -> Response {
     let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
     let wants_html = req
         .headers()

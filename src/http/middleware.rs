@@ -9,13 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::app::Services;
 use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
 use crate::error::{AppError, ErrorCode, Locale};
+use crate::http::HttpState;
 use crate::http::ws::socket::Peer;
 use crate::rest::envelope;
-use crate::security::rate_limit::RateDecision;
 use crate::services::{api_keys, auth};
+use crate::storage::rate_limits::RateDecision;
 
 /// The client's IP: the socket peer, or — only when the peer is a trusted proxy — the last
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
@@ -50,7 +50,7 @@ fn rate_headers(h: &mut HeaderMap, d: &RateDecision) {
 }
 
 /// Builds the request context and applies the rate limit.
-pub async fn request_context(State(svc): State<Services>, mut req: Request, next: Next) -> Response {
+pub async fn request_context(State(svc): State<HttpState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let headers = req.headers();
     let request_id = headers

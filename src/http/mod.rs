@@ -2,6 +2,25 @@
 
 pub mod graphql;
 pub mod middleware;
-pub mod nesting;
 pub mod pages;
 pub mod ws;
+
+use std::sync::Arc;
+
+use crate::graphql::JanuaSchema;
+use crate::rest::RestApi;
+use crate::state::AppState;
+use ws::{Fanout, SocketSessions};
+
+/// What every HTTP handler gets: the state, the schema, the WebSocket fan-out and the REST table.
+#[derive(Clone)]
+pub struct HttpState {
+    pub state: AppState,
+    pub schema: JanuaSchema,
+    /// The schema as `/graphql/ws` runs it: each event resolved once per selection.
+    pub ws: Arc<Fanout>,
+    /// The sessions `/graphql/ws` connections run under (closed when one is revoked).
+    pub ws_sessions: Arc<SocketSessions>,
+    pub rest: Arc<RestApi>,
+    pub openapi: Arc<String>,
+}

@@ -13,9 +13,8 @@ use serde_json::json;
 
 use entities::outbox_event;
 
-use crate::app::Services;
-use crate::config::Config;
-use crate::security::secrets::{constant_time_eq, sha256_hex};
+use crate::http::HttpState;
+use crate::security::operator::operator_allowed;
 use crate::services::{health, sessions, webhook_queue};
 
 /// The process-wide Prometheus recorder (metrics are a process facility; installed once).
@@ -39,7 +38,7 @@ pub async fn health() -> Json<serde_json::Value> {
 }
 
 /// Readiness: 200 only when the database (and the configured Redis) answer, else 503.
-pub async fn ready(State(svc): State<Services>) -> Response {
+pub async fn ready(State(svc): State<HttpState>) -> Response {
     let database = health::database(&svc.state).await;
     let redis = health::redis(&svc.state).await;
     let ok = database.status == "ok" && redis.status != "down";
@@ -51,22 +50,8 @@ pub async fn ready(State(svc): State<Services>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Whether a request may read the operator endpoints: always when no `JANUA_METRICS_TOKEN` is
-/// set, else only with that bearer (compared in constant time over its SHA-256, so neither the
-/// content nor the length leaks).
-pub fn operator_allowed(config: &Config, headers: &HeaderMap) -> bool {
-    let Some(expected) = config.metrics_token.as_deref() else { return true };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map_or("", |(_, token)| token.trim());
-    constant_time_eq(sha256_hex(presented).as_bytes(), sha256_hex(expected).as_bytes())
-}
-
 /// Prometheus metrics, with the active-session gauge refreshed at scrape time.
-pub async fn metrics(State(svc): State<Services>, headers: HeaderMap) -> Response {
+pub async fn metrics(State(svc): State<HttpState>, headers: HeaderMap) -> Response {
     if !operator_allowed(&svc.state.config, &headers) {
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "unauthorized\n")
             .into_response();

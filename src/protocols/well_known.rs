@@ -5,15 +5,15 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::app::Services;
+use crate::http::HttpState;
 
 /// The public signing keys, for resource servers verifying Janua's tokens.
-pub async fn jwks(State(svc): State<Services>) -> impl IntoResponse {
+pub async fn jwks(State(svc): State<HttpState>) -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(svc.state.keys.jwks()))
 }
 
 /// Where the keys are, and how tokens are signed.
-pub async fn openid_configuration(State(svc): State<Services>) -> impl IntoResponse {
+pub async fn openid_configuration(State(svc): State<HttpState>) -> impl IntoResponse {
     let issuer = svc.state.keys.issuer().trim_end_matches('/').to_owned();
     Json(serde_json::json!({
         "issuer": issuer,

@@ -17,6 +17,7 @@ use crate::domain::bounds::{MAX_CURSOR_CHARS, check_len};
 use crate::error::{AppError, ErrorCode, FieldIssue};
 use crate::graphql::JanuaSchema;
 use crate::graphql::errors::first_error_code;
+use crate::state::AppState;
 
 /// The kind of value an input field takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,12 +105,18 @@ impl RestApi {
     }
 
     /// Handles one request for route number `index`.
-    pub async fn handle(&self, svc: &crate::app::Services, index: usize, req: Request) -> Response {
+    pub async fn handle(
+        &self,
+        state: &AppState,
+        schema: &JanuaSchema,
+        index: usize,
+        req: Request,
+    ) -> Response {
         let prepared = &self.routes[index];
         let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
         // Who may call comes first: an anonymous request learns nothing about its parameters.
         if prepared.route.operator
-            && !crate::protocols::health::operator_allowed(&svc.state.config, req.headers())
+            && !crate::security::operator::operator_allowed(&state.config, req.headers())
         {
             let mut r = envelope::error_for(&rc, &AppError::new(ErrorCode::AuthenticationRequired));
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -119,8 +126,8 @@ impl RestApi {
             let code = rc.auth_error.unwrap_or(ErrorCode::AuthenticationRequired);
             return envelope::error_for(&rc, &AppError::new(code));
         }
-        let loaders = crate::graphql::loaders::Loaders::new(&svc.state);
-        match self.run(&svc.schema, prepared, svc.state.config.body_limit, &rc, loaders, req).await {
+        let loaders = crate::graphql::loaders::Loaders::new(state);
+        match self.run(schema, prepared, state.config.body_limit, &rc, loaders, req).await {
             Ok(resp) => resp,
             Err(e) => envelope::error_for(&rc, &e),
         }
@@ -175,7 +182,7 @@ impl RestApi {
             let parsed: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
-                crate::http::nesting::check_json(&bytes)?;
+                crate::security::nesting::check_json(&bytes)?;
                 Some(serde_json::from_slice(&bytes).map_err(|_| AppError::new(ErrorCode::BadRequest))?)
             };
             match (parsed, p.route.body) {

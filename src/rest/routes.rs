@@ -3,7 +3,7 @@
 
 use axum::http::Method;
 
-use crate::domain::keyset::{ORG_SORTS, SESSION_SORTS, USER_SORTS};
+use crate::domain::lists::{ORG_SORTS, SESSION_SORTS, USER_SORTS};
 
 /// How the JSON body maps onto variables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::context::RequestContext;
 use crate::domain::EventType;
 use crate::domain::UserStatus;
 use crate::domain::bounds::{self, MAX_FILTER_CHARS, check_len};
-use crate::domain::keyset::{Keyset, ListRequest, decode_uuid, like_escape};
+use crate::domain::lists::{ListRequest, like_escape};
 use crate::domain::page::Page;
 use crate::error::{AppError, AppResult, FieldIssue};
 use crate::services::audit::Change;
@@ -26,6 +26,7 @@ use crate::services::orgs::{OrgView, map_page, page_organizations};
 use crate::services::unit_of_work::Write;
 use crate::services::users::{UserFilter, UserView, page_users};
 use crate::state::AppState;
+use crate::storage::keyset::{Keyset, decode_uuid};
 
 async fn authorize_and_record(
     state: &AppState,

@@ -84,6 +84,12 @@ pub async fn user_visibility(
     Ok((via_org_admin, in_key_org))
 }
 
+/// A personal resource (a session, a passkey, a personal webhook endpoint) is its owner's
+/// alone: to anyone else, administrators included, it does not exist.
+pub fn owned_by(caller: Uuid, owner: Uuid) -> AppResult<()> {
+    if caller == owner { Ok(()) } else { Err(ErrorCode::NotFound.into()) }
+}
+
 /// What an API key may be used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {

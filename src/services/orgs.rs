@@ -12,9 +12,7 @@ use entities::{org_member, organization, user};
 
 use crate::context::RequestContext;
 use crate::domain::UserStatus;
-use crate::domain::keyset::{
-    Keyset, ListRequest, SortSpec, decode_string, decode_time, decode_uuid, like_pattern, time_value,
-};
+use crate::domain::lists::{ListRequest, SortSpec, like_pattern, time_value};
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
@@ -23,6 +21,7 @@ use crate::services::authz::{self, Action, OrgRole, Principal};
 use crate::services::unit_of_work::Write;
 use crate::services::users::UserView;
 use crate::state::AppState;
+use crate::storage::keyset::{Keyset, decode_string, decode_time, decode_uuid};
 
 /// An organization as clients see it.
 #[derive(Clone, Debug, PartialEq)]
@@ -288,7 +287,7 @@ fn org_keyset(sort: &SortSpec) -> Keyset<organization::Entity> {
     }
 }
 
-pub use crate::domain::keyset::ORG_SORTS;
+pub use crate::domain::lists::ORG_SORTS;
 
 /// A filtered, sorted page of organizations (`None` scope: every organization).
 pub async fn page_organizations(

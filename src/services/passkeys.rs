@@ -29,6 +29,7 @@ use crate::domain::{Email, EventType};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::Change;
+use crate::services::authz;
 use crate::services::lockout::Attempt;
 use crate::services::mfa_token;
 use crate::services::unit_of_work::Write;
@@ -465,11 +466,9 @@ async fn own_passkey(
     user_id: Uuid,
     id: &str,
 ) -> AppResult<passkey::Model> {
-    passkey::Entity::find_by_id(parse_id(id)?)
-        .one(txn)
-        .await?
-        .filter(|p| p.user_id == user_id)
-        .ok_or_else(|| ErrorCode::NotFound.into())
+    let p = passkey::Entity::find_by_id(parse_id(id)?).one(txn).await?.ok_or(ErrorCode::NotFound)?;
+    authz::owned_by(user_id, p.user_id)?;
+    Ok(p)
 }
 
 /// Renames one of the caller's passkeys.

@@ -11,13 +11,15 @@ use entities::{refresh_token, session};
 
 use crate::context::{Actor, RequestContext};
 use crate::domain::EventType;
-use crate::domain::keyset::{Keyset, ListRequest, SESSION_SORTS, SortSpec, decode_time, time_value};
+use crate::domain::lists::{ListRequest, SESSION_SORTS, SortSpec, time_value};
 use crate::domain::page::Page;
 use crate::error::{AppResult, ErrorCode};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::Change;
+use crate::services::authz;
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
+use crate::storage::keyset::{Keyset, decode_time};
 
 /// The browser, OS and kind of device a user agent names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -300,12 +302,9 @@ pub async fn list_sessions(
 
 async fn own_session(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<session::Model> {
     let actor = ctx.require_user()?;
-    // Someone else's session is reported exactly like a missing one.
-    session::Entity::find_by_id(id)
-        .filter(session::Column::UserId.eq(actor.user_id))
-        .one(&state.db)
-        .await?
-        .ok_or_else(|| ErrorCode::NotFound.into())
+    let s = session::Entity::find_by_id(id).one(&state.db).await?.ok_or(ErrorCode::NotFound)?;
+    authz::owned_by(actor.user_id, s.user_id)?;
+    Ok(s)
 }
 
 /// One of the caller's sessions.

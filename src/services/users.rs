@@ -10,9 +10,7 @@ use uuid::Uuid;
 use entities::{org_member, organization, session, user};
 
 use crate::context::RequestContext;
-use crate::domain::keyset::{
-    CountCache, Keyset, ListRequest, SortSpec, decode_string, decode_time, like_pattern, time_value,
-};
+use crate::domain::lists::{ListRequest, SortSpec, like_pattern, time_value};
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
 use crate::domain::{OrgRole, UserStatus};
@@ -21,6 +19,7 @@ use crate::services::audit::Change;
 use crate::services::authz::{self, Action, Principal};
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
+use crate::storage::keyset::{CountCache, Keyset, decode_string, decode_time};
 
 /// A user without any secret.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +75,7 @@ pub async fn me(state: &AppState, ctx: &RequestContext) -> AppResult<UserView> {
     Ok(u.into())
 }
 
-pub use crate::domain::keyset::USER_SORTS;
+pub use crate::domain::lists::USER_SORTS;
 
 fn user_keyset(sort: &SortSpec) -> Keyset<user::Entity> {
     match sort.field.as_str() {

@@ -117,7 +117,7 @@ pub(crate) async fn own_endpoint(
     let actor = ctx.require_user()?;
     let m = webhook_endpoint::Entity::find_by_id(id).one(&state.db).await?.ok_or(ErrorCode::NotFound)?;
     match (m.user_id, m.organization_id) {
-        (Some(owner), _) if owner == actor.user_id => Ok(m),
+        (Some(owner), _) => authz::owned_by(actor.user_id, owner).map(|()| m),
         (None, Some(org)) => {
             authorize_org(state, ctx, org).await.map_err(|e| match e.code {
                 ErrorCode::InsufficientPermissions => e,

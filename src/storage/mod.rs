@@ -1,7 +1,9 @@
 //! Database connection, migrations and write transactions; the revocation cache; ceremony state.
 
 mod ceremonies;
+pub mod keyset;
 mod lockouts;
+pub mod rate_limits;
 mod redis;
 mod revocations;
 mod usage;

@@ -26,6 +26,12 @@ struct Fixture {
     org: String,
     member_id: String,
     key_id: String,
+    /// The member's own session, personal webhook endpoint and passkey.
+    session: String,
+    hook: String,
+    passkey: String,
+    /// A webhook endpoint of the organization (its admins manage it).
+    org_hook: String,
 }
 
 async fn fixture(b: Backend) -> Fixture {
@@ -84,11 +90,31 @@ async fn fixture(b: Backend) -> Fixture {
         .as_str()
         .unwrap()
         .to_owned();
-    Fixture { app, tokens, org, member_id, key_id }
+    let member = tokens[2].clone().expect("the member's token").1;
+    let sessions = app.rest("GET", "/sessions", Some(&member), None).await;
+    let session = sessions.body["data"][0]["id"].as_str().expect("a session").to_owned();
+    let hook_body = |org: Option<&str>| json!({"url": "https://hooks.example.com/janua", "events": ["user.updated"], "organization_id": org});
+    let r = app.rest("POST", "/webhooks", Some(&member), Some(hook_body(None))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let hook = r.body["data"]["webhook"]["id"].as_str().expect("an endpoint").to_owned();
+    let r = app.rest("POST", "/webhooks", Some(&owner), Some(hook_body(Some(&org)))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let org_hook = r.body["data"]["webhook"]["id"].as_str().expect("an endpoint").to_owned();
+    let mut authenticator = crate::passkeys::ResidentToken::new();
+    let pk = crate::passkeys::register(&app, &member, &mut authenticator, Some("laptop")).await;
+    let passkey = pk["id"].as_str().expect("a passkey").to_owned();
+    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook }
 }
 
 async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
-    let path = path.replace("{org}", &f.org).replace("{member}", &f.member_id).replace("{key}", &f.key_id);
+    let path = path
+        .replace("{org}", &f.org)
+        .replace("{member}", &f.member_id)
+        .replace("{key}", &f.key_id)
+        .replace("{session}", &f.session)
+        .replace("{hook}", &f.hook)
+        .replace("{org_hook}", &f.org_hook)
+        .replace("{passkey}", &f.passkey);
     match &f.tokens[caller] {
         None => f.app.rest(method, &path, None, body).await.status,
         Some((false, t)) => f.app.rest(method, &path, Some(t), body).await.status,
@@ -139,7 +165,70 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/auth/reauthenticate", Some(json!({"password": crate::helpers::PASSWORD})),
                                                                          [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
         ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        // Personal resources (the member's): nobody else sees them, administrators included.
+        ("GET", "/sessions/{session}", None,                             [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("DELETE", "/sessions/{session}", None,                          [401, 404, 204, 404, 404, 404, 404, 403, 403, 403]),
+        ("GET", "/webhooks/{hook}", None,                                [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("PUT", "/webhooks/{hook}", Some(json!({"description": "d"})),   [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("GET", "/webhooks/{hook}/deliveries", None,                     [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("POST", "/webhooks/{hook}/rotate-secret", None,                 [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("DELETE", "/webhooks/{hook}", None,                             [401, 404, 204, 404, 404, 404, 404, 403, 403, 403]),
+        ("PUT", "/passkeys/{passkey}", Some(json!({"name": "desk"})),    [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
+        ("DELETE", "/passkeys/{passkey}", None,                          [401, 404, 204, 404, 404, 404, 404, 403, 403, 403]),
+        // An organization's endpoint: its admins and owners (members see it exists).
+        ("GET", "/webhooks/{org_hook}", None,                            [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("PUT", "/webhooks/{org_hook}", Some(json!({"description": "d"})), [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("GET", "/webhooks/{org_hook}/deliveries", None,                 [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("DELETE", "/webhooks/{org_hook}", None,                         [401, 404, 403, 204, 204, 404, 204, 403, 403, 403]),
+        ("GET", "/mfa/backup-codes", None,                               [401, 400, 400, 400, 400, 400, 400, 403, 403, 403]),
     ];
+    // Every route of the REST table is a row here, or named below with the reason it is not.
+    let exempt = [
+        ("POST", "/auth/signup", "public: creates a caller"),
+        ("POST", "/auth/signin", "public: makes a caller"),
+        ("POST", "/auth/refresh", "public: the refresh token is the credential"),
+        ("POST", "/passkeys/authenticate/options", "public: starts a sign-in"),
+        ("POST", "/passkeys/authenticate", "public: finishes a sign-in"),
+        ("POST", "/passkeys/register", "needs a live ceremony: tests/api/passkeys.rs"),
+        ("POST", "/mfa/verify", "needs a pending TOTP secret: tests/api/mfa.rs"),
+        ("POST", "/mfa/disable", "needs MFA on: tests/api/mfa.rs"),
+        ("POST", "/mfa/backup-codes", "needs MFA on: tests/api/mfa.rs"),
+        ("GET", "/health/detailed", "operator token, not a caller: tests/api/exposure.rs"),
+        ("POST", "/webhooks/{id}/test", "sends over the network: tests/api/webhooks.rs"),
+        (
+            "POST",
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            "needs a delivery: tests/api/webhooks.rs",
+        ),
+    ];
+    let generic = |path: &str| {
+        let mut out = String::new();
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => in_param = true,
+                '}' => {
+                    in_param = false;
+                    out.push_str("{}");
+                }
+                _ if !in_param => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let covered: Vec<(String, String)> = table
+        .iter()
+        .map(|r| (r.0.to_owned(), generic(r.1)))
+        .chain(exempt.iter().map(|e| (e.0.to_owned(), generic(e.1))))
+        .collect();
+    let missing: Vec<String> = janua::rest::routes::routes()
+        .iter()
+        .map(|r| (r.method.as_str().to_owned(), generic(r.path)))
+        .filter(|r| !covered.contains(r))
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(missing.is_empty(), "routes with no row in the matrix: {missing:?}");
     let mut failures = Vec::new();
     let mut f = fixture(b.clone()).await;
     for (method, path, body, expected) in &table {

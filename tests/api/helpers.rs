@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-use janua::app::{App, Services};
+use janua::app::App;
 use janua::config::Config;
 use janua::events::Dispatcher;
+use janua::http::HttpState;
 use janua::security::secrets::MasterKey;
 use serde_json::{Value, json};
 
@@ -85,7 +86,7 @@ pub struct TestApp {
     pub base: String,
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
-    pub services: Services,
+    pub services: HttpState,
     pub dispatcher: Dispatcher,
     /// The configuration it was built with (a peer node reuses it).
     pub config: Config,

@@ -16,7 +16,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         dir: "domain",
-        forbidden: &["axum", "async_graphql", "crate::http", "crate::graphql", "crate::rest"],
+        forbidden: &["axum", "async_graphql", "sea_orm", "crate::http", "crate::graphql", "crate::rest"],
     },
     Rule { dir: "graphql", forbidden: &["crate::http"] },
     Rule { dir: "rest", forbidden: &["crate::services"] },
@@ -99,6 +99,83 @@ fn layers_import_downwards_only() {
     let stale: Vec<_> =
         KNOWN.iter().filter(|k| !violations.iter().any(|v| (v.0.as_str(), v.1) == (k.0, k.1))).collect();
     assert!(stale.is_empty(), "known exceptions that no longer occur, remove them: {stale:?}");
+}
+
+/// The top-level modules of `src/` (a directory or a file), each with the code of its files.
+fn top_level_modules(src: &Path) -> Vec<(String, String)> {
+    let mut modules = Vec::new();
+    for entry in std::fs::read_dir(src).expect("src/ is readable") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_stem().expect("a name").to_string_lossy().into_owned();
+        if name == "main" || name == "lib" {
+            continue;
+        }
+        let mut files = Vec::new();
+        if path.is_dir() {
+            rust_files(&path, &mut files);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            files.push(path);
+        } else {
+            continue;
+        }
+        let text = files
+            .iter()
+            .map(|f| code(&std::fs::read_to_string(f).expect("a readable source file")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        modules.push((name, text));
+    }
+    modules.sort();
+    modules
+}
+
+#[test]
+fn top_level_modules_import_no_circle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = top_level_modules(&src);
+    let names_of: Vec<&str> = modules.iter().map(|(n, _)| n.as_str()).collect();
+    let edges: Vec<Vec<usize>> = modules
+        .iter()
+        .map(|(name, text)| {
+            (0..modules.len())
+                .filter(|&j| modules[j].0 != *name && names(text, &format!("crate::{}", modules[j].0)))
+                .collect()
+        })
+        .collect();
+    // A core part imports no service.
+    for core in ["config", "state", "context", "error"] {
+        let i = names_of.iter().position(|n| *n == core).unwrap_or_else(|| panic!("src/{core} exists"));
+        let imported: Vec<&str> = edges[i].iter().map(|&j| names_of[j]).collect();
+        assert!(!imported.contains(&"services"), "{core} imports services: {imported:?}");
+    }
+    // Depth-first search for a back edge; the path to it is the circle.
+    fn visit(v: usize, edges: &[Vec<usize>], mark: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        mark[v] = 1;
+        path.push(v);
+        for &w in &edges[v] {
+            if mark[w] == 1 {
+                let from = path.iter().position(|&p| p == w).expect("on the path");
+                return Some(path[from..].iter().copied().chain([w]).collect());
+            }
+            if mark[w] == 0
+                && let Some(circle) = visit(w, edges, mark, path)
+            {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        mark[v] = 2;
+        None
+    }
+    let mut mark = vec![0u8; modules.len()];
+    for v in 0..modules.len() {
+        if mark[v] == 0
+            && let Some(circle) = visit(v, &edges, &mut mark, &mut Vec::new())
+        {
+            let circle: Vec<&str> = circle.iter().map(|&i| names_of[i]).collect();
+            panic!("an import circle between top-level modules: {}", circle.join(" -> "));
+        }
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use janua::security::rate_limit::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
+use janua::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use janua::storage::{
     CeremonyKind, CeremonyStore, MemoryCeremonyStore, MemoryRevocationStore, Redis, RedisCeremonyStore,
     RedisRevocationStore, RevocationStore,

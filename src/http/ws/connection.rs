@@ -32,7 +32,7 @@ use super::sessions::{SocketSessions, Watch};
 use super::socket::{Socket, Writer};
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
-use crate::http::nesting;
+use crate::security::nesting;
 
 /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
 pub fn negotiate(header: &str) -> Option<Protocol> {

@@ -25,10 +25,10 @@ pub use fanout::Fanout;
 pub use lanes::Sink;
 pub use sessions::SocketSessions;
 
-use crate::app::Services;
 use crate::context::{Actor, RequestContext};
 use crate::error::ErrorCode;
 use crate::graphql::loaders::Loaders;
+use crate::http::HttpState;
 use crate::http::graphql::request_error;
 use crate::services::auth;
 
@@ -43,7 +43,7 @@ const WS_READ_BUFFER: usize = 512;
 /// token expires (4401 `TOKEN_EXPIRED`), and a client renews by reconnecting with a fresh token
 /// (one `connection_init` per connection). See [`Connection`].
 pub async fn endpoint(
-    State(svc): State<Services>,
+    State(svc): State<HttpState>,
     axum::Extension(rc): axum::Extension<RequestContext>,
     mut req: Request,
 ) -> Response {
