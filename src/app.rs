@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::domain::webhooks::AddressPolicy;
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
@@ -177,6 +178,13 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),
         webhook_client: webhook_worker::client(&config)?,
+        sso_client: crate::security::outbound::guarded_client(
+            AddressPolicy { allow_loopback: config.sso_allow_loopback, allow_private: config.sso_allow_private },
+            config.sso_timeout,
+            8,
+            concat!("Janua-SSO/", env!("CARGO_PKG_VERSION")),
+        )?,
+        documents: Default::default(),
         webhook_running: Arc::default(),
         config,
     });

@@ -152,6 +152,27 @@ pub struct Config {
     /// Webhook requests in flight at once on this node.
     #[arg(long, global = true, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: usize,
+    /// The address browsers and identity providers reach this server at (SAML entity ids, the
+    /// ACS and OIDC callback URLs, SP metadata); unset, the issuer.
+    #[arg(long, global = true, env = "JANUA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Development only: allow SSO metadata, discovery, JWKS and token requests to loopback
+    /// addresses (and `http://` to loopback hosts).
+    #[arg(long, global = true, env = "JANUA_SSO_ALLOW_LOOPBACK")]
+    pub sso_allow_loopback: bool,
+    /// Allow SSO requests to private and other non-public addresses (an IdP on the internal
+    /// network, e.g. ADFS or Keycloak); off, organization admins cannot make Janua reach them.
+    #[arg(long, global = true, env = "JANUA_SSO_ALLOW_PRIVATE")]
+    pub sso_allow_private: bool,
+    /// Timeout of each request to an identity provider.
+    #[arg(long, global = true, env = "JANUA_SSO_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub sso_timeout: Duration,
+    /// Clock skew allowed on SAML and OIDC validity windows.
+    #[arg(long, global = true, env = "JANUA_SSO_CLOCK_SKEW", default_value = "60s", value_parser = parse_duration)]
+    pub sso_clock_skew: Duration,
+    /// How long a started SSO sign-in (SAML request, OIDC state) may take to come back.
+    #[arg(long, global = true, env = "JANUA_SSO_REQUEST_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub sso_request_ttl: Duration,
     /// Redis shared by every node (`redis://host:6379/`): revocations, lockouts, rate limits,
     /// ceremony state and the event bus are then cluster-wide; unset, they stay in process.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
@@ -169,6 +190,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The public base URL, without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.public_url.as_deref().unwrap_or(&self.issuer).trim_end_matches('/')
+    }
+
     /// The configuration with every default, as `janua serve` with no flags and no environment.
     pub fn defaults() -> Self {
         use clap::Parser;

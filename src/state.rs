@@ -57,6 +57,11 @@ pub struct Inner {
     pub webhook_wake: Arc<Notify>,
     /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.
     pub webhook_client: reqwest::Client,
+    /// The HTTP client of SSO (metadata, discovery, JWKS, token and userinfo requests): no
+    /// proxy, no redirects, only to addresses `JANUA_SSO_ALLOW_*` allow.
+    pub sso_client: reqwest::Client,
+    /// OIDC discovery documents and JWKS, per URL.
+    pub documents: crate::storage::documents::DocumentCache,
     /// Held by a webhook worker run, so runs in this process (the loop's and a test's) take turns.
     pub webhook_running: Arc<tokio::sync::Mutex<()>>,
 }

@@ -4,6 +4,7 @@ pub mod bounds;
 mod events;
 pub mod lists;
 pub mod page;
+pub mod sso;
 mod states;
 pub mod webhooks;
 

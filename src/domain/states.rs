@@ -80,6 +80,8 @@ pub enum AuthMethod {
     /// A password and then a second factor (TOTP, backup code or passkey).
     PasswordMfa,
     Passkey,
+    /// Through the organization's identity provider (SAML or OIDC).
+    Sso,
 }
 
 impl AuthMethod {
@@ -89,6 +91,7 @@ impl AuthMethod {
             Self::Password => "password",
             Self::PasswordMfa => "password+mfa",
             Self::Passkey => "passkey",
+            Self::Sso => "sso",
         }
     }
 }

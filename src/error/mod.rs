@@ -34,6 +34,7 @@ pub enum ErrorCode {
     ReauthRequired,
     RateLimited,
     PayloadTooLarge,
+    SsoError,
     UpstreamError,
     InternalError,
     ServiceUnavailable,
@@ -41,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -65,6 +66,7 @@ impl ErrorCode {
         Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
+        Self::SsoError,
         Self::UpstreamError,
         Self::InternalError,
         Self::ServiceUnavailable,
@@ -96,6 +98,7 @@ impl ErrorCode {
             Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::SsoError => "SSO_ERROR",
             Self::UpstreamError => "UPSTREAM_ERROR",
             Self::InternalError => "INTERNAL_ERROR",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -130,6 +133,7 @@ impl ErrorCode {
             Self::AccountLocked => 423,
             Self::RateLimited => 429,
             Self::InternalError => 500,
+            Self::SsoError => 401,
             Self::UpstreamError => 502,
             Self::ServiceUnavailable => 503,
         }

@@ -3,6 +3,7 @@
 pub mod master_key;
 pub mod nesting;
 pub mod operator;
+pub mod outbound;
 pub mod passwords;
 pub mod secrets;
 pub mod tokens;

@@ -18,6 +18,7 @@ pub mod orgs;
 pub mod passkeys;
 pub mod sessions;
 pub mod sign_in;
+pub mod sso;
 pub mod subscriptions;
 pub mod unit_of_work;
 pub mod users;

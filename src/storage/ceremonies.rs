@@ -14,6 +14,12 @@ pub enum CeremonyKind {
     PasskeyRegistration,
     PasskeyAuthentication,
     MfaToken,
+    /// A started SSO sign-in: a SAML request id (`InResponseTo`) or an OIDC `state`.
+    SsoRequest,
+    /// The one-time code a browser brings back from an SSO redirect (`POST /sso/exchange`).
+    SsoCode,
+    /// An SAML assertion id (or OIDC authorization code) already consumed: replay protection.
+    SsoSeen,
 }
 
 impl CeremonyKind {
@@ -23,6 +29,9 @@ impl CeremonyKind {
             Self::PasskeyRegistration => "webauthn:reg",
             Self::PasskeyAuthentication => "webauthn:auth",
             Self::MfaToken => "mfa:token",
+            Self::SsoRequest => "sso:request",
+            Self::SsoCode => "sso:code",
+            Self::SsoSeen => "sso:seen",
         }
     }
 }
@@ -40,6 +49,9 @@ pub trait CeremonyStore: Send + Sync {
     /// Removes and returns the value, if present and not expired. Atomic: of two concurrent
     /// callers, at most one gets it.
     fn take(&self, kind: CeremonyKind, key: &str) -> BoxFuture<'_, anyhow::Result<Option<String>>>;
+    /// Records `key` for `ttl` if it is not already recorded; `true` when this call recorded
+    /// it. Atomic across nodes: of two concurrent claims, one wins (replay protection).
+    fn claim(&self, kind: CeremonyKind, key: &str, ttl: Duration) -> BoxFuture<'_, anyhow::Result<bool>>;
     /// Drops expired entries (a cache with native expiry does nothing).
     fn purge_expired(&self);
 }
@@ -75,6 +87,22 @@ impl CeremonyStore for MemoryCeremonyStore {
             .remove(&(kind, key.to_owned()))
             .and_then(|(_, (v, until))| (until > Instant::now()).then_some(v));
         Box::pin(async move { Ok(found) })
+    }
+
+    fn claim(&self, kind: CeremonyKind, key: &str, ttl: Duration) -> BoxFuture<'_, anyhow::Result<bool>> {
+        let now = Instant::now();
+        let won = match self.entries.entry((kind, key.to_owned())) {
+            dashmap::Entry::Occupied(mut e) if e.get().1 <= now => {
+                e.insert((String::new(), now + ttl));
+                true
+            }
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(e) => {
+                e.insert((String::new(), now + ttl));
+                true
+            }
+        };
+        Box::pin(async move { Ok(won) })
     }
 
     fn purge_expired(&self) {
@@ -131,6 +159,17 @@ impl CeremonyStore for RedisCeremonyStore {
         })
     }
 
+    fn claim(&self, kind: CeremonyKind, key: &str, ttl: Duration) -> BoxFuture<'_, anyhow::Result<bool>> {
+        let key = self.key(kind, key);
+        Box::pin(async move {
+            let mut conn = self.redis.conn();
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg("1").arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64);
+            let reply: Option<String> = self.redis.guard(set.query_async(&mut conn)).await?;
+            Ok(reply.is_some())
+        })
+    }
+
     fn purge_expired(&self) {}
 }
 
@@ -156,5 +195,11 @@ mod tests {
         s.put(k, "b", "2".into(), Duration::from_millis(1)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(s.take(k, "b").await.unwrap(), None);
+        let seen = CeremonyKind::SsoSeen;
+        assert!(s.claim(seen, "id-1", Duration::from_secs(60)).await.unwrap());
+        assert!(!s.claim(seen, "id-1", Duration::from_secs(60)).await.unwrap());
+        assert!(s.claim(seen, "id-2", Duration::from_millis(1)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(s.claim(seen, "id-2", Duration::from_secs(60)).await.unwrap());
     }
 }

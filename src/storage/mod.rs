@@ -1,6 +1,7 @@
 //! Database connection, migrations and write transactions; the revocation cache; ceremony state.
 
 mod ceremonies;
+pub mod documents;
 pub mod keyset;
 mod lockouts;
 pub mod rate_limits;

@@ -1,14 +1,12 @@
 //! Webhook delivery: fans published outbox events out into deliveries, sends the due ones
 //! (signed, 15 s timeout, no redirects, only to allowed addresses) and records each attempt.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -16,6 +14,7 @@ use crate::config::Config;
 use crate::context::RequestContext;
 use crate::domain::webhooks::AddressPolicy;
 use crate::error::AppResult;
+use crate::security::outbound::{AddressNotAllowed, guarded_client};
 use crate::services::webhook_deliveries::{self as deliveries, DeliveryView};
 use crate::services::webhook_queue::{self as queue, AttemptOutcome, Claimed};
 use crate::services::webhooks::address_policy;
@@ -37,55 +36,13 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     out
 }
 
-#[derive(Debug)]
-struct AddressNotAllowed;
-
-impl std::fmt::Display for AddressNotAllowed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the host resolves only to addresses webhooks may not reach")
-    }
-}
-
-impl std::error::Error for AddressNotAllowed {}
-
-/// Resolves host names and keeps only the addresses the policy allows, so a name that
-/// points (or is re-pointed) at an internal address is never connected to.
-struct GuardedResolver {
-    policy: AddressPolicy,
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy;
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| policy.allows(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(AddressNotAllowed) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
 /// The HTTP client of webhook deliveries.
 pub fn client(config: &Config) -> anyhow::Result<reqwest::Client> {
     let policy = AddressPolicy {
         allow_loopback: config.webhook_allow_loopback,
         allow_private: config.webhook_allow_private,
     };
-    Ok(reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { policy }))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(config.webhook_timeout)
-        .connect_timeout(config.webhook_timeout)
-        .pool_max_idle_per_host(config.webhook_concurrency)
-        .user_agent(concat!("Janua-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+    guarded_client(policy, config.webhook_timeout, config.webhook_concurrency, concat!("Janua-Webhooks/", env!("CARGO_PKG_VERSION")))
 }
 
 fn root_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
