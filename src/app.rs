@@ -13,15 +13,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::domain::webhooks::AddressPolicy;
 use crate::context::RequestContext;
+use crate::domain::webhooks::AddressPolicy;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{HttpState, graphql as gql_http, middleware, pages, ws as ws_http};
-use crate::protocols::{health, well_known};
+use crate::protocols::{health, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
@@ -179,7 +179,10 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webhook_wake: Arc::new(Notify::new()),
         webhook_client: webhook_worker::client(&config)?,
         sso_client: crate::security::outbound::guarded_client(
-            AddressPolicy { allow_loopback: config.sso_allow_loopback, allow_private: config.sso_allow_private },
+            AddressPolicy {
+                allow_loopback: config.sso_allow_loopback,
+                allow_private: config.sso_allow_private,
+            },
             config.sso_timeout,
             8,
             concat!("Janua-SSO/", env!("CARGO_PKG_VERSION")),
@@ -295,6 +298,10 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+fn context_of_parts(parts: &axum::http::request::Parts) -> RequestContext {
+    parts.extensions.get::<RequestContext>().cloned().unwrap_or_default()
+}
+
 fn context_of(req: &Request) -> RequestContext {
     req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
 }
@@ -328,8 +335,41 @@ fn filter(m: &axum::http::Method) -> MethodFilter {
 pub fn router(svc: HttpState) -> Router {
     let mut api: Router<HttpState> = Router::new();
     let mut by_path: Vec<(&'static str, MethodRouter<HttpState>)> = Vec::new();
+    let index_of = |op: &str| svc.rest.routes.iter().position(|p| p.route.operation == op);
+    let (discover, complete_oidc) = (index_of("SsoProviderForEmail"), index_of("CompleteOidcSso"));
     for (index, p) in svc.rest.routes.iter().enumerate() {
+        let op = p.route.operation;
         let handler = move |State(svc): State<HttpState>, req: Request| async move {
+            // Three SSO paths answer two shapes (API.md §3): chosen by the request, then run
+            // through the table like every route — except the IdP's HTML form POST.
+            match op {
+                "CompleteSamlSso" if sso::is_form_post(req.headers()) => {
+                    return sso::acs_form(svc, req).await;
+                }
+                "SsoProviders"
+                    if req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("email="))) =>
+                {
+                    if let Some(i) = discover {
+                        return svc.rest.handle(&svc.state, &svc.schema, i, req).await;
+                    }
+                }
+                "StartOidcSso" => {
+                    let (parts, body) = req.into_parts();
+                    let limit = svc.state.config.body_limit;
+                    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+                        return envelope::error_for(
+                            &context_of_parts(&parts),
+                            &AppError::new(ErrorCode::PayloadTooLarge),
+                        );
+                    };
+                    let has_code = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .is_ok_and(|v| v.get("code").is_some_and(|c| !c.is_null()));
+                    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+                    let i = if has_code { complete_oidc.unwrap_or(index) } else { index };
+                    return svc.rest.handle(&svc.state, &svc.schema, i, req).await;
+                }
+                _ => {}
+            }
             svc.rest.handle(&svc.state, &svc.schema, index, req).await
         };
         match by_path.iter_mut().find(|(path, _)| *path == p.route.path) {
@@ -340,6 +380,9 @@ pub fn router(svc: HttpState) -> Router {
     for (path, mr) in by_path {
         api = api.route(path, mr.fallback(method_not_allowed));
     }
+    api = api
+        .route("/sso/saml/metadata/{provider_id}", get(sso::metadata).fallback(method_not_allowed))
+        .route("/sso/oidc/callback", get(sso::oidc_callback).fallback(method_not_allowed));
 
     Router::new()
         .nest("/api/v1", api)

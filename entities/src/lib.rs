@@ -13,6 +13,8 @@ pub mod refresh_token;
 pub mod session;
 pub mod setting;
 pub mod signing_key;
+pub mod sso_identity;
+pub mod sso_provider;
 pub mod user;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

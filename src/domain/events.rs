@@ -54,6 +54,11 @@ event_types! {
     PasskeyRegistered => "security.passkey.registered",
     PasskeyRemoved => "security.passkey.removed",
     PasskeyRenamed => "security.passkey.renamed",
+    SsoProviderCreated => "sso.provider.created",
+    SsoProviderUpdated => "sso.provider.updated",
+    SsoProviderDeleted => "sso.provider.deleted",
+    SsoSignedIn => "sso.signed_in",
+    SsoSigninFailed => "sso.signin_failed",
 }
 
 impl EventType {
@@ -116,6 +121,16 @@ pub const EVENT_NAMES: &[&str] = &[
     // Beyond API.md §4 (extensions, never reusing a name):
     "security.mfa.setup_started",
     "security.passkey.renamed",
+    "sso.signin_failed",
+    "scim.group.created",
+    "scim.group.updated",
+    "scim.group.deleted",
+    "user.email_verified",
+    "user.password_reset_requested",
+    "user.password_reset",
+    "organization.invitation.created",
+    "organization.invitation.accepted",
+    "organization.invitation.revoked",
 ];
 
 /// What happened to a session.

@@ -99,20 +99,25 @@ fn is_loopback_name(host: &str) -> bool {
 /// host when the policy allows loopback (development). No credentials in the URL. Host names
 /// are checked again at every delivery, after resolution.
 pub fn parse_endpoint_url(raw: &str, policy: AddressPolicy) -> AppResult<Url> {
+    parse_outbound_url("url", raw, policy)
+}
+
+/// [`parse_endpoint_url`] for any URL Janua will fetch (errors name `field`).
+pub fn parse_outbound_url(field: &str, raw: &str, policy: AddressPolicy) -> AppResult<Url> {
     let raw = raw.trim();
-    let refuse = || AppError::field("url", FieldIssue::UrlNotAllowed);
+    let refuse = || AppError::field(field, FieldIssue::UrlNotAllowed);
     if raw.is_empty() {
-        return Err(AppError::field("url", FieldIssue::Required));
+        return Err(AppError::field(field, FieldIssue::Required));
     }
     if raw.len() > MAX_URL_LENGTH {
-        return Err(AppError::field("url", FieldIssue::TooLong(MAX_URL_LENGTH)));
+        return Err(AppError::field(field, FieldIssue::TooLong(MAX_URL_LENGTH)));
     }
-    let url = Url::parse(raw).map_err(|_| AppError::field("url", FieldIssue::InvalidFormat))?;
+    let url = Url::parse(raw).map_err(|_| AppError::field(field, FieldIssue::InvalidFormat))?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
-        return Err(AppError::field("url", FieldIssue::InvalidFormat));
+        return Err(AppError::field(field, FieldIssue::InvalidFormat));
     }
     let host =
-        url.host_str().ok_or_else(|| AppError::field("url", FieldIssue::InvalidFormat))?.to_ascii_lowercase();
+        url.host_str().ok_or_else(|| AppError::field(field, FieldIssue::InvalidFormat))?.to_ascii_lowercase();
     let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
     let class = match literal {
         Ok(ip) => classify(ip),

@@ -11,6 +11,7 @@ mod orgs;
 mod passkeys;
 pub mod render;
 mod sessions;
+mod sso;
 mod subscription;
 mod types;
 mod users;
@@ -37,9 +38,9 @@ pub struct IdentityQuery(
 #[derive(MergedObject, Default)]
 pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
 
-/// Webhooks.
+/// Webhooks, enterprise SSO.
 #[derive(MergedObject, Default)]
-pub struct IntegrationsQuery(webhooks::WebhooksQuery);
+pub struct IntegrationsQuery(webhooks::WebhooksQuery, sso::SsoQuery);
 
 /// Query root (merged objects nested in groups of at most eight).
 #[derive(MergedObject, Default)]
@@ -58,9 +59,9 @@ pub struct IdentityMutation(
 #[derive(MergedObject, Default)]
 pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
 
-/// Webhooks.
+/// Webhooks, enterprise SSO.
 #[derive(MergedObject, Default)]
-pub struct IntegrationsMutation(webhooks::WebhooksMutation);
+pub struct IntegrationsMutation(webhooks::WebhooksMutation, sso::SsoMutation);
 
 /// Mutation root.
 #[derive(MergedObject, Default)]

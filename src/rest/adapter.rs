@@ -459,8 +459,9 @@ pub fn camel_to_snake(s: &str) -> String {
 }
 
 /// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn
-/// `options` (standard WebAuthn JSON, camelCase by specification: `publicKey`, `pubKeyCredParams`).
-pub(crate) const VERBATIM: [&str; 2] = ["metadata", "options"];
+/// `options` (standard WebAuthn JSON, camelCase by specification: `publicKey`, `pubKeyCredParams`),
+/// and an SSO provider's `attributeMapping` (IdP attribute names are the IdP's).
+pub(crate) const VERBATIM: [&str; 3] = ["metadata", "options", "attributeMapping"];
 
 /// Renames every key of a GraphQL result to snake_case, leaving [`VERBATIM`] fields untouched.
 pub fn to_snake(v: Value) -> Value {

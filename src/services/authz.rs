@@ -218,6 +218,11 @@ pub enum Action {
         org: Uuid,
         role: Option<OrgRole>,
     },
+    /// An organization's SSO providers (configuration, secrets sealed).
+    ManageSso {
+        org: Uuid,
+        role: Option<OrgRole>,
+    },
     /// Administrator API keys (no organization).
     ManageAdminApiKeys,
     /// Read an organization's audit log.
@@ -289,7 +294,7 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
                     || p.key_allows(Some(*org), Scope::MembersWrite)
             }
         }
-        ManageApiKeys { role, .. } | ManageWebhooks { role, .. } => {
+        ManageApiKeys { role, .. } | ManageWebhooks { role, .. } | ManageSso { role, .. } => {
             if matches!(p, Principal::ApiKey { .. }) {
                 return deny(Forbidden);
             }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use entities::user;
 
 use crate::context::RequestContext;
+use crate::domain::sso::SsoReason;
 use crate::domain::{AuthMethod, UserStatus};
 use crate::domain::{Email, EventType, Password};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -18,6 +19,7 @@ use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
 use crate::services::mfa_token::{self, MfaChallenge, PendingRehash};
 use crate::services::sessions::{self, IssuedTokens};
+use crate::services::sso::providers as sso_providers;
 use crate::services::unit_of_work::Write;
 use crate::services::users::UserView;
 use crate::services::{mfa, passkeys};
@@ -68,6 +70,9 @@ pub async fn sign_in(
     attempt.succeeded(state).await;
     if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
+    }
+    if sso_providers::password_refused(&state.db, u.id, &u.email).await? {
+        return Err(SsoReason::SsoRequired.into());
     }
     if mfa::is_enabled(&state.db, u.id).await? {
         let rehash = verified.rehash.map(|hash| PendingRehash {
@@ -234,6 +239,31 @@ async fn complete_sign_in(
     let tokens = sessions::open_session(w, state, ctx, u.id, &u.email, method).await?;
     metrics::counter!("janua_signins_total", "outcome" => "success").increment(1);
     Ok(Authenticated { user: u.into(), tokens })
+}
+
+/// Completes a sign-in through an identity provider (the caller linked or provisioned `u` and
+/// checked it is active) in the write `w`: a session with method `sso`, and `sso.signed_in`
+/// beside `user.signed_in` in the provider's organization's log.
+pub(crate) async fn with_sso(
+    w: &mut Write<'_>,
+    state: &AppState,
+    ctx: &RequestContext,
+    u: user::Model,
+    provider: &entities::sso_provider::Model,
+    protocol: crate::domain::sso::SsoProtocol,
+) -> AppResult<Authenticated> {
+    let detail = serde_json::json!({"provider_id": provider.id, "protocol": protocol.as_str()});
+    w.record(Change {
+        event: EventType::SsoSignedIn,
+        target: Some(("user", u.id.to_string())),
+        subject_user: Some(u.id),
+        acting_user: Some((Some(u.id), u.email.clone())),
+        organization: Some(provider.organization_id),
+        data: serde_json::json!({"user_id": u.id, "provider_id": provider.id, "protocol": protocol.as_str()}),
+    })
+    .await?;
+    metrics::counter!("janua_sso_signins_total", "outcome" => "success").increment(1);
+    complete_sign_in(w, state, ctx, u, AuthMethod::Sso.as_str(), detail, None).await
 }
 
 /// `ACCOUNT_LOCKED` until `until`, counted as a locked sign-in.

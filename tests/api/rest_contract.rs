@@ -165,17 +165,28 @@ fn required_value(w: &World, route: &RestRoute, field: &str, n: usize) -> Value 
         (_, "code") => json!("000000"),
         (_, "ceremony_id") => json!("not-a-ceremony"),
         (_, "credential") => json!({}),
+        (_, "organization_id") => json!(w.org),
+        (_, "protocol") => json!("saml"),
+        (_, "saml_response") => json!("PHNhbWxwOlJlc3BvbnNlLz4="),
+        (_, "state") => json!("not-a-state"),
         (op, f) => panic!("no value for required field {f} of {op}: add one"),
     }
 }
 
 /// Fields that are optional one by one but of which the route needs one (`{email | user_id}`,
 /// `{password | code}`): the minimal body names the first.
-fn one_of(route: &RestRoute) -> Option<(&'static str, Value)> {
+fn one_of(route: &RestRoute) -> Vec<(&'static str, Value)> {
     match route.operation {
-        "AddMember" => Some(("email", json!("contract-joiner@example.com"))),
-        "DisableMfa" => Some(("password", json!(PASSWORD))),
-        _ => None,
+        "AddMember" => vec![("email", json!("contract-joiner@example.com"))],
+        "DisableMfa" => vec![("password", json!(PASSWORD))],
+        "StartSso" | "StartOidcSso" => vec![("email", json!("someone@unclaimed.example.com"))],
+        // A SAML provider needs the IdP's entity id, SSO URL and certificate (or its metadata).
+        "CreateSsoProvider" => vec![
+            ("saml_entity_id", json!("https://contract-idp.example.com/saml")),
+            ("saml_sso_url", json!("https://contract-idp.example.com/sso")),
+            ("saml_certificate", json!(include_str!("../fixtures/contract-idp.pem"))),
+        ],
+        _ => vec![],
     }
 }
 
@@ -189,6 +200,7 @@ fn path_of(w: &World, route: &RestRoute, session: &str) -> String {
             ("organizations", "user_id") => w.member.clone(),
             ("api-keys", _) => w.ids.get("api_key").cloned().unwrap_or_default(),
             ("webhooks", "id") => w.ids.get("webhook").cloned().unwrap_or_default(),
+            ("sso", "id") => w.ids.get("sso_provider").cloned().unwrap_or_default(),
             _ => String::new(),
         };
         let value = if value.is_empty() { Uuid::now_v7().to_string() } else { value };
@@ -215,7 +227,7 @@ async fn every_route_with_only_its_required_fields_matches_the_document(b: Backe
         for f in p.input.iter().filter(|f| f.required) {
             body.insert(f.rest_name.clone(), required_value(&w, route, &f.rest_name, n));
         }
-        if let Some((k, v)) = one_of(route) {
+        for (k, v) in one_of(route) {
             body.insert(k.into(), v);
         }
         let sent: Vec<String> = body.keys().cloned().collect();
@@ -242,6 +254,9 @@ async fn every_route_with_only_its_required_fields_matches_the_document(b: Backe
         match route.operation {
             "CreateOrganizationApiKey" => {
                 w.ids.insert("api_key", r.body["data"]["api_key"]["id"].as_str().unwrap_or_default().into());
+            }
+            "CreateSsoProvider" => {
+                w.ids.insert("sso_provider", r.body["data"]["id"].as_str().unwrap_or_default().into());
             }
             "CreateWebhook" => {
                 w.ids.insert("webhook", r.body["data"]["webhook"]["id"].as_str().unwrap_or_default().into());

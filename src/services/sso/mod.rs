@@ -8,5 +8,7 @@
 //! Storage and sign-in live beside them: providers per organization, the single-use request
 //! state, assertion replay, linking and just-in-time provisioning, the one-time browser code.
 
+pub mod flow;
 pub mod oidc;
+pub mod providers;
 pub mod saml;
