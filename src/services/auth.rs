@@ -3,8 +3,7 @@
 
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
-use uuid::Uuid;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use entities::{refresh_token, session, user};
 
@@ -18,6 +17,7 @@ use crate::services::lockout::Attempt;
 use crate::services::sessions::{self, IssuedTokens};
 use crate::services::sign_in::{Authenticated, failed_sign_in, locked};
 use crate::services::unit_of_work::Write;
+use crate::services::users::{NewUser, insert_user};
 use crate::state::AppState;
 
 /// What a new account starts with.
@@ -77,33 +77,27 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         return Err(email_taken());
     }
     let hash = state.passwords.hash(&input.password).await?;
-    let now = Utc::now();
     let display = name.clone().or_else(|| match (&first_name, &last_name) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
         _ => None,
     });
     let mut w = Write::begin(state, ctx).await?;
-    let u = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(email.as_str().to_owned()),
-        password_hash: Set(Some(hash)),
-        name: Set(display),
-        first_name: Set(first_name),
-        last_name: Set(last_name),
-        username: Set(username),
-        avatar_url: Set(None),
-        locale: Set(locale),
-        metadata: Set(None),
-        status: Set(UserStatus::Active.as_str().into()),
-        is_admin: Set(false),
-        email_verified: Set(false),
-        last_signin_at: Set(Some(now)),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(w.tx())
+    let u = insert_user(
+        w.tx(),
+        NewUser {
+            email: email.as_str().to_owned(),
+            password_hash: Some(hash),
+            name: display,
+            first_name,
+            last_name,
+            username,
+            locale,
+            signed_in: true,
+            ..NewUser::default()
+        },
+    )
     .await
-    .map_err(|e| match AppError::from(e) {
+    .map_err(|e| match e {
         e if e.code == ErrorCode::Conflict => email_taken(),
         e => e,
     })?;

@@ -12,6 +12,7 @@ use crate::domain::{Email, EventType, Password};
 use crate::error::{AppError, AppResult};
 use crate::services::audit::Change;
 use crate::services::unit_of_work::Write;
+use crate::services::users::{NewUser, insert_user};
 use crate::state::AppState;
 
 /// Creates an administrator, or grants administrator rights to an existing account (its password
@@ -33,26 +34,16 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
             let pw = Password::new(password.to_owned());
             state.passwords.check_policy(&pw, Some(&email))?;
             let hash = state.passwords.hash(&pw).await?;
-            let now = Utc::now();
-            let u = user::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                email: Set(email.as_str().to_owned()),
-                password_hash: Set(Some(hash)),
-                name: Set(None),
-                first_name: Set(None),
-                last_name: Set(None),
-                username: Set(None),
-                avatar_url: Set(None),
-                locale: Set(None),
-                metadata: Set(None),
-                status: Set(UserStatus::Active.as_str().into()),
-                is_admin: Set(true),
-                email_verified: Set(true),
-                last_signin_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(w.tx())
+            let u = insert_user(
+                w.tx(),
+                NewUser {
+                    email: email.as_str().to_owned(),
+                    password_hash: Some(hash),
+                    is_admin: true,
+                    email_verified: true,
+                    ..NewUser::default()
+                },
+            )
             .await?;
             (u.id, true)
         }

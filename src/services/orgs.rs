@@ -185,15 +185,7 @@ pub async fn create_organization(
     }
     .insert(w.tx())
     .await?;
-    org_member::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(org.id),
-        user_id: Set(owner),
-        role: Set(OrgRole::Owner.as_str().into()),
-        joined_at: Set(now),
-    }
-    .insert(w.tx())
-    .await?;
+    insert_member(w.tx(), org.id, owner, OrgRole::Owner).await?;
     w.record(
         Change {
             event: EventType::OrganizationCreated,
@@ -461,15 +453,7 @@ pub async fn add_member(
     if member_row(w.tx(), org_id, target.id).await?.is_some() {
         return Err(AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"field": "user_id"})));
     }
-    let m = org_member::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(org_id),
-        user_id: Set(target.id),
-        role: Set(new_role.as_str().into()),
-        joined_at: Set(Utc::now()),
-    }
-    .insert(w.tx())
-    .await?;
+    let m = insert_member(w.tx(), org_id, target.id, new_role).await?;
     w.record(Change {
         event: EventType::OrganizationMemberAdded,
         target: Some(("user", target.id.to_string())),
@@ -572,4 +556,22 @@ pub async fn members_of(db: &impl ConnectionTrait, orgs: &[Uuid]) -> AppResult<V
         .filter(org_member::Column::OrganizationId.is_in(orgs.to_vec()))
         .all(db)
         .await?)
+}
+
+/// Inserts a membership row (the caller audits it as it sees fit).
+pub(crate) async fn insert_member(
+    tx: &impl ConnectionTrait,
+    organization_id: Uuid,
+    user_id: Uuid,
+    role: OrgRole,
+) -> AppResult<org_member::Model> {
+    Ok(org_member::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(organization_id),
+        user_id: Set(user_id),
+        role: Set(role.as_str().into()),
+        joined_at: Set(Utc::now()),
+    }
+    .insert(tx)
+    .await?)
 }

@@ -401,3 +401,46 @@ pub async fn user_roles(state: &AppState, ctx: &RequestContext, id: Uuid) -> App
         organizations: rows.into_iter().filter_map(|(m, o)| o.map(|o| (o.id, o.name, m.role))).collect(),
     })
 }
+
+/// A new user row: what differs between sign-up, the first administrator and provisioning; the
+/// rest starts empty (active, no avatar, no metadata).
+#[derive(Default)]
+pub(crate) struct NewUser {
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub locale: Option<String>,
+    pub is_admin: bool,
+    pub email_verified: bool,
+    /// Signed in at creation (sign-up opens a session at once).
+    pub signed_in: bool,
+}
+
+/// Inserts a user (a taken email is the database's unique-index conflict).
+pub(crate) async fn insert_user(tx: &impl ConnectionTrait, n: NewUser) -> AppResult<user::Model> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let now = chrono::Utc::now();
+    Ok(user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(n.email),
+        password_hash: Set(n.password_hash),
+        name: Set(n.name),
+        first_name: Set(n.first_name),
+        last_name: Set(n.last_name),
+        username: Set(n.username),
+        avatar_url: Set(None),
+        locale: Set(n.locale),
+        metadata: Set(None),
+        status: Set(UserStatus::Active.as_str().into()),
+        is_admin: Set(n.is_admin),
+        email_verified: Set(n.email_verified),
+        last_signin_at: Set(n.signed_in.then_some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(tx)
+    .await?)
+}

@@ -20,10 +20,12 @@ use crate::domain::{Email, EventType, OrgRole, UserStatus};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::Change;
+use crate::services::orgs::insert_member;
 use crate::services::sign_in::{self, Authenticated};
 use crate::services::sso::providers::{self, allowed_domains, oidc_settings, saml_settings, saml_sp};
 use crate::services::sso::{oidc, saml};
 use crate::services::unit_of_work::Write;
+use crate::services::users::{NewUser, insert_user};
 use crate::state::AppState;
 use crate::storage::CeremonyKind;
 
@@ -508,7 +510,6 @@ async fn provision(
     a: &Asserted,
     email: &Email,
 ) -> AppResult<user::Model> {
-    let now = Utc::now();
     let standard = |k: &str| {
         a.attributes.get(k).and_then(|v| v.as_str()).map(|s| s.chars().take(200).collect::<String>())
     };
@@ -518,36 +519,20 @@ async fn provision(
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
         _ => None,
     });
-    let u = user::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        email: Set(email.as_str().to_owned()),
-        password_hash: Set(None),
-        name: Set(name),
-        first_name: Set(first),
-        last_name: Set(last),
-        username: Set(None),
-        avatar_url: Set(None),
-        locale: Set(None),
-        metadata: Set(None),
-        status: Set(UserStatus::Active.as_str().into()),
-        is_admin: Set(false),
-        email_verified: Set(true),
-        last_signin_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(w.tx())
+    let u = insert_user(
+        w.tx(),
+        NewUser {
+            email: email.as_str().to_owned(),
+            name,
+            first_name: first,
+            last_name: last,
+            email_verified: true,
+            ..NewUser::default()
+        },
+    )
     .await?;
     let role = OrgRole::parse(&m.default_role).filter(|r| *r != OrgRole::Owner).unwrap_or(OrgRole::Member);
-    org_member::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(m.organization_id),
-        user_id: Set(u.id),
-        role: Set(role.as_str().into()),
-        joined_at: Set(now),
-    }
-    .insert(w.tx())
-    .await?;
+    insert_member(w.tx(), m.organization_id, u.id, role).await?;
     w.record(Change {
         event: EventType::UserCreated,
         target: Some(("user", u.id.to_string())),

@@ -317,7 +317,10 @@ async fn apply(state: &AppState, m: &mut sso_provider::Model, input: ProviderInp
     }
     if let Some(u) = &input.return_url {
         check(match u.trim() {
-            "" => Ok(m.return_url = None),
+            "" => {
+                m.return_url = None;
+                Ok(())
+            }
             u => browser_url(state, "return_url", u).map(|u| m.return_url = Some(u)),
         });
     }
