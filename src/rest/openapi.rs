@@ -161,6 +161,68 @@ fn operation(p: &PreparedRoute) -> Value {
     op
 }
 
+/// The SSO routes a browser or an IdP calls, served beside the table (not JSON, or not only):
+/// the SP metadata, the ACS's form binding and the OIDC callback; and `?email=` discovery.
+fn sso_protocol_routes(paths: &mut Map<String, Value>) {
+    let error = json!({"description": "`SSO_ERROR` with `details.reason`, or another error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}});
+    let code = json!({
+        "description": "The provider has no return URL: the one-time code for `POST /sso/exchange`",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "success": {"const": true},
+            "data": {"type": "object", "properties": {"code": {"type": "string"}, "expires_in": {"type": "integer"}},
+                "required": ["code", "expires_in"]},
+        }, "required": ["success", "data"]}}},
+    });
+    let redirect = json!({"description": "To the provider's return URL with `?code=` (single use, 60 s)",
+        "headers": {"Location": {"schema": {"type": "string"}}}});
+    paths.insert(
+        "/api/v1/sso/saml/metadata/{provider_id}".into(),
+        json!({"get": {
+            "tags": ["sso"],
+            "summary": "This SP's SAML metadata for one provider (entity id, ACS, NameID formats)",
+            "operationId": "SsoSpMetadata",
+            "parameters": [{"name": "provider_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
+            "responses": {
+                "200": {"description": "SAML metadata", "content": {"application/samlmetadata+xml": {"schema": {"type": "string"}}}},
+                "404": error,
+            },
+        }}),
+    );
+    let callback_params: Vec<Value> = ["code", "state", "error"]
+        .iter()
+        .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string"}}))
+        .collect();
+    paths.insert(
+        "/api/v1/sso/oidc/callback".into(),
+        json!({"get": {
+            "tags": ["sso"],
+            "summary": "Where the OIDC provider sends the browser back",
+            "operationId": "SsoOidcCallback",
+            "parameters": callback_params,
+            "responses": {"303": redirect, "200": code, "401": error.clone(), "502": error.clone()},
+        }}),
+    );
+    if let Some(acs) = paths.get_mut("/api/v1/sso/saml").and_then(|p| p.get_mut("post")) {
+        acs["requestBody"]["content"]["application/x-www-form-urlencoded"] = json!({"schema": {
+            "type": "object",
+            "properties": {"SAMLResponse": {"type": "string"}, "RelayState": {"type": "string"}},
+            "required": ["SAMLResponse"],
+        }});
+        acs["responses"]["303"] = redirect;
+    }
+    if let Some(params) = paths
+        .get_mut("/api/v1/sso/providers")
+        .and_then(|p| p.get_mut("get"))
+        .and_then(|list| list["parameters"].as_array_mut())
+    {
+        {
+            params.push(json!({"name": "email", "in": "query", "schema": {"type": "string", "format": "email"},
+                "description": "Public discovery: answers as `GET /sso/providers/discover` (no organization needed)"}));
+        }
+    }
+}
+
 /// Builds the document for every prepared route.
 pub fn document(api: &RestApi) -> Value {
     let mut paths = Map::new();
@@ -168,6 +230,7 @@ pub fn document(api: &RestApi) -> Value {
         let path = paths.entry(format!("/api/v1{}", p.route.path)).or_insert_with(|| json!({}));
         path[p.route.method.as_str().to_lowercase()] = operation(p);
     }
+    sso_protocol_routes(&mut paths);
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     json!({
         "openapi": "3.1.0",
