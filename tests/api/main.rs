@@ -13,6 +13,8 @@ mod hostile_input;
 mod layering;
 mod memberships;
 mod mfa;
+mod oidc_idp;
+mod oidc_rp;
 mod operator;
 mod passkeys;
 mod platform;
