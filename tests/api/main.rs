@@ -23,6 +23,7 @@ mod redis_processes;
 mod rest_contract;
 mod sessions;
 mod sign_in;
+mod sso_oidc;
 mod storage;
 mod subscriptions;
 mod tokens;
