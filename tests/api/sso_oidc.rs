@@ -156,7 +156,8 @@ async fn oidc_refusals_carry_their_reason(b: Backend) {
     let (_, p) = provider(&app, &owner, &idp, json!({})).await;
     let id = p["id"].as_str().unwrap().to_owned();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut crate::oidc_idp::Knobs)>)> = vec![
+    type Lie = Box<dyn Fn(&mut crate::oidc_idp::Knobs)>;
+    let cases: Vec<(&str, Lie)> = vec![
         ("signature_invalid", Box::new(|k| k.signing = Signing::ForeignKey)),
         ("signature_invalid", Box::new(|k| k.signing = Signing::AlgNone)),
         ("unknown_key", Box::new(|k| k.signing = Signing::UnknownKid)),
