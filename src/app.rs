@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::domain::webhooks::AddressPolicy;
 use crate::context::RequestContext;
+use crate::domain::webhooks::AddressPolicy;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
@@ -179,7 +179,10 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webhook_wake: Arc::new(Notify::new()),
         webhook_client: webhook_worker::client(&config)?,
         sso_client: crate::security::outbound::guarded_client(
-            AddressPolicy { allow_loopback: config.sso_allow_loopback, allow_private: config.sso_allow_private },
+            AddressPolicy {
+                allow_loopback: config.sso_allow_loopback,
+                allow_private: config.sso_allow_private,
+            },
             config.sso_timeout,
             8,
             concat!("Janua-SSO/", env!("CARGO_PKG_VERSION")),

@@ -42,7 +42,12 @@ pub fn client(config: &Config) -> anyhow::Result<reqwest::Client> {
         allow_loopback: config.webhook_allow_loopback,
         allow_private: config.webhook_allow_private,
     };
-    guarded_client(policy, config.webhook_timeout, config.webhook_concurrency, concat!("Janua-Webhooks/", env!("CARGO_PKG_VERSION")))
+    guarded_client(
+        policy,
+        config.webhook_timeout,
+        config.webhook_concurrency,
+        concat!("Janua-Webhooks/", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 fn root_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
