@@ -1,6 +1,15 @@
-//! The SAML 2.0 service provider, with samael. Pure functions: no storage, no clock of its own.
-//! The caller checks `InResponseTo` against the requests it issued and the assertion id against
-//! replay; everything about the XML itself is checked here.
+//! The SAML 2.0 service provider, with samael. Pure functions: no storage, no clock of its own
+//! (the AuthnRequest's `IssueInstant` aside). The caller checks `InResponseTo` against the
+//! requests it issued and the assertion id against replay; everything about the XML itself is
+//! checked here.
+//!
+//! - [`input`]: the refusal of any DTD before a parser sees the XML.
+//! - [`metadata`]: IdP metadata in, SP metadata out, certificates.
+//! - [`request`]: AuthnRequests for the redirect binding.
+
+mod input;
+mod metadata;
+mod request;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +18,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::sso::SsoReason;
 use crate::error::AppResult;
+
+const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 
 /// What Janua knows of an identity provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,31 +72,40 @@ pub struct Assertion {
     pub in_response_to: Option<String>,
     pub name_id: String,
     pub name_id_format: Option<String>,
-    /// Until when the assertion may be used (its `NotOnOrAfter`): replay entries live this long.
+    /// The last instant [`verify_response`] would still accept this assertion: the earliest of
+    /// its `NotOnOrAfter`s (Conditions, bearer confirmation) plus the skew. Replay entries must
+    /// live this long. Always set for an assertion that verified (the confirmation's is required).
     pub not_on_or_after: Option<DateTime<Utc>>,
     /// Attribute name → values.
     pub attributes: BTreeMap<String, Vec<String>>,
 }
 
-/// Parses IdP metadata XML (an `EntityDescriptor` with an `IDPSSODescriptor`).
-pub fn parse_idp_metadata(_xml: &str) -> AppResult<IdpMetadata> {
-    unimplemented!("SAML: parse_idp_metadata")
+/// Parses IdP metadata XML (an `EntityDescriptor` with an `IDPSSODescriptor`, or an
+/// `EntitiesDescriptor` holding exactly one): entity id, SSO URL (HTTP-Redirect, else HTTP-POST),
+/// SLO URL, and every signing certificate as PEM. Any failure — a DTD, no IdP, no SSO endpoint,
+/// no certificate, a certificate that is not one — is a validation error on `saml_metadata_xml`.
+pub fn parse_idp_metadata(xml: &str) -> AppResult<IdpMetadata> {
+    metadata::parse_idp_metadata(xml)
 }
 
 /// The SHA-256 fingerprint (`AB:CD:…`) of a PEM certificate; a validation error on
 /// `saml_certificate` when it is not one.
-pub fn certificate_fingerprint(_pem: &str) -> AppResult<String> {
-    unimplemented!("SAML: certificate_fingerprint")
+pub fn certificate_fingerprint(pem: &str) -> AppResult<String> {
+    metadata::certificate_fingerprint(pem)
 }
 
-/// The SP metadata XML (entity id, ACS URL with the HTTP-POST binding, NameID formats).
-pub fn sp_metadata(_sp: &SpSettings) -> String {
-    unimplemented!("SAML: sp_metadata")
+/// The SP metadata XML (entity id, ACS URL with the HTTP-POST binding, NameID formats
+/// emailAddress and persistent, `WantAssertionsSigned="true"`, requests unsigned).
+pub fn sp_metadata(sp: &SpSettings) -> String {
+    metadata::sp_metadata(sp)
 }
 
-/// A fresh AuthnRequest to `idp` with `relay_state`.
-pub fn authn_request(_idp: &IdpSettings, _sp: &SpSettings, _relay_state: &str) -> AppResult<AuthnRequest> {
-    unimplemented!("SAML: authn_request")
+/// A fresh AuthnRequest to `idp` with `relay_state` (omitted when empty): a random `ID`
+/// (`_` + 32 hex digits), `Destination` the SSO URL, the ACS URL and HTTP-POST binding for the
+/// answer, `Issuer` the SP entity id; deflated and base64-encoded onto the SSO URL, whose own query
+/// is kept. A validation error on `saml_sso_url` when that is not an http(s) URL.
+pub fn authn_request(idp: &IdpSettings, sp: &SpSettings, relay_state: &str) -> AppResult<AuthnRequest> {
+    request::authn_request(idp, sp, relay_state)
 }
 
 /// Verifies a base64 `SAMLResponse` and reads its assertion.
@@ -98,3 +118,6 @@ pub fn verify_response(
 ) -> Result<Assertion, SsoReason> {
     unimplemented!("SAML: verify_response")
 }
+
+#[cfg(test)]
+mod tests;
