@@ -3,13 +3,17 @@
 //! requests it issued and the assertion id against replay; everything about the XML itself is
 //! checked here.
 //!
-//! - [`input`]: the refusal of any DTD before a parser sees the XML.
+//! - [`input`]: base64, size cap, and the refusal of any DTD before a parser sees the XML.
+//! - [`envelope`]: the strict first read of a Response's shape (wrapping, comments).
+//! - [`verify`]: signatures (xmlsec through samael), then the content checks.
 //! - [`metadata`]: IdP metadata in, SP metadata out, certificates.
 //! - [`request`]: AuthnRequests for the redirect binding.
 
+mod envelope;
 mod input;
 mod metadata;
 mod request;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +23,12 @@ use chrono::{DateTime, Utc};
 use crate::domain::sso::SsoReason;
 use crate::error::AppResult;
 
+pub use input::MAX_RESPONSE_BYTES;
+
 const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 
 /// What Janua knows of an identity provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,15 +117,35 @@ pub fn authn_request(idp: &IdpSettings, sp: &SpSettings, relay_state: &str) -> A
     request::authn_request(idp, sp, relay_state)
 }
 
-/// Verifies a base64 `SAMLResponse` and reads its assertion.
+/// Verifies a base64 `SAMLResponse` and reads its assertion, or says why it is refused:
+///
+/// - not base64, over [`MAX_RESPONSE_BYTES`], not UTF-8 XML 1.0, not one Response with exactly
+///   one plain Assertion directly inside it, a signature elsewhere or not naming its parent,
+///   comments (the NameID comment trick), an `EncryptedAssertion` → `MalformedResponse`;
+/// - any DOCTYPE or entity declaration → `DoctypeForbidden` (before a parser sees the XML);
+/// - status other than Success → `IdpError`;
+/// - no signature on the Assertion when `want_assertions_signed`, or none at all → `Unsigned`;
+/// - a signature not by one of `certificates`, altered content, SHA-1 → `SignatureInvalid`;
+/// - Response or Assertion issuer not `entity_id` → `IssuerMismatch`;
+/// - Response `Destination` not the ACS URL (or absent on a signed Response) → `DestinationMismatch`;
+/// - no AudienceRestriction, or one without the SP entity id → `AudienceMismatch`;
+/// - outside `NotBefore`/`NotOnOrAfter` (Conditions, bearer confirmation; `IssueInstant` in the
+///   future), each widened by `skew` (at most an hour) → `NotYetValid` / `Expired`;
+/// - no bearer confirmation for the ACS URL → `RecipientMismatch`;
+/// - an unsigned Response `InResponseTo` the signed content does not back → `UnknownRequest`;
+/// - no `InResponseTo` while IdP-initiated sign-in is off → `IdpInitiatedDisabled`.
+///
+/// Everything returned is read from XML a verified signature covers. The caller still checks
+/// `in_response_to` against its issued requests (also when IdP-initiated sign-in is allowed and
+/// one is present) and `assertion_id` against replay until `not_on_or_after`.
 pub fn verify_response(
-    _saml_response: &str,
-    _idp: &IdpSettings,
-    _sp: &SpSettings,
-    _now: DateTime<Utc>,
-    _skew: Duration,
+    saml_response: &str,
+    idp: &IdpSettings,
+    sp: &SpSettings,
+    now: DateTime<Utc>,
+    skew: Duration,
 ) -> Result<Assertion, SsoReason> {
-    unimplemented!("SAML: verify_response")
+    verify::verify_response(saml_response, idp, sp, now, skew)
 }
 
 #[cfg(test)]

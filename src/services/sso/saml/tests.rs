@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use samael::metadata::EntityDescriptor;
 use samael::schema::AuthnRequest as SamlAuthnRequest;
 
-use super::input::{XmlRefusal, guard_xml};
+use super::input::{XmlRefusal, decode_response, guard_xml};
 use super::*;
 use crate::error::{AppError, ErrorCode, FieldIssue};
 
@@ -233,4 +233,18 @@ fn no_dtd_reaches_a_parser() {
         guard_xml("\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><r><!-- c --><![CDATA[x]]></r>"),
         Ok("<?xml version=\"1.0\" encoding=\"utf-8\"?><r><!-- c --><![CDATA[x]]></r>")
     );
+}
+
+#[test]
+fn posted_responses_are_base64_within_the_cap() {
+    let xml = "<samlp:Response/>";
+    let b64 = STANDARD.encode(xml);
+    let wrapped = format!("{}\r\n{}\n", &b64[..8], &b64[8..]);
+    assert_eq!(decode_response(&wrapped).as_deref(), Ok(xml));
+    assert_eq!(decode_response(b64.trim_end_matches('=')).as_deref(), Ok(xml), "padding is optional");
+    assert_eq!(decode_response("PHI+%3D"), Err(SsoReason::MalformedResponse));
+    assert_eq!(decode_response(&STANDARD.encode([0xff, 0xfe, b'<'])), Err(SsoReason::MalformedResponse));
+    let big = "x".repeat(MAX_RESPONSE_BYTES + 1);
+    assert_eq!(decode_response(&STANDARD.encode(&big)), Err(SsoReason::MalformedResponse));
+    assert_eq!(decode_response(&STANDARD.encode(&big[1..])).map(|s| s.len()), Ok(MAX_RESPONSE_BYTES));
 }
