@@ -21,6 +21,8 @@ mod platform;
 mod redis;
 mod redis_processes;
 mod rest_contract;
+mod saml;
+mod saml_idp;
 mod sessions;
 mod sign_in;
 mod sso_oidc;
