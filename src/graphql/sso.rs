@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::parts;
 use super::types::{ActionPayload, AuthPayload};
 use crate::domain::parse_id;
-use crate::error::{AppError, FieldIssue};
+use crate::error::AppError;
 use crate::services::sso::flow::{self, Caller, Completed, StartInput, Started};
 use crate::services::sso::providers::{
     self, ProviderHint, ProviderInput, ProviderView, SsoConfig as ConfigView,
@@ -127,7 +127,8 @@ impl From<ProviderHint> for SsoProviderHint {
 /// How an organization's identity providers reach Janua.
 #[derive(SimpleObject, Clone)]
 pub struct SsoConfig {
-    pub organization_id: ID,
+    /// The organization asked for; without one, the answer covers every organization you administer.
+    pub organization_id: Option<ID>,
     /// The SAML Assertion Consumer Service URL (every provider).
     pub acs_url: String,
     /// The OIDC redirect URI to register at the IdP.
@@ -153,7 +154,7 @@ impl From<ConfigView> for SsoConfig {
             }
         }
         Self {
-            organization_id: ID(c.organization_id.to_string()),
+            organization_id: c.organization_id.map(|o| ID(o.to_string())),
             acs_url: c.acs_url,
             oidc_redirect_uri: c.oidc_redirect_uri,
             sp_entity_id: saml.map(|p| p.sp.sp_entity_id.clone()),
@@ -354,11 +355,12 @@ impl SsoQuery {
         Ok(providers::discover_by_email(state, &email).await?.into())
     }
 
-    /// How the organization's identity providers reach Janua, and its providers.
+    /// How the organization's identity providers reach Janua, and its providers (without
+    /// `organizationId`: those of every organization you administer).
     async fn sso_config(&self, ctx: &Context<'_>, organization_id: Option<ID>) -> Result<SsoConfig> {
         let (state, rc) = parts(ctx);
-        let raw = organization_id.ok_or_else(|| AppError::field("organization_id", FieldIssue::Required))?;
-        Ok(providers::sso_config(state, rc, parse_id("organization_id", &raw)?).await?.into())
+        let org = organization_id.map(|o| parse_id("organization_id", &o)).transpose()?;
+        Ok(providers::sso_config(state, rc, org).await?.into())
     }
 }
 

@@ -26,6 +26,7 @@ mod saml_idp;
 mod sessions;
 mod sign_in;
 mod sso_oidc;
+mod sso_saml;
 mod storage;
 mod subscriptions;
 mod tokens;

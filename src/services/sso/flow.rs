@@ -201,26 +201,6 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
     }
 }
 
-/// The Issuer of a Response, read before verification only to choose whose keys verify it.
-fn saml_issuer(saml_response: &str) -> Result<String, SsoReason> {
-    use base64::Engine;
-    let compact: String = saml_response.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|_| SsoReason::MalformedResponse)?;
-    let xml = String::from_utf8(bytes).map_err(|_| SsoReason::MalformedResponse)?;
-    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") || xml.contains("<!doctype") {
-        return Err(SsoReason::DoctypeForbidden);
-    }
-    let r: samael::schema::Response = xml.parse().map_err(|_| SsoReason::MalformedResponse)?;
-    let issuer = r
-        .issuer
-        .and_then(|i| i.value)
-        .or_else(|| r.assertion.and_then(|a| a.issuer.value))
-        .ok_or(SsoReason::MalformedResponse)?;
-    Ok(issuer.trim().to_owned())
-}
-
 /// The ACS: verifies a SAML Response and signs its user in.
 pub async fn complete_saml(
     state: &AppState,
@@ -233,7 +213,7 @@ pub async fn complete_saml(
         return Err(AppError::field("saml_response", FieldIssue::Required));
     }
     let result = async {
-        let issuer = saml_issuer(saml_response)?;
+        let issuer = saml::issuer_of(saml_response)?;
         let candidates: Vec<sso_provider::Model> = sso_provider::Entity::find()
             .filter(sso_provider::Column::Protocol.eq(SsoProtocol::Saml.as_str()))
             .filter(sso_provider::Column::SamlEntityId.eq(issuer.as_str()))
@@ -259,10 +239,11 @@ pub async fn complete_saml(
             saml::verify_response(saml_response, &saml_settings(&m), &saml_sp(state, m.id), Utc::now(), skew)
                 .map_err(AppError::from)?;
         // Each assertion is consumed once, on every node.
+        // Until the last instant the assertion would still be accepted (skew included).
         let window = a
             .not_on_or_after
             .and_then(|t| (t - Utc::now()).to_std().ok())
-            .map_or(MAX_REPLAY_WINDOW, |d| (d + skew).min(MAX_REPLAY_WINDOW));
+            .map_or(MAX_REPLAY_WINDOW, |d| d.min(MAX_REPLAY_WINDOW));
         let fresh = state
             .ceremonies
             .claim(CeremonyKind::SsoSeen, &format!("saml:{}:{}", m.id, sha256_hex(&a.assertion_id)), window)

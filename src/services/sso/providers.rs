@@ -173,7 +173,8 @@ pub struct ProviderHint {
 /// `GET /sso/config`: how an organization's IdP reaches Janua, and its providers.
 #[derive(Clone, Debug)]
 pub struct SsoConfig {
-    pub organization_id: Uuid,
+    /// The organization asked for (else the providers of every organization the caller administers).
+    pub organization_id: Option<Uuid>,
     pub acs_url: String,
     pub oidc_redirect_uri: String,
     pub providers: Vec<ProviderView>,
@@ -534,7 +535,7 @@ async fn authorize_org(state: &AppState, ctx: &RequestContext, org: Uuid) -> App
 async fn managed(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<sso_provider::Model> {
     let m = sso_provider::Entity::find_by_id(id).one(&state.db).await?.ok_or(ErrorCode::NotFound)?;
     authorize_org(state, ctx, m.organization_id).await.map_err(|e| match e.code {
-        ErrorCode::InsufficientPermissions | ErrorCode::AuthenticationRequired => e,
+        ErrorCode::InsufficientPermissions | ErrorCode::AuthenticationRequired | ErrorCode::Forbidden => e,
         _ => AppError::new(ErrorCode::NotFound),
     })?;
     Ok(m)
@@ -746,8 +747,8 @@ pub async fn discover_by_email(state: &AppState, email: &str) -> AppResult<Provi
 }
 
 /// `GET /sso/config?organization_id=`.
-pub async fn sso_config(state: &AppState, ctx: &RequestContext, org: Uuid) -> AppResult<SsoConfig> {
-    let providers = list_providers(state, ctx, Some(org)).await?;
+pub async fn sso_config(state: &AppState, ctx: &RequestContext, org: Option<Uuid>) -> AppResult<SsoConfig> {
+    let providers = list_providers(state, ctx, org).await?;
     let base = state.config.public_base();
     Ok(SsoConfig {
         organization_id: org,

@@ -148,5 +148,19 @@ pub fn verify_response(
     verify::verify_response(saml_response, idp, sp, now, skew)
 }
 
+/// The issuer a Response names (the Response's, else its Assertion's), read before any
+/// signature is checked, under the same guards and shape checks as [`verify_response`]: it
+/// only says whose certificates to verify the Response with. Nothing else may trust it.
+pub fn issuer_of(saml_response: &str) -> Result<String, SsoReason> {
+    let xml = input::decode_response(saml_response)?;
+    let xml = input::guard_xml(&xml).map_err(SsoReason::from)?;
+    let envelope = envelope::read_envelope(xml)?;
+    let issuer = match envelope.issuer {
+        Some(i) => Some(i),
+        None => xml.parse::<samael::schema::Response>().ok().and_then(|r| r.assertion?.issuer.value),
+    };
+    issuer.map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()).ok_or(SsoReason::MalformedResponse)
+}
+
 #[cfg(test)]
 mod tests;
