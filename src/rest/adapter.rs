@@ -215,7 +215,14 @@ impl RestApi {
         let resp = schema.execute(request).await;
         if let Some((code, app)) = first_error_code(&resp) {
             if app.is_none() {
-                tracing::warn!(request_id = rc.request_id, errors = ?resp.errors, "REST operation failed outside a service");
+                // Messages can quote the client's value: log a bounded prefix of each, never the whole.
+                let errors: Vec<String> =
+                    resp.errors.iter().map(|e| e.message.chars().take(200).collect()).collect();
+                tracing::warn!(
+                    request_id = rc.request_id,
+                    ?errors,
+                    "REST operation failed outside a service"
+                );
             }
             return Err(app.unwrap_or_else(|| AppError::new(code)));
         }
