@@ -5,5 +5,6 @@ pub mod envelope;
 pub mod openapi;
 pub mod routes;
 pub mod shapes;
+mod sso_routes;
 
 pub use adapter::RestApi;

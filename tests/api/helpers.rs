@@ -329,3 +329,14 @@ pub fn access(v: &Value) -> String {
 pub fn refresh(v: &Value) -> String {
     v["tokens"]["refresh_token"].as_str().expect("refresh token").to_owned()
 }
+
+/// A client that shows redirects instead of following them, as a test of a browser hop needs.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client")
+}
+
+/// The one-time `code` of an SSO redirect's `Location`.
+pub fn code_of(location: &str) -> String {
+    let url = reqwest::Url::parse(location).expect("a URL");
+    url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("a code")
+}

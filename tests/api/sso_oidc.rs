@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, access, redis_prefix, redis_url};
+use crate::helpers::{Backend, PASSWORD, TestApp, access, code_of, no_redirects, redis_prefix, redis_url};
 use crate::oidc_idp::{CLIENT_ID, CLIENT_SECRET, Signing, TestIdp};
 
 crate::on_both_databases!(
@@ -15,11 +15,6 @@ crate::on_both_databases!(
 );
 
 const RETURN_URL: &str = "https://app.example.com/sso/done";
-
-/// A client that shows redirects instead of following them, as a test of a browser hop needs.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client")
-}
 
 async fn server(b: Backend) -> TestApp {
     TestApp::spawn_with(b, |c| c.sso_allow_loopback = true).await
@@ -97,7 +92,7 @@ async fn oidc_browser_and_api_sign_in(b: Backend) {
     assert_eq!(q["code_challenge_method"], "S256");
     assert!(q["redirect_uri"].ends_with("/api/v1/sso/oidc/callback"), "{url}");
     let cb = idp.authorize(url).await;
-    let back = browser()
+    let back = no_redirects()
         .get(app.url(&format!("/api/v1/sso/oidc/callback?code={}&state={}", cb.code, cb.state)))
         .send()
         .await
@@ -105,13 +100,7 @@ async fn oidc_browser_and_api_sign_in(b: Backend) {
     assert_eq!(back.status(), 303);
     let location = back.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with(&format!("{RETURN_URL}?code=")), "{location}");
-    let one_time = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .to_string();
+    let one_time = code_of(&location);
     let signed = app.rest("POST", "/sso/exchange", None, Some(json!({"code": one_time}))).await;
     assert_eq!(signed.status, 200, "{}", signed.body);
     let user = &signed.body["data"]["user"];
@@ -343,19 +332,13 @@ async fn oidc_state_and_codes_are_single_use_across_nodes(b: Backend) {
     // A browser code issued by B is taken once, on A.
     let r = a.rest("POST", "/sso/start", None, Some(json!({"provider_id": id}))).await;
     let cb = idp.authorize(r.body["data"]["authorization_url"].as_str().unwrap()).await;
-    let back = browser()
+    let back = no_redirects()
         .get(node_b.url(&format!("/api/v1/sso/oidc/callback?code={}&state={}", cb.code, cb.state)))
         .send()
         .await
         .unwrap();
     let location = back.headers()["location"].to_str().unwrap().to_owned();
-    let one_time = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .to_string();
+    let one_time = code_of(&location);
     assert_eq!(a.rest("POST", "/sso/exchange", None, Some(json!({"code": one_time}))).await.status, 200);
     let again = node_b.rest("POST", "/sso/exchange", None, Some(json!({"code": one_time}))).await;
     assert_eq!(reason(&again), "code_invalid", "{}", again.body);

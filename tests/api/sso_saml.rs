@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Resp, TestApp, access, redis_prefix, redis_url};
+use crate::helpers::{Backend, Resp, TestApp, access, code_of, no_redirects, redis_prefix, redis_url};
 use crate::saml_idp::{Signing, TestSamlIdp, Wrap};
 
 crate::on_both_databases!(
@@ -101,10 +101,7 @@ async fn post_json(app: &TestApp, saml_response: &str, relay_state: Option<&str>
 
 /// The IdP's HTML form POST, as a browser sends it (redirects shown, not followed).
 async fn post_form(app: &TestApp, saml_response: &str, relay_state: &str) -> reqwest::Response {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    no_redirects()
         .post(app.url("/api/v1/sso/saml"))
         .form(&[("SAMLResponse", saml_response), ("RelayState", relay_state)])
         .send()
@@ -140,13 +137,7 @@ async fn saml_browser_and_api_sign_in(b: Backend) {
     let back = post_form(&app, &signed, &relay).await;
     assert_eq!(back.status(), 303, "{}", back.text().await.unwrap_or_default());
     let location = back.headers()["location"].to_str().unwrap().to_owned();
-    let code = reqwest::Url::parse(&location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .to_string();
+    let code = code_of(&location);
     assert!(location.starts_with(RETURN_URL), "{location}");
     let r = app.rest("POST", "/sso/exchange", None, Some(json!({"code": code}))).await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -12,3 +12,4 @@ pub mod flow;
 pub mod oidc;
 pub mod providers;
 pub mod saml;
+mod settings;
