@@ -9,6 +9,7 @@ mod m20261128_300000_create_organizations_and_api_keys;
 mod m20261201_000000_add_session_authenticated_at;
 mod m20261201_000001_create_settings;
 mod m20261202_000000_create_sso;
+mod m20261202_100000_create_scim;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000000_add_session_authenticated_at::Migration),
             Box::new(m20261201_000001_create_settings::Migration),
             Box::new(m20261202_000000_create_sso::Migration),
+            Box::new(m20261202_100000_create_scim::Migration),
         ]
     }
 }
