@@ -61,6 +61,10 @@ pub struct Config {
     /// Requests per minute per client IP (IPv6: per /64).
     #[arg(long, global = true, env = "JANUA_RATE_LIMIT_PER_MINUTE", default_value_t = 60)]
     pub rate_limit_per_minute: u32,
+    /// SCIM requests per minute per client IP (an identity provider syncing a directory sends
+    /// many; counted apart from `JANUA_RATE_LIMIT_PER_MINUTE`).
+    #[arg(long, global = true, env = "JANUA_SCIM_RATE_LIMIT_PER_MINUTE", default_value_t = 1200)]
+    pub scim_rate_limit_per_minute: u32,
     /// Credential checks per minute per client IP (IPv6: per /64) — passwords, second factors,
     /// passkey assertions, API keys; a check that succeeds gives its unit back.
     #[arg(long, global = true, env = "JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", default_value_t = 30)]

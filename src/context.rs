@@ -23,6 +23,13 @@ pub struct ApiKeyActor {
     pub scopes: Vec<String>,
 }
 
+/// An organization's SCIM token, provisioning that organization (SCIM routes only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScimActor {
+    pub token_id: Uuid,
+    pub organization_id: Uuid,
+}
+
 /// The caller of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Actor {
@@ -30,6 +37,7 @@ pub enum Actor {
     Anonymous,
     User(UserActor),
     ApiKey(ApiKeyActor),
+    Scim(ScimActor),
 }
 
 /// Everything a service needs to know about the request it serves.
@@ -51,7 +59,7 @@ impl RequestContext {
         match &self.actor {
             Actor::User(u) => Ok(u),
             // An API key acts for an organization, never as a person.
-            Actor::ApiKey(_) => Err(AppError::new(ErrorCode::Forbidden)),
+            Actor::ApiKey(_) | Actor::Scim(_) => Err(AppError::new(ErrorCode::Forbidden)),
             Actor::Anonymous => {
                 Err(AppError::new(self.auth_error.unwrap_or(ErrorCode::AuthenticationRequired)))
             }

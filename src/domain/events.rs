@@ -59,6 +59,14 @@ event_types! {
     SsoProviderDeleted => "sso.provider.deleted",
     SsoSignedIn => "sso.signed_in",
     SsoSigninFailed => "sso.signin_failed",
+    ScimTokenCreated => "scim.token.created",
+    ScimTokenRevoked => "scim.token.revoked",
+    ScimUserProvisioned => "scim.user.provisioned",
+    ScimUserUpdated => "scim.user.updated",
+    ScimUserDeprovisioned => "scim.user.deprovisioned",
+    ScimGroupCreated => "scim.group.created",
+    ScimGroupUpdated => "scim.group.updated",
+    ScimGroupDeleted => "scim.group.deleted",
 }
 
 impl EventType {
@@ -125,6 +133,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "scim.group.created",
     "scim.group.updated",
     "scim.group.deleted",
+    "scim.token.created",
+    "scim.token.revoked",
     "user.email_verified",
     "user.password_reset_requested",
     "user.password_reset",

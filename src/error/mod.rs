@@ -29,6 +29,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    PreconditionFailed,
     AccountLocked,
     AccountDisabled,
     ReauthRequired,
@@ -42,7 +43,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -61,6 +62,7 @@ impl ErrorCode {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
+        Self::PreconditionFailed,
         Self::AccountLocked,
         Self::AccountDisabled,
         Self::ReauthRequired,
@@ -93,6 +95,7 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::ReauthRequired => "REAUTH_REQUIRED",
@@ -129,6 +132,7 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::AccountLocked => 423,
             Self::RateLimited => 429,

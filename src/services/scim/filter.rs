@@ -1,0 +1,561 @@
+//! The RFC 7644 §3.4.2.2 filter language and the §3.5.2 PATCH path, parsed into a small AST,
+//! plus an evaluator for one JSON object (PATCH value filters).
+//!
+//! Parsing is bounded for hostile input: at most [`MAX_INPUT_BYTES`] bytes, [`MAX_DEPTH`] levels of
+//! nesting (parentheses, `not`, value paths) and [`MAX_COMPARISONS`] comparisons; `and`/`or` chains
+//! are built iteratively. A malformed filter is an `Err`, never a panic.
+
+mod eval;
+mod lex;
+
+pub use eval::matches;
+use lex::{Tok, Token, attr_path, compare_op, is_attr_name, lex, literal};
+
+/// Longest filter or path accepted, in bytes.
+pub const MAX_INPUT_BYTES: usize = 4096;
+/// Deepest nesting of parentheses, `not` and value paths accepted.
+pub const MAX_DEPTH: usize = 32;
+/// Most comparisons (`pr` included) one filter may hold.
+pub const MAX_COMPARISONS: usize = 100;
+
+/// An attribute path as written: optional schema URN, attribute, optional sub-attribute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttrPath {
+    pub urn: Option<String>,
+    pub name: String,
+    pub sub: Option<String>,
+}
+
+/// A comparison operator (RFC 7644 §3.4.2.2, Table 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Co,
+    Sw,
+    Ew,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// The literal on the right of a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompValue {
+    Str(String),
+    Num(serde_json::Number),
+    Bool(bool),
+    Null,
+}
+
+/// A parsed filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    Present(AttrPath),
+    Compare(AttrPath, CompareOp, CompValue),
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    /// `emails[type eq "work" and value co "@x"]`: the inner filter's paths are relative to the
+    /// multi-valued attribute (`name` = its sub-attribute, `urn`/`sub` None).
+    ValuePath(AttrPath, Box<Filter>),
+}
+
+/// Why a filter or path was refused: a human-readable reason naming the byte position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterError {
+    pub message: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// A PATCH path: `attr`, `attr.sub`, `urn:…:attr`, `urn:…:attr.sub`, `attr[filter]`, `attr[filter].sub`.
+/// When `filter` is Some, `attr.sub` is None and the trailing sub-attribute is in `sub`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchPath {
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    pub sub: Option<String>,
+}
+
+fn error(message: impl Into<String>, pos: usize) -> FilterError {
+    FilterError { message: format!("{} at position {pos}", message.into()) }
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    next: usize,
+    depth: usize,
+    comparisons: usize,
+    end: usize,
+}
+
+impl Parser {
+    fn new(input: &str) -> Result<Parser, FilterError> {
+        Ok(Parser { tokens: lex(input)?, next: 0, depth: 0, comparisons: 0, end: input.len() })
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.tokens.get(self.next).map(|t| &t.tok)
+    }
+
+    /// The position of the next token, or the end of the input.
+    fn pos(&self) -> usize {
+        self.tokens.get(self.next).map_or(self.end, |t| t.pos)
+    }
+
+    fn bump(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.next).cloned();
+        self.next += 1;
+        token
+    }
+
+    fn peek_keyword(&self, keyword: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(keyword))
+    }
+
+    fn expect(&mut self, tok: Tok, what: &str) -> Result<(), FilterError> {
+        if self.peek() == Some(&tok) {
+            self.next += 1;
+            return Ok(());
+        }
+        Err(error(format!("expected {what}"), self.pos()))
+    }
+
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(error(format!("nested more than {MAX_DEPTH} levels deep"), self.pos()));
+        }
+        Ok(())
+    }
+
+    fn count_comparison(&mut self, pos: usize) -> Result<(), FilterError> {
+        self.comparisons += 1;
+        if self.comparisons > MAX_COMPARISONS {
+            return Err(error(format!("more than {MAX_COMPARISONS} comparisons"), pos));
+        }
+        Ok(())
+    }
+
+    /// `and-expr *("or" and-expr)`, left-associative, built in a loop.
+    fn or_expr(&mut self, in_value: bool) -> Result<Filter, FilterError> {
+        let mut left = self.and_expr(in_value)?;
+        while self.peek_keyword("or") {
+            self.next += 1;
+            let right = self.and_expr(in_value)?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    /// `unary *("and" unary)`, left-associative, built in a loop.
+    fn and_expr(&mut self, in_value: bool) -> Result<Filter, FilterError> {
+        let mut left = self.unary(in_value)?;
+        while self.peek_keyword("and") {
+            self.next += 1;
+            let right = self.unary(in_value)?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    /// A parenthesised filter, `not (…)`, or an attribute expression.
+    fn unary(&mut self, in_value: bool) -> Result<Filter, FilterError> {
+        let pos = self.pos();
+        match self.bump().map(|t| t.tok) {
+            Some(Tok::Open) => self.group(in_value),
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("not") => {
+                self.expect(Tok::Open, "'(' after 'not'")?;
+                Ok(Filter::Not(Box::new(self.group(in_value)?)))
+            }
+            Some(Tok::Word(w)) => self.attr_expr(&w, pos, in_value),
+            Some(_) => Err(error("expected an attribute path, '(' or 'not'", pos)),
+            None => Err(error("unexpected end of filter", pos)),
+        }
+    }
+
+    /// The rest of `( filter )`, after the opening parenthesis.
+    fn group(&mut self, in_value: bool) -> Result<Filter, FilterError> {
+        self.enter()?;
+        let inner = self.or_expr(in_value)?;
+        self.expect(Tok::Close, "')'")?;
+        self.depth -= 1;
+        Ok(inner)
+    }
+
+    /// `path pr`, `path op value` or `path[filter]`.
+    fn attr_expr(&mut self, word: &str, pos: usize, in_value: bool) -> Result<Filter, FilterError> {
+        let path = attr_path(word, pos)?;
+        if in_value && (path.urn.is_some() || path.sub.is_some()) {
+            return Err(error("a value filter names sub-attributes only", pos));
+        }
+        let op_pos = self.pos();
+        match self.bump().map(|t| t.tok) {
+            Some(Tok::OpenBracket) => {
+                if in_value {
+                    return Err(error("'[' inside a value filter", op_pos));
+                }
+                let inner = self.bracket(&path, pos)?;
+                Ok(Filter::ValuePath(path, Box::new(inner)))
+            }
+            Some(Tok::Word(op)) if op.eq_ignore_ascii_case("pr") => {
+                self.count_comparison(pos)?;
+                Ok(Filter::Present(path))
+            }
+            Some(Tok::Word(op)) => {
+                let op =
+                    compare_op(&op).ok_or_else(|| error(format!("'{op}' is not an operator"), op_pos))?;
+                self.count_comparison(pos)?;
+                let value = self.comp_value()?;
+                Ok(Filter::Compare(path, op, value))
+            }
+            _ => Err(error(format!("expected an operator after '{word}'"), op_pos)),
+        }
+    }
+
+    /// The rest of `attr[filter]`, after the opening bracket.
+    fn bracket(&mut self, path: &AttrPath, pos: usize) -> Result<Filter, FilterError> {
+        if path.sub.is_some() {
+            return Err(error("a value filter applies to an attribute, not a sub-attribute", pos));
+        }
+        self.enter()?;
+        let inner = self.or_expr(true)?;
+        self.expect(Tok::CloseBracket, "']'")?;
+        self.depth -= 1;
+        Ok(inner)
+    }
+
+    fn comp_value(&mut self) -> Result<CompValue, FilterError> {
+        let pos = self.pos();
+        match self.bump().map(|t| t.tok) {
+            Some(Tok::Str(s)) => Ok(CompValue::Str(s)),
+            Some(Tok::Word(w)) => literal(&w, pos),
+            _ => Err(error("expected a value", pos)),
+        }
+    }
+
+    fn expect_end(&self) -> Result<(), FilterError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(error("unexpected trailing input", self.pos())),
+        }
+    }
+}
+
+/// Parses a `filter` query parameter (RFC 7644 §3.4.2.2).
+pub fn parse_filter(input: &str) -> Result<Filter, FilterError> {
+    let mut parser = Parser::new(input)?;
+    if parser.peek().is_none() {
+        return Err(error("empty filter", 0));
+    }
+    let filter = parser.or_expr(false)?;
+    parser.expect_end()?;
+    Ok(filter)
+}
+
+/// Parses a PATCH operation's `path` (RFC 7644 §3.5.2).
+pub fn parse_path(input: &str) -> Result<PatchPath, FilterError> {
+    let mut parser = Parser::new(input)?;
+    let pos = parser.pos();
+    let attr = match parser.bump().map(|t| t.tok) {
+        Some(Tok::Word(w)) => attr_path(&w, pos)?,
+        Some(_) => return Err(error("expected an attribute path", pos)),
+        None => return Err(error("empty path", pos)),
+    };
+    if parser.peek() != Some(&Tok::OpenBracket) {
+        parser.expect_end()?;
+        return Ok(PatchPath { attr, filter: None, sub: None });
+    }
+    parser.next += 1;
+    let filter = parser.bracket(&attr, pos)?;
+    let sub_pos = parser.pos();
+    let sub = match parser.bump().map(|t| t.tok) {
+        None => None,
+        Some(Tok::Word(w)) => match w.strip_prefix('.') {
+            Some(sub) if is_attr_name(sub) => Some(sub.to_string()),
+            _ => return Err(error(format!("'{w}' is not a sub-attribute"), sub_pos)),
+        },
+        Some(_) => return Err(error("unexpected trailing input", sub_pos)),
+    };
+    parser.expect_end()?;
+    Ok(PatchPath { attr, filter: Some(filter), sub })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str) -> AttrPath {
+        AttrPath { urn: None, name: name.into(), sub: None }
+    }
+
+    fn eq(name: &str, value: &str) -> Filter {
+        Filter::Compare(p(name), CompareOp::Eq, CompValue::Str(value.into()))
+    }
+
+    fn bx(f: Filter) -> Box<Filter> {
+        Box::new(f)
+    }
+
+    #[test]
+    fn every_operator_case_insensitively() {
+        let ops = [
+            ("eq", CompareOp::Eq),
+            ("NE", CompareOp::Ne),
+            ("Co", CompareOp::Co),
+            ("sw", CompareOp::Sw),
+            ("eW", CompareOp::Ew),
+            ("gt", CompareOp::Gt),
+            ("GE", CompareOp::Ge),
+            ("lt", CompareOp::Lt),
+            ("le", CompareOp::Le),
+        ];
+        for (word, op) in ops {
+            let f = parse_filter(&format!("userName {word} \"x\"")).expect(word);
+            assert_eq!(f, Filter::Compare(p("userName"), op, CompValue::Str("x".into())));
+        }
+        assert_eq!(parse_filter("title PR"), Ok(Filter::Present(p("title"))));
+    }
+
+    #[test]
+    fn literals() {
+        let f = parse_filter("active eq TRUE").expect("bool");
+        assert_eq!(f, Filter::Compare(p("active"), CompareOp::Eq, CompValue::Bool(true)));
+        let f = parse_filter("active ne false").expect("bool");
+        assert_eq!(f, Filter::Compare(p("active"), CompareOp::Ne, CompValue::Bool(false)));
+        let f = parse_filter("x eq null").expect("null");
+        assert_eq!(f, Filter::Compare(p("x"), CompareOp::Eq, CompValue::Null));
+        let f = parse_filter("age gt -1.5e3").expect("number");
+        let n = serde_json::Number::from_f64(-1500.0).expect("finite");
+        assert_eq!(f, Filter::Compare(p("age"), CompareOp::Gt, CompValue::Num(n)));
+        let f = parse_filter("age le 42").expect("number");
+        assert_eq!(f, Filter::Compare(p("age"), CompareOp::Le, CompValue::Num(42.into())));
+        let f = parse_filter(r#"meta.lastModified gt "2011-05-13T04:42:34Z""#).expect("date");
+        let path = AttrPath { urn: None, name: "meta".into(), sub: Some("lastModified".into()) };
+        assert_eq!(f, Filter::Compare(path, CompareOp::Gt, CompValue::Str("2011-05-13T04:42:34Z".into())));
+    }
+
+    #[test]
+    fn string_escapes() {
+        let f = parse_filter(r#"displayName eq "a\"b\\c\u00e9\n""#).expect("escapes");
+        assert_eq!(f, eq("displayName", "a\"b\\c\u{e9}\n"));
+        let f = parse_filter(r#"displayName eq "\ud83d\ude00""#).expect("surrogate pair");
+        assert_eq!(f, eq("displayName", "\u{1F600}"));
+        let f = parse_filter(r#"displayName eq "and or not ( ) [ ]""#).expect("keywords in strings");
+        assert_eq!(f, eq("displayName", "and or not ( ) [ ]"));
+    }
+
+    #[test]
+    fn precedence_not_and_or() {
+        let f = parse_filter(r#"a eq "1" or b eq "2" and c eq "3""#).expect("precedence");
+        let and = Filter::And(bx(eq("b", "2")), bx(eq("c", "3")));
+        assert_eq!(f, Filter::Or(bx(eq("a", "1")), bx(and)));
+        let f = parse_filter(r#"a eq "1" AND b eq "2" Or c eq "3""#).expect("keywords");
+        let and = Filter::And(bx(eq("a", "1")), bx(eq("b", "2")));
+        assert_eq!(f, Filter::Or(bx(and), bx(eq("c", "3"))));
+        let f = parse_filter(r#"not (a eq "1") and b eq "2""#).expect("not binds tighter");
+        assert_eq!(f, Filter::And(bx(Filter::Not(bx(eq("a", "1")))), bx(eq("b", "2"))));
+    }
+
+    #[test]
+    fn chains_are_left_associative() {
+        let f = parse_filter(r#"a eq "1" or b eq "2" or c eq "3""#).expect("chain");
+        let left = Filter::Or(bx(eq("a", "1")), bx(eq("b", "2")));
+        assert_eq!(f, Filter::Or(bx(left), bx(eq("c", "3"))));
+    }
+
+    #[test]
+    fn parentheses_and_not() {
+        let f = parse_filter(r#"(a eq "1" or b eq "2") and NOT(c pr)"#).expect("parens");
+        let or = Filter::Or(bx(eq("a", "1")), bx(eq("b", "2")));
+        let not = Filter::Not(bx(Filter::Present(p("c"))));
+        assert_eq!(f, Filter::And(bx(or), bx(not)));
+        let f = parse_filter(r#"((a eq "1"))"#).expect("double parens");
+        assert_eq!(f, eq("a", "1"));
+    }
+
+    #[test]
+    fn value_filters() {
+        let f = parse_filter(r#"emails[type eq "work" and value co "@x"]"#).expect("value path");
+        let inner = Filter::And(
+            bx(eq("type", "work")),
+            bx(Filter::Compare(p("value"), CompareOp::Co, CompValue::Str("@x".into()))),
+        );
+        assert_eq!(f, Filter::ValuePath(p("emails"), bx(inner)));
+        let f = parse_filter(r#"userType eq "E" and emails[type eq "work"] or ims[type eq "xmpp"]"#)
+            .expect("mixed");
+        let and =
+            Filter::And(bx(eq("userType", "E")), bx(Filter::ValuePath(p("emails"), bx(eq("type", "work")))));
+        assert_eq!(f, Filter::Or(bx(and), bx(Filter::ValuePath(p("ims"), bx(eq("type", "xmpp"))))));
+        let f = parse_filter(r#"members[not (value eq "1")]"#).expect("not inside");
+        assert_eq!(f, Filter::ValuePath(p("members"), bx(Filter::Not(bx(eq("value", "1"))))));
+    }
+
+    #[test]
+    fn urn_paths() {
+        let f =
+            parse_filter(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#).expect("core urn");
+        let path = AttrPath {
+            urn: Some(crate::services::scim::schema::USER_URN.into()),
+            name: "userName".into(),
+            sub: None,
+        };
+        assert_eq!(f, Filter::Compare(path, CompareOp::Sw, CompValue::Str("J".into())));
+        let f = parse_filter(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26""#,
+        )
+        .expect("extension urn with sub");
+        let path = AttrPath {
+            urn: Some(crate::services::scim::schema::ENTERPRISE_URN.into()),
+            name: "manager".into(),
+            sub: Some("value".into()),
+        };
+        assert_eq!(f, Filter::Compare(path, CompareOp::Eq, CompValue::Str("26".into())));
+        let f = parse_filter(r#"members.$ref eq "x""#).expect("$ref");
+        let path = AttrPath { urn: None, name: "members".into(), sub: Some("$ref".into()) };
+        assert_eq!(f, Filter::Compare(path, CompareOp::Eq, CompValue::Str("x".into())));
+    }
+
+    #[test]
+    fn malformed_filters_are_errors() {
+        let deep = format!("{}a pr{}", "(".repeat(40), ")".repeat(40));
+        let chain = vec!["a pr"; 10_000].join(" or ");
+        let many = vec!["a pr"; 101].join(" and ");
+        let long = format!("a eq \"{}\"", "x".repeat(5000));
+        let not_bomb = format!("{}a pr{}", "not (".repeat(33), ")".repeat(33));
+        let cases: &[&str] = &[
+            "",
+            "   ",
+            r#"userName eq "x"#,
+            "userName eq",
+            r#"eq "x""#,
+            r#"userName xx "x""#,
+            r#"(userName eq "x""#,
+            r#"userName eq "x")"#,
+            r#"userName eq "x" garbage"#,
+            r#"userName eq "x" and"#,
+            r#"userName eq "\u12G4""#,
+            r#"userName eq "\x""#,
+            r#"emails[type eq "work""#,
+            r#"emails[type eq "work"]]"#,
+            r#"emails[type eq "work" and x[y eq "1"]]"#,
+            r#"emails[urn:a:b:type eq "1"]"#,
+            r#"emails.value[type eq "1"]"#,
+            "age gt 1.2.3",
+            "age gt 12abc",
+            "age gt 01",
+            "age gt -",
+            "age gt +1",
+            "age gt work",
+            "1abc pr",
+            "user:name pr",
+            "a.b.c pr",
+            "urn:x pr",
+            "not a pr",
+            "()",
+            "a pr or or b pr",
+            "[a pr]",
+            "aaa\u{fc} pr",
+            "\u{fc}\u{fc}\u{fc} pr",
+            "a eq \"\u{1}\"",
+            &deep,
+            &chain,
+            &many,
+            &long,
+            &not_bomb,
+        ];
+        for case in cases {
+            let result = parse_filter(case);
+            assert!(result.is_err(), "accepted {case:?}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_position() {
+        let e = parse_filter(r#"userName xx "x""#).expect_err("bad operator");
+        assert_eq!(e.message, "'xx' is not an operator at position 9");
+        let e = parse_filter(r#"a eq "1" )"#).expect_err("trailing");
+        assert!(e.message.ends_with("at position 9"), "{}", e.message);
+    }
+
+    #[test]
+    fn limits_allow_what_they_promise() {
+        let deep = format!("{}a pr{}", "(".repeat(32), ")".repeat(32));
+        assert!(parse_filter(&deep).is_ok());
+        let hundred = vec!["a pr"; 100].join(" or ");
+        assert!(parse_filter(&hundred).is_ok());
+    }
+
+    /// A deterministic stream of pseudo-random numbers (no dependency needed).
+    fn lcg(seed: &mut u64) -> usize {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 33) as usize
+    }
+
+    #[test]
+    fn random_inputs_never_panic() {
+        let pieces = [
+            "(", ")", "[", "]", "\"", "\\", "a", "emails", " eq ", " and ", " or ", "not ", " pr", "1", "-",
+            ".", ":", "urn:", "\"x\"", "\\u12", "\u{e9}", " ", "$ref", "value", "type", "]", "0.5e", "true",
+            "null",
+        ];
+        let mut seed = 7;
+        let obj = serde_json::json!({ "emails": [{ "value": "x", "type": "work" }], "a": 1 });
+        for _ in 0..20_000 {
+            let len = lcg(&mut seed) % 24;
+            let input: String = (0..len).map(|_| pieces[lcg(&mut seed) % pieces.len()]).collect();
+            if let Ok(f) = parse_filter(&input) {
+                matches(&f, &obj, &|_| false);
+            }
+            let _ = parse_path(&input);
+        }
+    }
+
+    #[test]
+    fn patch_paths() {
+        let path = parse_path("name.givenName").expect("sub");
+        assert_eq!(path.attr, AttrPath { urn: None, name: "name".into(), sub: Some("givenName".into()) });
+        assert_eq!((path.filter, path.sub), (None, None));
+        let path = parse_path(r#"emails[type eq "work"].value"#).expect("filter and sub");
+        assert_eq!(path.attr, p("emails"));
+        assert_eq!(path.filter, Some(eq("type", "work")));
+        assert_eq!(path.sub.as_deref(), Some("value"));
+        let path = parse_path(r#"members[value eq "2819c223"]"#).expect("filter");
+        assert_eq!(path.filter, Some(eq("value", "2819c223")));
+        assert_eq!(path.sub, None);
+        let path =
+            parse_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").expect("urn");
+        assert_eq!(path.attr.urn.as_deref(), Some(crate::services::scim::schema::ENTERPRISE_URN));
+        assert_eq!(path.attr.name, "department");
+        let path = parse_path(crate::services::scim::schema::ENTERPRISE_URN).expect("bare extension");
+        assert_eq!(path.attr.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0"));
+        assert_eq!(path.attr.name, "User");
+    }
+
+    #[test]
+    fn malformed_paths_are_errors() {
+        for case in [
+            "",
+            "emails[",
+            r#"emails[type eq "work"]value"#,
+            r#"emails[type eq "work"].value.x"#,
+            r#"emails[type eq "work"].1"#,
+            r#"emails[type eq "work"] x"#,
+            r#"emails.value[type eq "work"]"#,
+            "name givenName",
+            "(name)",
+            "name.",
+            ".name",
+        ] {
+            assert!(parse_path(case).is_err(), "accepted {case:?}");
+        }
+    }
+}

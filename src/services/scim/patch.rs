@@ -1,0 +1,577 @@
+//! RFC 7644 §3.5.2 PATCH applied to a resource document, all operations or none, with the
+//! request shapes Microsoft Entra ID and Okta send.
+
+use serde_json::{Map, Value};
+
+use super::document::{self, Mode, Target, shown};
+use super::filter::{PatchPath, parse_path};
+use super::schema::{self, Attribute, ResourceType, Schema};
+
+mod error;
+mod multi;
+mod single;
+
+pub use error::PatchError;
+
+/// Most operations one PATCH request may carry.
+pub const MAX_OPERATIONS: usize = 1000;
+/// Deepest nesting of arrays and objects an operation's value may have.
+pub const MAX_VALUE_DEPTH: usize = 8;
+
+const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The three PATCH operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// Applies a PatchOp body (`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[…]}`)
+/// to `doc` (a full resource document of resource type `rt`, as returned to clients but without
+/// `meta`), all or nothing: on `Err`, `doc` is unchanged. On success `doc` is the validated result
+/// (see [`document::validate`]), its `schemas` listing the extensions present.
+pub fn apply(rt: &ResourceType, doc: &mut Value, body: &Value) -> Result<(), PatchError> {
+    let operations = operations(body)?;
+    let Some(mut work) = doc.as_object().cloned() else {
+        return Err(PatchError::invalid_syntax("the patched resource must be a JSON object"));
+    };
+    for (index, operation) in operations.iter().enumerate() {
+        apply_operation(rt, &mut work, operation).map_err(|e| e.in_operation(index))?;
+    }
+    *doc = document::validate(rt, &Value::Object(work))?;
+    Ok(())
+}
+
+/// The `Operations` array (also accepted as `operations`), at most [`MAX_OPERATIONS`] long.
+fn operations(body: &Value) -> Result<&[Value], PatchError> {
+    let Some(members) = body.as_object() else {
+        return Err(PatchError::invalid_syntax("a PatchOp must be a JSON object"));
+    };
+    if let Some(schemas) = member(members, "schemas") {
+        let listed = schemas.as_array().is_some_and(|a| {
+            a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_URN)))
+        });
+        if !listed {
+            return Err(PatchError::invalid_syntax(format!("'schemas' must list {PATCH_OP_URN}")));
+        }
+    }
+    let operations = match member(members, "Operations") {
+        Some(Value::Array(operations)) => operations,
+        Some(_) => return Err(PatchError::invalid_syntax("'Operations' must be an array")),
+        None => return Err(PatchError::invalid_syntax("'Operations' is missing")),
+    };
+    if operations.is_empty() {
+        return Err(PatchError::invalid_value("'Operations' holds no operation"));
+    }
+    if operations.len() > MAX_OPERATIONS {
+        return Err(PatchError::invalid_value(format!("more than {MAX_OPERATIONS} operations")));
+    }
+    Ok(operations)
+}
+
+/// A member of an object, its name matched case-insensitively.
+fn member<'a>(members: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    members.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+fn apply_operation(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    operation: &Value,
+) -> Result<(), PatchError> {
+    let Some(members) = operation.as_object() else {
+        return Err(PatchError::invalid_syntax("an operation must be a JSON object"));
+    };
+    let op = match member(members, "op").map(|op| op.as_str()) {
+        Some(Some(op)) if op.eq_ignore_ascii_case("add") => Op::Add,
+        Some(Some(op)) if op.eq_ignore_ascii_case("remove") => Op::Remove,
+        Some(Some(op)) if op.eq_ignore_ascii_case("replace") => Op::Replace,
+        Some(Some(op)) => {
+            return Err(PatchError::invalid_value(format!("'{op}' is not add, remove or replace")));
+        }
+        Some(None) => return Err(PatchError::invalid_syntax("'op' must be a string")),
+        None => return Err(PatchError::invalid_syntax("'op' is missing")),
+    };
+    let value = member(members, "value");
+    if value.is_some_and(|v| !document::depth_within(v, MAX_VALUE_DEPTH)) {
+        return Err(PatchError::invalid_value("the value is nested too deeply"));
+    }
+    match (op, value) {
+        (Op::Add, None | Some(Value::Null)) => return Err(PatchError::invalid_value("add needs a value")),
+        (Op::Replace, None) => return Err(PatchError::invalid_value("replace needs a value")),
+        _ => {}
+    }
+    let path = match member(members, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) if text.trim().is_empty() => None,
+        Some(Value::String(text)) => Some(parsed_path(text)?),
+        Some(_) => return Err(PatchError::invalid_path("'path' must be a string")),
+    };
+    match path {
+        None if op == Op::Remove => Err(PatchError::no_target("remove needs a path")),
+        None => pathless(rt, doc, op, value.unwrap_or(&Value::Null)),
+        Some(path) => {
+            let target = document::target(rt, &path.attr).map_err(PatchError::invalid_path)?;
+            at_target(rt, doc, op, target, &path, value)
+        }
+    }
+}
+
+/// Parses a path; a fault inside a closed `[…]` is `invalidFilter`, any other (an unclosed
+/// bracket among them) `invalidPath`.
+fn parsed_path(text: &str) -> Result<PatchPath, PatchError> {
+    parse_path(text).map_err(|e| {
+        let bracketed = text.find('[').is_some_and(|open| text[open..].contains(']'));
+        let scim_type = if bracketed { PatchError::INVALID_FILTER } else { PatchError::INVALID_PATH };
+        PatchError::new(scim_type, format!("'{}': {e}", shown(text)))
+    })
+}
+
+/// `add`/`replace` without a path: each member of the value object is a target, named by an
+/// attribute, a dotted sub-attribute (`name.givenName`), a URN-qualified attribute or an extension
+/// URN. `schemas` and `meta` are ignored, and `id` when it is the current one.
+fn pathless(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    op: Op,
+    value: &Value,
+) -> Result<(), PatchError> {
+    let Some(members) = value.as_object() else {
+        return Err(PatchError::invalid_value("an operation without path needs an object value"));
+    };
+    for (key, v) in members {
+        if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("id") && doc.get("id") == Some(v) {
+            continue;
+        }
+        let unknown = || PatchError::invalid_value(format!("unknown attribute '{}'", shown(key)));
+        let path = parse_path(key).map_err(|_| unknown())?;
+        let target = document::target(rt, &path.attr).map_err(|_| unknown())?;
+        at_target(rt, doc, op, target, &path, Some(v))?;
+    }
+    Ok(())
+}
+
+/// One operation on what its path designates.
+fn at_target(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    op: Op,
+    target: Target,
+    path: &PatchPath,
+    value: Option<&Value>,
+) -> Result<(), PatchError> {
+    match target {
+        Target::Ignored => Ok(()),
+        Target::Schema(s) if std::ptr::eq(s, rt.core) => match op {
+            Op::Remove => Err(PatchError::invalid_path(format!("cannot remove '{}'", s.id))),
+            _ => pathless(rt, doc, op, value.unwrap_or(&Value::Null)),
+        },
+        Target::Schema(s) => extension(rt, doc, op, s, value),
+        Target::Attr { schema, attr, sub } => {
+            let site = Site { label: document::label(rt, schema, attr), attr };
+            let Some(filter) = &path.filter else {
+                return in_holder(doc, rt, schema, |h| single::operate(h, &site, sub, op, value));
+            };
+            let sub = match &path.sub {
+                None => None,
+                Some(name) => Some(schema::find(attr.sub, name).ok_or_else(|| {
+                    PatchError::invalid_path(format!("'{}.{}' is not an attribute", site.label, shown(name)))
+                })?),
+            };
+            in_holder(doc, rt, schema, |h| multi::filtered(h, &site, filter, sub, op, value))
+        }
+    }
+}
+
+/// The attribute an operation works on, with its label for messages.
+pub(crate) struct Site {
+    pub(crate) label: String,
+    pub(crate) attr: &'static Attribute,
+}
+
+impl Site {
+    /// Checks a value for this attribute (all its values when multi-valued), as client input.
+    fn checked(&self, v: &Value) -> Result<Option<Value>, PatchError> {
+        document::attribute_value(self.attr, v, &self.label, Mode::Input)
+    }
+
+    /// Checks one value of this attribute's sub-attribute, as client input.
+    fn checked_sub(&self, sub: &Attribute, v: &Value) -> Result<Option<Value>, PatchError> {
+        document::attribute_value(sub, v, &format!("{}.{}", self.label, sub.name), Mode::Input)
+    }
+}
+
+/// Runs `f` on the object holding a schema's attributes: the document for the core, the
+/// extension's member otherwise (created empty when missing; the final validation drops it if it
+/// stays empty).
+fn in_holder<R>(
+    doc: &mut Map<String, Value>,
+    rt: &ResourceType,
+    s: &Schema,
+    f: impl FnOnce(&mut Map<String, Value>) -> Result<R, PatchError>,
+) -> Result<R, PatchError> {
+    if std::ptr::eq(s, rt.core) {
+        return f(doc);
+    }
+    let mut members = match single::take(doc, s.id) {
+        Some(Value::Object(members)) => members,
+        _ => Map::new(),
+    };
+    let result = f(&mut members);
+    doc.insert(s.id.to_string(), Value::Object(members));
+    result
+}
+
+/// An operation whose path is an extension's URN: `remove` drops the extension's object;
+/// `add`/`replace` take an object of its attributes, each added or replaced, the others kept.
+fn extension(
+    rt: &ResourceType,
+    doc: &mut Map<String, Value>,
+    op: Op,
+    s: &'static Schema,
+    value: Option<&Value>,
+) -> Result<(), PatchError> {
+    let members = match value {
+        _ if op == Op::Remove => None,
+        Some(Value::Null) => None,
+        Some(Value::Object(members)) => Some(members),
+        _ => return Err(PatchError::invalid_value(format!("'{}' must be an object", s.id))),
+    };
+    let Some(members) = members else {
+        if let Some(a) = s.attributes.iter().find(|a| a.required || a.is_read_only()) {
+            return Err(PatchError::mutability(format!("'{}' cannot be removed", document::label(rt, s, a))));
+        }
+        doc.retain(|k, _| !k.eq_ignore_ascii_case(s.id));
+        return Ok(());
+    };
+    for (key, v) in members {
+        if key.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let Some(attr) = schema::find(s.attributes, key) else {
+            return Err(PatchError::invalid_value(format!("unknown attribute '{}:{}'", s.id, shown(key))));
+        };
+        let site = Site { label: document::label(rt, s, attr), attr };
+        in_holder(doc, rt, s, |h| single::operate(h, &site, None, op, Some(v)))?;
+    }
+    Ok(())
+}
+
+/// Filter paths inside `attr[…]` are relative: `case_exact` of `attr.sub`.
+pub(crate) fn sub_case_exact(attr: &Attribute) -> impl Fn(&super::filter::AttrPath) -> bool + '_ {
+    move |p| {
+        let name = p.sub.as_deref().unwrap_or(&p.name);
+        schema::find(attr.sub, name).is_some_and(|s| s.case_exact)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{body, group, op, patch_group, patch_user, user, user_error};
+    use super::*;
+    use crate::services::scim::schema::{ENTERPRISE_URN, GROUP, USER, USER_URN};
+    use serde_json::{Value, json};
+
+    #[test]
+    fn body_shapes() {
+        let mut doc = user();
+        let lower = json!({ "operations": [op("replace", Some("displayName"), Some(json!("B")))] });
+        apply(&USER, &mut doc, &lower).expect("lowercase operations, no schemas");
+        assert_eq!(doc["displayName"], "B");
+        let cases = [
+            (json!([]), "invalidSyntax"),
+            (json!({ "schemas": [PATCH_OP_URN] }), "invalidSyntax"),
+            (json!({ "schemas": [USER_URN], "Operations": [] }), "invalidSyntax"),
+            (json!({ "Operations": {} }), "invalidSyntax"),
+            (json!({ "Operations": [] }), "invalidValue"),
+            (json!({ "Operations": ["add"] }), "invalidSyntax"),
+            (json!({ "Operations": [{ "path": "displayName", "value": "x" }] }), "invalidSyntax"),
+            (json!({ "Operations": [{ "op": 1, "value": "x" }] }), "invalidSyntax"),
+            (
+                json!({ "Operations": [{ "op": "move", "path": "displayName", "value": "x" }] }),
+                "invalidValue",
+            ),
+            (json!({ "Operations": [{ "op": "add", "path": "displayName" }] }), "invalidValue"),
+            (
+                json!({ "Operations": [{ "op": "add", "path": "displayName", "value": null }] }),
+                "invalidValue",
+            ),
+            (json!({ "Operations": [{ "op": "replace", "path": "displayName" }] }), "invalidValue"),
+            (json!({ "Operations": [{ "op": "add", "path": 3, "value": "x" }] }), "invalidPath"),
+        ];
+        for (body, scim_type) in cases {
+            let mut doc = user();
+            let e = apply(&USER, &mut doc, &body).expect_err(&body.to_string());
+            assert_eq!(e.scim_type, scim_type, "{body}: {e}");
+            assert_eq!(doc, user());
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let many = vec![op("replace", Some("displayName"), Some(json!("x"))); MAX_OPERATIONS + 1];
+        assert_eq!(user_error(many), "invalidValue");
+        let thousand = vec![op("replace", Some("displayName"), Some(json!("x"))); MAX_OPERATIONS];
+        assert!(patch_user(thousand).is_ok());
+        let mut deep = json!("x");
+        for _ in 0..MAX_VALUE_DEPTH + 1 {
+            deep = json!([deep]);
+        }
+        assert_eq!(user_error(vec![op("add", Some("emails"), Some(deep))]), "invalidValue");
+    }
+
+    #[test]
+    fn op_names_are_case_insensitive() {
+        let doc = patch_user(vec![
+            op("Replace", Some("displayName"), Some(json!("B"))),
+            op("ADD", Some("locale"), Some(json!("en-US"))),
+            op("Remove", Some("name"), None),
+        ])
+        .expect("patch");
+        assert_eq!((&doc["displayName"], &doc["locale"]), (&json!("B"), &json!("en-US")));
+        assert!(doc.get("name").is_none());
+    }
+
+    #[test]
+    fn all_or_nothing_and_the_failing_operation_is_named() {
+        let mut doc = user();
+        let ops = body(vec![
+            op("replace", Some("displayName"), Some(json!("changed"))),
+            op("replace", Some("nickName2"), Some(json!("x"))),
+        ]);
+        let e = apply(&USER, &mut doc, &ops).expect_err("second operation");
+        assert_eq!(e.scim_type, "invalidPath");
+        assert!(e.message.starts_with("operation 2: "), "{}", e.message);
+        assert_eq!(doc, user());
+    }
+
+    #[test]
+    fn okta_deactivates_without_path() {
+        let doc = patch_user(vec![op("replace", None, Some(json!({ "active": false })))]).expect("patch");
+        assert_eq!(doc["active"], false);
+    }
+
+    #[test]
+    fn okta_renames_a_group_with_its_id_in_the_value() {
+        let doc = patch_group(vec![op("replace", None, Some(json!({ "id": "g1", "displayName": "Ops 2" })))])
+            .expect("same id is ignored");
+        assert_eq!((&doc["id"], &doc["displayName"]), (&json!("g1"), &json!("Ops 2")));
+        let e = patch_group(vec![op("replace", None, Some(json!({ "id": "other" })))]).expect_err("other id");
+        assert_eq!(e.scim_type, "mutability");
+    }
+
+    #[test]
+    fn entra_pathless_add_with_dotted_and_urn_keys() {
+        let value = json!({
+            "name.givenName": "Barbara Ann",
+            "displayName": "BAJ",
+            format!("{ENTERPRISE_URN}:department"): "Sales",
+            "urn:ietf:params:scim:schemas:core:2.0:User:locale": "fr-FR"
+        });
+        let doc = patch_user(vec![op("Add", None, Some(value))]).expect("patch");
+        assert_eq!(doc["name"], json!({ "givenName": "Barbara Ann", "familyName": "Jensen" }));
+        assert_eq!(doc["displayName"], "BAJ");
+        assert_eq!(doc["locale"], "fr-FR");
+        assert_eq!(doc[ENTERPRISE_URN], json!({ "employeeNumber": "701984", "department": "Sales" }));
+    }
+
+    #[test]
+    fn pathless_extension_object_merges() {
+        let value = json!({ ENTERPRISE_URN: { "department": "Sales", "manager": { "value": "u9" } } });
+        let doc = patch_user(vec![op("replace", None, Some(value))]).expect("patch");
+        let want = json!({ "employeeNumber": "701984", "department": "Sales", "manager": { "value": "u9" } });
+        assert_eq!(doc[ENTERPRISE_URN], want);
+    }
+
+    #[test]
+    fn pathless_ignores_schemas_and_meta() {
+        let value = json!({ "schemas": [USER_URN], "meta": { "resourceType": "User" }, "displayName": "x" });
+        let doc = patch_user(vec![op("replace", None, Some(value))]).expect("patch");
+        assert_eq!(doc["displayName"], "x");
+        assert_eq!(doc["schemas"], user()["schemas"]);
+    }
+
+    #[test]
+    fn pathless_needs_an_object() {
+        assert_eq!(user_error(vec![op("add", None, Some(json!("x")))]), "invalidValue");
+        assert_eq!(user_error(vec![op("replace", None, Some(json!({ "nickName2": "x" })))]), "invalidValue");
+    }
+
+    #[test]
+    fn unknown_paths_and_ignored_ones() {
+        assert_eq!(user_error(vec![op("replace", Some("nickName2"), Some(json!("x")))]), "invalidPath");
+        assert_eq!(user_error(vec![op("replace", Some("name.nick"), Some(json!("x")))]), "invalidPath");
+        assert_eq!(user_error(vec![op("replace", Some("active.x"), Some(json!("x")))]), "invalidPath");
+        assert_eq!(user_error(vec![op("add", Some("a b"), Some(json!("x")))]), "invalidPath");
+        assert_eq!(
+            user_error(vec![op("add", Some(&format!("{ENTERPRISE_URN}:userName")), Some(json!("x")))]),
+            "invalidPath"
+        );
+        let ignored = vec![
+            op("Add", Some("title"), Some(json!("Tour Guide"))),
+            op("Add", Some(r#"phoneNumbers[type eq "work"].value"#), Some(json!("+1 555"))),
+            op(
+                "Replace",
+                Some("urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User:x"),
+                Some(json!("1")),
+            ),
+            op("Add", None, Some(json!({ "preferredLanguage": "en", "roles": [] }))),
+            op("Remove", Some("addresses"), None),
+        ];
+        assert_eq!(patch_user(ignored), Ok(user()));
+    }
+
+    #[test]
+    fn read_only_attributes_refuse_changes() {
+        for path in ["groups", "id", "meta", "meta.created", "groups.display", r#"groups[value eq "g1"]"#] {
+            for o in ["add", "replace", "remove"] {
+                let value = (o != "remove").then(|| json!("x"));
+                assert_eq!(user_error(vec![op(o, Some(path), value)]), "mutability", "{o} {path}");
+            }
+        }
+        assert_eq!(
+            user_error(vec![op("add", None, Some(json!({ "groups": [{ "value": "g2" }] })))]),
+            "mutability"
+        );
+    }
+
+    #[test]
+    fn remove_needs_a_path_and_spares_required_attributes() {
+        assert_eq!(user_error(vec![op("remove", None, None)]), "noTarget");
+        assert_eq!(user_error(vec![op("remove", Some(""), None)]), "noTarget");
+        assert_eq!(user_error(vec![op("remove", Some("userName"), None)]), "mutability");
+        assert_eq!(user_error(vec![op("replace", Some("userName"), Some(json!(null)))]), "mutability");
+        let e = patch_group(vec![op("remove", Some("displayName"), None)]).expect_err("required");
+        assert_eq!(e.scim_type, "mutability");
+    }
+
+    #[test]
+    fn core_urn_prefix_and_case_insensitive_names() {
+        let doc = patch_user(vec![
+            op("replace", Some(&format!("{USER_URN}:userName")), Some(json!("b@x.test"))),
+            op("replace", Some("NAME.GIVENNAME"), Some(json!("B"))),
+            op("add", Some("DisplayName"), Some(json!("D"))),
+        ])
+        .expect("patch");
+        assert_eq!(doc["userName"], "b@x.test");
+        assert_eq!(doc["name"]["givenName"], "B");
+        assert_eq!(doc["displayName"], "D");
+        assert!(doc.get("DisplayName").is_none());
+    }
+
+    #[test]
+    fn bare_extension_paths() {
+        let doc = patch_user(vec![op("remove", Some(ENTERPRISE_URN), None)]).expect("remove");
+        assert!(doc.get(ENTERPRISE_URN).is_none());
+        assert_eq!(doc["schemas"], json!([USER_URN]));
+        let value = json!({ "schemas": [ENTERPRISE_URN], "employeeNumber": "1", "manager": { "value": "u9", "$ref": "https://x.test/Users/u9" } });
+        let mut doc = doc;
+        apply(&USER, &mut doc, &body(vec![op("add", Some(ENTERPRISE_URN), Some(value))])).expect("add");
+        let want =
+            json!({ "employeeNumber": "1", "manager": { "value": "u9", "$ref": "https://x.test/Users/u9" } });
+        assert_eq!(doc[ENTERPRISE_URN], want);
+        assert_eq!(doc["schemas"], json!([USER_URN, ENTERPRISE_URN]));
+        assert_eq!(user_error(vec![op("add", Some(ENTERPRISE_URN), Some(json!("x")))]), "invalidValue");
+        assert_eq!(
+            user_error(vec![op("add", Some(ENTERPRISE_URN), Some(json!({ "x": 1 })))]),
+            "invalidValue"
+        );
+        assert_eq!(user_error(vec![op("remove", Some(USER_URN), None)]), "invalidPath");
+    }
+
+    #[test]
+    fn the_result_is_validated() {
+        let long = "x".repeat(1025);
+        assert_eq!(user_error(vec![op("replace", Some("userName"), Some(json!(long)))]), "invalidValue");
+        assert_eq!(user_error(vec![op("replace", Some("active"), Some(json!("yes")))]), "invalidValue");
+        assert_eq!(
+            user_error(vec![op("replace", Some("emails"), Some(json!([{ "value": 1 }])))]),
+            "invalidValue"
+        );
+        let two = json!([{ "value": "a@x", "primary": true }, { "value": "b@x", "primary": true }]);
+        assert_eq!(user_error(vec![op("replace", Some("emails"), Some(two))]), "invalidValue");
+    }
+
+    #[test]
+    fn random_operations_never_panic() {
+        let paths = [
+            "emails",
+            "emails.value",
+            r#"emails[type eq "work"]"#,
+            r#"emails[type eq "work"].primary"#,
+            "name",
+            "name.givenName",
+            "members",
+            "members.value",
+            r#"members[value eq "u1"]"#,
+            r#"members[value eq "u9"].type"#,
+            "active",
+            "userName",
+            "displayName",
+            ENTERPRISE_URN,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            "urn:janua:params:scim:schemas:extension:2.0:Group:role",
+            "groups",
+            "id",
+            "title",
+            "x[",
+        ];
+        let values = [
+            json!(null),
+            json!("x"),
+            json!(true),
+            json!("False"),
+            json!(1),
+            json!([]),
+            json!({}),
+            json!([{ "value": "u3", "primary": true }]),
+            json!({ "value": "u1", "type": "User" }),
+            json!({ "givenName": "B", "displayName": "D" }),
+            json!([{ "value": null }]),
+            json!([[1]]),
+        ];
+        let ops = ["add", "remove", "replace", "Replace", "move"];
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..5_000 {
+            let count = 1 + next() % 3;
+            let operations: Vec<Value> = (0..count)
+                .map(|_| {
+                    let path = (next() % 5 > 0).then(|| paths[next() % paths.len()]);
+                    op(ops[next() % ops.len()], path, Some(values[next() % values.len()].clone()))
+                })
+                .collect();
+            for (rt, fixture) in [(&USER, user()), (&GROUP, group())] {
+                let mut doc = fixture.clone();
+                if apply(rt, &mut doc, &body(operations.clone())).is_err() {
+                    assert_eq!(doc, fixture);
+                } else {
+                    assert_eq!(document::validate(rt, &doc), Ok(doc.clone()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn server_written_attributes_survive() {
+        let doc = patch_user(vec![op("replace", Some("displayName"), Some(json!("x")))]).expect("user");
+        assert_eq!((&doc["id"], &doc["groups"]), (&user()["id"], &user()["groups"]));
+        let doc = patch_group(vec![op("replace", Some("displayName"), Some(json!("x")))]).expect("group");
+        assert_eq!(doc["members"], group()["members"]);
+        let mut not_object = json!([]);
+        let e = apply(&GROUP, &mut not_object, &body(vec![op("remove", Some("members"), None)]))
+            .expect_err("array");
+        assert_eq!(e.scim_type, "invalidSyntax");
+    }
+}
