@@ -40,6 +40,8 @@ pub struct Inner {
     /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
     pub ceremonies: Arc<dyn CeremonyStore>,
     pub rate_limiter: Arc<dyn RateLimit>,
+    /// SCIM requests per client (`JANUA_SCIM_RATE_LIMIT_PER_MINUTE`), instead of `rate_limiter`.
+    pub scim_rate_limiter: Arc<dyn RateLimit>,
     /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),
     /// taken before each check and given back when it succeeds.
     pub credential_limiter: Arc<dyn RateLimit>,
@@ -47,7 +49,7 @@ pub struct Inner {
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,
     pub started_at: Instant,
-    /// When each API key's `last_used_at` was last written.
+    /// When each API key's and SCIM token's `last_used_at` was last written.
     pub api_key_usage: crate::storage::UsageThrottle,
     /// Row counts of large lists.
     pub counts: crate::storage::keyset::CountCache,

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
@@ -183,17 +182,12 @@ pub async fn authenticate_api_key(
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now) {
         return Err(invalid());
     }
-    if state.api_key_usage.take_due(key.id) {
-        let db = state.db.clone();
-        let id = key.id;
-        tokio::spawn(async move {
-            let _ = api_key::Entity::update_many()
-                .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
-                .filter(api_key::Column::Id.eq(id))
-                .exec(&db)
-                .await;
-        });
-    }
+    state.api_key_usage.record::<api_key::Entity>(
+        &state.db,
+        key.id,
+        api_key::Column::Id,
+        api_key::Column::LastUsedAt,
+    );
     attempt.succeeded(state).await;
     Ok(ApiKeyActor { key_id: key.id, organization_id: key.organization_id, scopes: scopes_of(&key.scopes) })
 }

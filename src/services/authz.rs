@@ -47,6 +47,7 @@ pub async fn user_list_scope(
         }
         Principal::ApiKey { organization_id: Some(org), .. } => Ok(Some(vec![*org])),
         Principal::ApiKey { .. } => Ok(None),
+        Principal::Scim { .. } => Err(ErrorCode::Forbidden.into()),
         Principal::Anonymous(c) => Err((*c).into()),
     }
 }
@@ -137,8 +138,20 @@ impl Scope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     Anonymous(ErrorCode),
-    User { id: Uuid, is_admin: bool },
-    ApiKey { id: Uuid, organization_id: Option<Uuid>, scopes: Vec<Scope> },
+    User {
+        id: Uuid,
+        is_admin: bool,
+    },
+    ApiKey {
+        id: Uuid,
+        organization_id: Option<Uuid>,
+        scopes: Vec<Scope>,
+    },
+    /// An organization's SCIM token: it provisions that organization and does nothing else.
+    Scim {
+        token: Uuid,
+        organization_id: Uuid,
+    },
 }
 
 impl Principal {
@@ -223,6 +236,15 @@ pub enum Action {
         org: Uuid,
         role: Option<OrgRole>,
     },
+    /// An organization's SCIM tokens.
+    ManageScimTokens {
+        org: Uuid,
+        role: Option<OrgRole>,
+    },
+    /// Provision an organization's users and groups over SCIM.
+    Provision {
+        org: Uuid,
+    },
     /// Administrator API keys (no organization).
     ManageAdminApiKeys,
     /// Read an organization's audit log.
@@ -244,6 +266,18 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
     use ErrorCode::{Forbidden, InsufficientPermissions as Insufficient, NotFound};
     if let Principal::Anonymous(code) = p {
         return deny(*code);
+    }
+    // A SCIM token provisions its own organization, and that is all it can do (administrators
+    // included: provisioning is the identity provider's, through its token).
+    if let Principal::Scim { organization_id, .. } = p {
+        return match a {
+            Provision { org } if org == organization_id => Ok(()),
+            Provision { .. } => deny(NotFound),
+            _ => deny(Forbidden),
+        };
+    }
+    if let Provision { .. } = a {
+        return deny(Forbidden);
     }
     if p.is_admin() {
         return Ok(());
@@ -294,7 +328,10 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
                     || p.key_allows(Some(*org), Scope::MembersWrite)
             }
         }
-        ManageApiKeys { role, .. } | ManageWebhooks { role, .. } | ManageSso { role, .. } => {
+        ManageApiKeys { role, .. }
+        | ManageWebhooks { role, .. }
+        | ManageSso { role, .. }
+        | ManageScimTokens { role, .. } => {
             if matches!(p, Principal::ApiKey { .. }) {
                 return deny(Forbidden);
             }
@@ -310,6 +347,7 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
             at_least(role, OrgRole::Admin) || p.key_allows(Some(*org), Scope::AuditRead)
         }
         ManageAdminApiKeys => return deny(Forbidden),
+        Provision { .. } => false,
         AdminRead => {
             return if matches!(p, Principal::ApiKey { organization_id: None, .. })
                 && p.key_allows(None, Scope::AdminRead)
@@ -351,6 +389,7 @@ pub async fn principal(state: &AppState, ctx: &RequestContext) -> AppResult<Prin
             organization_id: k.organization_id,
             scopes: k.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
         }),
+        Actor::Scim(t) => Ok(Principal::Scim { token: t.token_id, organization_id: t.organization_id }),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod mfa;
 pub mod mfa_token;
 pub mod orgs;
 pub mod passkeys;
+pub mod scim;
 pub mod sessions;
 pub mod sign_in;
 pub mod sso;

@@ -55,6 +55,8 @@ pub struct MemberView {
     pub user: UserView,
     pub role: String,
     pub joined_at: chrono::DateTime<Utc>,
+    /// How the organization's identity provider provisioned them (shown to its admins only).
+    pub scim: Option<crate::services::scim::users::ScimLink>,
 }
 
 /// Fields of a new organization.
@@ -343,7 +345,7 @@ pub async fn list_organizations(
                 .map_err(|_| AppError::new(ErrorCode::Forbidden))?; // no scope: may not list, rather than "not found"
             vec![*org]
         }
-        Principal::ApiKey { .. } => return Err(ErrorCode::Forbidden.into()),
+        Principal::ApiKey { .. } | Principal::Scim { .. } => return Err(ErrorCode::Forbidden.into()),
         Principal::Anonymous(code) => return Err((*code).into()),
     };
     page_organizations(state, Some(ids), req, sort, search).await
@@ -357,7 +359,9 @@ pub async fn list_members(
     req: &ListRequest,
 ) -> AppResult<Page<MemberView>> {
     let p = authz::principal(state, ctx).await?;
-    authorized_org(state, &p, org_id, |role| Action::ReadMembers { org: org_id, role }).await?;
+    let (_, role) =
+        authorized_org(state, &p, org_id, |role| Action::ReadMembers { org: org_id, role }).await?;
+    let administers = p.is_admin() || role.is_some_and(|r| r >= OrgRole::Admin);
     let keyset = Keyset::<org_member::Entity> {
         column: org_member::Column::Id,
         id: org_member::Column::Id,
@@ -376,18 +380,25 @@ pub async fn list_members(
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
+    let mut links = if administers {
+        crate::services::scim::users::links(&state.db, org_id, &users.keys().copied().collect::<Vec<_>>())
+            .await?
+    } else {
+        Default::default()
+    };
     let Page { items, has_next, has_previous, total_count } = page;
     let items = items
         .into_iter()
         .filter_map(|(c, m)| {
             let u = users.get(&m.user_id)?;
-            Some((c, MemberView { user: u.clone().into(), role: m.role, joined_at: m.joined_at }))
+            let scim = links.remove(&m.user_id);
+            Some((c, MemberView { user: u.clone().into(), role: m.role, joined_at: m.joined_at, scim }))
         })
         .collect();
     Ok(Page { items, has_next, has_previous, total_count })
 }
 
-async fn member_row(
+pub(crate) async fn member_row(
     db: &impl ConnectionTrait,
     org: Uuid,
     user_id: Uuid,
@@ -464,7 +475,7 @@ pub async fn add_member(
     })
     .await?;
     w.commit().await?;
-    Ok(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at })
+    Ok(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at, scim: None })
 }
 
 /// Who to add: a user id or an email address.
@@ -515,7 +526,7 @@ pub async fn update_member_role(
     .await?;
     let u = user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::NotFound)?;
     w.commit().await?;
-    Ok(MemberView { user: u.into(), role: m.role, joined_at: m.joined_at })
+    Ok(MemberView { user: u.into(), role: m.role, joined_at: m.joined_at, scim: None })
 }
 
 /// Removes a member (or lets one leave); the last owner cannot.

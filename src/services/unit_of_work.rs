@@ -110,6 +110,7 @@ async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Ch
     let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {
         (Actor::User(u), _) => ("user", Some(u.user_id), Some(u.email.clone())),
         (Actor::ApiKey(k), _) => ("api_key", Some(k.key_id), None),
+        (Actor::Scim(t), _) => ("scim_token", Some(t.token_id), None),
         (Actor::Anonymous, Some((id, email))) => {
             (if id.is_some() { "user" } else { "anonymous" }, *id, Some(email.clone()))
         }

@@ -310,7 +310,7 @@ pub async fn update_user(
     Ok(u.into())
 }
 
-async fn revoke_all(w: &mut Write<'_>, user_id: Uuid, reason: &str) -> AppResult<()> {
+pub(crate) async fn revoke_all(w: &mut Write<'_>, user_id: Uuid, reason: &str) -> AppResult<()> {
     let sessions = session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::RevokedAt.is_null())

@@ -225,6 +225,11 @@ impl RedisRateLimiter {
         Self::named(redis, "ratelimit", per_minute, Arc::new(IpRateLimiter::new(per_minute)))
     }
 
+    /// `per_minute` SCIM requests a minute per client, cluster-wide.
+    pub fn scim(redis: Redis, per_minute: u32) -> Self {
+        Self::named(redis, "scimlimit", per_minute, Arc::new(IpRateLimiter::new(per_minute)))
+    }
+
     /// `per_minute` credential attempts a minute per client, cluster-wide; units of attempts
     /// that succeeded are given back.
     pub fn credentials(redis: Redis, per_minute: u32) -> Self {
