@@ -21,7 +21,7 @@ use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{HttpState, graphql as gql_http, middleware, pages, ws as ws_http};
-use crate::protocols::{health, sso, well_known};
+use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
@@ -152,6 +152,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         mfa_lockouts,
         ceremonies,
         rate_limiter,
+        scim_rate_limiter,
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
     let bus = EventBus::new(4096);
@@ -167,6 +168,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webauthn: Arc::new(build_webauthn(&config)?),
         ceremonies,
         rate_limiter,
+        scim_rate_limiter,
         credential_limiter,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
@@ -202,6 +204,7 @@ struct Backends {
     mfa_lockouts: Arc<dyn LockoutStore>,
     ceremonies: Arc<dyn CeremonyStore>,
     rate_limiter: Arc<dyn RateLimit>,
+    scim_rate_limiter: Arc<dyn RateLimit>,
     credential_limiter: Arc<dyn RateLimit>,
 }
 
@@ -222,6 +225,10 @@ async fn backends(
                 mfa_lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "mfa_lockout", mfa_max, seconds)),
                 ceremonies: Arc::new(RedisCeremonyStore::new(r.clone())),
                 rate_limiter: Arc::new(RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute)),
+                scim_rate_limiter: Arc::new(RedisRateLimiter::scim(
+                    r.clone(),
+                    config.scim_rate_limit_per_minute,
+                )),
                 credential_limiter: Arc::new(RedisRateLimiter::credentials(
                     r.clone(),
                     config.credential_attempts_per_minute,
@@ -235,6 +242,7 @@ async fn backends(
             mfa_lockouts: Arc::new(MemoryLockoutStore::new(mfa_max, seconds)),
             ceremonies: Arc::new(MemoryCeremonyStore::new()),
             rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
+            scim_rate_limiter: Arc::new(IpRateLimiter::new(config.scim_rate_limit_per_minute)),
             credential_limiter: Arc::new(WindowRateLimiter::new(config.credential_attempts_per_minute)),
         },
     })
@@ -272,6 +280,7 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.rate_limiter.purge();
+        state.scim_rate_limiter.purge();
         state.credential_limiter.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
@@ -382,7 +391,8 @@ pub fn router(svc: HttpState) -> Router {
     }
     api = api
         .route("/sso/saml/metadata/{provider_id}", get(sso::metadata).fallback(method_not_allowed))
-        .route("/sso/oidc/callback", get(sso::oidc_callback).fallback(method_not_allowed));
+        .route("/sso/oidc/callback", get(sso::oidc_callback).fallback(method_not_allowed))
+        .merge(scim::routes());
 
     Router::new()
         .nest("/api/v1", api)

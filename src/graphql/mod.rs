@@ -10,6 +10,7 @@ mod mfa;
 mod orgs;
 mod passkeys;
 pub mod render;
+pub mod scim;
 mod sessions;
 mod sso;
 mod subscription;
@@ -38,9 +39,9 @@ pub struct IdentityQuery(
 #[derive(MergedObject, Default)]
 pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
 
-/// Webhooks, enterprise SSO.
+/// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]
-pub struct IntegrationsQuery(webhooks::WebhooksQuery, sso::SsoQuery);
+pub struct IntegrationsQuery(webhooks::WebhooksQuery, sso::SsoQuery, scim::ScimQuery);
 
 /// Query root (merged objects nested in groups of at most eight).
 #[derive(MergedObject, Default)]
@@ -59,9 +60,9 @@ pub struct IdentityMutation(
 #[derive(MergedObject, Default)]
 pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
 
-/// Webhooks, enterprise SSO.
+/// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]
-pub struct IntegrationsMutation(webhooks::WebhooksMutation, sso::SsoMutation);
+pub struct IntegrationsMutation(webhooks::WebhooksMutation, sso::SsoMutation, scim::ScimMutation);
 
 /// Mutation root.
 #[derive(MergedObject, Default)]

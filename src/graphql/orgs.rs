@@ -74,11 +74,35 @@ pub struct Member {
     /// `owner`, `admin`, `member` or `viewer`.
     pub role: String,
     pub joined_at: DateTime<Utc>,
+    /// How the organization's identity provider provisioned this member over SCIM (shown to
+    /// the organization's admins; null for others and for members not provisioned).
+    pub scim: Option<ScimProvisioning>,
+}
+
+/// A member's SCIM provisioning in the organization.
+#[derive(SimpleObject, Clone)]
+pub struct ScimProvisioning {
+    /// The identity provider's id for the person.
+    pub external_id: Option<String>,
+    pub user_name: String,
+    pub active: bool,
+    /// The member's SCIM groups (display names).
+    pub groups: Vec<String>,
 }
 
 impl From<MemberView> for Member {
     fn from(m: MemberView) -> Self {
-        Self { user: m.user.into(), role: m.role, joined_at: m.joined_at }
+        Self {
+            user: m.user.into(),
+            role: m.role,
+            joined_at: m.joined_at,
+            scim: m.scim.map(|s| ScimProvisioning {
+                external_id: s.external_id,
+                user_name: s.user_name,
+                active: s.active,
+                groups: s.groups,
+            }),
+        }
     }
 }
 

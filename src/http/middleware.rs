@@ -33,17 +33,19 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
         .or(Some(peer))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Paths outside the request limit: probes, and SCIM (limited by its own, in `protocols::scim`).
 fn exempt_from_limit(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics")
+        || path.starts_with("/api/v1/scim/") && !path.starts_with("/api/v1/scim/tokens")
 }
 
-fn rate_headers(h: &mut HeaderMap, d: &RateDecision) {
+pub(crate) fn rate_headers(h: &mut HeaderMap, d: &RateDecision) {
     h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
     h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
     h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_secs));
@@ -89,7 +91,8 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
         r
     } else {
-        if let Some(token) = bearer(req.headers()) {
+        // A SCIM token is the SCIM endpoints' own credential (`protocols::scim` checks it).
+        if let Some(token) = bearer(req.headers()).filter(|t| !t.starts_with("jscim_")) {
             match auth::authenticate(&svc.state, token).await {
                 Ok(user) => rc.actor = Actor::User(user),
                 Err(e) => rc.auth_error = Some(e.code),

@@ -223,6 +223,78 @@ fn sso_protocol_routes(paths: &mut Map<String, Value>) {
     }
 }
 
+/// The SCIM 2.0 protocol routes (RFC 7644), served by `protocols::scim` at `/api/v1/scim/v2`
+/// (and the same under `/api/v1/scim`): SCIM bodies, not the envelope.
+fn scim_protocol_routes(paths: &mut Map<String, Value>) {
+    let scim = |schema: &str| json!({"application/scim+json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}});
+    let error =
+        json!({"description": "A SCIM Error (`status`, `scimType`, `detail`)", "content": scim("ScimError")});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let list_params: Vec<Value> =
+        ["filter", "sortBy", "sortOrder", "startIndex", "count", "attributes", "excludedAttributes"]
+            .iter()
+            .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string"}}))
+            .collect();
+    let public = json!([]);
+    let bearer = json!([{"scimToken": []}]);
+    #[rustfmt::skip]
+    let routes: [(&str, &str, &str, u16, bool); 18] = [
+        ("/ServiceProviderConfig", "get", "What this SCIM server implements", 200, false),
+        ("/Schemas", "get", "The schemas of Users, the enterprise extension, Groups and Janua's group extension", 200, false),
+        ("/Schemas/{id}", "get", "One schema, by URN", 200, false),
+        ("/ResourceTypes", "get", "User and Group", 200, false),
+        ("/ResourceTypes/{id}", "get", "One resource type", 200, false),
+        ("/Users", "get", "The organization's users (filter, sort, startIndex/count, attributes)", 200, true),
+        ("/Users", "post", "Provision a user (links the Janua account with that email, or creates one)", 201, true),
+        ("/Users/.search", "post", "Search users with a SearchRequest body", 200, true),
+        ("/Users/{id}", "get", "One user (ETag; If-None-Match answers 304)", 200, true),
+        ("/Users/{id}", "put", "Replace a user (If-Match honoured: 412 on a stale version)", 200, true),
+        ("/Users/{id}", "patch", "Patch a user (add/replace/remove; active:false ends the membership and every session)", 200, true),
+        ("/Users/{id}", "delete", "Deprovision a user (membership and sessions end; the account stays)", 204, true),
+        ("/Groups", "get", "The organization's groups", 200, true),
+        ("/Groups", "post", "Create a group (its Janua role extension gives its members that role)", 201, true),
+        ("/Groups/.search", "post", "Search groups with a SearchRequest body", 200, true),
+        ("/Groups/{id}", "patch", "Patch a group (members add/remove/replace)", 200, true),
+        ("/Groups/{id}", "delete", "Delete a group", 204, true),
+        ("/.search", "post", "Search users and groups at once (users first)", 200, true),
+    ];
+    for (path, method, summary, status, auth) in routes {
+        let mut op = json!({
+            "tags": ["scim"],
+            "summary": summary,
+            "operationId": format!("Scim{}{}", method.to_uppercase(), path.replace(['/', '{', '}', '.'], "_")),
+            "security": if auth { bearer.clone() } else { public.clone() },
+            "responses": {"400": error.clone(), "401": error.clone(), "404": error.clone()},
+        });
+        if path.contains("{id}") {
+            op["parameters"] = id.clone();
+        } else if method == "get" && (path == "/Users" || path == "/Groups") {
+            op["parameters"] = list_params.clone().into();
+        }
+        if matches!(method, "post" | "put" | "patch") {
+            op["requestBody"] = json!({"required": true, "content": scim("ScimResource")});
+            op["responses"]["409"] = error.clone();
+            op["responses"]["412"] = error.clone();
+        }
+        op["responses"][status.to_string()] = if status == 204 {
+            json!({"description": "Done"})
+        } else {
+            json!({"description": "A SCIM resource or ListResponse", "content": scim("ScimResource")})
+        };
+        paths.entry(format!("/api/v1/scim/v2{path}")).or_insert_with(|| json!({}))[method] = op;
+    }
+    if let Some(g) = paths.get("/api/v1/scim/v2/Users/{id}").cloned() {
+        // Groups/{id} reads and replaces like Users/{id}.
+        let groups = paths.entry("/api/v1/scim/v2/Groups/{id}".to_owned()).or_insert_with(|| json!({}));
+        for m in ["get", "put"] {
+            let mut op = g[m].clone();
+            op["operationId"] = format!("Scim{}_Groups__id_", m.to_uppercase()).into();
+            op["summary"] = format!("{} a group", if m == "get" { "One" } else { "Replace" }).into();
+            groups[m] = op;
+        }
+    }
+}
+
 /// Builds the document for every prepared route.
 pub fn document(api: &RestApi) -> Value {
     let mut paths = Map::new();
@@ -231,6 +303,7 @@ pub fn document(api: &RestApi) -> Value {
         path[p.route.method.as_str().to_lowercase()] = operation(p);
     }
     sso_protocol_routes(&mut paths);
+    scim_protocol_routes(&mut paths);
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     json!({
         "openapi": "3.1.0",
@@ -242,6 +315,22 @@ pub fn document(api: &RestApi) -> Value {
         "paths": paths,
         "components": {
             "schemas": {
+                "ScimError": {
+                    "type": "object",
+                    "properties": {
+                        "schemas": {"type": "array", "items": {"const": "urn:ietf:params:scim:api:messages:2.0:Error"}},
+                        "status": {"type": "string"},
+                        "scimType": {"type": "string", "enum": ["invalidFilter", "tooMany", "uniqueness", "mutability", "invalidSyntax", "invalidPath", "noTarget", "invalidValue"]},
+                        "detail": {"type": "string"},
+                    },
+                    "required": ["schemas", "status"],
+                },
+                "ScimResource": {
+                    "type": "object",
+                    "description": "A SCIM User, Group, ListResponse or discovery document (RFC 7643); GET /api/v1/scim/v2/Schemas describes every attribute",
+                    "properties": {"schemas": {"type": "array", "items": {"type": "string"}}},
+                    "required": ["schemas"],
+                },
                 "ErrorEnvelope": {
                     "type": "object",
                     "properties": {
@@ -275,6 +364,11 @@ pub fn document(api: &RestApi) -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "scimToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An organization's SCIM token (`jscim_…`), on the SCIM routes only",
+                },
                 "operator": {
                     "type": "http",
                     "scheme": "bearer",

@@ -92,6 +92,7 @@ pub fn routes() -> Vec<RestRoute> {
     let orgs =
         |op, method, path, summary| RestRoute { tag: "organizations", summary, ..route(op, method, path) };
     let keys = |op, method, path, summary| RestRoute { tag: "api-keys", summary, ..route(op, method, path) };
+    let scim = |op, method, path, summary| RestRoute { tag: "scim", summary, ..route(op, method, path) };
     let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
     let webhooks =
         |op, method, path, summary| RestRoute { tag: "webhooks", summary, ..route(op, method, path) };
@@ -266,6 +267,31 @@ pub fn routes() -> Vec<RestRoute> {
         RestRoute {
             path_params: &["id"],
             ..keys("RevokeApiKey", Method::DELETE, "/api-keys/{id}", "Revoke an API key")
+        },
+        // SCIM tokens (the SCIM protocol itself is served by protocols::scim)
+        RestRoute {
+            path_params: &["id"],
+            ..scim(
+                "ScimTokens",
+                Method::GET,
+                "/organizations/{id}/scim/tokens",
+                "An organization's SCIM tokens",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            body: Body::Input,
+            status: 201,
+            ..scim(
+                "CreateScimToken",
+                Method::POST,
+                "/organizations/{id}/scim/tokens",
+                "Create a SCIM bearer token (shown once)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..scim("RevokeScimToken", Method::DELETE, "/scim/tokens/{id}", "Revoke a SCIM token")
         },
         // Administration
         RestRoute {
