@@ -34,6 +34,8 @@ struct Fixture {
     org_hook: String,
     /// A SAML identity provider of the organization, serving `matrix.example.com`.
     provider: String,
+    /// A SCIM token of the organization (its secret, its id).
+    scim: (String, String),
 }
 
 /// A SAML provider's body for `org` (`domain`: the email domain it serves).
@@ -123,19 +125,37 @@ async fn fixture(b: Backend) -> Fixture {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let provider = r.body["data"]["id"].as_str().expect("a provider").to_owned();
-    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider }
+    let r = app
+        .rest(
+            "POST",
+            &format!("/organizations/{org}/scim/tokens"),
+            Some(&owner),
+            Some(json!({"name": "idp"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let scim = (
+        r.body["data"]["token"].as_str().expect("a SCIM token").to_owned(),
+        r.body["data"]["id"].as_str().expect("its id").to_owned(),
+    );
+    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider, scim }
 }
 
-async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
-    let path = path
-        .replace("{org}", &f.org)
+/// `path` with the fixture's ids in place of `{org}`, `{member}`, ….
+fn fill(f: &Fixture, path: &str) -> String {
+    path.replace("{org}", &f.org)
         .replace("{member}", &f.member_id)
         .replace("{key}", &f.key_id)
         .replace("{session}", &f.session)
         .replace("{hook}", &f.hook)
         .replace("{org_hook}", &f.org_hook)
         .replace("{passkey}", &f.passkey)
-        .replace("{provider}", &f.provider);
+        .replace("{provider}", &f.provider)
+        .replace("{scim_token}", &f.scim.1)
+}
+
+async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
+    let path = fill(f, path);
     let body = body.map(|b| serde_json::from_str(&b.to_string().replace("{org}", &f.org)).expect("JSON"));
     match &f.tokens[caller] {
         None => f.app.rest(method, &path, None, body).await.status,
@@ -169,6 +189,16 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/organizations/{org}/api-keys", Some(json!({"name": "k", "scopes": ["users:read"]})),
                                                                          [401, 404, 403, 201, 201, 404, 201, 403, 403, 403]),
         ("DELETE", "/api-keys/{key}", None,                              [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        // SCIM tokens: like API keys, an organization admin's (never a key's).
+        ("GET", "/organizations/{org}/scim/tokens", None,                [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        ("POST", "/organizations/{org}/scim/tokens", Some(json!({"name": "idp"})),
+                                                                         [401, 404, 403, 201, 201, 404, 201, 403, 403, 403]),
+        ("DELETE", "/scim/tokens/{scim_token}", None,                    [401, 404, 403, 200, 200, 404, 200, 403, 403, 403]),
+        // The SCIM protocol answers its organization's SCIM token only (the last column below).
+        ("GET", "/scim/v2/Users", None,                                  [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/scim/v2/Users", Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "m@example.com"})),
+                                                                         [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("GET", "/scim/v2/Groups", None,                                 [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
         ("GET", "/admin/users", None,                                    [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
         ("GET", "/admin/organizations", None,                            [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
         ("GET", "/admin/analytics", None,                                [401, 403, 403, 403, 403, 403, 200, 403, 403, 200]),
@@ -286,6 +316,27 @@ async fn every_route_for_every_caller(b: Backend) {
             if (200..300).contains(&got) && *method != "GET" {
                 f = fixture(b.clone()).await;
             }
+        }
+    }
+    // The organization's SCIM token is no caller of the REST API: every route answers it as it
+    // answers an anonymous request; on the SCIM routes it is the caller.
+    let scim_rows: Vec<(&str, &str, u16)> = vec![
+        ("GET", "/scim/v2/Users", 200),
+        ("GET", "/scim/v2/Groups", 200),
+        ("GET", "/scim/Users", 200),
+        ("GET", "/scim/v2/ServiceProviderConfig", 200),
+    ];
+    for (method, path, _, expected) in table.iter().filter(|r| r.0 == "GET" && !r.1.starts_with("/scim/v2/"))
+    {
+        let got = f.app.rest(method, &fill(&f, path), Some(&f.scim.0), None).await.status;
+        if got != expected[0] {
+            failures.push(format!("{method} {path} as scim_token: expected {}, got {got}", expected[0]));
+        }
+    }
+    for (method, path, want) in scim_rows {
+        let got = f.app.rest(method, path, Some(&f.scim.0), None).await.status;
+        if got != want {
+            failures.push(format!("{method} {path} as scim_token: expected {want}, got {got}"));
         }
     }
     assert!(failures.is_empty(), "{} cells differ:\n{}", failures.len(), failures.join("\n"));

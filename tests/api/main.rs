@@ -23,6 +23,7 @@ mod redis_processes;
 mod rest_contract;
 mod saml;
 mod saml_idp;
+mod scim;
 mod sessions;
 mod sign_in;
 mod sso_oidc;
