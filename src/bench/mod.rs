@@ -10,6 +10,7 @@ mod auth;
 mod client;
 mod directory;
 mod mfa;
+mod scim;
 mod server;
 mod stats;
 mod subscriptions;
@@ -51,6 +52,12 @@ pub struct BenchArgs {
     /// message wakes them).
     #[arg(long, default_value_t = 1)]
     pub client_tick_ms: u64,
+    /// SCIM group: users created over HTTP, one after another.
+    #[arg(long, default_value_t = 10_000)]
+    pub scim_creates: u64,
+    /// SCIM group: SCIM users in the organization when the filter is timed.
+    #[arg(long, default_value_t = 100_000)]
+    pub scim_users: u64,
     /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
     #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -65,6 +72,8 @@ pub enum BenchGroup {
     Directory,
     /// Revocation → event at every WebSocket subscriber, on one node and across two (issue 5).
     Subscriptions,
+    /// SCIM creates from one client, and a `userName` filter at 100,000 users (issue 16).
+    Scim,
 }
 
 /// Runs the chosen groups and prints the report.
@@ -75,6 +84,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wants(BenchGroup::Directory) {
         directory::run(args.database_url.as_deref(), &args.users).await?;
+    }
+    if wants(BenchGroup::Scim) {
+        scim::run(args.database_url.as_deref(), args.scim_creates, args.scim_users).await?;
     }
     if wants(BenchGroup::Subscriptions) {
         match &args.redis_url {
