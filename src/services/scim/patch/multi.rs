@@ -440,7 +440,8 @@ mod tests {
         );
         assert_eq!(
             user_error(vec![op("add", Some(r#"emails[type eq "work""#), Some(json!("x")))]),
-            "invalidFilter"
+            "invalidPath",
+            "an unclosed bracket is a malformed path"
         );
     }
 
