@@ -235,6 +235,10 @@ async fn malformed_requests_are_scim_errors(b: Backend) {
     );
     let r = scim(&app, "POST", "/.search", &token, Some(json!({"filter": "nosuchattribute eq 1"}))).await;
     assert_scim_error(&r, 400, Some("invalidFilter"), "a root search neither type understands");
+    let r = scim(&app, "POST", "/.search", &token, Some(json!({"sortBy": "userName"}))).await;
+    assert_eq!(r.status, 200, "a root search sorted on a user-only attribute: {}", r.body);
+    let r = scim(&app, "POST", "/.search", &token, Some(json!({"sortBy": "nosuchattribute"}))).await;
+    assert_scim_error(&r, 400, Some("invalidValue"), "a root search sorted on what neither type has");
     let r = send(&app, "POST", &format!("{V2}/Users"), Some(&auth), None, &[("content-type", "text/plain")])
         .await;
     assert!(r.status == 400 || r.status == 415, "a text body: {}", r.body);
