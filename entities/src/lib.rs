@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod audit_log;
 pub mod backup_code;
+pub mod invitation;
 pub mod mfa_factor;
 pub mod org_member;
 pub mod organization;
