@@ -27,6 +27,7 @@ use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
 use crate::state::{AppState, Inner};
+use crate::storage::keyed_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
@@ -154,6 +155,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         rate_limiter,
         scim_rate_limiter,
         credential_limiter,
+        keyed_limits,
     } = backends(&config, &db, redis.as_ref()).await?;
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
@@ -170,6 +172,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         rate_limiter,
         scim_rate_limiter,
         credential_limiter,
+        keyed_limits,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
         db: db.clone(),
@@ -206,6 +209,7 @@ struct Backends {
     rate_limiter: Arc<dyn RateLimit>,
     scim_rate_limiter: Arc<dyn RateLimit>,
     credential_limiter: Arc<dyn RateLimit>,
+    keyed_limits: Arc<dyn KeyedLimit>,
 }
 
 async fn backends(
@@ -233,6 +237,7 @@ async fn backends(
                     r.clone(),
                     config.credential_attempts_per_minute,
                 )),
+                keyed_limits: Arc::new(RedisKeyedLimiter::new(r.clone())),
             }
         }
         None => Backends {
@@ -244,6 +249,7 @@ async fn backends(
             rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
             scim_rate_limiter: Arc::new(IpRateLimiter::new(config.scim_rate_limit_per_minute)),
             credential_limiter: Arc::new(WindowRateLimiter::new(config.credential_attempts_per_minute)),
+            keyed_limits: Arc::new(MemoryKeyedLimiter::default()),
         },
     })
 }
@@ -282,6 +288,7 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.scim_rate_limiter.purge();
         state.credential_limiter.purge();
+        state.keyed_limits.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();

@@ -43,6 +43,21 @@ pub struct Config {
     /// Seconds during which a just-rotated refresh token may be presented again (concurrent tabs).
     #[arg(long, global = true, env = "JANUA_REFRESH_REUSE_GRACE", default_value_t = 5)]
     pub refresh_reuse_grace: i64,
+    /// How long an invitation's link stays valid (a resend starts it again).
+    #[arg(long, global = true, env = "JANUA_INVITATION_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub invitation_ttl: Duration,
+    /// Invitation mails (new or resent) an organization may send one address per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_ADDRESS_PER_HOUR", default_value_t = 3)]
+    pub invitations_per_address_per_hour: u32,
+    /// Invitation mails one address may receive per hour, from every organization together.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_RECIPIENT_PER_HOUR", default_value_t = 10)]
+    pub invitations_per_recipient_per_hour: u32,
+    /// Invitation mails one organization may send per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_ORGANIZATION_PER_HOUR", default_value_t = 200)]
+    pub invitations_per_organization_per_hour: u32,
+    /// Invitation mails one client (IP address, IPv6 /64) may cause per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_CLIENT_PER_HOUR", default_value_t = 100)]
+    pub invitations_per_client_per_hour: u32,
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, global = true, env = "JANUA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,

@@ -45,6 +45,9 @@ pub struct Inner {
     /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),
     /// taken before each check and given back when it succeeds.
     pub credential_limiter: Arc<dyn RateLimit>,
+    /// Units per named key in windows of any length (invitation mails per organization, per
+    /// address and per client), cluster-wide with Redis.
+    pub keyed_limits: Arc<dyn crate::storage::keyed_limits::KeyedLimit>,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,

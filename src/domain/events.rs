@@ -40,6 +40,10 @@ event_types! {
     OrganizationMemberAdded => "organization.member.added",
     OrganizationMemberRemoved => "organization.member.removed",
     OrganizationMemberRoleChanged => "organization.member.role_changed",
+    OrganizationInvitationCreated => "organization.invitation.created",
+    OrganizationInvitationAccepted => "organization.invitation.accepted",
+    OrganizationInvitationRevoked => "organization.invitation.revoked",
+    OrganizationInvitationResent => "organization.invitation.resent",
     ApiKeyCreated => "api_key.created",
     ApiKeyRevoked => "api_key.revoked",
     AdminAction => "admin.action",
@@ -141,6 +145,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "organization.invitation.created",
     "organization.invitation.accepted",
     "organization.invitation.revoked",
+    "organization.invitation.resent",
 ];
 
 /// What happened to a session.

@@ -2,6 +2,7 @@
 
 mod ceremonies;
 pub mod documents;
+pub mod keyed_limits;
 pub mod keyset;
 mod lockouts;
 pub mod rate_limits;
