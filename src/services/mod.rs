@@ -11,6 +11,7 @@ pub mod auth;
 pub mod authz;
 pub mod bootstrap;
 pub mod health;
+pub mod invitations;
 pub mod lockout;
 pub mod mfa;
 pub mod mfa_token;
