@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 pub mod errors;
 pub mod health;
+mod invitations;
 pub mod loaders;
 mod mfa;
 mod orgs;
@@ -35,9 +36,15 @@ pub struct IdentityQuery(
     passkeys::PasskeysQuery,
 );
 
-/// Users, organizations, administration, API keys.
+/// Users, organizations and invitations, administration, API keys.
 #[derive(MergedObject, Default)]
-pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
+pub struct DirectoryQuery(
+    users::UsersQuery,
+    orgs::OrgsQuery,
+    invitations::InvitationsQuery,
+    admin::AdminQuery,
+    api_keys::ApiKeysQuery,
+);
 
 /// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]
@@ -56,9 +63,14 @@ pub struct IdentityMutation(
     passkeys::PasskeysMutation,
 );
 
-/// Users, organizations, API keys.
+/// Users, organizations and invitations, API keys.
 #[derive(MergedObject, Default)]
-pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
+pub struct DirectoryMutation(
+    users::UsersMutation,
+    orgs::OrgsMutation,
+    invitations::InvitationsMutation,
+    api_keys::ApiKeysMutation,
+);
 
 /// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]
