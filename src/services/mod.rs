@@ -12,6 +12,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod health;
 pub mod lockout;
+pub mod mail;
 pub mod mfa;
 pub mod mfa_token;
 pub mod orgs;
