@@ -194,6 +194,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         )?,
         documents: Default::default(),
         webhook_running: Arc::default(),
+        mail_wake: Arc::new(Notify::new()),
         config,
     });
     Ok(state)

@@ -69,6 +69,8 @@ pub struct Inner {
     pub documents: crate::storage::documents::DocumentCache,
     /// Held by a webhook worker run, so runs in this process (the loop's and a test's) take turns.
     pub webhook_running: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the mail worker (a write queued mail).
+    pub mail_wake: Arc<Notify>,
 }
 
 impl AppState {

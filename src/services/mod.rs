@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod health;
 pub mod invitations;
 pub mod lockout;
+pub mod mail;
 pub mod mfa;
 pub mod mfa_token;
 pub mod orgs;

@@ -25,6 +25,7 @@ use crate::domain::{Email, EventType, InvitationStatus, OrgRole, UserStatus, opt
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::Change;
+use crate::services::mail::{self, MailKind};
 use crate::services::authz::{self, Action, Principal};
 use crate::services::orgs::UserRef;
 use crate::services::unit_of_work::Write;
@@ -231,18 +232,25 @@ async fn inviter(state: &AppState, p: &Principal) -> AppResult<Option<String>> {
     Ok(user::Entity::find_by_id(id).one(&state.db).await?.map(|u| u.name.unwrap_or(u.email)))
 }
 
-/// Queues the invitation mail in the write (sent after the commit).
+/// Queues the invitation mail in the write (sent after the commit): in the invitee's language
+/// when they have an account that names one, else the inviting request's.
 async fn queue_mail(
-    _w: &mut Write<'_>,
-    _state: &AppState,
-    _inv: &invitation::Model,
-    _token: &str,
-    _org: &organization::Model,
-    _inviter: Option<String>,
-    _locale: Option<String>,
+    w: &mut Write<'_>,
+    state: &AppState,
+    inv: &invitation::Model,
+    token: &str,
+    org: &organization::Model,
+    inviter: Option<String>,
+    invitee_locale: Option<String>,
 ) -> AppResult<()> {
-    // The mail module (branch account-mail) lands next; until then nothing is sent.
-    Ok(())
+    let locale = mail::locale_for(invitee_locale.as_deref(), w.ctx());
+    let kind = MailKind::Invitation {
+        link: mail::link(&state.config, ACCEPT_PATH, token),
+        organization: org.name.clone(),
+        inviter,
+        message: inv.message.clone(),
+    };
+    mail::queue(w, &inv.email, Some(&locale), kind).await
 }
 
 /// Takes a unit of every invitation-mail limit that applies, most specific first: the client,
