@@ -27,11 +27,13 @@ use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
 use crate::state::{AppState, Inner};
+use crate::storage::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
+use crate::workers::mail::{MailWorker, Mailer};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// A built server, bound to its port, not yet serving.
@@ -39,6 +41,7 @@ pub struct App {
     pub services: HttpState,
     pub dispatcher: Dispatcher,
     pub webhooks: WebhookWorker,
+    pub mail: MailWorker,
     listener: TcpListener,
     router: Router,
 }
@@ -72,6 +75,7 @@ impl App {
         Ok(Self {
             dispatcher,
             webhooks: WebhookWorker::new(services.state.clone()),
+            mail: MailWorker::new(services.state.clone()),
             services,
             listener,
             router,
@@ -91,6 +95,7 @@ impl App {
         let mut workers = vec![
             self.dispatcher.spawn(Duration::from_millis(500)),
             self.webhooks.spawn(Duration::from_secs(1)),
+            self.mail.spawn(Duration::from_secs(1)),
             tokio::spawn(housekeeping(state.clone())),
         ];
         if let Some(redis) = state.redis.clone() {
@@ -155,6 +160,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         scim_rate_limiter,
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
+    let (mail_address_limiter, mail_ip_limiter) = mail_limiters(&config, redis.as_ref());
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {
@@ -192,9 +198,29 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         documents: Default::default(),
         webhook_running: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
+        mail_running: Arc::default(),
+        mailer: Arc::new(Mailer::from_config(&config)?),
+        mail_address_limiter,
+        mail_ip_limiter,
         config,
     });
     Ok(state)
+}
+
+/// The mail limits (per address, per IP): in Redis when it is set, so every node counts together.
+fn mail_limiters(config: &Config, redis: Option<&Redis>) -> (Arc<dyn KeyedLimit>, Arc<dyn KeyedLimit>) {
+    let (per_address, per_ip) = (config.mail_per_address_per_hour, config.mail_per_ip_per_hour);
+    let window = crate::services::mail::MAIL_WINDOW;
+    match redis {
+        Some(r) => (
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_addr", per_address, window)),
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_ip", per_ip, window)),
+        ),
+        None => (
+            Arc::new(MemoryKeyedLimiter::new(per_address, window)),
+            Arc::new(MemoryKeyedLimiter::new(per_ip, window)),
+        ),
+    }
 }
 
 /// The stores that are in process on one node, or in Redis when `REDIS_URL` is set.
@@ -283,6 +309,8 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.scim_rate_limiter.purge();
         state.credential_limiter.purge();
+        state.mail_address_limiter.purge();
+        state.mail_ip_limiter.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();

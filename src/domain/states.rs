@@ -82,6 +82,10 @@ pub enum AuthMethod {
     Passkey,
     /// Through the organization's identity provider (SAML or OIDC).
     Sso,
+    /// A link mailed to the account's address.
+    MagicLink,
+    /// A mailed link and then a second factor.
+    MagicLinkMfa,
 }
 
 impl AuthMethod {
@@ -92,6 +96,8 @@ impl AuthMethod {
             Self::PasswordMfa => "password+mfa",
             Self::Passkey => "passkey",
             Self::Sso => "sso",
+            Self::MagicLink => "magic_link",
+            Self::MagicLinkMfa => "magic_link+mfa",
         }
     }
 }

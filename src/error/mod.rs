@@ -32,6 +32,7 @@ pub enum ErrorCode {
     PreconditionFailed,
     AccountLocked,
     AccountDisabled,
+    EmailNotVerified,
     ReauthRequired,
     RateLimited,
     PayloadTooLarge,
@@ -43,7 +44,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -65,6 +66,7 @@ impl ErrorCode {
         Self::PreconditionFailed,
         Self::AccountLocked,
         Self::AccountDisabled,
+        Self::EmailNotVerified,
         Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
@@ -98,6 +100,7 @@ impl ErrorCode {
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -128,6 +131,7 @@ impl ErrorCode {
             Self::Forbidden
             | Self::InsufficientPermissions
             | Self::AccountDisabled
+            | Self::EmailNotVerified
             | Self::ReauthRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,

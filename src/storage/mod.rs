@@ -4,6 +4,7 @@ mod ceremonies;
 pub mod documents;
 pub mod keyset;
 mod lockouts;
+pub mod mail_limits;
 pub mod rate_limits;
 mod redis;
 mod revocations;

@@ -187,7 +187,7 @@ impl RateLimit for WindowRateLimiter {
 
 /// A fixed one-minute window per IP: `INCR`, with `PEXPIRE` set by the first request. Returns
 /// the count and the window's remaining milliseconds.
-const WINDOW_SCRIPT: &str = r"
+pub(super) const WINDOW_SCRIPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 local t = redis.call('PTTL', KEYS[1])
 if t < 0 then
