@@ -27,12 +27,14 @@ use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
 use crate::state::{AppState, Inner};
-use crate::storage::keyed_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
+use crate::storage::invitation_limits::InvitationLimits;
+use crate::storage::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
+use crate::workers::mail::{MailWorker, Mailer};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// A built server, bound to its port, not yet serving.
@@ -40,6 +42,7 @@ pub struct App {
     pub services: HttpState,
     pub dispatcher: Dispatcher,
     pub webhooks: WebhookWorker,
+    pub mail: MailWorker,
     listener: TcpListener,
     router: Router,
 }
@@ -73,6 +76,7 @@ impl App {
         Ok(Self {
             dispatcher,
             webhooks: WebhookWorker::new(services.state.clone()),
+            mail: MailWorker::new(services.state.clone()),
             services,
             listener,
             router,
@@ -92,6 +96,7 @@ impl App {
         let mut workers = vec![
             self.dispatcher.spawn(Duration::from_millis(500)),
             self.webhooks.spawn(Duration::from_secs(1)),
+            self.mail.spawn(Duration::from_secs(1)),
             tokio::spawn(housekeeping(state.clone())),
         ];
         if let Some(redis) = state.redis.clone() {
@@ -155,8 +160,9 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         rate_limiter,
         scim_rate_limiter,
         credential_limiter,
-        keyed_limits,
     } = backends(&config, &db, redis.as_ref()).await?;
+    let (mail_address_limiter, mail_ip_limiter) = mail_limiters(&config, redis.as_ref());
+    let invitation_limits = InvitationLimits::new(&config, redis.as_ref());
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {
@@ -172,7 +178,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         rate_limiter,
         scim_rate_limiter,
         credential_limiter,
-        keyed_limits,
+        invitation_limits,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
         db: db.clone(),
@@ -195,9 +201,29 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         documents: Default::default(),
         webhook_running: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
+        mail_running: Arc::default(),
+        mailer: Arc::new(Mailer::from_config(&config)?),
+        mail_address_limiter,
+        mail_ip_limiter,
         config,
     });
     Ok(state)
+}
+
+/// The mail limits (per address, per IP): in Redis when it is set, so every node counts together.
+fn mail_limiters(config: &Config, redis: Option<&Redis>) -> (Arc<dyn KeyedLimit>, Arc<dyn KeyedLimit>) {
+    let (per_address, per_ip) = (config.mail_per_address_per_hour, config.mail_per_ip_per_hour);
+    let window = crate::services::mail::MAIL_WINDOW;
+    match redis {
+        Some(r) => (
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_addr", per_address, window)),
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_ip", per_ip, window)),
+        ),
+        None => (
+            Arc::new(MemoryKeyedLimiter::new(per_address, window)),
+            Arc::new(MemoryKeyedLimiter::new(per_ip, window)),
+        ),
+    }
 }
 
 /// The stores that are in process on one node, or in Redis when `REDIS_URL` is set.
@@ -210,7 +236,6 @@ struct Backends {
     rate_limiter: Arc<dyn RateLimit>,
     scim_rate_limiter: Arc<dyn RateLimit>,
     credential_limiter: Arc<dyn RateLimit>,
-    keyed_limits: Arc<dyn KeyedLimit>,
 }
 
 async fn backends(
@@ -238,7 +263,6 @@ async fn backends(
                     r.clone(),
                     config.credential_attempts_per_minute,
                 )),
-                keyed_limits: Arc::new(RedisKeyedLimiter::new(r.clone())),
             }
         }
         None => Backends {
@@ -250,7 +274,6 @@ async fn backends(
             rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
             scim_rate_limiter: Arc::new(IpRateLimiter::new(config.scim_rate_limit_per_minute)),
             credential_limiter: Arc::new(WindowRateLimiter::new(config.credential_attempts_per_minute)),
-            keyed_limits: Arc::new(MemoryKeyedLimiter::default()),
         },
     })
 }
@@ -289,7 +312,9 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.scim_rate_limiter.purge();
         state.credential_limiter.purge();
-        state.keyed_limits.purge();
+        state.mail_address_limiter.purge();
+        state.mail_ip_limiter.purge();
+        state.invitation_limits.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();

@@ -45,9 +45,8 @@ pub struct Inner {
     /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),
     /// taken before each check and given back when it succeeds.
     pub credential_limiter: Arc<dyn RateLimit>,
-    /// Units per named key in windows of any length (invitation mails per organization, per
-    /// address and per client), cluster-wide with Redis.
-    pub keyed_limits: Arc<dyn crate::storage::keyed_limits::KeyedLimit>,
+    /// Invitation mails per client, organization and address, address, and organization.
+    pub invitation_limits: crate::storage::invitation_limits::InvitationLimits,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,
@@ -71,6 +70,14 @@ pub struct Inner {
     pub webhook_running: Arc<tokio::sync::Mutex<()>>,
     /// Wakes the mail worker (a write queued mail).
     pub mail_wake: Arc<Notify>,
+    /// Held by a mail worker run, so runs in this process take turns.
+    pub mail_running: Arc<tokio::sync::Mutex<()>>,
+    /// Where mails go: the SMTP server, or the mail folder.
+    pub mailer: Arc<crate::workers::mail::Mailer>,
+    /// Mail-sending requests per recipient address (`JANUA_MAIL_PER_ADDRESS_PER_HOUR`).
+    pub mail_address_limiter: Arc<dyn crate::storage::mail_limits::KeyedLimit>,
+    /// Mail-sending requests per client IP (`JANUA_MAIL_PER_IP_PER_HOUR`).
+    pub mail_ip_limiter: Arc<dyn crate::storage::mail_limits::KeyedLimit>,
 }
 
 impl AppState {

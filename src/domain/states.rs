@@ -128,6 +128,10 @@ pub enum AuthMethod {
     Passkey,
     /// Through the organization's identity provider (SAML or OIDC).
     Sso,
+    /// A link mailed to the account's address.
+    MagicLink,
+    /// A mailed link and then a second factor.
+    MagicLinkMfa,
 }
 
 impl AuthMethod {
@@ -138,6 +142,8 @@ impl AuthMethod {
             Self::PasswordMfa => "password+mfa",
             Self::Passkey => "passkey",
             Self::Sso => "sso",
+            Self::MagicLink => "magic_link",
+            Self::MagicLinkMfa => "magic_link+mfa",
         }
     }
 }

@@ -183,6 +183,16 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (AccountDisabled, Es) => "La cuenta está desactivada.",
         (AccountDisabled, Fr) => "Le compte est désactivé.",
         (AccountDisabled, De) => "Das Konto ist deaktiviert.",
+        (EmailNotVerified, En) => "Verify your email address first: follow the link in the mail we sent you.",
+        (EmailNotVerified, Es) => {
+            "Verifique primero su dirección de correo: siga el enlace del mensaje que le enviamos."
+        }
+        (EmailNotVerified, Fr) => {
+            "Vérifiez d'abord votre adresse e-mail : suivez le lien du message que nous vous avons envoyé."
+        }
+        (EmailNotVerified, De) => {
+            "Bestätigen Sie zuerst Ihre E-Mail-Adresse: folgen Sie dem Link in der Nachricht, die wir Ihnen gesendet haben."
+        }
         (ReauthRequired, En) => "Confirm your password to continue: this change needs a recent sign-in.",
         (ReauthRequired, Es) => {
             "Confirme su contraseña para continuar: este cambio requiere un inicio de sesión reciente."

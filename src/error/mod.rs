@@ -40,6 +40,7 @@ pub enum ErrorCode {
     PreconditionFailed,
     AccountLocked,
     AccountDisabled,
+    EmailNotVerified,
     ReauthRequired,
     RateLimited,
     PayloadTooLarge,
@@ -51,7 +52,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -77,6 +78,7 @@ impl ErrorCode {
         Self::PreconditionFailed,
         Self::AccountLocked,
         Self::AccountDisabled,
+        Self::EmailNotVerified,
         Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
@@ -114,6 +116,7 @@ impl ErrorCode {
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -145,6 +148,7 @@ impl ErrorCode {
             Self::Forbidden
             | Self::InsufficientPermissions
             | Self::AccountDisabled
+            | Self::EmailNotVerified
             | Self::ReauthRequired
             | Self::InvitationEmailMismatch => 403,
             Self::NotFound => 404,

@@ -3,6 +3,7 @@
 //! carries and the language it is written in. The mail worker (`workers::mail`) renders and
 //! sends it after the commit, with retries; a crash loses none.
 
+pub mod queue;
 pub mod templates;
 
 use chrono::Utc;
@@ -14,9 +15,11 @@ use entities::mail_outbox;
 
 use crate::config::Config;
 use crate::context::RequestContext;
-use crate::error::{AppResult, Locale};
+use crate::error::{AppError, AppResult, ErrorCode, Locale};
 use crate::services::scim::users::PLACEHOLDER_DOMAIN;
 use crate::services::unit_of_work::Write;
+use crate::state::AppState;
+use crate::storage::mail_limits;
 
 /// What a mail says; the template renders it in the recipient's language. Links carry a
 /// single-use token: they are kept only until the mail is sent.
@@ -62,6 +65,11 @@ pub enum MailStatus {
     Failed,
     /// Never sent: an address that receives no mail.
     Skipped,
+    /// A deferred account request (password reset, magic link) waiting for the worker to look
+    /// the account up; it becomes a mail of its own only when there is an account.
+    Requested,
+    /// A deferred request the worker has handled.
+    Resolved,
 }
 
 impl MailStatus {
@@ -72,6 +80,8 @@ impl MailStatus {
             Self::Sent => "sent",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Requested => "requested",
+            Self::Resolved => "resolved",
         }
     }
 }
@@ -94,7 +104,7 @@ pub async fn queue(w: &mut Write<'_>, to: &str, locale: Option<&str>, kind: Mail
     }
     let locale = locale.and_then(supported).unwrap_or_default();
     let now = Utc::now();
-    let data = serde_json::to_value(&kind).map_err(crate::error::AppError::internal)?;
+    let data = serde_json::to_value(&kind).map_err(AppError::internal)?;
     mail_outbox::Entity::insert(mail_outbox::ActiveModel {
         id: Set(Uuid::now_v7()),
         kind: Set(kind.name().to_owned()),
@@ -117,6 +127,32 @@ pub async fn queue(w: &mut Write<'_>, to: &str, locale: Option<&str>, kind: Mail
     metrics::counter!("janua_mail_queued_total", "kind" => kind.name()).increment(1);
     Ok(())
 }
+
+/// Counts one mail-sending request against the client's IP and the recipient `address` (an
+/// hour's allowance each, across nodes with Redis); `RATE_LIMITED` when either is spent. It
+/// counts the same whether or not `address` has an account.
+pub async fn allow(state: &AppState, ctx: &RequestContext, address: &str) -> AppResult<()> {
+    let refused = |d: crate::storage::rate_limits::RateDecision| {
+        metrics::counter!("janua_mail_rate_limited_total").increment(1);
+        AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
+            "limit": d.limit, "window_seconds": MAIL_WINDOW.as_secs(), "retry_after": d.retry_after_secs,
+        }))
+    };
+    if let Some(ip) = ctx.client_ip {
+        let d = state.mail_ip_limiter.check(&mail_limits::ip_key(ip)).await;
+        if !d.allowed {
+            return Err(refused(d));
+        }
+    }
+    let d = state.mail_address_limiter.check(&mail_limits::address_key(address)).await;
+    if !d.allowed {
+        return Err(refused(d));
+    }
+    Ok(())
+}
+
+/// The window of the mail limits.
+pub const MAIL_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `{public_url}{path}?token={token}` (percent-encoded).
 pub fn link(config: &Config, path: &str, token: &str) -> String {

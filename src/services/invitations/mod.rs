@@ -9,8 +9,6 @@
 
 pub mod accept;
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set};
@@ -30,13 +28,11 @@ use crate::services::authz::{self, Action, Principal};
 use crate::services::orgs::UserRef;
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
+use crate::storage::mail_limits;
 use crate::storage::keyset::{Keyset, decode_uuid};
 
 /// The longest message an inviter may add to the mail.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
-
-/// The window of the invitation-mail limits.
-const MAIL_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Where the link in the mail points, under the public URL (`?token=…` is appended).
 pub const ACCEPT_PATH: &str = "/invitations/accept";
@@ -256,23 +252,22 @@ async fn queue_mail(
 /// Takes a unit of every invitation-mail limit that applies, most specific first: the client,
 /// this organization and address, the address across organizations, the organization.
 async fn limit_mails(state: &AppState, ctx: &RequestContext, org: Uuid, email: &Email) -> AppResult<()> {
-    let c = &state.config;
+    let l = &state.invitation_limits;
     // Addresses are hashed: the limiter store holds no one's address.
-    let address = &sha256_hex(email.as_str())[..32];
-    let mut keys = Vec::with_capacity(4);
+    let address = mail_limits::address_key(email.as_str());
+    let mut checks = Vec::with_capacity(4);
     if let Some(ip) = ctx.client_ip {
-        let client = crate::storage::rate_limits::client_key(ip);
-        keys.push((format!("invite:client:{client}"), c.invitations_per_client_per_hour));
+        checks.push((&l.client, mail_limits::ip_key(ip)));
     }
-    keys.push((format!("invite:org-address:{org}:{address}"), c.invitations_per_address_per_hour));
-    keys.push((format!("invite:address:{address}"), c.invitations_per_recipient_per_hour));
-    keys.push((format!("invite:org:{org}"), c.invitations_per_organization_per_hour));
-    for (key, limit) in keys {
-        let d = state.keyed_limits.check(&key, limit, MAIL_WINDOW).await;
+    checks.push((&l.org_address, format!("{org}:{address}")));
+    checks.push((&l.address, address));
+    checks.push((&l.organization, org.to_string()));
+    for (limiter, key) in checks {
+        let d = limiter.check(&key).await;
         if !d.allowed {
             metrics::counter!("janua_invitation_mails_limited_total").increment(1);
             return Err(AppError::new(ErrorCode::RateLimited).with_details(serde_json::json!({
-                "limit": d.limit, "window_seconds": MAIL_WINDOW.as_secs(), "retry_after": d.retry_after_secs,
+                "limit": d.limit, "window_seconds": mail::MAIL_WINDOW.as_secs(), "retry_after": d.retry_after_secs,
             })));
         }
     }
