@@ -115,8 +115,9 @@ pub struct InvitationsQuery;
 
 #[Object]
 impl InvitationsQuery {
-    /// An organization's invitations, newest first (its admins): the open ones (pending and
-    /// expired) unless `status` (`pending`, `expired`, `accepted`, `revoked`) says otherwise.
+    /// An organization's invitations, newest first (its admins; without `organizationId`: those
+    /// of every organization you administer): the open ones (pending and expired) unless
+    /// `status` (`pending`, `expired`, `accepted`, `revoked`) says otherwise.
     #[allow(clippy::too_many_arguments)]
     async fn invitations(
         &self,

@@ -244,7 +244,7 @@ pub fn routes() -> Vec<RestRoute> {
                 "Invitations",
                 Method::GET,
                 "/invitations",
-                "An organization's invitations (?organization_id=), open ones unless ?status=",
+                "Invitations of an organization (?organization_id=) or of all you administer; open ones unless ?status=",
             )
         },
         RestRoute {

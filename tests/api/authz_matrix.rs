@@ -36,6 +36,8 @@ struct Fixture {
     provider: String,
     /// A SCIM token of the organization (its secret, its id).
     scim: (String, String),
+    /// An open invitation of the organization.
+    invitation: String,
 }
 
 /// A SAML provider's body for `org` (`domain`: the email domain it serves).
@@ -138,7 +140,17 @@ async fn fixture(b: Backend) -> Fixture {
         r.body["data"]["token"].as_str().expect("a SCIM token").to_owned(),
         r.body["data"]["id"].as_str().expect("its id").to_owned(),
     );
-    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider, scim }
+    let r = app
+        .rest(
+            "POST",
+            "/invitations",
+            Some(&owner),
+            Some(json!({"organization_id": org, "email": "invitee@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let invitation = r.body["data"]["invitation"]["id"].as_str().expect("an invitation").to_owned();
+    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider, scim, invitation }
 }
 
 /// `path` with the fixture's ids in place of `{org}`, `{member}`, ….
@@ -152,6 +164,7 @@ fn fill(f: &Fixture, path: &str) -> String {
         .replace("{passkey}", &f.passkey)
         .replace("{provider}", &f.provider)
         .replace("{scim_token}", &f.scim.1)
+        .replace("{invitation}", &f.invitation)
 }
 
 async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
@@ -180,8 +193,19 @@ async fn every_route_for_every_caller(b: Backend) {
         ("GET", "/organizations/{org}", None,                            [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
         ("PUT", "/organizations/{org}", Some(json!({"description": "d"})), [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
         ("GET", "/organizations/{org}/members", None,                    [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        // A person who administers the organization invites (202); administrators and keys add.
         ("POST", "/organizations/{org}/members", Some(json!({"email": "plain@example.com"})),
+                                                                         [401, 404, 403, 202, 202, 404, 201, 201, 404, 404]),
+        // Invitations: the organization's admins and owners, and a members:write key.
+        ("GET", "/invitations?organization_id={org}", None,              [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("GET", "/invitations", None,                                    [401, 200, 200, 200, 200, 200, 200, 200, 404, 403]),
+        ("POST", "/invitations", Some(json!({"organization_id": "{org}", "email": "newcomer@example.com", "role": "member"})),
                                                                          [401, 404, 403, 201, 201, 404, 201, 201, 404, 404]),
+        ("POST", "/invitations/{invitation}/resend", None,               [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("DELETE", "/invitations/{invitation}", None,                    [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        // The token is the credential: a bad one is refused the same for all.
+        ("POST", "/invitations/accept", Some(json!({"token": "not-a-token"})),
+                                                                         [400, 400, 400, 400, 400, 400, 400, 400, 400, 400]),
         ("PUT", "/organizations/{org}/members/{member}", Some(json!({"role": "viewer"})),
                                                                          [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
         ("DELETE", "/organizations/{org}/members/{member}", None,        [401, 404, 204, 204, 204, 404, 204, 204, 404, 404]),

@@ -6,7 +6,8 @@
 //! whose account has that address; another account → `INVITATION_EMAIL_MISMATCH`; no bearer →
 //! `INVITATION_SIGN_IN_REQUIRED`, since the invitee proved the mailbox, not the password). When
 //! it has none, the invitee signs up on the way with a password (the sign-up policy) and an
-//! optional name; the address counts as verified, and they are signed in.
+//! optional name, and are signed in. Either way the address counts as verified: the invitee
+//! proved the mailbox.
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
@@ -19,6 +20,7 @@ use crate::domain::{AuthMethod, Email, EventType, InvitationStatus, OrgRole, Pas
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
+use crate::services::email_verification::mark_verified;
 use crate::services::authz;
 use crate::services::lockout::Attempt;
 use crate::services::orgs::{OrgView, insert_member, member_row};
@@ -86,7 +88,8 @@ pub async fn accept_invitation(
 
     let mut w = Write::begin(state, ctx).await?;
     let (u, created) = match joiner {
-        Joiner::Existing(u) => (u, false),
+        // The token came from the mailbox: the address is the account's, proven.
+        Joiner::Existing(u) => (mark_verified(&mut w, u).await?, false),
         Joiner::New { name, hash } => (create_account(&mut w, &inv.email, name, hash).await?, true),
     };
     // Single use: only the request that closes the invitation, with this very token (a resend

@@ -397,8 +397,9 @@ pub async fn revoke_invitation(state: &AppState, ctx: &RequestContext, id: Uuid)
     Ok(m.into())
 }
 
-/// An organization's invitations, newest first: by default the open ones (pending and
-/// expired), or those of one `status`.
+/// An organization's invitations, newest first (without `organization_id`: those of every
+/// organization the caller administers): by default the open ones (pending and expired), or
+/// those of one `status`.
 pub async fn list_invitations(
     state: &AppState,
     ctx: &RequestContext,
@@ -406,13 +407,27 @@ pub async fn list_invitations(
     status: Option<&str>,
     req: &ListRequest,
 ) -> AppResult<Page<InvitationView>> {
-    let org = organization_id.ok_or_else(|| AppError::field("organization_id", FieldIssue::Required))?;
     let status = status
         .filter(|s| !s.is_empty())
         .map(|s| InvitationStatus::parse(s).ok_or_else(|| AppError::field("status", FieldIssue::InvalidFormat)))
         .transpose()?;
     let p = authz::principal(state, ctx).await?;
-    authorize_invitations(state, &p, org, OrgRole::Admin).await?;
+    // `None`: every organization (administrators).
+    let scope: Option<Vec<Uuid>> = match (organization_id, &p) {
+        (Some(org), _) => {
+            authorize_invitations(state, &p, org, OrgRole::Admin).await?;
+            Some(vec![org])
+        }
+        (None, _) if p.is_admin() => None,
+        (None, Principal::User { id, .. }) => Some(authz::administered_orgs(&state.db, *id).await?),
+        (None, Principal::ApiKey { organization_id: Some(org), .. }) => {
+            authorize_invitations(state, &p, *org, OrgRole::Admin).await?;
+            Some(vec![*org])
+        }
+        (None, Principal::Anonymous(code)) => return Err((*code).into()),
+        // An administrator's key manages no organization's members.
+        (None, _) => return Err(ErrorCode::Forbidden.into()),
+    };
     let now = Utc::now();
     let open = Condition::all()
         .add(invitation::Column::AcceptedAt.is_null())
@@ -426,7 +441,10 @@ pub async fn list_invitations(
             .add(invitation::Column::AcceptedAt.is_null())
             .add(invitation::Column::RevokedAt.is_not_null()),
     };
-    let base = invitation::Entity::find().filter(invitation::Column::OrganizationId.eq(org)).filter(cond);
+    let mut base = invitation::Entity::find().filter(cond);
+    if let Some(orgs) = scope {
+        base = base.filter(invitation::Column::OrganizationId.is_in(orgs));
+    }
     let keyset = Keyset::<invitation::Entity> {
         column: invitation::Column::Id,
         id: invitation::Column::Id,
