@@ -162,7 +162,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
     let (mail_address_limiter, mail_ip_limiter) = mail_limiters(&config, redis.as_ref());
-    let invitation_limits = InvitationLimits::new(&config, redis.as_ref());
+    let invitation_limits = InvitationLimits::new(&config, redis.as_ref(), crate::services::mail::MAIL_WINDOW);
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {

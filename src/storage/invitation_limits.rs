@@ -3,13 +3,14 @@
 //! their own allowances: inviting someone never spends the budget of their password resets.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Redis;
 use super::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::config::Config;
 
 /// One allowance per client, per organization and address, per address across organizations,
-/// and per organization, each an hour long.
+/// and per organization (windows of an hour: `services::mail::MAIL_WINDOW`).
 pub struct InvitationLimits {
     /// Per client IP (IPv6 /64): `JANUA_INVITATIONS_PER_CLIENT_PER_HOUR`.
     pub client: Arc<dyn KeyedLimit>,
@@ -22,9 +23,8 @@ pub struct InvitationLimits {
 }
 
 impl InvitationLimits {
-    /// The limits of `config`, cluster-wide when `redis` is given.
-    pub fn new(config: &Config, redis: Option<&Redis>) -> Self {
-        let window = crate::services::mail::MAIL_WINDOW;
+    /// The limits of `config` over windows of `window`, cluster-wide when `redis` is given.
+    pub fn new(config: &Config, redis: Option<&Redis>, window: Duration) -> Self {
         let make = |name: &'static str, limit: u32| -> Arc<dyn KeyedLimit> {
             match redis {
                 Some(r) => Arc::new(RedisKeyedLimiter::new(r.clone(), name, limit, window)),
