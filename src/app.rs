@@ -33,7 +33,7 @@ use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
-use crate::workers::mail::{MailWorker, Mailer};
+use crate::workers::mail::{self as mail_worker, MailWorker};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// A built server, bound to its port, not yet serving.
@@ -199,7 +199,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webhook_running: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
         mail_running: Arc::default(),
-        mailer: Arc::new(Mailer::from_config(&config)?),
+        smtp: mail_worker::smtp_transport(&config)?,
         mail_address_limiter,
         mail_ip_limiter,
         config,

@@ -146,6 +146,9 @@ impl TestApp {
         config.credential_attempts_per_minute = 100_000;
         config.argon2_memory_kib = 8192;
         config.argon2_iterations = 1;
+        config.mail_dir = dir.0.join("mail");
+        config.mail_per_address_per_hour = 100_000;
+        config.mail_per_ip_per_hour = 100_000;
         let mut schema = None;
         match &backend {
             Backend::Sqlite => {

@@ -28,6 +28,7 @@ async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     c.credential_attempts_per_minute = 100_000;
     c.argon2_memory_kib = 8192;
     c.argon2_iterations = 1;
+    c.mail_dir = dir.0.join("mail");
     c.webhook_allow_loopback = true;
     c.webhook_timeout = Duration::from_secs(2);
     match b {
@@ -138,6 +139,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()))
         .env("JANUA_MASTER_KEY", key)
         .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
+        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
         .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
         .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
         .env("JANUA_ARGON2_MEMORY_KIB", "8192")
