@@ -435,6 +435,11 @@ async fn a_magic_link_signs_in_once(b: Backend) {
     let mail = next_mail(&app, &sink, "ada@example.com", 1).await;
     assert_eq!(mail.subject, "Your sign-in link for Janua");
     assert!(mail.link().starts_with("https://id.example.com/magic-link?token="));
+    // The link opens a page; opening it spends nothing (a mail scanner may fetch it).
+    let page = app.client.get(app.url(&mail.link()["https://id.example.com".len()..])).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert!(page.text().await.unwrap().contains("/api/v1/auth/magic-link/verify"));
     let r = app
         .rest("POST", "/auth/magic-link/verify", None, Some(json!({"token": tampered(&mail.token())})))
         .await;
@@ -539,6 +544,7 @@ async fn mail_limits_count_per_address_and_per_ip(b: Backend) {
         let r = app.rest("POST", "/auth/magic-link", None, Some(json!({"email": address}))).await;
         assert_eq!((r.status, r.code()), (429, "RATE_LIMITED"), "{address}: {}", r.body);
         assert_eq!(r.body["error"]["details"]["window_seconds"], 3600);
+        assert!(r.header("retry-after").parse::<u64>().is_ok_and(|s| s > 0), "a Retry-After header");
     }
     // The IP's allowance (6) is spent by now, for any address.
     let r =

@@ -13,6 +13,7 @@ mod errors;
 mod exposure;
 mod hostile_input;
 mod layering;
+mod mail_crash;
 mod memberships;
 mod mfa;
 mod oidc_idp;

@@ -19,7 +19,7 @@ use crate::webhooks::{Receiver, verify};
 crate::on_both_databases!(a_killed_server_loses_no_delivery);
 
 /// A configuration like `TestApp`'s, for servers the test starts and kills itself.
-async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
+pub(crate) async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     let mut c = Config::defaults();
     c.addr = "127.0.0.1:0".parse().unwrap();
     c.master_key = Some(MasterKey::generate().to_base64());
@@ -154,7 +154,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .expect("start janua")
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = client.get(format!("{base}/ready")).send().await
