@@ -20,12 +20,13 @@ use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
-use crate::http::{HttpState, graphql as gql_http, middleware, pages, ws as ws_http};
+use crate::http::{HttpState, account_pages, graphql as gql_http, middleware, pages, ws as ws_http};
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
+use crate::services::account_tokens::TokenPurpose;
 use crate::state::{AppState, Inner};
 use crate::storage::invitation_limits::InvitationLimits;
 use crate::storage::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
@@ -34,7 +35,7 @@ use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
-use crate::workers::mail::{MailWorker, Mailer};
+use crate::workers::mail::{self as mail_worker, MailWorker};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// A built server, bound to its port, not yet serving.
@@ -202,7 +203,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webhook_running: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
         mail_running: Arc::default(),
-        mailer: Arc::new(Mailer::from_config(&config)?),
+        smtp: mail_worker::smtp_transport(&config)?,
         mail_address_limiter,
         mail_ip_limiter,
         config,
@@ -439,6 +440,10 @@ pub fn router(svc: HttpState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/", get(home))
         .route("/docs", get(pages::docs))
+        .route(TokenPurpose::VerifyEmail.page(), get(account_pages::verify_email))
+        .route(TokenPurpose::EmailChange.page(), get(account_pages::confirm_email))
+        .route(TokenPurpose::PasswordReset.page(), get(account_pages::reset_password))
+        .route(TokenPurpose::MagicLink.page(), get(account_pages::magic_link))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))

@@ -72,8 +72,8 @@ pub struct Inner {
     pub mail_wake: Arc<Notify>,
     /// Held by a mail worker run, so runs in this process take turns.
     pub mail_running: Arc<tokio::sync::Mutex<()>>,
-    /// Where mails go: the SMTP server, or the mail folder.
-    pub mailer: Arc<crate::workers::mail::Mailer>,
+    /// The SMTP client (`JANUA_SMTP_URL`); without one, mails are written to `JANUA_MAIL_DIR`.
+    pub smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     /// Mail-sending requests per recipient address (`JANUA_MAIL_PER_ADDRESS_PER_HOUR`).
     pub mail_address_limiter: Arc<dyn crate::storage::mail_limits::KeyedLimit>,
     /// Mail-sending requests per client IP (`JANUA_MAIL_PER_IP_PER_HOUR`).

@@ -12,6 +12,7 @@ mod directory;
 mod mfa;
 mod scim;
 mod server;
+pub mod smtp_sink;
 mod stats;
 mod subscriptions;
 mod webhooks;

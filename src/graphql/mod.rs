@@ -1,5 +1,6 @@
 //! The GraphQL schema: per-area objects merged into the roots; a thin layer over services.
 
+mod account;
 mod admin;
 mod api_keys;
 mod auth;
@@ -54,10 +55,11 @@ pub struct IntegrationsQuery(webhooks::WebhooksQuery, sso::SsoQuery, scim::ScimQ
 #[derive(MergedObject, Default)]
 pub struct Query(IdentityQuery, DirectoryQuery, IntegrationsQuery);
 
-/// Sign-in, sessions, MFA, passkeys.
+/// Sign-in, account mail, sessions, MFA, passkeys.
 #[derive(MergedObject, Default)]
 pub struct IdentityMutation(
     auth::AuthMutation,
+    account::AccountMutation,
     sessions::SessionsMutation,
     mfa::MfaMutation,
     passkeys::PasskeysMutation,

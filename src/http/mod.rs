@@ -1,5 +1,6 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
+pub mod account_pages;
 pub mod graphql;
 pub mod middleware;
 pub mod pages;

@@ -49,11 +49,11 @@ pub fn error(request_id: &str, locale: Locale, e: &AppError) -> Response {
     });
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = with_language((status, axum::Json(body)).into_response(), locale);
-    // A limit a service applies (credential checks, invitation mails) says when to come back too.
-    if let Some(after) = e.details.as_ref().and_then(|d| d["retry_after"].as_u64())
+    // Every 429 says when to come back (a service's limit as well as the request limit).
+    if let Some(wait) = e.details.as_ref().and_then(|d| d["retry_after"].as_u64())
         && status == StatusCode::TOO_MANY_REQUESTS
     {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
     resp
 }

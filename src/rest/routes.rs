@@ -580,6 +580,9 @@ pub fn routes() -> Vec<RestRoute> {
             ..route("HealthDetailed", Method::GET, "/health/detailed")
         },
     ];
+    // The account-mail rows follow the sign-in rows.
+    let at = all.iter().position(|r| r.operation == "Me").map_or(all.len(), |i| i + 1);
+    all.splice(at..at, super::account_routes::routes());
     all.extend(super::sso_routes::routes());
     all
 }

@@ -4,7 +4,6 @@
 //! mail folder and names the file in the log. Each attempt is recorded; temporary failures are
 //! retried on the schedule.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -20,32 +19,22 @@ use crate::services::mail::queue::{self, MailOutcome, MailResult};
 use crate::services::mail::{MailKind, deliverable, supported, templates};
 use crate::state::AppState;
 
-/// Where mails go: an SMTP server, or (the embedded default) a folder of `.eml` files.
-pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Folder(PathBuf),
-}
-
-impl Mailer {
-    /// The mailer of `config`: `JANUA_SMTP_URL` when set, else the folder `JANUA_MAIL_DIR`.
-    /// Checks `JANUA_MAIL_FROM` too, so a bad sender fails at start, not at the first mail.
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        config
-            .mail_from
-            .parse::<Mailbox>()
-            .map_err(|e| anyhow::anyhow!("JANUA_MAIL_FROM `{}` is not a mailbox: {e}", config.mail_from))?;
-        match &config.smtp_url {
-            None => Ok(Self::Folder(config.mail_dir.clone())),
-            Some(url) => {
-                let url = lettre_url(url)?;
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-                    .map_err(|e| anyhow::anyhow!("JANUA_SMTP_URL: {e}"))?
-                    .timeout(Some(config.smtp_timeout))
-                    .build();
-                Ok(Self::Smtp(transport))
-            }
-        }
-    }
+/// The SMTP client of `JANUA_SMTP_URL`, or `None` (mails then go to the folder
+/// `JANUA_MAIL_DIR`). Checks `JANUA_MAIL_FROM` too, so a bad sender fails at start, not at the
+/// first mail.
+pub fn smtp_transport(config: &Config) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
+    config
+        .mail_from
+        .parse::<Mailbox>()
+        .map_err(|e| anyhow::anyhow!("JANUA_MAIL_FROM `{}` is not a mailbox: {e}", config.mail_from))?;
+    let Some(url) = &config.smtp_url else {
+        return Ok(None);
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url(url)?)
+        .map_err(|e| anyhow::anyhow!("JANUA_SMTP_URL: {e}"))?
+        .timeout(Some(config.smtp_timeout))
+        .build();
+    Ok(Some(transport))
 }
 
 /// Janua's SMTP URL as lettre reads it. `smtps://` is implicit TLS; `smtp://` takes `?tls=`
@@ -131,8 +120,8 @@ async fn attempt(state: &AppState, m: &mail_outbox::Model) -> MailResult {
         Err(e) => return MailResult::Permanent(e),
     };
     let message_id = message_id_of(&msg);
-    match state.mailer.as_ref() {
-        Mailer::Smtp(transport) => match transport.send(msg).await {
+    match &state.smtp {
+        Some(transport) => match transport.send(msg).await {
             Ok(_) => {
                 tracing::debug!(mail_id = %m.id, kind = %m.kind, "mail sent");
                 MailResult::Sent { message_id }
@@ -140,7 +129,8 @@ async fn attempt(state: &AppState, m: &mail_outbox::Model) -> MailResult {
             Err(e) if e.is_permanent() => MailResult::Permanent(format!("refused: {e}")),
             Err(e) => MailResult::Retry(e.to_string()),
         },
-        Mailer::Folder(dir) => {
+        None => {
+            let dir = &state.config.mail_dir;
             let path = dir.join(format!("{}-{}.eml", started_stamp(m), m.kind));
             let write = async {
                 tokio::fs::create_dir_all(dir).await?;

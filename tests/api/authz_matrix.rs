@@ -241,6 +241,17 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/auth/reauthenticate", Some(json!({"password": crate::helpers::PASSWORD})),
                                                                          [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
         ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        // Account mail: the signed-in user's own (an administrator's address is verified).
+        ("POST", "/auth/email/resend-verification", None,                [401, 200, 200, 200, 200, 200, 409, 403, 403, 403]),
+        ("POST", "/auth/password/change", Some(json!({"current_password": crate::helpers::PASSWORD, "new_password": "short"})),
+                                                                         [401, 422, 422, 422, 422, 422, 422, 403, 403, 403]),
+        // The mailed token is the credential: the same refusal for every caller.
+        ("POST", "/auth/verify-email", Some(json!({"token": "not-a-token"})), [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/email/verify", Some(json!({"token": "not-a-token"})), [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/password/reset", Some(json!({"token": "not-a-token", "new_password": "x"})),
+                                                                         [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/magic-link/verify", Some(json!({"token": "not-a-token"})),
+                                                                         [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
         // Personal resources (the member's): nobody else sees them, administrators included.
         ("GET", "/sessions/{session}", None,                             [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
         ("DELETE", "/sessions/{session}", None,                          [401, 404, 204, 404, 404, 404, 404, 403, 403, 403]),
@@ -284,6 +295,16 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/auth/signup", "public: creates a caller"),
         ("POST", "/auth/signin", "public: makes a caller"),
         ("POST", "/auth/refresh", "public: the refresh token is the credential"),
+        (
+            "POST",
+            "/auth/password/forgot",
+            "public: the same 202 for every caller and address (tests/api/account_mail.rs)",
+        ),
+        (
+            "POST",
+            "/auth/magic-link",
+            "public: the same 202 for every caller and address (tests/api/account_mail.rs)",
+        ),
         ("POST", "/passkeys/authenticate/options", "public: starts a sign-in"),
         ("POST", "/passkeys/authenticate", "public: finishes a sign-in"),
         ("POST", "/passkeys/register", "needs a live ceremony: tests/api/passkeys.rs"),

@@ -88,8 +88,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub services: HttpState,
     pub dispatcher: Dispatcher,
-    /// The mail worker (drained with `try_run_once`; it also runs in the background).
-    pub mail: janua::workers::mail::MailWorker,
     /// The configuration it was built with (a peer node reuses it).
     pub config: Config,
     /// Its PostgreSQL schema, if any (a peer node shares it).
@@ -148,8 +146,10 @@ impl TestApp {
         config.credential_attempts_per_minute = 100_000;
         config.argon2_memory_kib = 8192;
         config.argon2_iterations = 1;
-        // Mails land in the test's own folder (no SMTP server), readable by `mail_folder`.
+        // Mails land in the test's own folder unless a test gives an SMTP server.
         config.mail_dir = dir.0.join("mail");
+        config.mail_per_address_per_hour = 100_000;
+        config.mail_per_ip_per_hour = 100_000;
         config.invitations_per_client_per_hour = 100_000;
         config.invitations_per_address_per_hour = 100_000;
         config.invitations_per_recipient_per_hour = 100_000;
@@ -179,7 +179,6 @@ impl TestApp {
         let addr = app.local_addr();
         let services = app.services.clone();
         let dispatcher = app.dispatcher.clone();
-        let mail = app.mail.clone();
         let server = tokio::spawn(app.run());
         Self {
             base: format!("http://{addr}"),
@@ -187,7 +186,6 @@ impl TestApp {
             client: reqwest::Client::new(),
             services,
             dispatcher,
-            mail,
             config,
             pg_schema: schema,
             server,

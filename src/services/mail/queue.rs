@@ -84,7 +84,7 @@ pub async fn any_due(state: &AppState, status: MailStatus) -> AppResult<bool> {
 /// How long a claimed mail stays this node's: several SMTP exchanges, each within the timeout.
 pub fn lease(state: &AppState) -> chrono::Duration {
     chrono::Duration::from_std(state.config.smtp_timeout * 4).unwrap_or(chrono::Duration::minutes(2))
-        + chrono::Duration::seconds(10)
+        + chrono::Duration::seconds(5)
 }
 
 /// Claims up to `limit` due mails by setting their lease, in one write transaction, so no two
