@@ -20,7 +20,7 @@ use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
-use crate::http::{HttpState, account_pages, graphql as gql_http, middleware, pages, ws as ws_http};
+use crate::http::{HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http};
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
@@ -444,6 +444,7 @@ pub fn router(svc: HttpState) -> Router {
         .route(TokenPurpose::EmailChange.page(), get(account_pages::confirm_email))
         .route(TokenPurpose::PasswordReset.page(), get(account_pages::reset_password))
         .route(TokenPurpose::MagicLink.page(), get(account_pages::magic_link))
+        .route(invitation_page::PATH, get(invitation_page::accept_invitation))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))

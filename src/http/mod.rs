@@ -2,6 +2,7 @@
 
 pub mod account_pages;
 pub mod graphql;
+pub mod invitation_page;
 pub mod middleware;
 pub mod pages;
 pub mod ws;

@@ -122,6 +122,16 @@ async fn an_invitee_without_an_account_signs_up_on_the_way(b: Backend) {
     let token = mail.token();
     assert!(!r.body.to_string().contains(&token), "the answer never holds the token");
 
+    // The link opens a page that spends nothing (a mail scanner may fetch it); its button does.
+    let link = reqwest::Url::parse(&mail.link()).unwrap();
+    let page = app.client.get(app.url(&format!("{}?{}", link.path(), link.query().unwrap()))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/api/v1/invitations/accept") && !html.contains(&token), "{html}");
+    let r = app.rest("GET", &format!("/invitations?organization_id={org}&status=pending"), Some(&owner), None).await;
+    assert_eq!(r.body["pagination"]["total_count"], 1, "still pending: {}", r.body);
+
     // Without a password there is no account to make.
     let r = accept(&app, None, json!({"token": token})).await;
     assert_eq!(r.status, 422, "{}", r.body);
