@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, PASSWORD, Resp, TestApp, access, redis_prefix, redis_url};
-use crate::smtp_sink::{Mail, SmtpSink, inbox, with_sink};
+use crate::smtp_sink::{Mail, SmtpSink, drain, inbox, with_sink};
 
 crate::on_both_databases!(
     an_invitee_without_an_account_signs_up_on_the_way,
@@ -23,14 +23,33 @@ crate::on_both_databases!(
 
 const ACCEPT: &str = "/invitations/accept";
 
-/// The mails to `to` the sink received, oldest first.
+/// The mails to `to` the sink received, once every mail queued for `to` is delivered (under
+/// load an SMTP exchange may fail and be retried moments later), in the order they were queued.
 async fn mails_to(app: &TestApp, sink: &SmtpSink, to: &str) -> Vec<Mail> {
-    inbox(app, sink, to).await
+    use entities::mail_outbox;
+    use sea_orm::PaginatorTrait;
+    for _ in 0..100 {
+        drain(app).await;
+        let pending = mail_outbox::Entity::find()
+            .filter(mail_outbox::Column::ToAddress.eq(to))
+            .filter(mail_outbox::Column::Status.eq("pending"))
+            .count(&app.services.state.db)
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        sink.wait_for(sink.count() + 1, std::time::Duration::from_millis(100)).await;
+    }
+    let mut mails = inbox(app, sink, to).await;
+    // Message-IDs carry the queued mail's id, a UUIDv7: their order is the order of queuing.
+    mails.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    mails
 }
 
 /// The newest invitation mail to `to`.
 async fn invitation_mail(app: &TestApp, sink: &SmtpSink, to: &str) -> Mail {
-    inbox(app, sink, to)
+    mails_to(app, sink, to)
         .await
         .into_iter()
         .rfind(|m| m.text.contains(ACCEPT))
