@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -14,8 +13,6 @@ use super::client::signup;
 use super::smtp_sink::SmtpSink;
 use super::stats::{elapsed_ms, percentile, sorted};
 use crate::app::App;
-use crate::config::Config;
-use crate::security::secrets::MasterKey;
 use crate::services::mail::{self, MailKind};
 use crate::services::unit_of_work::Write;
 use crate::workers::mail::MailWorker;
@@ -26,28 +23,8 @@ pub async fn run(database_url: Option<&str>, requests: usize, mails: usize) -> a
     let dir = std::env::temp_dir().join(format!("janua-bench-mail-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let sink = SmtpSink::start().await?;
-    let mut config = Config::defaults();
-    config.addr = "127.0.0.1:0".parse()?;
-    config.master_key = Some(MasterKey::generate().to_base64());
-    config.rate_limit_per_minute = 1_000_000_000;
-    config.credential_attempts_per_minute = 1_000_000_000;
-    config.mail_per_address_per_hour = 1_000_000_000;
-    config.mail_per_ip_per_hour = 1_000_000_000;
+    let (mut config, backend, schema) = super::server::in_process_config(&dir, database_url).await?;
     config.smtp_url = Some(sink.url());
-    config.mail_dir = dir.join("mail");
-    let (backend, schema) = match database_url {
-        Some(url) => {
-            let name = format!("bench_{}", Uuid::new_v4().simple());
-            let db = sea_orm::Database::connect(url).await?;
-            db.execute_unprepared(&format!("CREATE SCHEMA {name}")).await?;
-            config.database_url = url.to_owned();
-            ("PostgreSQL", Some(name))
-        }
-        None => {
-            config.database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-            ("SQLite", None)
-        }
-    };
     let app = App::build_with_schema(config, schema.as_deref()).await?;
     let state = app.services.state.clone();
     let base = format!("http://{}", app.local_addr());

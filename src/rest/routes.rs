@@ -511,7 +511,7 @@ pub fn routes() -> Vec<RestRoute> {
             operator: true,
             status_of: Some(unavailable_when_unhealthy),
             tag: "health",
-            summary: "Each dependency's status and latency, event and webhook backlogs (503 when the database is down)",
+            summary: "Each dependency's status and latency, event, webhook and mail backlogs (503 when the database is down)",
             ..route("HealthDetailed", Method::GET, "/health/detailed")
         },
     ];

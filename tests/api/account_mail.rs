@@ -29,6 +29,7 @@ crate::on_both_databases!(
     mail_limits_count_per_address_and_per_ip,
     without_smtp_mail_is_written_to_the_folder,
     mail_entities_round_trip,
+    placeholder_addresses_get_no_mail,
 );
 
 const NEW_PASSWORD: &str = "an entirely different passphrase";
@@ -636,4 +637,19 @@ async fn mail_entities_round_trip(b: Backend) {
     assert!(mail_attempt::Entity::find_by_id(a.id).one(db).await.unwrap().is_none());
     user::Entity::delete_by_id(uid).exec(db).await.unwrap();
     assert!(account_token::Entity::find().all(db).await.unwrap().is_empty());
+}
+
+/// SCIM placeholder accounts (`@provisioned.invalid`) have no mailbox: nothing is queued for them.
+async fn placeholder_addresses_get_no_mail(b: Backend) {
+    use janua::services::mail::{self, MailKind};
+    use janua::services::unit_of_work::Write;
+    let app = TestApp::spawn(b).await;
+    let state = &app.services.state;
+    let mut w = Write::begin_worker(state, "test").await.unwrap();
+    mail::queue(&mut w, "scim-0190@provisioned.invalid", None, MailKind::PasswordChanged).await.unwrap();
+    mail::queue(&mut w, "real@example.com", Some("es-MX"), MailKind::PasswordChanged).await.unwrap();
+    w.commit().await.unwrap();
+    let rows = mail_outbox::Entity::find().all(&state.db).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].to_address.as_str(), rows[0].locale.as_str()), ("real@example.com", "es"));
 }
