@@ -576,7 +576,7 @@ pub fn routes() -> Vec<RestRoute> {
             status_of: Some(unavailable_when_unhealthy),
             alternate: Some((503, "The same report when the database does not answer")),
             tag: "health",
-            summary: "Each dependency's status and latency, event and webhook backlogs (503 when the database is down)",
+            summary: "Each dependency's status and latency, event, webhook and mail backlogs (503 when the database is down)",
             ..route("HealthDetailed", Method::GET, "/health/detailed")
         },
     ];

@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use futures::future::BoxFuture;
 
 use super::Redis;
-use super::rate_limits::{RateDecision, WINDOW_SCRIPT, client_key};
+use super::rate_limits::{RateDecision, WINDOW_SCRIPT, client_key, window_decision};
 use crate::security::secrets::sha256_hex;
 
 /// Counts units per key in a fixed window and decides.
@@ -106,17 +106,7 @@ impl KeyedLimit for RedisKeyedLimiter {
             let mut invocation = self.script.key(self.redis.key(&format!("{}:{key}", self.name)));
             invocation.arg(self.window.as_millis() as u64);
             match self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await {
-                Ok((count, ttl_ms)) => {
-                    let reset = ((ttl_ms.max(0) as f64) / 1000.0).ceil().max(1.0) as u64;
-                    let allowed = count <= i64::from(self.limit);
-                    RateDecision {
-                        allowed,
-                        limit: self.limit,
-                        remaining: (i64::from(self.limit) - count).max(0) as u32,
-                        reset_secs: reset,
-                        retry_after_secs: if allowed { 0 } else { reset },
-                    }
-                }
+                Ok((count, ttl_ms)) => window_decision(count, ttl_ms, self.limit),
                 Err(e) => {
                     tracing::debug!(error = %e, "redis unavailable; mail limit counted on this node");
                     metrics::counter!("janua_redis_errors_total", "concern" => "mail_limit").increment(1);

@@ -28,6 +28,8 @@ crate::on_both_databases!(
     mail_waits_for_a_server_that_is_down,
     mail_limits_count_per_address_and_per_ip,
     without_smtp_mail_is_written_to_the_folder,
+    mail_entities_round_trip,
+    placeholder_addresses_get_no_mail,
 );
 
 const NEW_PASSWORD: &str = "an entirely different passphrase";
@@ -571,4 +573,83 @@ async fn without_smtp_mail_is_written_to_the_folder(b: Backend) {
     assert_eq!(mail.to, "ada@example.com");
     let r = app.rest("POST", "/auth/verify-email", None, Some(json!({"token": mail.token()}))).await;
     assert_eq!(r.status, 200, "the link in the file works: {}", r.body);
+}
+
+/// The new tables migrate on both databases, their rows round-trip, and a user's tokens go with
+/// the user (a mail's attempts with the mail).
+async fn mail_entities_round_trip(b: Backend) {
+    use chrono::SubsecRound;
+    use entities::user;
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn(b).await;
+    let db = &app.services.state.db;
+    let uid: uuid::Uuid = app.signup("rt@example.com").await["user"]["id"].as_str().unwrap().parse().unwrap();
+    drain(&app).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let t = account_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        user_id: Set(uid),
+        purpose: Set("email_change".into()),
+        token_hash: Set("ab".repeat(32)),
+        data: Set(Some(json!({"new_email": "n@example.com"}))),
+        expires_at: Set(now),
+        used_at: Set(Some(now)),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(account_token::Entity::find_by_id(t.id).one(db).await.unwrap(), Some(t.clone()));
+    let m = mail_outbox::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        kind: Set("magic_link".into()),
+        to_address: Set("rt@example.com".into()),
+        locale: Set("es".into()),
+        data: Set(Some(json!({"kind": "magic_link", "link": "l"}))),
+        status: Set("failed".into()),
+        attempts: Set(3),
+        next_attempt_at: Set(now),
+        locked_until: Set(Some(now)),
+        last_error: Set(Some("refused".into())),
+        message_id: Set(Some("x@example.com".into())),
+        request_id: Set(Some("req_1".into())),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(mail_outbox::Entity::find_by_id(m.id).one(db).await.unwrap(), Some(m.clone()));
+    let a = mail_attempt::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        mail_id: Set(m.id),
+        number: Set(1),
+        started_at: Set(now),
+        duration_ms: Set(12),
+        outcome: Set("failed".into()),
+        error: Set(None),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    assert_eq!(mail_attempt::Entity::find_by_id(a.id).one(db).await.unwrap(), Some(a.clone()));
+    mail_outbox::Entity::delete_by_id(m.id).exec(db).await.unwrap();
+    assert!(mail_attempt::Entity::find_by_id(a.id).one(db).await.unwrap().is_none());
+    user::Entity::delete_by_id(uid).exec(db).await.unwrap();
+    assert!(account_token::Entity::find().all(db).await.unwrap().is_empty());
+}
+
+/// SCIM placeholder accounts (`@provisioned.invalid`) have no mailbox: nothing is queued for them.
+async fn placeholder_addresses_get_no_mail(b: Backend) {
+    use janua::services::mail::{self, MailKind};
+    use janua::services::unit_of_work::Write;
+    let app = TestApp::spawn(b).await;
+    let state = &app.services.state;
+    let mut w = Write::begin_worker(state, "test").await.unwrap();
+    mail::queue(&mut w, "scim-0190@provisioned.invalid", None, MailKind::PasswordChanged).await.unwrap();
+    mail::queue(&mut w, "real@example.com", Some("es-MX"), MailKind::PasswordChanged).await.unwrap();
+    w.commit().await.unwrap();
+    let rows = mail_outbox::Entity::find().all(&state.db).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].to_address.as_str(), rows[0].locale.as_str()), ("real@example.com", "es"));
 }

@@ -57,7 +57,7 @@ fn claim_sql(backend: DbBackend) -> String {
 
 /// Rows of `status` due now, locked for the transaction of `w` (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL, the write lock on SQLite): no other node reads them until it commits.
-pub async fn due_in(w: &Write<'_>, status: MailStatus, limit: usize) -> AppResult<Vec<mail_outbox::Model>> {
+async fn due_in(w: &Write<'_>, status: MailStatus, limit: usize) -> AppResult<Vec<mail_outbox::Model>> {
     let backend = w.tx().get_database_backend();
     Ok(mail_outbox::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
