@@ -19,6 +19,7 @@ crate::on_both_databases!(
     who_may_invite_and_organizations_stay_apart,
     invitations_over_graphql_never_show_a_token,
     invitation_mails_are_limited,
+    invitation_rows_round_trip_with_one_open_per_address,
 );
 
 const ACCEPT: &str = "/invitations/accept";
@@ -604,4 +605,60 @@ async fn invitation_mails_are_limited(b: Backend) {
     assert_eq!(invite(&node_b, &owner, &org, "shared@example.com", "member").await.status, 201);
     assert_eq!(invite(&a, &owner, &org, "shared@example.com", "member").await.status, 429);
     assert_eq!(invite(&node_b, &owner, &org, "shared@example.com", "member").await.status, 429);
+}
+
+/// The table migrates on both databases, a row round-trips, the database keeps one open
+/// invitation per organization and address, and rows go with their organization (and keep no
+/// deleted inviter).
+async fn invitation_rows_round_trip_with_one_open_per_address(b: Backend) {
+    use chrono::SubsecRound;
+    use entities::{invitation, organization, user};
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = TestApp::spawn(b).await;
+    let (owner, org) = owner_and_org(&app, "owner@example.com", "Acme").await;
+    let inviter: uuid::Uuid = app.rest("GET", "/auth/me", Some(&owner), None).await.body["data"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let org: uuid::Uuid = org.parse().unwrap();
+    let db = &app.services.state.db;
+    let now = chrono::Utc::now().trunc_subsecs(6); // PostgreSQL keeps microseconds
+    let row = |email: &str, hash: &str| invitation::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        organization_id: Set(org),
+        email: Set(email.into()),
+        role: Set("admin".into()),
+        token_hash: Set(hash.into()),
+        message: Set(Some("Hello".into())),
+        invited_by: Set(Some(inviter)),
+        expires_at: Set(now),
+        accepted_at: Set(None),
+        revoked_at: Set(None),
+        accepted_user_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let a = row("rt@example.com", &"a".repeat(64)).insert(db).await.unwrap();
+    assert_eq!(invitation::Entity::find_by_id(a.id).one(db).await.unwrap(), Some(a.clone()));
+    assert!(row("rt@example.com", &"b".repeat(64)).insert(db).await.is_err(), "a second open invitation");
+    assert!(row("other@example.com", &"a".repeat(64)).insert(db).await.is_err(), "a token hash twice");
+    let mut revoked: invitation::ActiveModel = a.clone().into();
+    revoked.revoked_at = Set(Some(now));
+    revoked.update(db).await.unwrap();
+    let b = row("rt@example.com", &"b".repeat(64)).insert(db).await.unwrap();
+    // The inviter's account goes: the invitation stays, naming nobody.
+    let u = user::Entity::find_by_id(inviter).one(db).await.unwrap().unwrap();
+    let mut other_owner = user::ActiveModel::from(u);
+    other_owner.id = Set(uuid::Uuid::now_v7());
+    other_owner.email = Set("second@example.com".into());
+    let second = other_owner.insert(db).await.unwrap();
+    let mut by_second: invitation::ActiveModel = b.into();
+    by_second.invited_by = Set(Some(second.id));
+    let b = by_second.update(db).await.unwrap();
+    user::Entity::delete_by_id(second.id).exec(db).await.unwrap();
+    assert_eq!(invitation::Entity::find_by_id(b.id).one(db).await.unwrap().unwrap().invited_by, None);
+    // The organization goes: so do its invitations.
+    organization::Entity::delete_by_id(org).exec(db).await.unwrap();
+    assert!(invitation::Entity::find().all(db).await.unwrap().is_empty());
 }
