@@ -20,7 +20,9 @@ use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
-use crate::http::{HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http};
+use crate::http::{
+    HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http,
+};
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
@@ -163,7 +165,8 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
     let (mail_address_limiter, mail_ip_limiter) = mail_limiters(&config, redis.as_ref());
-    let invitation_limits = InvitationLimits::new(&config, redis.as_ref(), crate::services::mail::MAIL_WINDOW);
+    let invitation_limits =
+        InvitationLimits::new(&config, redis.as_ref(), crate::services::mail::MAIL_WINDOW);
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {

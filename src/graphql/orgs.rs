@@ -1,10 +1,13 @@
 //! Organizations and members: queries, mutations and the `Organization` type (owners and member
 //! counts through per-request DataLoaders).
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject, Union};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject, Union,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::invitations::InvitationPayload;
 use super::loaders::Loaders;
 use super::parts;
 use super::types::{ActionPayload, Conn, User, connection};
@@ -12,7 +15,6 @@ use crate::domain::OrgRole;
 use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::error::AppError;
-use super::invitations::InvitationPayload;
 use crate::services::orgs::{self, Added, MemberView, NewOrganization, OrgView, OrganizationPatch, UserRef};
 
 /// An organization.

@@ -227,7 +227,10 @@ pub fn routes() -> Vec<RestRoute> {
             body: Body::Input,
             status: 201,
             status_of: Some(invited_or_added),
-            alternate: Some((202, "A person's add is an invitation (`{invitation}`), the same for any address")),
+            alternate: Some((
+                202,
+                "A person's add is an invitation (`{invitation}`), the same for any address",
+            )),
             ..orgs(
                 "AddMember",
                 Method::POST,

@@ -478,7 +478,10 @@ mod tests {
         assert_eq!(code(&key, Action::AdminRead), Some(ErrorCode::Forbidden));
         let invite = |role, invites_owner| Action::ManageInvitations { org, role, invites_owner };
         assert_eq!(code(&user, invite(None, false)), Some(ErrorCode::NotFound));
-        assert_eq!(code(&user, invite(Some(OrgRole::Member), false)), Some(ErrorCode::InsufficientPermissions));
+        assert_eq!(
+            code(&user, invite(Some(OrgRole::Member), false)),
+            Some(ErrorCode::InsufficientPermissions)
+        );
         assert_eq!(code(&user, invite(Some(OrgRole::Admin), false)), None);
         assert_eq!(code(&user, invite(Some(OrgRole::Admin), true)), Some(ErrorCode::InsufficientPermissions));
         assert_eq!(code(&user, invite(Some(OrgRole::Owner), true)), None);

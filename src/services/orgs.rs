@@ -453,7 +453,9 @@ pub async fn add_member(
     let new_role = parse_role(role)?;
     let p = authz::principal(state, ctx).await?;
     if !authz::adds_members_directly(&p) {
-        return Ok(Added::Invited(invitations::invite_member(state, ctx, &p, org_id, user_ref, new_role).await?));
+        return Ok(Added::Invited(
+            invitations::invite_member(state, ctx, &p, org_id, user_ref, new_role).await?,
+        ));
     }
     let caller_role = authz::role_in(state, &p, org_id).await?;
     authz::authorize(

@@ -150,7 +150,20 @@ async fn fixture(b: Backend) -> Fixture {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let invitation = r.body["data"]["invitation"]["id"].as_str().expect("an invitation").to_owned();
-    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider, scim, invitation }
+    Fixture {
+        app,
+        tokens,
+        org,
+        member_id,
+        key_id,
+        session,
+        hook,
+        passkey,
+        org_hook,
+        provider,
+        scim,
+        invitation,
+    }
 }
 
 /// `path` with the fixture's ids in place of `{org}`, `{member}`, ….

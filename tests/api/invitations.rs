@@ -70,8 +70,13 @@ async fn owner_and_org(app: &TestApp, owner: &str, name: &str) -> (String, Strin
 }
 
 async fn invite(app: &TestApp, token: &str, org: &str, email: &str, role: &str) -> Resp {
-    app.rest("POST", "/invitations", Some(token), Some(json!({"organization_id": org, "email": email, "role": role})))
-        .await
+    app.rest(
+        "POST",
+        "/invitations",
+        Some(token),
+        Some(json!({"organization_id": org, "email": email, "role": role})),
+    )
+    .await
 }
 
 async fn accept(app: &TestApp, bearer: Option<&str>, body: Value) -> Resp {
@@ -144,12 +149,15 @@ async fn an_invitee_without_an_account_signs_up_on_the_way(b: Backend) {
 
     // The link opens a page that spends nothing (a mail scanner may fetch it); its button does.
     let link = reqwest::Url::parse(&mail.link()).unwrap();
-    let page = app.client.get(app.url(&format!("{}?{}", link.path(), link.query().unwrap()))).send().await.unwrap();
+    let page =
+        app.client.get(app.url(&format!("{}?{}", link.path(), link.query().unwrap()))).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.unwrap();
     assert!(html.contains("/api/v1/invitations/accept") && !html.contains(&token), "{html}");
-    let r = app.rest("GET", &format!("/invitations?organization_id={org}&status=pending"), Some(&owner), None).await;
+    let r = app
+        .rest("GET", &format!("/invitations?organization_id={org}&status=pending"), Some(&owner), None)
+        .await;
     assert_eq!(r.body["pagination"]["total_count"], 1, "still pending: {}", r.body);
 
     // Without a password there is no account to make.
@@ -172,7 +180,9 @@ async fn an_invitee_without_an_account_signs_up_on_the_way(b: Backend) {
 
     // Single use.
     invalid(&accept(&app, None, json!({"token": token, "password": PASSWORD})).await, "reused");
-    let r = app.rest("GET", &format!("/invitations?organization_id={org}&status=accepted"), Some(&owner), None).await;
+    let r = app
+        .rest("GET", &format!("/invitations?organization_id={org}&status=accepted"), Some(&owner), None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["data"][0]["status"], "accepted");
     assert_eq!(r.body["data"][0]["accepted_user_id"], d["user"]["id"]);
@@ -182,13 +192,17 @@ async fn an_invitee_without_an_account_signs_up_on_the_way(b: Backend) {
     // Audited and evented, in the organization's trail; the token is in no row.
     let actions = audit_actions(&app, &org).await;
     let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
-    for a in ["organization.invitation.created", "organization.member.added", "organization.invitation.accepted"] {
+    for a in
+        ["organization.invitation.created", "organization.member.added", "organization.invitation.accepted"]
+    {
         assert!(names.contains(&a), "{a} in {names:?}");
     }
     let accepted = actions.iter().find(|(a, _)| a == "organization.invitation.accepted").unwrap();
     assert_eq!(accepted.1["new_account"], true);
-    let rows = format!("{:?}", entities::audit_log::Entity::find().all(&app.services.state.db).await.unwrap());
-    let events = format!("{:?}", entities::outbox_event::Entity::find().all(&app.services.state.db).await.unwrap());
+    let rows =
+        format!("{:?}", entities::audit_log::Entity::find().all(&app.services.state.db).await.unwrap());
+    let events =
+        format!("{:?}", entities::outbox_event::Entity::find().all(&app.services.state.db).await.unwrap());
     assert!(!rows.contains(&token) && !events.contains(&token));
     assert!(events.contains("organization.invitation.accepted") && events.contains("user.created"));
 }
@@ -262,7 +276,9 @@ async fn used_expired_tampered_revoked_and_replaced_tokens_are_refused(b: Backen
     let r = accept(&app, None, signup(&expired)).await;
     invalid(&r, "expired");
     refusals.push(r.body["error"].clone());
-    let r = app.rest("GET", &format!("/invitations?organization_id={org}&status=expired"), Some(&owner), None).await;
+    let r = app
+        .rest("GET", &format!("/invitations?organization_id={org}&status=expired"), Some(&owner), None)
+        .await;
     assert_eq!(r.body["data"][0]["id"], id.to_string(), "{}", r.body);
     let r = app.rest("POST", &format!("/invitations/{id}/resend"), Some(&owner), None).await;
     assert_eq!((r.status, &r.body["data"]["invitation"]["status"]), (200, &json!("pending")), "{}", r.body);
@@ -398,28 +414,56 @@ async fn administrators_and_api_keys_add_directly(b: Backend) {
     app.signup("direct@example.com").await;
     app.signup("keyed@example.com").await;
     let r = app
-        .rest("POST", &format!("/organizations/{org}/members"), Some(&root), Some(json!({"email": "direct@example.com", "role": "admin"})))
+        .rest(
+            "POST",
+            &format!("/organizations/{org}/members"),
+            Some(&root),
+            Some(json!({"email": "direct@example.com", "role": "admin"})),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!((r.body["data"]["user"]["email"].as_str(), r.body["data"]["role"].as_str()), (Some("direct@example.com"), Some("admin")));
+    assert_eq!(
+        (r.body["data"]["user"]["email"].as_str(), r.body["data"]["role"].as_str()),
+        (Some("direct@example.com"), Some("admin"))
+    );
     let r = app
-        .rest("POST", &format!("/organizations/{org}/api-keys"), Some(&owner), Some(json!({"name": "sync", "scopes": ["members:write", "members:read"]})))
+        .rest(
+            "POST",
+            &format!("/organizations/{org}/api-keys"),
+            Some(&owner),
+            Some(json!({"name": "sync", "scopes": ["members:write", "members:read"]})),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let key = r.body["data"]["key"].as_str().unwrap().to_owned();
     let r = app
-        .rest_key("POST", &format!("/organizations/{org}/members"), &key, Some(json!({"email": "keyed@example.com", "role": "member"})))
+        .rest_key(
+            "POST",
+            &format!("/organizations/{org}/members"),
+            &key,
+            Some(json!({"email": "keyed@example.com", "role": "member"})),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(role_of(&app, &owner, &org, "keyed@example.com").await.as_deref(), Some("member"));
     // An unknown address cannot be added directly: there is no account.
     let r = app
-        .rest_key("POST", &format!("/organizations/{org}/members"), &key, Some(json!({"email": "nobody@example.com"})))
+        .rest_key(
+            "POST",
+            &format!("/organizations/{org}/members"),
+            &key,
+            Some(json!({"email": "nobody@example.com"})),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.body);
     // A key invites such an address instead.
     let r = app
-        .rest_key("POST", "/invitations", &key, Some(json!({"organization_id": org, "email": "nobody@example.com", "role": "member"})))
+        .rest_key(
+            "POST",
+            "/invitations",
+            &key,
+            Some(json!({"organization_id": org, "email": "nobody@example.com", "role": "member"})),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.body["data"]["invitation"]["invited_by"].is_null(), "{}", r.body);
@@ -429,7 +473,12 @@ async fn administrators_and_api_keys_add_directly(b: Backend) {
     assert_eq!((r.status, &r.body["pagination"]["total_count"]), (200, &json!(1)), "{}", r.body);
     // A key never invites an owner.
     let r = app
-        .rest_key("POST", "/invitations", &key, Some(json!({"organization_id": org, "email": "o@example.com", "role": "owner"})))
+        .rest_key(
+            "POST",
+            "/invitations",
+            &key,
+            Some(json!({"organization_id": org, "email": "o@example.com", "role": "owner"})),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
@@ -452,7 +501,8 @@ async fn who_may_invite_and_organizations_stay_apart(b: Backend) {
     for role in ["viewer", "member"] {
         let r = invite(&app, &tokens[role], &org, "x@example.com", "viewer").await;
         assert_eq!((r.status, r.code()), (403, "INSUFFICIENT_PERMISSIONS"), "{role}: {}", r.body);
-        let r = app.rest("GET", &format!("/invitations?organization_id={org}"), Some(&tokens[role]), None).await;
+        let r =
+            app.rest("GET", &format!("/invitations?organization_id={org}"), Some(&tokens[role]), None).await;
         assert_eq!(r.status, 403, "{role} lists: {}", r.body);
     }
     let admin = &tokens["admin"];
@@ -460,14 +510,26 @@ async fn who_may_invite_and_organizations_stay_apart(b: Backend) {
     let r = invite(&app, admin, &org, "o@example.com", "owner").await;
     assert_eq!((r.status, r.code()), (403, "INSUFFICIENT_PERMISSIONS"), "not above one's own: {}", r.body);
     let r = app
-        .rest("POST", &format!("/organizations/{org}/members"), Some(admin), Some(json!({"email": "o@example.com", "role": "owner"})))
+        .rest(
+            "POST",
+            &format!("/organizations/{org}/members"),
+            Some(admin),
+            Some(json!({"email": "o@example.com", "role": "owner"})),
+        )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     let r = invite(&app, &owner, &org, "o@example.com", "owner").await;
     assert_eq!(r.status, 201, "owners invite owners: {}", r.body);
     let owner_inv = r.body["data"]["invitation"]["id"].as_str().unwrap().to_owned();
-    for (m, path) in [("POST", format!("/invitations/{owner_inv}/resend")), ("DELETE", format!("/invitations/{owner_inv}"))] {
-        assert_eq!(app.rest(m, &path, Some(admin), None).await.status, 403, "an admin manages no owner invitation");
+    for (m, path) in [
+        ("POST", format!("/invitations/{owner_inv}/resend")),
+        ("DELETE", format!("/invitations/{owner_inv}")),
+    ] {
+        assert_eq!(
+            app.rest(m, &path, Some(admin), None).await.status,
+            403,
+            "an admin manages no owner invitation"
+        );
     }
     let r = invite(&app, &owner, &org, "bad", "member").await;
     assert_eq!(r.status, 422, "{}", r.body);
@@ -479,18 +541,30 @@ async fn who_may_invite_and_organizations_stay_apart(b: Backend) {
     assert_eq!(r.status, 404, "{}", r.body);
     let r = app.rest("GET", &format!("/invitations?organization_id={org}"), Some(&other_owner), None).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    for (m, path) in [("POST", format!("/invitations/{owner_inv}/resend")), ("DELETE", format!("/invitations/{owner_inv}"))] {
+    for (m, path) in [
+        ("POST", format!("/invitations/{owner_inv}/resend")),
+        ("DELETE", format!("/invitations/{owner_inv}")),
+    ] {
         assert_eq!(app.rest(m, &path, Some(&other_owner), None).await.status, 404, "{m} {path}");
     }
     let r = app.rest("GET", "/invitations", Some(&other_owner), None).await;
     assert_eq!(r.body["pagination"]["total_count"], 0, "only its own organizations: {}", r.body);
     assert_eq!(invite(&app, &other_owner, &other_org, "a@example.com", "member").await.status, 201);
     let r = app.rest("GET", "/invitations", Some(&owner), None).await;
-    assert!(r.body["data"].as_array().unwrap().iter().all(|i| i["organization_id"] == org.as_str()), "{}", r.body);
+    assert!(
+        r.body["data"].as_array().unwrap().iter().all(|i| i["organization_id"] == org.as_str()),
+        "{}",
+        r.body
+    );
     // An invitation of one organization makes a member of that one only.
     let token = invitation_token(&app, &sink, "a@example.com").await;
     let r = accept(&app, None, json!({"token": token, "password": PASSWORD})).await;
-    assert_eq!(r.body["data"]["organization"]["id"], other_org.as_str(), "the newest mail is Elsewhere's: {}", r.body);
+    assert_eq!(
+        r.body["data"]["organization"]["id"],
+        other_org.as_str(),
+        "the newest mail is Elsewhere's: {}",
+        r.body
+    );
     assert_eq!(role_of(&app, &owner, &org, "a@example.com").await, None);
 }
 
@@ -504,13 +578,23 @@ async fn invitations_over_graphql_never_show_a_token(b: Backend) {
     for t in types["data"]["__schema"]["types"].as_array().unwrap() {
         let name = t["name"].as_str().unwrap();
         if name.contains("Invitation") || name == "AddMemberResult" {
-            let fields: Vec<&str> = t["fields"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
-            assert!(!fields.iter().any(|f| f.to_lowercase().contains("token") && *f != "tokens"), "{name}: {fields:?}");
+            let fields: Vec<&str> =
+                t["fields"].as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+            assert!(
+                !fields.iter().any(|f| f.to_lowercase().contains("token") && *f != "tokens"),
+                "{name}: {fields:?}"
+            );
             assert!(!fields.contains(&"tokenHash"), "{name}");
         }
     }
     let create = r#"mutation($input: CreateInvitationInput!) { createInvitation(input: $input) { invitation { id email role status } } }"#;
-    let g = app.gql(Some(&owner), create, json!({"input": {"organizationId": org, "email": "g@example.com", "message": "hi"}})).await;
+    let g = app
+        .gql(
+            Some(&owner),
+            create,
+            json!({"input": {"organizationId": org, "email": "g@example.com", "message": "hi"}}),
+        )
+        .await;
     assert_eq!(g["data"]["createInvitation"]["invitation"]["role"], "member", "{g}");
     let id = g["data"]["createInvitation"]["invitation"]["id"].as_str().unwrap().to_owned();
     let list = r#"query($org: ID) { invitations(organizationId: $org, first: 10) { totalCount edges { node { id status message } } } }"#;
@@ -518,7 +602,11 @@ async fn invitations_over_graphql_never_show_a_token(b: Backend) {
     assert_eq!(g["data"]["invitations"]["totalCount"], 1, "{g}");
     assert_eq!(g["data"]["invitations"]["edges"][0]["node"]["message"], "hi");
     let g = app
-        .gql(Some(&owner), "mutation($id: ID!) { resendInvitation(id: $id) { invitation { status } } }", json!({"id": id}))
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { resendInvitation(id: $id) { invitation { status } } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(g["data"]["resendInvitation"]["invitation"]["status"], "pending", "{g}");
     let token = invitation_token(&app, &sink, "g@example.com").await;
@@ -530,11 +618,17 @@ async fn invitations_over_graphql_never_show_a_token(b: Backend) {
     assert_eq!(g["data"]["acceptInvitation"]["organization"]["name"], "Acme", "{g}");
     assert!(g["data"]["acceptInvitation"]["tokens"]["accessToken"].is_string(), "{g}");
     let g = app
-        .gql(Some(&owner), "mutation($id: ID!) { revokeInvitation(id: $id) { invitation { status } } }", json!({"id": id}))
+        .gql(
+            Some(&owner),
+            "mutation($id: ID!) { revokeInvitation(id: $id) { invitation { status } } }",
+            json!({"id": id}),
+        )
         .await;
     assert_eq!(g["errors"][0]["extensions"]["code"], "CONFLICT", "accepted: {g}");
     // Every refusal of `acceptInvitation` has its message in each language.
-    for (lang, word) in [("es", "invitación"), ("fr", "invitation"), ("de", "Einladung"), ("en", "invitation")] {
+    for (lang, word) in
+        [("es", "invitación"), ("fr", "invitation"), ("de", "Einladung"), ("en", "invitation")]
+    {
         let r = app
             .client
             .post(app.url("/api/v1/invitations/accept"))
@@ -569,7 +663,12 @@ async fn invitation_mails_are_limited(b: Backend) {
     assert!(r.header("retry-after").parse::<u64>().unwrap() > 3000, "{:?}", r.headers);
     assert_eq!(r.body["error"]["details"]["window_seconds"], 3600);
     let r = app
-        .rest("POST", &format!("/organizations/{org}/members"), Some(&owner), Some(json!({"email": "victim@example.com"})))
+        .rest(
+            "POST",
+            &format!("/organizations/{org}/members"),
+            Some(&owner),
+            Some(json!({"email": "victim@example.com"})),
+        )
         .await;
     assert_eq!(r.status, 429, "the person's add member too: {}", r.body);
     // Another organization may still invite that address — up to the address's own limit.
@@ -580,7 +679,11 @@ async fn invitation_mails_are_limited(b: Backend) {
     for n in 0..3 {
         assert_eq!(invite(&app, &owner, &org, &format!("p{n}@example.com"), "member").await.status, 201);
     }
-    assert_eq!(invite(&app, &owner, &org, "p9@example.com", "member").await.status, 429, "the organization's sixth");
+    assert_eq!(
+        invite(&app, &owner, &org, "p9@example.com", "member").await.status,
+        429,
+        "the organization's sixth"
+    );
 
     // Per client.
     let (app, _sink) = with_sink(b.clone(), |c| c.invitations_per_client_per_hour = 2).await;
@@ -588,7 +691,11 @@ async fn invitation_mails_are_limited(b: Backend) {
     for n in 0..2 {
         assert_eq!(invite(&app, &owner, &org, &format!("c{n}@example.com"), "member").await.status, 201);
     }
-    assert_eq!(invite(&app, &owner, &org, "c2@example.com", "member").await.status, 429, "the client's third");
+    assert_eq!(
+        invite(&app, &owner, &org, "c2@example.com", "member").await.status,
+        429,
+        "the client's third"
+    );
 
     // Two nodes behind one Redis count together.
     let Some(url) = redis_url() else { return };

@@ -16,12 +16,14 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use entities::{invitation, organization, user};
 
 use crate::context::{Actor, RequestContext};
-use crate::domain::{AuthMethod, Email, EventType, InvitationStatus, OrgRole, Password, UserStatus, optional_text};
+use crate::domain::{
+    AuthMethod, Email, EventType, InvitationStatus, OrgRole, Password, UserStatus, optional_text,
+};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
-use crate::services::email_verification::mark_verified;
 use crate::services::authz;
+use crate::services::email_verification::mark_verified;
 use crate::services::lockout::Attempt;
 use crate::services::orgs::{OrgView, insert_member, member_row};
 use crate::services::sessions::{IssuedTokens, open_session};
@@ -52,7 +54,7 @@ pub struct Accepted {
 /// Who joins.
 enum Joiner {
     /// The signed-in account of the invited address.
-    Existing(user::Model),
+    Existing(Box<user::Model>),
     /// A new account: its display name and password hash.
     New { name: Option<String>, hash: String },
 }
@@ -79,17 +81,21 @@ pub async fn accept_invitation(
         .filter(invitation::Column::TokenHash.eq(hash.as_str()))
         .one(&state.db)
         .await?
-        .filter(|i| InvitationStatus::of(i.accepted_at, i.revoked_at, i.expires_at, now) == InvitationStatus::Pending)
+        .filter(|i| {
+            InvitationStatus::of(i.accepted_at, i.revoked_at, i.expires_at, now) == InvitationStatus::Pending
+        })
         .ok_or_else(invalid)?;
     attempt.succeeded(state).await;
-    let role = OrgRole::parse(&inv.role).ok_or_else(|| AppError::internal("an invitation with no known role"))?;
-    let org = organization::Entity::find_by_id(inv.organization_id).one(&state.db).await?.ok_or_else(invalid)?;
+    let role =
+        OrgRole::parse(&inv.role).ok_or_else(|| AppError::internal("an invitation with no known role"))?;
+    let org =
+        organization::Entity::find_by_id(inv.organization_id).one(&state.db).await?.ok_or_else(invalid)?;
     let joiner = joiner(state, ctx, &inv, input).await?;
 
     let mut w = Write::begin(state, ctx).await?;
     let (u, created) = match joiner {
         // The token came from the mailbox: the address is the account's, proven.
-        Joiner::Existing(u) => (mark_verified(&mut w, u).await?, false),
+        Joiner::Existing(u) => (mark_verified(&mut w, *u).await?, false),
         Joiner::New { name, hash } => (create_account(&mut w, &inv.email, name, hash).await?, true),
     };
     // Single use: only the request that closes the invitation, with this very token (a resend
@@ -162,7 +168,7 @@ async fn joiner(
             if me.email != inv.email {
                 return Err(ErrorCode::InvitationEmailMismatch.into());
             }
-            Ok(Joiner::Existing(me))
+            Ok(Joiner::Existing(Box::new(me)))
         }
         // An API key or a SCIM token acts for an organization, never as a person.
         Actor::ApiKey(_) | Actor::Scim(_) => Err(ErrorCode::Forbidden.into()),

@@ -23,13 +23,13 @@ use crate::domain::{Email, EventType, InvitationStatus, OrgRole, UserStatus, opt
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::{random_token, sha256_hex};
 use crate::services::audit::Change;
-use crate::services::mail::{self, MailKind};
 use crate::services::authz::{self, Action, Principal};
+use crate::services::mail::{self, MailKind};
 use crate::services::orgs::UserRef;
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
-use crate::storage::mail_limits;
 use crate::storage::keyset::{Keyset, decode_uuid};
+use crate::storage::mail_limits;
 
 /// The longest message an inviter may add to the mail.
 pub const MAX_MESSAGE_CHARS: usize = 1000;
@@ -314,7 +314,11 @@ fn not_open(inv: &invitation::Model) -> Option<AppError> {
 
 /// Sends an open invitation again with a new token and a new expiry; the previous token stops
 /// working. An accepted or revoked invitation → `CONFLICT` (`details.reason`).
-pub async fn resend_invitation(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<InvitationView> {
+pub async fn resend_invitation(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> AppResult<InvitationView> {
     let (inv, p, org) = managed(state, ctx, id).await?;
     if let Some(e) = not_open(&inv) {
         return Err(e);
@@ -365,7 +369,11 @@ pub async fn resend_invitation(state: &AppState, ctx: &RequestContext, id: Uuid)
 
 /// Withdraws an invitation: its token stops working at once. Revoking a revoked invitation
 /// answers it as it is; an accepted one → `CONFLICT` (remove the member instead).
-pub async fn revoke_invitation(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppResult<InvitationView> {
+pub async fn revoke_invitation(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: Uuid,
+) -> AppResult<InvitationView> {
     let (inv, ..) = managed(state, ctx, id).await?;
     if inv.revoked_at.is_some() {
         return Ok(inv.into());
@@ -409,7 +417,9 @@ pub async fn list_invitations(
 ) -> AppResult<Page<InvitationView>> {
     let status = status
         .filter(|s| !s.is_empty())
-        .map(|s| InvitationStatus::parse(s).ok_or_else(|| AppError::field("status", FieldIssue::InvalidFormat)))
+        .map(|s| {
+            InvitationStatus::parse(s).ok_or_else(|| AppError::field("status", FieldIssue::InvalidFormat))
+        })
         .transpose()?;
     let p = authz::principal(state, ctx).await?;
     // `None`: every organization (administrators).
@@ -436,7 +446,9 @@ pub async fn list_invitations(
         None => open,
         Some(InvitationStatus::Pending) => open.add(invitation::Column::ExpiresAt.gt(now)),
         Some(InvitationStatus::Expired) => open.add(invitation::Column::ExpiresAt.lte(now)),
-        Some(InvitationStatus::Accepted) => Condition::all().add(invitation::Column::AcceptedAt.is_not_null()),
+        Some(InvitationStatus::Accepted) => {
+            Condition::all().add(invitation::Column::AcceptedAt.is_not_null())
+        }
         Some(InvitationStatus::Revoked) => Condition::all()
             .add(invitation::Column::AcceptedAt.is_null())
             .add(invitation::Column::RevokedAt.is_not_null()),

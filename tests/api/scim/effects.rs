@@ -293,7 +293,8 @@ async fn a_user_without_email_gets_a_placeholder_account_until_one_is_sent(b: Ba
     let Provisioned { app, owner, org, token } = provisioned(b).await;
     let mut ids = Vec::new();
     for name in ["jdoe", "asmith"] {
-        let r = scim(&app, "POST", "/Users", &token, Some(json!({"schemas": [USER_URN], "userName": name}))).await;
+        let r = scim(&app, "POST", "/Users", &token, Some(json!({"schemas": [USER_URN], "userName": name})))
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         assert!(r.body.get("emails").is_none(), "no placeholder in the resource: {}", r.body);
         ids.push(r.body["id"].as_str().unwrap().to_owned());
@@ -302,16 +303,19 @@ async fn a_user_without_email_gets_a_placeholder_account_until_one_is_sent(b: Ba
     let email_of = |id: String| {
         let (app, owner, org) = (&app, &owner, &org);
         async move {
-            let r = app.rest("GET", &format!("/organizations/{org}/members?limit=100"), Some(owner), None).await;
+            let r =
+                app.rest("GET", &format!("/organizations/{org}/members?limit=100"), Some(owner), None).await;
             assert_eq!(r.status, 200, "{}", r.body);
-            let m = r.body["data"].as_array().unwrap().iter().find(|m| m["user"]["id"] == id.as_str()).cloned();
+            let m =
+                r.body["data"].as_array().unwrap().iter().find(|m| m["user"]["id"] == id.as_str()).cloned();
             m.expect("a member")["user"]["email"].as_str().unwrap().to_owned()
         }
     };
     let placeholder = email_of(ids[0].clone()).await;
     assert!(placeholder.ends_with("@provisioned.invalid"), "{placeholder}");
 
-    let ops = json!([{"op": "add", "path": "emails", "value": [{"value": "jdoe@acme.example", "primary": true}]}]);
+    let ops =
+        json!([{"op": "add", "path": "emails", "value": [{"value": "jdoe@acme.example", "primary": true}]}]);
     let r = scim(&app, "PATCH", &format!("/Users/{}", ids[0]), &token, Some(patch(ops))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["emails"][0]["value"], "jdoe@acme.example", "{}", r.body);
