@@ -20,18 +20,24 @@ use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
-use crate::http::{HttpState, graphql as gql_http, middleware, pages, ws as ws_http};
+use crate::http::{
+    HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http,
+};
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
 use crate::security::master_key::open_master_key;
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
+use crate::services::account_tokens::TokenPurpose;
 use crate::state::{AppState, Inner};
+use crate::storage::invitation_limits::InvitationLimits;
+use crate::storage::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
 };
+use crate::workers::mail::{self as mail_worker, MailWorker};
 use crate::workers::webhooks::{self as webhook_worker, WebhookWorker};
 
 /// A built server, bound to its port, not yet serving.
@@ -39,6 +45,7 @@ pub struct App {
     pub services: HttpState,
     pub dispatcher: Dispatcher,
     pub webhooks: WebhookWorker,
+    pub mail: MailWorker,
     listener: TcpListener,
     router: Router,
 }
@@ -72,6 +79,7 @@ impl App {
         Ok(Self {
             dispatcher,
             webhooks: WebhookWorker::new(services.state.clone()),
+            mail: MailWorker::new(services.state.clone()),
             services,
             listener,
             router,
@@ -91,6 +99,7 @@ impl App {
         let mut workers = vec![
             self.dispatcher.spawn(Duration::from_millis(500)),
             self.webhooks.spawn(Duration::from_secs(1)),
+            self.mail.spawn(Duration::from_secs(1)),
             tokio::spawn(housekeeping(state.clone())),
         ];
         if let Some(redis) = state.redis.clone() {
@@ -155,6 +164,9 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         scim_rate_limiter,
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
+    let (mail_address_limiter, mail_ip_limiter) = mail_limiters(&config, redis.as_ref());
+    let invitation_limits =
+        InvitationLimits::new(&config, redis.as_ref(), crate::services::mail::MAIL_WINDOW);
     let bus = EventBus::new(4096);
     let outbox_wake = Arc::new(Notify::new());
     let state = AppState::new(Inner {
@@ -170,6 +182,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         rate_limiter,
         scim_rate_limiter,
         credential_limiter,
+        invitation_limits,
         bus: bus.clone(),
         outbox_wake: outbox_wake.clone(),
         db: db.clone(),
@@ -191,9 +204,30 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         )?,
         documents: Default::default(),
         webhook_running: Arc::default(),
+        mail_wake: Arc::new(Notify::new()),
+        mail_running: Arc::default(),
+        smtp: mail_worker::smtp_transport(&config)?,
+        mail_address_limiter,
+        mail_ip_limiter,
         config,
     });
     Ok(state)
+}
+
+/// The mail limits (per address, per IP): in Redis when it is set, so every node counts together.
+fn mail_limiters(config: &Config, redis: Option<&Redis>) -> (Arc<dyn KeyedLimit>, Arc<dyn KeyedLimit>) {
+    let (per_address, per_ip) = (config.mail_per_address_per_hour, config.mail_per_ip_per_hour);
+    let window = crate::services::mail::MAIL_WINDOW;
+    match redis {
+        Some(r) => (
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_addr", per_address, window)),
+            Arc::new(RedisKeyedLimiter::new(r.clone(), "maillimit_ip", per_ip, window)),
+        ),
+        None => (
+            Arc::new(MemoryKeyedLimiter::new(per_address, window)),
+            Arc::new(MemoryKeyedLimiter::new(per_ip, window)),
+        ),
+    }
 }
 
 /// The stores that are in process on one node, or in Redis when `REDIS_URL` is set.
@@ -282,6 +316,9 @@ async fn housekeeping(state: AppState) {
         state.rate_limiter.purge();
         state.scim_rate_limiter.purge();
         state.credential_limiter.purge();
+        state.mail_address_limiter.purge();
+        state.mail_ip_limiter.purge();
+        state.invitation_limits.purge();
         state.revocations.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();
@@ -406,6 +443,11 @@ pub fn router(svc: HttpState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/", get(home))
         .route("/docs", get(pages::docs))
+        .route(TokenPurpose::VerifyEmail.page(), get(account_pages::verify_email))
+        .route(TokenPurpose::EmailChange.page(), get(account_pages::confirm_email))
+        .route(TokenPurpose::PasswordReset.page(), get(account_pages::reset_password))
+        .route(TokenPurpose::MagicLink.page(), get(account_pages::magic_link))
+        .route(invitation_page::PATH, get(invitation_page::accept_invitation))
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))

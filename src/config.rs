@@ -43,6 +43,21 @@ pub struct Config {
     /// Seconds during which a just-rotated refresh token may be presented again (concurrent tabs).
     #[arg(long, global = true, env = "JANUA_REFRESH_REUSE_GRACE", default_value_t = 5)]
     pub refresh_reuse_grace: i64,
+    /// How long an invitation's link stays valid (a resend starts it again).
+    #[arg(long, global = true, env = "JANUA_INVITATION_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub invitation_ttl: Duration,
+    /// Invitation mails (new or resent) an organization may send one address per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_ADDRESS_PER_HOUR", default_value_t = 3)]
+    pub invitations_per_address_per_hour: u32,
+    /// Invitation mails one address may receive per hour, from every organization together.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_RECIPIENT_PER_HOUR", default_value_t = 10)]
+    pub invitations_per_recipient_per_hour: u32,
+    /// Invitation mails one organization may send per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_ORGANIZATION_PER_HOUR", default_value_t = 200)]
+    pub invitations_per_organization_per_hour: u32,
+    /// Invitation mails one client (IP address, IPv6 /64) may cause per hour.
+    #[arg(long, global = true, env = "JANUA_INVITATIONS_PER_CLIENT_PER_HOUR", default_value_t = 100)]
+    pub invitations_per_client_per_hour: u32,
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, global = true, env = "JANUA_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
@@ -160,6 +175,49 @@ pub struct Config {
     /// ACS and OIDC callback URLs, SP metadata); unset, the issuer.
     #[arg(long, global = true, env = "JANUA_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The product name mails are signed with (subjects, texts).
+    #[arg(long, global = true, env = "JANUA_PRODUCT_NAME", default_value = "Janua")]
+    pub product_name: String,
+    /// The SMTP server mails go through: `smtp://user:pass@host:587` (STARTTLS: required when
+    /// the URL has credentials, else used when offered; `?tls=required|opportunistic|none`
+    /// chooses), `smtps://user:pass@host:465` (implicit TLS). Unset, each mail is written to
+    /// `JANUA_MAIL_DIR` and its file named in the log.
+    #[arg(long, global = true, env = "JANUA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of every mail (`Name <address>` or an address).
+    #[arg(long, global = true, env = "JANUA_MAIL_FROM", default_value = "Janua <no-reply@localhost>")]
+    pub mail_from: String,
+    /// Where mails are written (one `.eml` file each) when no SMTP server is configured.
+    #[arg(long, global = true, env = "JANUA_MAIL_DIR", default_value = "./mail")]
+    pub mail_dir: PathBuf,
+    /// Timeout of each exchange with the SMTP server.
+    #[arg(long, global = true, env = "JANUA_SMTP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub smtp_timeout: Duration,
+    /// Delays before each retry of a mail the SMTP server did not take (temporary failures,
+    /// connection errors), comma-separated; the mail fails after the last one.
+    #[arg(
+        long,
+        global = true,
+        env = "JANUA_MAIL_RETRY_SCHEDULE",
+        default_value = "30s,1m,5m,15m,1h,4h,12h",
+        value_delimiter = ',',
+        value_parser = parse_duration
+    )]
+    pub mail_retry_schedule: Vec<Duration>,
+    /// Mails this node hands to the SMTP server at once.
+    #[arg(long, global = true, env = "JANUA_MAIL_CONCURRENCY", default_value_t = 8)]
+    pub mail_concurrency: usize,
+    /// Refuse password and passkey sign-in (403 `EMAIL_NOT_VERIFIED`) until the account's email
+    /// is verified.
+    #[arg(long, global = true, env = "JANUA_REQUIRE_EMAIL_VERIFICATION")]
+    pub require_email_verification: bool,
+    /// Mails the account routes (verification, reset, magic link, email change) send to one
+    /// address per hour; more requests are answered 429.
+    #[arg(long, global = true, env = "JANUA_MAIL_PER_ADDRESS_PER_HOUR", default_value_t = 5)]
+    pub mail_per_address_per_hour: u32,
+    /// Mail-sending requests per client IP (IPv6: per /64) per hour.
+    #[arg(long, global = true, env = "JANUA_MAIL_PER_IP_PER_HOUR", default_value_t = 30)]
+    pub mail_per_ip_per_hour: u32,
     /// Development only: allow SSO metadata, discovery, JWKS and token requests to loopback
     /// addresses (and `http://` to loopback hosts).
     #[arg(long, global = true, env = "JANUA_SSO_ALLOW_LOOPBACK")]

@@ -45,6 +45,8 @@ pub struct Inner {
     /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),
     /// taken before each check and given back when it succeeds.
     pub credential_limiter: Arc<dyn RateLimit>,
+    /// Invitation mails per client, organization and address, address, and organization.
+    pub invitation_limits: crate::storage::invitation_limits::InvitationLimits,
     pub bus: EventBus,
     /// Wakes the outbox dispatcher after a commit that wrote events.
     pub outbox_wake: Arc<Notify>,
@@ -66,6 +68,16 @@ pub struct Inner {
     pub documents: crate::storage::documents::DocumentCache,
     /// Held by a webhook worker run, so runs in this process (the loop's and a test's) take turns.
     pub webhook_running: Arc<tokio::sync::Mutex<()>>,
+    /// Wakes the mail worker (a write queued mail).
+    pub mail_wake: Arc<Notify>,
+    /// Held by a mail worker run, so runs in this process take turns.
+    pub mail_running: Arc<tokio::sync::Mutex<()>>,
+    /// The SMTP client (`JANUA_SMTP_URL`); without one, mails are written to `JANUA_MAIL_DIR`.
+    pub smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    /// Mail-sending requests per recipient address (`JANUA_MAIL_PER_ADDRESS_PER_HOUR`).
+    pub mail_address_limiter: Arc<dyn crate::storage::mail_limits::KeyedLimit>,
+    /// Mail-sending requests per client IP (`JANUA_MAIL_PER_IP_PER_HOUR`).
+    pub mail_ip_limiter: Arc<dyn crate::storage::mail_limits::KeyedLimit>,
 }
 
 impl AppState {

@@ -1,9 +1,13 @@
 //! Janua's database tables as sea-orm entities: one module per table, no API derives.
 //! Output types live in the server crate; nothing here is ever returned to a client as is.
 
+pub mod account_token;
 pub mod api_key;
 pub mod audit_log;
 pub mod backup_code;
+pub mod invitation;
+pub mod mail_attempt;
+pub mod mail_outbox;
 pub mod mfa_factor;
 pub mod org_member;
 pub mod organization;

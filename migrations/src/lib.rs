@@ -10,6 +10,8 @@ mod m20261201_000000_add_session_authenticated_at;
 mod m20261201_000001_create_settings;
 mod m20261202_000000_create_sso;
 mod m20261202_100000_create_scim;
+mod m20261203_000000_create_account_mail;
+mod m20261203_500000_create_invitations;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_create_settings::Migration),
             Box::new(m20261202_000000_create_sso::Migration),
             Box::new(m20261202_100000_create_scim::Migration),
+            Box::new(m20261203_000000_create_account_mail::Migration),
+            Box::new(m20261203_500000_create_invitations::Migration),
         ]
     }
 }

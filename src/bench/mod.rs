@@ -9,9 +9,11 @@ use std::time::Duration;
 mod auth;
 mod client;
 mod directory;
+mod mail;
 mod mfa;
 mod scim;
 mod server;
+pub mod smtp_sink;
 mod stats;
 mod subscriptions;
 mod webhooks;
@@ -58,6 +60,12 @@ pub struct BenchArgs {
     /// SCIM group: SCIM users in the organization when the filter is timed.
     #[arg(long, default_value_t = 100_000)]
     pub scim_users: u64,
+    /// Mail group: forgot-password requests timed per kind of address (known, unknown).
+    #[arg(long, default_value_t = 500)]
+    pub mail_requests: usize,
+    /// Mail group: mails in the backlog the worker sends to the local sink.
+    #[arg(long, default_value_t = 2000)]
+    pub mails: usize,
     /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
     #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -74,6 +82,8 @@ pub enum BenchGroup {
     Subscriptions,
     /// SCIM creates from one client, and a `userName` filter at 100,000 users (issue 16).
     Scim,
+    /// Forgot-password time for known vs unknown addresses, mails/s to a local SMTP sink (issue 17).
+    Mail,
 }
 
 /// Runs the chosen groups and prints the report.
@@ -87,6 +97,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wants(BenchGroup::Scim) {
         scim::run(args.database_url.as_deref(), args.scim_creates, args.scim_users).await?;
+    }
+    if wants(BenchGroup::Mail) {
+        mail::run(args.database_url.as_deref(), args.mail_requests, args.mails).await?;
     }
     if wants(BenchGroup::Subscriptions) {
         match &args.redis_url {

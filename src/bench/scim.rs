@@ -15,8 +15,6 @@ use entities::{org_member, scim_user, scim_user_email, user};
 use super::client::signin;
 use super::stats::{elapsed_ms, percentile, sorted};
 use crate::app::App;
-use crate::config::Config;
-use crate::security::secrets::MasterKey;
 use crate::services::unit_of_work::Write;
 
 const ADMIN: &str = "bench-admin@example.com";
@@ -107,25 +105,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, org: Uuid, from: u64, to: u64) -
 pub async fn run(database_url: Option<&str>, creates: u64, total: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("janua-bench-scim-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
-    let mut config = Config::defaults();
-    config.addr = "127.0.0.1:0".parse()?;
-    config.master_key = Some(MasterKey::generate().to_base64());
-    config.rate_limit_per_minute = 1_000_000_000;
-    config.scim_rate_limit_per_minute = 1_000_000_000;
-    config.credential_attempts_per_minute = 1_000_000_000;
-    let (backend, schema) = match database_url {
-        Some(url) => {
-            let name = format!("bench_{}", Uuid::new_v4().simple());
-            let db = sea_orm::Database::connect(url).await?;
-            db.execute_unprepared(&format!("CREATE SCHEMA {name}")).await?;
-            config.database_url = url.to_owned();
-            ("PostgreSQL", Some(name))
-        }
-        None => {
-            config.database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-            ("SQLite", None)
-        }
-    };
+    let (config, backend, schema) = super::server::in_process_config(&dir, database_url).await?;
     let app = App::build_with_schema(config, schema.as_deref()).await?;
     let state = app.services.state.clone();
     crate::services::bootstrap::create_admin(&state, ADMIN, ADMIN_PASSWORD)

@@ -18,6 +18,38 @@ pub(crate) fn cpu_of(stat_path: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The configuration of a server a bench group runs in its own process, with no limit in its way,
+/// over a fresh database: a SQLite file in `dir`, or a new schema of `database_url`. Returns it
+/// with the backend's name and the schema.
+pub(crate) async fn in_process_config(
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<(crate::config::Config, &'static str, Option<String>)> {
+    use sea_orm::ConnectionTrait;
+    let mut config = crate::config::Config::defaults();
+    config.addr = "127.0.0.1:0".parse()?;
+    config.master_key = Some(crate::security::secrets::MasterKey::generate().to_base64());
+    config.rate_limit_per_minute = 1_000_000_000;
+    config.scim_rate_limit_per_minute = 1_000_000_000;
+    config.credential_attempts_per_minute = 1_000_000_000;
+    config.mail_per_address_per_hour = 1_000_000_000;
+    config.mail_per_ip_per_hour = 1_000_000_000;
+    config.mail_dir = dir.join("mail");
+    match database_url {
+        Some(url) => {
+            let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            let db = sea_orm::Database::connect(url).await?;
+            db.execute_unprepared(&format!("CREATE SCHEMA {name}")).await?;
+            config.database_url = url.to_owned();
+            Ok((config, "PostgreSQL", Some(name)))
+        }
+        None => {
+            config.database_url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+            Ok((config, "SQLite", None))
+        }
+    }
+}
+
 /// A PostgreSQL database made for one run, dropped afterwards.
 pub(crate) struct FreshPostgres {
     admin_url: String,
@@ -82,6 +114,9 @@ impl Server {
             .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()))
             .env("JANUA_MASTER_KEY_FILE", dir.join("janua.key"))
+            .env("JANUA_MAIL_DIR", dir.join("mail"))
+            .env("JANUA_MAIL_PER_ADDRESS_PER_HOUR", "1000000000")
+            .env("JANUA_MAIL_PER_IP_PER_HOUR", "1000000000")
             .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
             .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "1000000000")
             .env("JANUA_LOCKOUT_THRESHOLD", "1000000")

@@ -30,6 +30,9 @@ event_types! {
     UserSigninFailed => "user.signin_failed",
     UserSignedOut => "user.signed_out",
     UserLocked => "user.locked",
+    UserEmailVerified => "user.email_verified",
+    UserPasswordResetRequested => "user.password_reset_requested",
+    UserPasswordReset => "user.password_reset",
     SessionCreated => "session.created",
     SessionRefreshed => "session.refreshed",
     SessionRevoked => "session.revoked",
@@ -40,6 +43,10 @@ event_types! {
     OrganizationMemberAdded => "organization.member.added",
     OrganizationMemberRemoved => "organization.member.removed",
     OrganizationMemberRoleChanged => "organization.member.role_changed",
+    OrganizationInvitationCreated => "organization.invitation.created",
+    OrganizationInvitationAccepted => "organization.invitation.accepted",
+    OrganizationInvitationRevoked => "organization.invitation.revoked",
+    OrganizationInvitationResent => "organization.invitation.resent",
     ApiKeyCreated => "api_key.created",
     ApiKeyRevoked => "api_key.revoked",
     AdminAction => "admin.action",
@@ -54,6 +61,7 @@ event_types! {
     PasskeyRegistered => "security.passkey.registered",
     PasskeyRemoved => "security.passkey.removed",
     PasskeyRenamed => "security.passkey.renamed",
+    PasswordChanged => "security.password.changed",
     SsoProviderCreated => "sso.provider.created",
     SsoProviderUpdated => "sso.provider.updated",
     SsoProviderDeleted => "sso.provider.deleted",
@@ -141,6 +149,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "organization.invitation.created",
     "organization.invitation.accepted",
     "organization.invitation.revoked",
+    "organization.invitation.resent",
 ];
 
 /// What happened to a session.

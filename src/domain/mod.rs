@@ -9,7 +9,7 @@ mod states;
 pub mod webhooks;
 
 pub use events::{EVENT_NAMES, EventType, SessionEventKind};
-pub use states::{AuthMethod, OrgRole, UserStatus};
+pub use states::{AuthMethod, InvitationStatus, OrgRole, UserStatus};
 
 use std::fmt;
 

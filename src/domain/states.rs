@@ -40,6 +40,52 @@ impl OrgRole {
     }
 }
 
+/// Where an invitation stands, derived from its timestamps (never stored as text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvitationStatus {
+    /// Open and not expired: its token can be accepted.
+    Pending,
+    Accepted,
+    Revoked,
+    /// Open but past `expires_at`: only a resend (a new token) makes it usable again.
+    Expired,
+}
+
+impl InvitationStatus {
+    /// Every status, in the order lists document them.
+    pub const ALL: [InvitationStatus; 4] = [Self::Pending, Self::Accepted, Self::Revoked, Self::Expired];
+
+    /// The name clients see (`pending`, `accepted`, `revoked`, `expired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses a status name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The status of an invitation with these timestamps, at `now`.
+    pub fn of(
+        accepted_at: Option<chrono::DateTime<chrono::Utc>>,
+        revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        match (accepted_at, revoked_at) {
+            (Some(_), _) => Self::Accepted,
+            (None, Some(_)) => Self::Revoked,
+            (None, None) if expires_at <= now => Self::Expired,
+            (None, None) => Self::Pending,
+        }
+    }
+}
+
 /// The state of an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UserStatus {
@@ -82,6 +128,10 @@ pub enum AuthMethod {
     Passkey,
     /// Through the organization's identity provider (SAML or OIDC).
     Sso,
+    /// A link mailed to the account's address.
+    MagicLink,
+    /// A mailed link and then a second factor.
+    MagicLinkMfa,
 }
 
 impl AuthMethod {
@@ -92,6 +142,8 @@ impl AuthMethod {
             Self::PasswordMfa => "password+mfa",
             Self::Passkey => "passkey",
             Self::Sso => "sso",
+            Self::MagicLink => "magic_link",
+            Self::MagicLinkMfa => "magic_link+mfa",
         }
     }
 }

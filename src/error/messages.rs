@@ -135,6 +135,46 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (Conflict, Es) => "Esto entra en conflicto con un recurso existente.",
         (Conflict, Fr) => "Cela entre en conflit avec une ressource existante.",
         (Conflict, De) => "Dies steht im Konflikt mit einer vorhandenen Ressource.",
+        (AlreadyMember, En) => "This person is already a member of the organization.",
+        (AlreadyMember, Es) => "Esta persona ya es miembro de la organización.",
+        (AlreadyMember, Fr) => "Cette personne est déjà membre de l'organisation.",
+        (AlreadyMember, De) => "Diese Person ist bereits Mitglied der Organisation.",
+        (InvitationInvalid, En) => {
+            "This invitation is invalid: it may have expired, been used or been withdrawn. Ask for a new one."
+        }
+        (InvitationInvalid, Es) => {
+            "Esta invitación no es válida: puede haber caducado, haberse usado o haberse retirado. Pida una nueva."
+        }
+        (InvitationInvalid, Fr) => {
+            "Cette invitation n'est pas valable : elle a peut-être expiré, déjà servi ou été retirée. Demandez-en une nouvelle."
+        }
+        (InvitationInvalid, De) => {
+            "Diese Einladung ist ungültig: Sie ist vielleicht abgelaufen, bereits verwendet oder zurückgezogen. Bitten Sie um eine neue."
+        }
+        (InvitationEmailMismatch, En) => {
+            "This invitation is for another email address: sign in with the invited address's account."
+        }
+        (InvitationEmailMismatch, Es) => {
+            "Esta invitación es para otra dirección de correo: inicie sesión con la cuenta de la dirección invitada."
+        }
+        (InvitationEmailMismatch, Fr) => {
+            "Cette invitation est destinée à une autre adresse e-mail : connectez-vous avec le compte de l'adresse invitée."
+        }
+        (InvitationEmailMismatch, De) => {
+            "Diese Einladung gilt einer anderen E-Mail-Adresse: Melden Sie sich mit dem Konto der eingeladenen Adresse an."
+        }
+        (InvitationSignInRequired, En) => {
+            "An account with the invited address exists: sign in to it, then accept the invitation."
+        }
+        (InvitationSignInRequired, Es) => {
+            "Ya existe una cuenta con la dirección invitada: inicie sesión en ella y luego acepte la invitación."
+        }
+        (InvitationSignInRequired, Fr) => {
+            "Un compte existe pour l'adresse invitée : connectez-vous-y, puis acceptez l'invitation."
+        }
+        (InvitationSignInRequired, De) => {
+            "Für die eingeladene Adresse gibt es ein Konto: Melden Sie sich dort an und nehmen Sie die Einladung dann an."
+        }
         (AccountLocked, En) => "The account is temporarily locked after too many failed attempts.",
         (AccountLocked, Es) => "La cuenta está bloqueada temporalmente tras demasiados intentos fallidos.",
         (AccountLocked, Fr) => "Le compte est temporairement verrouillé après trop d'échecs.",
@@ -143,6 +183,16 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (AccountDisabled, Es) => "La cuenta está desactivada.",
         (AccountDisabled, Fr) => "Le compte est désactivé.",
         (AccountDisabled, De) => "Das Konto ist deaktiviert.",
+        (EmailNotVerified, En) => "Verify your email address first: follow the link in the mail we sent you.",
+        (EmailNotVerified, Es) => {
+            "Verifique primero su dirección de correo: siga el enlace del mensaje que le enviamos."
+        }
+        (EmailNotVerified, Fr) => {
+            "Vérifiez d'abord votre adresse e-mail : suivez le lien du message que nous vous avons envoyé."
+        }
+        (EmailNotVerified, De) => {
+            "Bestätigen Sie zuerst Ihre E-Mail-Adresse: folgen Sie dem Link in der Nachricht, die wir Ihnen gesendet haben."
+        }
         (ReauthRequired, En) => "Confirm your password to continue: this change needs a recent sign-in.",
         (ReauthRequired, Es) => {
             "Confirme su contraseña para continuar: este cambio requiere un inicio de sesión reciente."

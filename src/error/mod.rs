@@ -29,9 +29,18 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// Inviting (or accepting for) someone who is already a member of the organization.
+    AlreadyMember,
+    /// An invitation token that is unknown, used, expired or revoked (one code for all four).
+    InvitationInvalid,
+    /// An invitation accepted while signed in as another account than the invited address's.
+    InvitationEmailMismatch,
+    /// The invited address has an account: accept signed in as it.
+    InvitationSignInRequired,
     PreconditionFailed,
     AccountLocked,
     AccountDisabled,
+    EmailNotVerified,
     ReauthRequired,
     RateLimited,
     PayloadTooLarge,
@@ -43,7 +52,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 33] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -62,9 +71,14 @@ impl ErrorCode {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
+        Self::AlreadyMember,
+        Self::InvitationInvalid,
+        Self::InvitationEmailMismatch,
+        Self::InvitationSignInRequired,
         Self::PreconditionFailed,
         Self::AccountLocked,
         Self::AccountDisabled,
+        Self::EmailNotVerified,
         Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
@@ -95,9 +109,14 @@ impl ErrorCode {
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
+            Self::AlreadyMember => "ALREADY_MEMBER",
+            Self::InvitationInvalid => "INVITATION_INVALID",
+            Self::InvitationEmailMismatch => "INVITATION_EMAIL_MISMATCH",
+            Self::InvitationSignInRequired => "INVITATION_SIGN_IN_REQUIRED",
             Self::PreconditionFailed => "PRECONDITION_FAILED",
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -120,18 +139,21 @@ impl ErrorCode {
             | Self::SessionRevoked
             | Self::InvalidMfaCode
             | Self::PasskeyVerificationFailed
-            | Self::PasskeyCloned => 401,
-            Self::MfaNotEnabled | Self::PasskeyCeremonyInvalid => 400,
+            | Self::PasskeyCloned
+            | Self::InvitationSignInRequired => 401,
+            Self::MfaNotEnabled | Self::PasskeyCeremonyInvalid | Self::InvitationInvalid => 400,
             Self::MfaAlreadyEnabled => 409,
             // REAUTH_REQUIRED: the token is good (401 would make clients refresh or sign out);
             // the session must prove a password again first.
             Self::Forbidden
             | Self::InsufficientPermissions
             | Self::AccountDisabled
-            | Self::ReauthRequired => 403,
+            | Self::EmailNotVerified
+            | Self::ReauthRequired
+            | Self::InvitationEmailMismatch => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict => 409,
+            Self::Conflict | Self::AlreadyMember => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::AccountLocked => 423,

@@ -35,7 +35,7 @@ pub struct Dependencies {
     pub redis: DependencyHealth,
 }
 
-/// Each dependency's status and latency, the event backlog and the webhook backlog.
+/// Each dependency's status and latency, the event backlog and the webhook and mail backlogs.
 #[derive(SimpleObject)]
 pub struct DetailedHealth {
     /// `healthy`, `degraded` (Redis down) or `unhealthy` (database down).
@@ -48,6 +48,8 @@ pub struct DetailedHealth {
     pub event_subscribers: u64,
     /// Pending webhook deliveries (null when the database does not answer).
     pub webhook_backlog: Option<u64>,
+    /// Mails waiting to be sent (null when the database does not answer).
+    pub mail_backlog: Option<u64>,
 }
 
 /// Health query.
@@ -83,6 +85,7 @@ impl HealthQuery {
             event_backlog: d.event_backlog,
             event_subscribers: d.event_subscribers,
             webhook_backlog: d.webhook_backlog,
+            mail_backlog: d.mail_backlog,
         })
     }
 }

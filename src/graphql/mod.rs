@@ -1,10 +1,12 @@
 //! The GraphQL schema: per-area objects merged into the roots; a thin layer over services.
 
+mod account;
 mod admin;
 mod api_keys;
 mod auth;
 pub mod errors;
 pub mod health;
+mod invitations;
 pub mod loaders;
 mod mfa;
 mod orgs;
@@ -35,9 +37,15 @@ pub struct IdentityQuery(
     passkeys::PasskeysQuery,
 );
 
-/// Users, organizations, administration, API keys.
+/// Users, organizations and invitations, administration, API keys.
 #[derive(MergedObject, Default)]
-pub struct DirectoryQuery(users::UsersQuery, orgs::OrgsQuery, admin::AdminQuery, api_keys::ApiKeysQuery);
+pub struct DirectoryQuery(
+    users::UsersQuery,
+    orgs::OrgsQuery,
+    invitations::InvitationsQuery,
+    admin::AdminQuery,
+    api_keys::ApiKeysQuery,
+);
 
 /// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]
@@ -47,18 +55,24 @@ pub struct IntegrationsQuery(webhooks::WebhooksQuery, sso::SsoQuery, scim::ScimQ
 #[derive(MergedObject, Default)]
 pub struct Query(IdentityQuery, DirectoryQuery, IntegrationsQuery);
 
-/// Sign-in, sessions, MFA, passkeys.
+/// Sign-in, account mail, sessions, MFA, passkeys.
 #[derive(MergedObject, Default)]
 pub struct IdentityMutation(
     auth::AuthMutation,
+    account::AccountMutation,
     sessions::SessionsMutation,
     mfa::MfaMutation,
     passkeys::PasskeysMutation,
 );
 
-/// Users, organizations, API keys.
+/// Users, organizations and invitations, API keys.
 #[derive(MergedObject, Default)]
-pub struct DirectoryMutation(users::UsersMutation, orgs::OrgsMutation, api_keys::ApiKeysMutation);
+pub struct DirectoryMutation(
+    users::UsersMutation,
+    orgs::OrgsMutation,
+    invitations::InvitationsMutation,
+    api_keys::ApiKeysMutation,
+);
 
 /// Webhooks, enterprise SSO, SCIM tokens.
 #[derive(MergedObject, Default)]

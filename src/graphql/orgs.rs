@@ -1,10 +1,13 @@
 //! Organizations and members: queries, mutations and the `Organization` type (owners and member
 //! counts through per-request DataLoaders).
 
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, Result, SimpleObject, Union,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::invitations::InvitationPayload;
 use super::loaders::Loaders;
 use super::parts;
 use super::types::{ActionPayload, Conn, User, connection};
@@ -12,7 +15,7 @@ use crate::domain::OrgRole;
 use crate::domain::lists::ListRequest;
 use crate::domain::parse_id;
 use crate::error::AppError;
-use crate::services::orgs::{self, MemberView, NewOrganization, OrgView, OrganizationPatch, UserRef};
+use crate::services::orgs::{self, Added, MemberView, NewOrganization, OrgView, OrganizationPatch, UserRef};
 
 /// An organization.
 #[derive(SimpleObject, Clone)]
@@ -102,6 +105,23 @@ impl From<MemberView> for Member {
                 active: s.active,
                 groups: s.groups,
             }),
+        }
+    }
+}
+
+/// What `addMember` did: a `Member` added at once (administrators, API keys), or — when a person
+/// who administers the organization adds someone — an invitation, the same for any address.
+#[derive(Union, Clone)]
+pub enum AddMemberResult {
+    Member(Member),
+    InvitationPayload(InvitationPayload),
+}
+
+impl From<Added> for AddMemberResult {
+    fn from(a: Added) -> Self {
+        match a {
+            Added::Member(m) => Self::Member(m.into()),
+            Added::Invited(i) => Self::InvitationPayload(i.into()),
         }
     }
 }
@@ -236,13 +256,15 @@ impl OrgsMutation {
         Ok(orgs::update_organization(state, rc, parse_id("id", &id)?, patch).await?.into())
     }
 
-    /// Adds an existing user to an organization.
+    /// Adds a user to an organization. Administrators and API keys with `members:write` add an
+    /// existing account at once (a `Member`); a person who administers the organization invites
+    /// the address instead (an `InvitationPayload`, whether or not it has an account).
     async fn add_member(
         &self,
         ctx: &Context<'_>,
         organization_id: ID,
         input: AddMemberInput,
-    ) -> Result<Member> {
+    ) -> Result<AddMemberResult> {
         let (state, rc) = parts(ctx);
         let who = match (input.user_id, input.email) {
             (Some(id), _) => UserRef::Id(parse_id("user_id", &id)?),

@@ -27,6 +27,9 @@ pub struct UserRoles {
 /// Changes to a user; a field left out stays as it is, `null` clears it.
 #[derive(InputObject, Default)]
 pub struct UpdateUserInput {
+    /// A new address: it takes effect only once the confirmation link mailed to it is followed
+    /// (`verifyEmail`); until then the user keeps the current one.
+    pub email: Option<String>,
     pub name: MaybeUndefined<String>,
     pub first_name: MaybeUndefined<String>,
     pub last_name: MaybeUndefined<String>,
@@ -110,6 +113,7 @@ impl UsersMutation {
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
         let (state, rc) = parts(ctx);
         let p = UserPatch {
+            email: input.email,
             name: patch(input.name),
             first_name: patch(input.first_name),
             last_name: patch(input.last_name),

@@ -1,6 +1,8 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
+pub mod account_pages;
 pub mod graphql;
+pub mod invitation_page;
 pub mod middleware;
 pub mod pages;
 pub mod ws;

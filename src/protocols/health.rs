@@ -63,6 +63,9 @@ pub async fn metrics(State(svc): State<HttpState>, headers: HeaderMap) -> Respon
     if let Ok(n) = webhook_queue::backlog(&svc.state.db).await {
         metrics::gauge!("janua_webhook_backlog").set(n as f64);
     }
+    if let Ok(n) = crate::services::mail::queue::backlog(&svc.state.db).await {
+        metrics::gauge!("janua_mail_backlog").set(n as f64);
+    }
     if let Ok(Some(oldest)) = outbox_event::Entity::find()
         .filter(outbox_event::Column::PublishedAt.is_null())
         .order_by_asc(outbox_event::Column::Seq)

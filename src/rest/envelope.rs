@@ -48,7 +48,14 @@ pub fn error(request_id: &str, locale: Locale, e: &AppError) -> Response {
         "request_id": request_id,
     });
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    with_language((status, axum::Json(body)).into_response(), locale)
+    let mut resp = with_language((status, axum::Json(body)).into_response(), locale);
+    // Every 429 says when to come back (a service's limit as well as the request limit).
+    if let Some(wait) = e.details.as_ref().and_then(|d| d["retry_after"].as_u64())
+        && status == StatusCode::TOO_MANY_REQUESTS
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    resp
 }
 
 /// [`error`] for a request context.

@@ -1,5 +1,6 @@
 //! The REST compatibility layer: a table of `/api/v1` routes, each running a GraphQL operation.
 
+mod account_routes;
 pub mod adapter;
 pub mod envelope;
 pub mod openapi;

@@ -29,6 +29,10 @@ fn query_param(r: &RestRoute, name: &str) -> (Value, String) {
                 .collect();
             (json!({"type": "string", "enum": values}), "`field:asc|desc` (`:asc` when omitted)".into())
         }
+        "status" if r.operation == "Invitations" => (
+            json!({"type": "string", "enum": crate::domain::InvitationStatus::ALL.map(|s| s.as_str())}),
+            "Only invitations of this status (omitted: the open ones, pending and expired)".into(),
+        ),
         "status" => (
             json!({"type": "string", "enum": crate::domain::UserStatus::ALL.map(|s| s.as_str())}),
             "Only users of this status (deleted users are listed only when asked for)".into(),
@@ -136,10 +140,10 @@ fn operation(p: &PreparedRoute) -> Value {
         })
     };
     responses.insert(r.status.to_string(), ok.clone());
-    if r.status_of.is_some() {
-        let mut unavailable = ok;
-        unavailable["description"] = json!("The same report when the database does not answer");
-        responses.insert("503".into(), unavailable);
+    if let Some((status, description)) = r.alternate {
+        let mut other = ok;
+        other["description"] = json!(description);
+        responses.insert(status.to_string(), other);
     }
     responses.insert("default".into(), error);
     let mut op = json!({

@@ -55,6 +55,9 @@ pub struct RestRoute {
     /// The success status taken from the result instead of [`RestRoute::status`] (e.g. 503
     /// when the detailed health says the database is down).
     pub status_of: Option<fn(&serde_json::Value) -> u16>,
+    /// The other status `status_of` may choose, and what it means (documented beside
+    /// [`RestRoute::status`]).
+    pub alternate: Option<(u16, &'static str)>,
     /// Whether null fields of the result object are left out (routes whose answer takes one
     /// of two shapes, e.g. sign-in with or without MFA).
     pub omit_nulls: bool,
@@ -77,6 +80,7 @@ pub(super) const fn route(operation: &'static str, method: Method, path: &'stati
         operator: false,
         sorts: &[],
         status_of: None,
+        alternate: None,
         omit_nulls: false,
         tag: "",
         summary: "",
@@ -92,6 +96,8 @@ pub fn routes() -> Vec<RestRoute> {
     let orgs =
         |op, method, path, summary| RestRoute { tag: "organizations", summary, ..route(op, method, path) };
     let keys = |op, method, path, summary| RestRoute { tag: "api-keys", summary, ..route(op, method, path) };
+    let invitations =
+        |op, method, path, summary| RestRoute { tag: "invitations", summary, ..route(op, method, path) };
     let scim = |op, method, path, summary| RestRoute { tag: "scim", summary, ..route(op, method, path) };
     let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
     let webhooks =
@@ -220,7 +226,68 @@ pub fn routes() -> Vec<RestRoute> {
             path_params: &["id"],
             body: Body::Input,
             status: 201,
-            ..orgs("AddMember", Method::POST, "/organizations/{id}/members", "Add a member")
+            status_of: Some(invited_or_added),
+            alternate: Some((
+                202,
+                "A person's add is an invitation (`{invitation}`), the same for any address",
+            )),
+            ..orgs(
+                "AddMember",
+                Method::POST,
+                "/organizations/{id}/members",
+                "Add a member (administrators, API keys), or invite them (a person: 202)",
+            )
+        },
+        // Invitations
+        RestRoute {
+            paginated: true,
+            query_params: &["organization_id", "status"],
+            shape: Shape::List,
+            ..invitations(
+                "Invitations",
+                Method::GET,
+                "/invitations",
+                "Invitations of an organization (?organization_id=) or of all you administer; open ones unless ?status=",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            status: 201,
+            ..invitations(
+                "CreateInvitation",
+                Method::POST,
+                "/invitations",
+                "Invite an address to an organization with a role (mails a link)",
+            )
+        },
+        RestRoute {
+            body: Body::Input,
+            auth: false,
+            omit_nulls: true,
+            ..invitations(
+                "AcceptInvitation",
+                Method::POST,
+                "/invitations/accept",
+                "Accept with the mail's token: signed in as the invited account, or signing up with a password",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..invitations(
+                "ResendInvitation",
+                Method::POST,
+                "/invitations/{id}/resend",
+                "Mail an invitation again with a new link and expiry (the old link stops working)",
+            )
+        },
+        RestRoute {
+            path_params: &["id"],
+            ..invitations(
+                "RevokeInvitation",
+                Method::DELETE,
+                "/invitations/{id}",
+                "Withdraw an invitation (its link stops working)",
+            )
         },
         RestRoute {
             path_params: &["id", "user_id"],
@@ -510,11 +577,15 @@ pub fn routes() -> Vec<RestRoute> {
             auth: false,
             operator: true,
             status_of: Some(unavailable_when_unhealthy),
+            alternate: Some((503, "The same report when the database does not answer")),
             tag: "health",
-            summary: "Each dependency's status and latency, event and webhook backlogs (503 when the database is down)",
+            summary: "Each dependency's status and latency, event, webhook and mail backlogs (503 when the database is down)",
             ..route("HealthDetailed", Method::GET, "/health/detailed")
         },
     ];
+    // The account-mail rows follow the sign-in rows.
+    let at = all.iter().position(|r| r.operation == "Me").map_or(all.len(), |i| i + 1);
+    all.splice(at..at, super::account_routes::routes());
     all.extend(super::sso_routes::routes());
     all
 }
@@ -522,6 +593,11 @@ pub fn routes() -> Vec<RestRoute> {
 /// 503 when the detailed health is `unhealthy` (the database does not answer), else 200.
 fn unavailable_when_unhealthy(data: &serde_json::Value) -> u16 {
     if data["status"] == "unhealthy" { 503 } else { 200 }
+}
+
+/// 202 when adding a member made an invitation, else 201.
+fn invited_or_added(data: &serde_json::Value) -> u16 {
+    if data.get("invitation").is_some() { 202 } else { 201 }
 }
 
 /// Every query parameter some list accepts: on a list that does not take one of them, it is

@@ -101,8 +101,10 @@ impl Types {
                         out.extend(self.selected(doc, type_name, &def.node.selection_set.node));
                     }
                 }
+                // `... on Member { … }` selects on that member of a union.
                 Selection::InlineFragment(f) => {
-                    out.extend(self.selected(doc, type_name, &f.node.selection_set.node))
+                    let on = f.node.type_condition.as_ref().map_or(type_name, |c| c.node.on.node.as_str());
+                    out.extend(self.selected(doc, on, &f.node.selection_set.node))
                 }
             }
         }
@@ -159,7 +161,8 @@ impl Types {
     }
 
     /// A nullable object of the fields `field` selects; with `omit_nulls` only its non-null
-    /// fields are required.
+    /// fields are required. A union's value is one of its members: the fields of each are
+    /// listed, none required.
     fn object_schema(
         &self,
         doc: &ExecutableDocument,
@@ -169,6 +172,7 @@ impl Types {
     ) -> Value {
         let mut props = Map::new();
         let mut required = Vec::new();
+        let union = !self.fields.contains_key(type_name);
         if let Some(f) = field {
             for (sub, ty) in self.selected(doc, type_name, &f.node.selection_set.node) {
                 let key = sub.node.alias.as_ref().map_or(&sub.node.name.node, |a| &a.node).to_string();
@@ -178,7 +182,7 @@ impl Types {
                     self.field_schema(doc, &ty, Some(sub), false)
                 };
                 let key = camel_to_snake(&key);
-                if !omit_nulls || ty["kind"] == "NON_NULL" {
+                if !union && (!omit_nulls || ty["kind"] == "NON_NULL") {
                     required.push(json!(key));
                 }
                 props.insert(key, schema);

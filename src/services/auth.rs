@@ -52,7 +52,8 @@ pub(crate) fn check_locale(l: Option<String>) -> AppResult<Option<String>> {
     Ok(l)
 }
 
-/// Creates an account and signs it in. A taken email or username → `CONFLICT`.
+/// Creates an account, signs it in and mails it a verification link. A taken email or
+/// username → `CONFLICT`.
 pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> AppResult<Authenticated> {
     // Collect every field problem before answering.
     let mut err: Option<AppError> = None;
@@ -110,6 +111,7 @@ pub async fn sign_up(state: &AppState, ctx: &RequestContext, input: SignUp) -> A
         data: serde_json::json!({"user_id": u.id, "email": u.email, "method": "password"}),
     })
     .await?;
+    crate::services::email_verification::queue_verification(&mut w, state, &u).await?;
     let tokens =
         sessions::open_session(&mut w, state, ctx, u.id, &u.email, AuthMethod::Password.as_str()).await?;
     w.commit().await?;

@@ -222,6 +222,13 @@ pub enum Action {
         touches_owner: bool,
         is_self: bool,
     },
+    /// Invite people to an organization, list, resend and revoke its invitations;
+    /// `invites_owner`: the invitation is (or would be) for the owner role.
+    ManageInvitations {
+        org: Uuid,
+        role: Option<OrgRole>,
+        invites_owner: bool,
+    },
     ManageApiKeys {
         org: Uuid,
         role: Option<OrgRole>,
@@ -328,6 +335,18 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
                     || p.key_allows(Some(*org), Scope::MembersWrite)
             }
         }
+        // Nobody invites above their own role: owners invite owners, admins (and a members:write
+        // key) everyone else.
+        ManageInvitations { org, role, invites_owner } => {
+            if role.is_none() && !p.key_allows(Some(*org), Scope::MembersRead) {
+                return deny(NotFound);
+            }
+            if *invites_owner {
+                at_least(role, OrgRole::Owner)
+            } else {
+                at_least(role, OrgRole::Admin) || p.key_allows(Some(*org), Scope::MembersWrite)
+            }
+        }
         ManageApiKeys { role, .. }
         | ManageWebhooks { role, .. }
         | ManageSso { role, .. }
@@ -367,6 +386,13 @@ pub fn authorize(p: &Principal, a: &Action) -> AppResult<()> {
         ListUsers | CreateOrganization => deny(Forbidden),
         _ => deny(Insufficient),
     }
+}
+
+/// Whether adding a member adds them at once rather than inviting them: only trusted
+/// provisioning does — administrators and API keys (SCIM provisions through its own routes). A
+/// person who administers an organization invites, so nobody joins one without consenting.
+pub fn adds_members_directly(p: &Principal) -> bool {
+    p.is_admin() || matches!(p, Principal::ApiKey { .. } | Principal::Scim { .. })
 }
 
 /// Resolves the caller of a request: a user's admin flag and status are read from the database
@@ -450,6 +476,16 @@ mod tests {
             Some(ErrorCode::InsufficientPermissions)
         );
         assert_eq!(code(&key, Action::AdminRead), Some(ErrorCode::Forbidden));
+        let invite = |role, invites_owner| Action::ManageInvitations { org, role, invites_owner };
+        assert_eq!(code(&user, invite(None, false)), Some(ErrorCode::NotFound));
+        assert_eq!(
+            code(&user, invite(Some(OrgRole::Member), false)),
+            Some(ErrorCode::InsufficientPermissions)
+        );
+        assert_eq!(code(&user, invite(Some(OrgRole::Admin), false)), None);
+        assert_eq!(code(&user, invite(Some(OrgRole::Admin), true)), Some(ErrorCode::InsufficientPermissions));
+        assert_eq!(code(&user, invite(Some(OrgRole::Owner), true)), None);
+        assert!(!adds_members_directly(&user) && adds_members_directly(&key));
         assert_eq!(
             code(&Principal::Anonymous(ErrorCode::AuthenticationRequired), Action::CreateOrganization),
             Some(ErrorCode::AuthenticationRequired)

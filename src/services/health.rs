@@ -1,5 +1,5 @@
 //! What the operator endpoints report: each dependency's status and latency, the event backlog
-//! and the webhook backlog (`/ready`, and the `healthDetailed` query behind
+//! and the webhook and mail backlogs (`/ready`, and the `healthDetailed` query behind
 //! `/api/v1/health/detailed`).
 
 use std::time::Instant;
@@ -37,6 +37,8 @@ pub struct Detailed {
     pub event_subscribers: u64,
     /// Pending webhook deliveries (`None` when the database does not answer).
     pub webhook_backlog: Option<u64>,
+    /// Mails waiting to be sent (`None` when the database does not answer).
+    pub mail_backlog: Option<u64>,
 }
 
 fn ms(start: Instant) -> f64 {
@@ -93,5 +95,6 @@ pub async fn detailed(state: &AppState, ctx: &RequestContext, operator: bool) ->
         event_backlog,
         event_subscribers: state.bus.subscriber_count() as u64,
         webhook_backlog: webhook_queue::backlog(&state.db).await.ok(),
+        mail_backlog: crate::services::mail::queue::backlog(&state.db).await.ok(),
     })
 }

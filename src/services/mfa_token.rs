@@ -44,6 +44,9 @@ pub(crate) struct MfaTicket {
     /// completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehash: Option<PendingRehash>,
+    /// The first step, when it was not a password (`magic_link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
 }
 
 /// A password hash upgrade waiting for the second factor (a hash, never the password).
@@ -71,6 +74,16 @@ pub(crate) async fn issue(
     u: &user::Model,
     rehash: Option<PendingRehash>,
 ) -> AppResult<MfaChallenge> {
+    issue_after(state, u, rehash, None).await
+}
+
+/// As [`issue`], after a first step named `first` (a magic link) instead of a password.
+pub(crate) async fn issue_after(
+    state: &AppState,
+    u: &user::Model,
+    rehash: Option<PendingRehash>,
+    first: Option<&str>,
+) -> AppResult<MfaChallenge> {
     let mut methods = vec!["totp".to_owned(), "backup_code".to_owned()];
     let passkeys = passkey::Entity::find().filter(passkey::Column::UserId.eq(u.id)).count(&state.db).await?;
     if passkeys > 0 {
@@ -79,7 +92,13 @@ pub(crate) async fn issue(
     let ttl = state.config.mfa_token_ttl;
     let token = format!("mfa_{}", random_token(32));
     let expires_at = Utc::now().timestamp() + ttl as i64;
-    let ticket = MfaTicket { user_id: u.id, email: u.email.clone(), expires_at, rehash };
+    let ticket = MfaTicket {
+        user_id: u.id,
+        email: u.email.clone(),
+        expires_at,
+        rehash,
+        first: first.map(str::to_owned),
+    };
     put_ticket(state, &token, &ticket).await?;
     Ok(MfaChallenge { mfa_token: token, methods, expires_in: ttl as i64 })
 }

@@ -18,6 +18,7 @@ use crate::domain::{EventType, optional_text};
 use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::services::audit::Change;
 use crate::services::authz::{self, Action, OrgRole, Principal};
+use crate::services::invitations::{self, InvitationView};
 use crate::services::unit_of_work::Write;
 use crate::services::users::UserView;
 use crate::state::AppState;
@@ -430,16 +431,32 @@ fn last_owner() -> AppError {
     AppError::new(ErrorCode::Conflict).with_details(serde_json::json!({"reason": "last_owner"}))
 }
 
-/// Adds an existing user (by id or email) with a role.
+/// What adding a member did: added them at once (administrators, API keys) or invited them
+/// (a person administering the organization: membership once the invitee accepts).
+#[derive(Clone, Debug)]
+pub enum Added {
+    Member(MemberView),
+    Invited(InvitationView),
+}
+
+/// Adds a user (by id or email) with a role. Trusted provisioning (administrators, API keys
+/// with `members:write`) adds an existing account at once; a person who administers the
+/// organization makes an invitation instead, with the same answer whether or not the address
+/// has an account.
 pub async fn add_member(
     state: &AppState,
     ctx: &RequestContext,
     org_id: Uuid,
     user_ref: UserRef,
     role: &str,
-) -> AppResult<MemberView> {
+) -> AppResult<Added> {
     let new_role = parse_role(role)?;
     let p = authz::principal(state, ctx).await?;
+    if !authz::adds_members_directly(&p) {
+        return Ok(Added::Invited(
+            invitations::invite_member(state, ctx, &p, org_id, user_ref, new_role).await?,
+        ));
+    }
     let caller_role = authz::role_in(state, &p, org_id).await?;
     authz::authorize(
         &p,
@@ -475,7 +492,7 @@ pub async fn add_member(
     })
     .await?;
     w.commit().await?;
-    Ok(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at, scim: None })
+    Ok(Added::Member(MemberView { user: target.into(), role: m.role, joined_at: m.joined_at, scim: None }))
 }
 
 /// Who to add: a user id or an email address.

@@ -5,7 +5,6 @@
 
 use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use uuid::Uuid;
 
 use entities::user;
 
@@ -17,7 +16,7 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
-use crate::services::mfa_token::{self, MfaChallenge, PendingRehash};
+use crate::services::mfa_token::{self, MfaChallenge, MfaTicket, PendingRehash};
 use crate::services::sessions::{self, IssuedTokens};
 use crate::services::sso::providers as sso_providers;
 use crate::services::unit_of_work::Write;
@@ -71,6 +70,7 @@ pub async fn sign_in(
     if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
+    require_verified_email(state, &u)?;
     if sso_providers::password_refused(&state.db, u.id, &u.email).await? {
         return Err(SsoReason::SsoRequired.into());
     }
@@ -131,7 +131,7 @@ async fn with_code(
             return Err(e);
         }
     };
-    let out = finish_second_factor(&mut w, state, ctx, ticket.user_id, kind.as_str(), ticket.rehash).await?;
+    let out = finish_second_factor(&mut w, state, ctx, &ticket, kind.as_str()).await?;
     w.commit().await?;
     Ok(out)
 }
@@ -157,17 +157,7 @@ pub async fn with_passkey(
     let mut w = Write::begin(state, ctx).await?;
     passkeys::record_use(w.tx(), &assertion).await?;
     let out = match ticket {
-        Some(t) => {
-            finish_second_factor(
-                &mut w,
-                state,
-                ctx,
-                assertion.user_id,
-                AuthMethod::Passkey.as_str(),
-                t.rehash,
-            )
-            .await?
-        }
+        Some(t) => finish_second_factor(&mut w, state, ctx, &t, AuthMethod::Passkey.as_str()).await?,
         None => {
             let u = user::Entity::find_by_id(assertion.user_id)
                 .one(w.tx())
@@ -176,6 +166,7 @@ pub async fn with_passkey(
             if !UserStatus::Active.is(&u.status) {
                 return Err(ErrorCode::AccountDisabled.into());
             }
+            require_verified_email(state, &u)?;
             let detail = serde_json::json!({"passkey_id": assertion.passkey_id});
             complete_sign_in(&mut w, state, ctx, u, AuthMethod::Passkey.as_str(), detail, None).await?
         }
@@ -184,24 +175,71 @@ pub async fn with_passkey(
     Ok(out)
 }
 
-/// Opens the session of a sign-in whose second factor was just verified (`password+mfa`),
-/// writing the password hash upgrade of its first step unless the password changed meanwhile.
+/// Opens the session of a sign-in whose second factor was just verified (`password+mfa`, or
+/// `magic_link+mfa`), writing the password hash upgrade of its first step unless the password
+/// changed meanwhile.
 async fn finish_second_factor(
     w: &mut Write<'_>,
     state: &AppState,
     ctx: &RequestContext,
-    user_id: Uuid,
+    ticket: &MfaTicket,
     factor: &str,
-    rehash: Option<PendingRehash>,
 ) -> AppResult<Authenticated> {
-    let u = user::Entity::find_by_id(user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
+    let u = user::Entity::find_by_id(ticket.user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
     if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
     let current = sha256_hex(u.password_hash.as_deref().unwrap_or_default());
-    let rehash = rehash.filter(|r| r.replaces == current).map(|r| r.hash);
+    let rehash = ticket.rehash.clone().filter(|r| r.replaces == current).map(|r| r.hash);
     let detail = serde_json::json!({"factor": factor});
-    complete_sign_in(w, state, ctx, u, AuthMethod::PasswordMfa.as_str(), detail, rehash).await
+    let method = match ticket.first.as_deref() {
+        Some(m) if m == AuthMethod::MagicLink.as_str() => AuthMethod::MagicLinkMfa,
+        _ => AuthMethod::PasswordMfa,
+    };
+    complete_sign_in(w, state, ctx, u, method.as_str(), detail, rehash).await
+}
+
+/// `EMAIL_NOT_VERIFIED` when `JANUA_REQUIRE_EMAIL_VERIFICATION` is on and `u` has not
+/// verified their address (checked after the credential proved good, so it tells nothing to
+/// someone without it).
+fn require_verified_email(state: &AppState, u: &user::Model) -> AppResult<()> {
+    if state.config.require_email_verification && !u.email_verified {
+        return Err(ErrorCode::EmailNotVerified.into());
+    }
+    Ok(())
+}
+
+/// A sign-in with a magic link: spends the mailed token (which proves the address, so it is
+/// verified on the way), then opens a session (`magic_link`) — or, when MFA is on, answers with
+/// an MFA token for the second step. Returns the redirect the link was requested with.
+pub async fn with_magic_link(
+    state: &AppState,
+    ctx: &RequestContext,
+    token: &str,
+) -> AppResult<(SignInOutcome, Option<String>)> {
+    use crate::services::account_tokens::{self, TokenPurpose};
+    let mut w = Write::begin(state, ctx).await?;
+    let t = account_tokens::spend(&w, &[TokenPurpose::MagicLink], token).await?;
+    let redirect = t.data.as_ref().and_then(|d| d["redirect_url"].as_str()).map(str::to_owned);
+    let u = user::Entity::find_by_id(t.user_id).one(w.tx()).await?.ok_or(ErrorCode::InvalidToken)?;
+    if !UserStatus::Active.is(&u.status) {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
+    if sso_providers::password_refused(&state.db, u.id, &u.email).await? {
+        return Err(SsoReason::SsoRequired.into());
+    }
+    let u = crate::services::email_verification::mark_verified(&mut w, u).await?;
+    if mfa::is_enabled(&state.db, u.id).await? {
+        w.commit().await?;
+        let first = Some(AuthMethod::MagicLink.as_str());
+        let challenge = mfa_token::issue_after(state, &u, None, first).await?;
+        return Ok((SignInOutcome::MfaRequired(challenge), redirect));
+    }
+    let out =
+        complete_sign_in(&mut w, state, ctx, u, AuthMethod::MagicLink.as_str(), serde_json::json!({}), None)
+            .await?;
+    w.commit().await?;
+    Ok((SignInOutcome::Authenticated(Box::new(out)), redirect))
 }
 
 /// The end of every successful sign-in (password, password + second factor, passkey): records

@@ -2,7 +2,8 @@
 //!
 //! A `Write` opens the write transaction, records each change as its audit row and outbox event
 //! (one id) in that transaction, commits, and only then makes committed session revocations
-//! effective on this node and wakes the outbox dispatcher and the webhook worker. Dropped
+//! effective on this node and wakes the outbox dispatcher, the webhook worker and, when it
+//! queued mail, the mail worker. Dropped
 //! without [`Write::commit`], it rolls everything back: the change, its audit rows and events.
 
 use std::borrow::Cow;
@@ -27,6 +28,8 @@ pub struct Write<'a> {
     state: Option<&'a AppState>,
     recorded: usize,
     revoked: Vec<session::Model>,
+    /// Mails queued in this write (the mail worker is woken after the commit).
+    mails: usize,
 }
 
 impl<'a> Write<'a> {
@@ -53,7 +56,7 @@ impl<'a> Write<'a> {
         state: Option<&'a AppState>,
     ) -> AppResult<Self> {
         let txn = begin_write(db).await?;
-        Ok(Self { txn, ctx, state, recorded: 0, revoked: Vec::new() })
+        Ok(Self { txn, ctx, state, recorded: 0, revoked: Vec::new(), mails: 0 })
     }
 
     /// The transaction, for the statements of the change itself.
@@ -80,10 +83,17 @@ impl<'a> Write<'a> {
         self.revoked.push(s);
     }
 
+    /// Notes a mail queued in this transaction (`services::mail::queue`): the commit wakes
+    /// the mail worker.
+    pub fn queued_mail(&mut self) {
+        self.mails += 1;
+    }
+
     /// Commits; then publishes the revocations and, when the write recorded or revoked
-    /// anything, wakes the outbox dispatcher and the webhook worker.
+    /// anything, wakes the outbox dispatcher and the webhook worker (and the mail worker when
+    /// it queued mail).
     pub async fn commit(self) -> AppResult<()> {
-        let Self { txn, state, recorded, revoked, .. } = self;
+        let Self { txn, state, recorded, revoked, mails, .. } = self;
         txn.commit().await?;
         if let Some(state) = state {
             for s in &revoked {
@@ -91,6 +101,9 @@ impl<'a> Write<'a> {
             }
             if recorded > 0 || !revoked.is_empty() {
                 state.events_committed();
+            }
+            if mails > 0 {
+                state.mail_wake.notify_one();
             }
         }
         Ok(())

@@ -194,6 +194,8 @@ pub async fn get_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> AppRe
 /// Changes to a user: `None` leaves a field alone; `Some(None)` clears it.
 #[derive(Debug, Default)]
 pub struct UserPatch {
+    /// A new address: not changed at once, but confirmed by a link mailed to it first.
+    pub email: Option<String>,
     pub name: Option<Option<String>>,
     pub first_name: Option<Option<String>>,
     pub last_name: Option<Option<String>>,
@@ -217,7 +219,8 @@ fn check_url(u: Option<String>) -> AppResult<Option<String>> {
 }
 
 /// Updates a user. Oneself: profile fields; administrators: also status, is_admin, email_verified.
-/// Suspending a user revokes every session at once.
+/// Suspending a user revokes every session at once. A new `email` takes effect only once the
+/// link mailed to it is followed (`verifyEmail`).
 pub async fn update_user(
     state: &AppState,
     ctx: &RequestContext,
@@ -234,6 +237,12 @@ pub async fn update_user(
         .await?
         .filter(|u| !UserStatus::Deleted.is(&u.status))
         .ok_or(ErrorCode::NotFound)?;
+    let new_email = match patch.email.as_deref() {
+        Some(raw) => {
+            crate::services::email_verification::check_email_change(state, ctx, &current, raw).await?
+        }
+        None => None,
+    };
     let mut am: user::ActiveModel = current.clone().into();
     let mut changed = Vec::new();
     macro_rules! text {
@@ -294,13 +303,18 @@ pub async fn update_user(
     am.updated_at = Set(Utc::now());
     let mut w = Write::begin(state, ctx).await?;
     let u = am.update(w.tx()).await?;
+    let mut data = serde_json::json!({"user_id": id, "changed": changed});
+    if let Some(new) = &new_email {
+        crate::services::email_verification::request_email_change(&mut w, state, &u, new).await?;
+        data["email_change_requested"] = serde_json::json!(new.as_str());
+    }
     w.record(Change {
         event: EventType::UserUpdated,
         target: Some(("user", id.to_string())),
         subject_user: Some(id),
         acting_user: None,
         organization: None,
-        data: serde_json::json!({"user_id": id, "changed": changed}),
+        data,
     })
     .await?;
     if suspend {

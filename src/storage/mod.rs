@@ -2,8 +2,10 @@
 
 mod ceremonies;
 pub mod documents;
+pub mod invitation_limits;
 pub mod keyset;
 mod lockouts;
+pub mod mail_limits;
 pub mod rate_limits;
 mod redis;
 mod revocations;

@@ -187,7 +187,7 @@ impl RateLimit for WindowRateLimiter {
 
 /// A fixed one-minute window per IP: `INCR`, with `PEXPIRE` set by the first request. Returns
 /// the count and the window's remaining milliseconds.
-const WINDOW_SCRIPT: &str = r"
+pub(super) const WINDOW_SCRIPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
 local t = redis.call('PTTL', KEYS[1])
 if t < 0 then
@@ -196,6 +196,19 @@ if t < 0 then
 end
 return {n, t}
 ";
+
+/// The decision of [`WINDOW_SCRIPT`]'s answer: `count` units in a window with `ttl_ms` left.
+pub(super) fn window_decision(count: i64, ttl_ms: i64, limit: u32) -> RateDecision {
+    let reset = ((ttl_ms.max(0) as f64) / 1000.0).ceil().max(1.0) as u64;
+    let allowed = count <= i64::from(limit);
+    RateDecision {
+        allowed,
+        limit,
+        remaining: (i64::from(limit) - count).max(0) as u32,
+        reset_secs: reset,
+        retry_after_secs: if allowed { 0 } else { reset },
+    }
+}
 
 /// Gives back one unit of the current window, if it still holds one.
 const RELEASE_SCRIPT: &str = r"
@@ -260,17 +273,7 @@ impl RateLimit for RedisRateLimiter {
             invocation.arg(60_000);
             let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
             match r {
-                Ok((count, ttl_ms)) => {
-                    let reset = ((ttl_ms.max(0) as f64) / 1000.0).ceil().max(1.0) as u64;
-                    let allowed = count <= i64::from(self.limit);
-                    RateDecision {
-                        allowed,
-                        limit: self.limit,
-                        remaining: (i64::from(self.limit) - count).max(0) as u32,
-                        reset_secs: reset,
-                        retry_after_secs: if allowed { 0 } else { reset },
-                    }
-                }
+                Ok((count, ttl_ms)) => window_decision(count, ttl_ms, self.limit),
                 Err(e) => {
                     tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
                     metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);

@@ -36,6 +36,8 @@ struct Fixture {
     provider: String,
     /// A SCIM token of the organization (its secret, its id).
     scim: (String, String),
+    /// An open invitation of the organization.
+    invitation: String,
 }
 
 /// A SAML provider's body for `org` (`domain`: the email domain it serves).
@@ -138,7 +140,30 @@ async fn fixture(b: Backend) -> Fixture {
         r.body["data"]["token"].as_str().expect("a SCIM token").to_owned(),
         r.body["data"]["id"].as_str().expect("its id").to_owned(),
     );
-    Fixture { app, tokens, org, member_id, key_id, session, hook, passkey, org_hook, provider, scim }
+    let r = app
+        .rest(
+            "POST",
+            "/invitations",
+            Some(&owner),
+            Some(json!({"organization_id": org, "email": "invitee@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let invitation = r.body["data"]["invitation"]["id"].as_str().expect("an invitation").to_owned();
+    Fixture {
+        app,
+        tokens,
+        org,
+        member_id,
+        key_id,
+        session,
+        hook,
+        passkey,
+        org_hook,
+        provider,
+        scim,
+        invitation,
+    }
 }
 
 /// `path` with the fixture's ids in place of `{org}`, `{member}`, ….
@@ -152,6 +177,7 @@ fn fill(f: &Fixture, path: &str) -> String {
         .replace("{passkey}", &f.passkey)
         .replace("{provider}", &f.provider)
         .replace("{scim_token}", &f.scim.1)
+        .replace("{invitation}", &f.invitation)
 }
 
 async fn call(f: &Fixture, caller: usize, method: &str, path: &str, body: Option<Value>) -> u16 {
@@ -180,8 +206,19 @@ async fn every_route_for_every_caller(b: Backend) {
         ("GET", "/organizations/{org}", None,                            [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
         ("PUT", "/organizations/{org}", Some(json!({"description": "d"})), [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
         ("GET", "/organizations/{org}/members", None,                    [401, 404, 200, 200, 200, 404, 200, 200, 404, 404]),
+        // A person who administers the organization invites (202); administrators and keys add.
         ("POST", "/organizations/{org}/members", Some(json!({"email": "plain@example.com"})),
+                                                                         [401, 404, 403, 202, 202, 404, 201, 201, 404, 404]),
+        // Invitations: the organization's admins and owners, and a members:write key.
+        ("GET", "/invitations?organization_id={org}", None,              [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("GET", "/invitations", None,                                    [401, 200, 200, 200, 200, 200, 200, 200, 404, 403]),
+        ("POST", "/invitations", Some(json!({"organization_id": "{org}", "email": "newcomer@example.com", "role": "member"})),
                                                                          [401, 404, 403, 201, 201, 404, 201, 201, 404, 404]),
+        ("POST", "/invitations/{invitation}/resend", None,               [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        ("DELETE", "/invitations/{invitation}", None,                    [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
+        // The token is the credential: a bad one is refused the same for all.
+        ("POST", "/invitations/accept", Some(json!({"token": "not-a-token"})),
+                                                                         [400, 400, 400, 400, 400, 400, 400, 400, 400, 400]),
         ("PUT", "/organizations/{org}/members/{member}", Some(json!({"role": "viewer"})),
                                                                          [401, 404, 403, 200, 200, 404, 200, 200, 404, 404]),
         ("DELETE", "/organizations/{org}/members/{member}", None,        [401, 404, 204, 204, 204, 404, 204, 204, 404, 404]),
@@ -217,6 +254,18 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/auth/reauthenticate", Some(json!({"password": crate::helpers::PASSWORD})),
                                                                          [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
         ("POST", "/auth/signout", None,                                  [401, 200, 200, 200, 200, 200, 200, 403, 403, 403]),
+        // Account mail: the signed-in user's own (an administrator's address is verified, and so
+        // are the member's and the org admin's: they joined through a mailed invitation).
+        ("POST", "/auth/email/resend-verification", None,                [401, 200, 409, 409, 200, 200, 409, 403, 403, 403]),
+        ("POST", "/auth/password/change", Some(json!({"current_password": crate::helpers::PASSWORD, "new_password": "short"})),
+                                                                         [401, 422, 422, 422, 422, 422, 422, 403, 403, 403]),
+        // The mailed token is the credential: the same refusal for every caller.
+        ("POST", "/auth/verify-email", Some(json!({"token": "not-a-token"})), [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/email/verify", Some(json!({"token": "not-a-token"})), [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/password/reset", Some(json!({"token": "not-a-token", "new_password": "x"})),
+                                                                         [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("POST", "/auth/magic-link/verify", Some(json!({"token": "not-a-token"})),
+                                                                         [401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
         // Personal resources (the member's): nobody else sees them, administrators included.
         ("GET", "/sessions/{session}", None,                             [401, 404, 200, 404, 404, 404, 404, 403, 403, 403]),
         ("DELETE", "/sessions/{session}", None,                          [401, 404, 204, 404, 404, 404, 404, 403, 403, 403]),
@@ -260,6 +309,16 @@ async fn every_route_for_every_caller(b: Backend) {
         ("POST", "/auth/signup", "public: creates a caller"),
         ("POST", "/auth/signin", "public: makes a caller"),
         ("POST", "/auth/refresh", "public: the refresh token is the credential"),
+        (
+            "POST",
+            "/auth/password/forgot",
+            "public: the same 202 for every caller and address (tests/api/account_mail.rs)",
+        ),
+        (
+            "POST",
+            "/auth/magic-link",
+            "public: the same 202 for every caller and address (tests/api/account_mail.rs)",
+        ),
         ("POST", "/passkeys/authenticate/options", "public: starts a sign-in"),
         ("POST", "/passkeys/authenticate", "public: finishes a sign-in"),
         ("POST", "/passkeys/register", "needs a live ceremony: tests/api/passkeys.rs"),

@@ -233,6 +233,7 @@ const REST_PARAMS: &[(&str, &[&str])] = &[
         &["limit", "cursor", "action", "actor_id", "organization_id", "target_id", "from", "to"],
     ),
     ("/organizations/{org}/members", &["limit", "cursor"]),
+    ("/invitations", &["limit", "cursor", "organization_id", "status"]),
 ];
 
 /// The GraphQL list and analytics fields, each with its arguments (all but `first`/`last` strings).
@@ -243,6 +244,7 @@ const GRAPHQL_ARGS: &[(&str, &[&str], &str)] = &[
     ("adminUsers", &["first", "last", "after", "before", "orderBy", "status", "search"], "totalCount"),
     ("adminOrganizations", &["first", "last", "after", "before", "orderBy", "search"], "totalCount"),
     ("analytics", &["from", "to"], "usersTotal"),
+    ("invitations", &["first", "last", "after", "before", "status"], "totalCount"),
     ("auditLogs", &["first", "last", "after", "before", "action", "targetId", "from", "to"], "totalCount"),
 ];
 

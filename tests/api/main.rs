@@ -2,7 +2,9 @@
 //! PostgreSQL when `JANUA_TEST_DATABASE_URL` is set) and talks to it as a client would.
 
 mod helpers;
+mod smtp_sink;
 
+mod account_mail;
 mod auth;
 mod authz_matrix;
 mod credential_limits;
@@ -10,7 +12,10 @@ mod directory;
 mod errors;
 mod exposure;
 mod hostile_input;
+mod invitations;
 mod layering;
+mod mail_crash;
+mod mail_folder;
 mod memberships;
 mod mfa;
 mod oidc_idp;

@@ -29,6 +29,7 @@ async fn start(dir: &TempDir, key: &str, redis: &str, prefix: &str, client: &req
         .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()))
         .env("JANUA_MASTER_KEY", key)
         .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
+        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
         .env("REDIS_URL", redis)
         .env("JANUA_REDIS_PREFIX", prefix)
         .env("JANUA_RATE_LIMIT_PER_MINUTE", "20")

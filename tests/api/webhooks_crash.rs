@@ -19,7 +19,7 @@ use crate::webhooks::{Receiver, verify};
 crate::on_both_databases!(a_killed_server_loses_no_delivery);
 
 /// A configuration like `TestApp`'s, for servers the test starts and kills itself.
-async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
+pub(crate) async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     let mut c = Config::defaults();
     c.addr = "127.0.0.1:0".parse().unwrap();
     c.master_key = Some(MasterKey::generate().to_base64());
@@ -28,6 +28,7 @@ async fn own_config(b: &Backend, dir: &TempDir) -> (Config, Option<String>) {
     c.credential_attempts_per_minute = 100_000;
     c.argon2_memory_kib = 8192;
     c.argon2_iterations = 1;
+    c.mail_dir = dir.0.join("mail");
     c.webhook_allow_loopback = true;
     c.webhook_timeout = Duration::from_secs(2);
     match b {
@@ -138,6 +139,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()))
         .env("JANUA_MASTER_KEY", key)
         .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
+        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
         .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
         .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
         .env("JANUA_ARGON2_MEMORY_KIB", "8192")
@@ -152,7 +154,7 @@ fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
         .expect("start janua")
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = client.get(format!("{base}/ready")).send().await
