@@ -3,6 +3,7 @@
 mod account_routes;
 pub mod adapter;
 pub mod envelope;
+mod invitation_routes;
 pub mod openapi;
 pub mod routes;
 pub mod shapes;

@@ -96,8 +96,6 @@ pub fn routes() -> Vec<RestRoute> {
     let orgs =
         |op, method, path, summary| RestRoute { tag: "organizations", summary, ..route(op, method, path) };
     let keys = |op, method, path, summary| RestRoute { tag: "api-keys", summary, ..route(op, method, path) };
-    let invitations =
-        |op, method, path, summary| RestRoute { tag: "invitations", summary, ..route(op, method, path) };
     let scim = |op, method, path, summary| RestRoute { tag: "scim", summary, ..route(op, method, path) };
     let admin = |op, method, path, summary| RestRoute { tag: "admin", summary, ..route(op, method, path) };
     let webhooks =
@@ -236,57 +234,6 @@ pub fn routes() -> Vec<RestRoute> {
                 Method::POST,
                 "/organizations/{id}/members",
                 "Add a member (administrators, API keys), or invite them (a person: 202)",
-            )
-        },
-        // Invitations
-        RestRoute {
-            paginated: true,
-            query_params: &["organization_id", "status"],
-            shape: Shape::List,
-            ..invitations(
-                "Invitations",
-                Method::GET,
-                "/invitations",
-                "Invitations of an organization (?organization_id=) or of all you administer; open ones unless ?status=",
-            )
-        },
-        RestRoute {
-            body: Body::Input,
-            status: 201,
-            ..invitations(
-                "CreateInvitation",
-                Method::POST,
-                "/invitations",
-                "Invite an address to an organization with a role (mails a link)",
-            )
-        },
-        RestRoute {
-            body: Body::Input,
-            auth: false,
-            omit_nulls: true,
-            ..invitations(
-                "AcceptInvitation",
-                Method::POST,
-                "/invitations/accept",
-                "Accept with the mail's token: signed in as the invited account, or signing up with a password",
-            )
-        },
-        RestRoute {
-            path_params: &["id"],
-            ..invitations(
-                "ResendInvitation",
-                Method::POST,
-                "/invitations/{id}/resend",
-                "Mail an invitation again with a new link and expiry (the old link stops working)",
-            )
-        },
-        RestRoute {
-            path_params: &["id"],
-            ..invitations(
-                "RevokeInvitation",
-                Method::DELETE,
-                "/invitations/{id}",
-                "Withdraw an invitation (its link stops working)",
             )
         },
         RestRoute {
@@ -586,6 +533,9 @@ pub fn routes() -> Vec<RestRoute> {
     // The account-mail rows follow the sign-in rows.
     let at = all.iter().position(|r| r.operation == "Me").map_or(all.len(), |i| i + 1);
     all.splice(at..at, super::account_routes::routes());
+    // The invitation rows come before the member role change.
+    let at = all.iter().position(|r| r.operation == "UpdateMemberRole").map_or(all.len(), |i| i);
+    all.splice(at..at, super::invitation_routes::routes());
     all.extend(super::sso_routes::routes());
     all
 }
