@@ -284,16 +284,93 @@ impl From<ErrorCode> for AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match (&e, e.sql_err()) {
-            (_, Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Self::new(ErrorCode::Conflict),
-            // The database is unreachable (pool closed, no connection in time): not our bug, a 503.
-            (sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_), _) => {
-                let mut err = Self::new(ErrorCode::ServiceUnavailable);
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
+            return Self::new(ErrorCode::Conflict);
+        }
+        match db_fault(&e) {
+            // The database is unreachable or went away mid-request (restart, terminated
+            // connection, pool timeout): not our bug and not the caller's, a 503 to retry.
+            Some(fault) => {
+                metrics::counter!("janua_database_unavailable_total", "reason" => fault.reason()).increment(1);
+                let mut err = Self::new(ErrorCode::ServiceUnavailable)
+                    .with_details(serde_json::json!({"reason": fault.reason(), "retry_after": fault.retry_after()}));
                 err.internal = Some(e.to_string());
                 err
             }
-            _ => Self::internal(e),
+            None => Self::internal(e),
         }
+    }
+}
+
+/// Why a database error is the database's state rather than a bug: the 503 classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbFault {
+    /// No connection, a connection that broke or was terminated, a server shutting down or
+    /// starting up, a pool that timed out: retry shortly.
+    Unavailable,
+    /// The disk (or quota) under the database is full (`SQLITE_FULL`, `ENOSPC`, PostgreSQL
+    /// `53100 disk_full`): retry once an operator frees space.
+    StorageFull,
+}
+
+impl DbFault {
+    /// `details.reason` of the 503.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Unavailable => "database_unavailable",
+            Self::StorageFull => "storage_full",
+        }
+    }
+
+    /// Seconds for the `Retry-After` header.
+    pub fn retry_after(self) -> u64 {
+        match self {
+            Self::Unavailable => 1,
+            Self::StorageFull => 30,
+        }
+    }
+}
+
+/// Classifies `e`: `Some` when it is a connection or storage fault (→ 503), `None` for
+/// everything else (a bug or a constraint: → 500 or its own code).
+pub fn db_fault(e: &sea_orm::DbErr) -> Option<DbFault> {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) => return Some(DbFault::Unavailable),
+        DbErr::Conn(RuntimeErr::SqlxError(x)) | DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            x
+        }
+        DbErr::Conn(_) => return Some(DbFault::Unavailable),
+        _ => return None,
+    };
+    match &**sqlx {
+        Sqlx::Io(io) => Some(if io.raw_os_error() == Some(28) { DbFault::StorageFull } else { DbFault::Unavailable }),
+        Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) | Sqlx::BeginFailed => {
+            Some(DbFault::Unavailable)
+        }
+        // A connection that lost its framing (e.g. cut mid-message) is unusable, not a bug of ours.
+        Sqlx::Protocol(_) => Some(DbFault::Unavailable),
+        Sqlx::Database(d) => {
+            let code = d.code();
+            let code = code.as_deref().unwrap_or("");
+            match code {
+                // PostgreSQL: 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
+                // class 08 connection exceptions, 53300 too_many_connections.
+                "57P01" | "57P02" | "57P03" | "53300" => Some(DbFault::Unavailable),
+                c if c.starts_with("08") => Some(DbFault::Unavailable),
+                // PostgreSQL 53100 disk_full.
+                "53100" => Some(DbFault::StorageFull),
+                // SQLite (extended result codes are numbers; the primary code is the low byte):
+                // 13 SQLITE_FULL; 10 SQLITE_IOERR with a full disk underneath reads as full too.
+                c => match c.parse::<i32>() {
+                    Ok(n) if n & 0xff == 13 => Some(DbFault::StorageFull),
+                    Ok(n) if n & 0xff == 10 && d.message().contains("full") => Some(DbFault::StorageFull),
+                    _ => None,
+                },
+            }
+        }
+        _ => None,
     }
 }
 

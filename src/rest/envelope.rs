@@ -49,9 +49,10 @@ pub fn error(request_id: &str, locale: Locale, e: &AppError) -> Response {
     });
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = with_language((status, axum::Json(body)).into_response(), locale);
-    // Every 429 says when to come back (a service's limit as well as the request limit).
+    // Every 429 says when to come back (a service's limit as well as the request limit), and
+    // so does a 503 of a database that is away (`details.retry_after`).
     if let Some(wait) = e.details.as_ref().and_then(|d| d["retry_after"].as_u64())
-        && status == StatusCode::TOO_MANY_REQUESTS
+        && (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
     {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }

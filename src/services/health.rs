@@ -2,7 +2,7 @@
 //! and the webhook and mail backlogs (`/ready`, and the `healthDetailed` query behind
 //! `/api/v1/health/detailed`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -48,7 +48,9 @@ fn ms(start: Instant) -> f64 {
 /// Whether the database answers, and its latency.
 pub async fn database(state: &AppState) -> Check {
     let start = Instant::now();
-    let ok = state.db.ping().await.is_ok();
+    // Bounded: a database that does not answer within 2 s is down for readiness (the pool
+    // itself would wait for its full acquire timeout).
+    let ok = matches!(tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await, Ok(Ok(())));
     Check { status: if ok { "ok" } else { "down" }, latency_ms: Some(ms(start)) }
 }
 

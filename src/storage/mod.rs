@@ -108,10 +108,32 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`), so a read-then-write transaction never fails with `SQLITE_BUSY`
 /// when upgrading its lock.
+///
+/// A `BEGIN` that fails because the connection is gone (a terminated backend, a database
+/// restarting) has written nothing, so it is retried on a fresh connection, a few times
+/// within about a second, before the caller gets the 503. Nothing later in a transaction is
+/// retried here: a statement that failed mid-transaction is rolled back with it, and a
+/// `COMMIT` whose outcome is unknown must not be replayed blindly (the caller gets a 503 and
+/// decides; see README "Faults").
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
     let mode = (db.get_database_backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
-    db.begin_with_options(TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() }).await
+    let opts = TransactionOptions { sqlite_transaction_mode: mode, ..Default::default() };
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..BEGIN_RETRIES {
+        match db.begin_with_options(opts).await {
+            Err(e) if crate::error::db_fault(&e) == Some(crate::error::DbFault::Unavailable) => {
+                tracing::warn!(error = %e, "BEGIN failed on a lost connection; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            r => return r,
+        }
+    }
+    db.begin_with_options(opts).await
 }
+
+/// Retries of a `BEGIN` that met a lost connection (50 + 100 + 200 + 400 ms of waiting).
+const BEGIN_RETRIES: usize = 4;
 
 #[cfg(test)]
 mod tests {

