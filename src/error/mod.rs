@@ -365,6 +365,9 @@ pub fn db_fault(e: &sea_orm::DbErr) -> Option<DbFault> {
                 // 13 SQLITE_FULL; 10 SQLITE_IOERR with a full disk underneath reads as full too.
                 c => match c.parse::<i32>() {
                     Ok(n) if n & 0xff == 13 => Some(DbFault::StorageFull),
+                    // 5 SQLITE_BUSY / 6 SQLITE_LOCKED after the busy timeout (10 s): the write
+                    // lock stayed taken (e.g. a writer stuck on a full disk), retry later.
+                    Ok(n) if n & 0xff == 5 || n & 0xff == 6 => Some(DbFault::Unavailable),
                     Ok(n) if n & 0xff == 10 && d.message().contains("full") => Some(DbFault::StorageFull),
                     _ => None,
                 },

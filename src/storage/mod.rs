@@ -65,6 +65,23 @@ pub async fn connect_counted(
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
     });
+    opts.map_sqlx_sqlite_pool_opts(|o| {
+        o.after_release(|conn, _| {
+            Box::pin(async move {
+                use sea_orm::sqlx::{Connection, Executor};
+                // A connection that comes back still inside a transaction (one SQLite kept
+                // open after a COMMIT failed on a full disk, while the driver believes it
+                // ended) would run the next write inside it and lose it: closing it rolls
+                // that transaction back. `BEGIN` fails exactly when one is open.
+                if conn.is_in_transaction() || conn.execute("BEGIN").await.is_err() {
+                    tracing::warn!("a database connection came back inside a transaction; closed");
+                    return Ok(false);
+                }
+                conn.execute("ROLLBACK").await?;
+                Ok(true)
+            })
+        })
+    });
     let mut db = Database::connect(opts).await?;
     db.set_metric_callback(move |_info| {
         counter.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

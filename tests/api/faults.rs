@@ -59,9 +59,10 @@ impl Janua {
             .env("JANUA_MAIL_PER_IP_PER_HOUR", "1000000000")
             .env("JANUA_ARGON2_MEMORY_KIB", "8192")
             .env("JANUA_ARGON2_ITERATIONS", "1")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("RUST_LOG", std::env::var("JANUA_TEST_CHILD_LOGS").unwrap_or("error".into()))
+            // JANUA_TEST_CHILD_LOGS=1 shows the children's error log (to see a failure's cause).
+            .stdout(if std::env::var_os("JANUA_TEST_CHILD_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var_os("JANUA_TEST_CHILD_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -348,4 +349,241 @@ async fn postgres_restart_under_load_gives_503_then_recovers() {
     assert_eq!(ready_down, 503, "/ready is 503 while PostgreSQL is down");
     assert!(tally.by_status.contains_key("503 SERVICE_UNAVAILABLE"), "the outage was seen as 503s");
     assert!(tally.bad.is_empty(), "{} responses were neither 2xx/4xx nor a 503 SERVICE_UNAVAILABLE with Retry-After: {:#?}", tally.bad.len(), &tally.bad[..tally.bad.len().min(10)]);
+}
+
+/// Signs up from `clients` clients until `stop`; the emails that got a 201.
+async fn signup_flood(base: String, client: reqwest::Client, clients: usize, stop: Arc<std::sync::atomic::AtomicBool>, tag: &str) -> (Vec<String>, usize) {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (base, client, stop, tag) = (base.clone(), client.clone(), stop.clone(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let (mut created, mut failed) = (Vec::new(), 0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let email = format!("{tag}{c}-{i}@example.com");
+                let r = client
+                    .post(format!("{base}/api/v1/auth/signup"))
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        // Only a complete 201 counts: the body read to its end.
+                        if r.bytes().await.is_ok() {
+                            created.push(email);
+                        }
+                    }
+                    _ => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (created, failed)
+        }));
+    }
+    let (mut created, mut failed) = (Vec::new(), 0);
+    for t in tasks {
+        let (c, f) = t.await.unwrap();
+        created.extend(c);
+        failed += f;
+    }
+    (created, failed)
+}
+
+/// SIGKILL of `janua serve` in the middle of a sign-up flood from four clients, then a restart
+/// on the same database: every sign-up that got a 201 signs in.
+async fn sigkill_during_signup_flood(database_url: String, label: &str) {
+    let (dir, client) = (TempDir::new(), reqwest::Client::new());
+    let mut node = Janua::start(
+        &[
+            ("DATABASE_URL", database_url),
+            ("JANUA_MASTER_KEY", MasterKey::generate().to_base64()),
+            ("JANUA_MAIL_DIR", dir.0.join("mail").display().to_string()),
+        ],
+        &client,
+    )
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = tokio::spawn(signup_flood(node.base.clone(), client.clone(), 4, stop.clone(), "flood"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    node.sigkill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (created, failed) = flood.await.unwrap();
+    assert!(!created.is_empty(), "sign-ups went through before the kill");
+    let node = node.restart(&client).await;
+    let mut present = 0;
+    for email in &created {
+        let r = node
+            .call(&client, "POST", "/auth/signin", None, Some(json!({"email": email, "password": PASSWORD})))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{email} got a 201 before the SIGKILL: {}", r.body);
+        present += 1;
+    }
+    eprintln!(
+        "\nSIGKILL during a sign-up flood ({label}): {} sign-ups got a 201, {present} present after restart; \
+         {failed} requests cut off or refused by the kill",
+        created.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_signup_flood_on_sqlite_loses_no_201() {
+    let dir = TempDir::new();
+    sigkill_during_signup_flood(format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()), "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_signup_flood_on_postgres_loses_no_201() {
+    let Some(pg) = PrivatePg::start() else { return };
+    sigkill_during_signup_flood(pg.url(), "PostgreSQL").await;
+}
+
+/// A small tmpfs mounted for one test; unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(at))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `path` to the last byte; returns the bytes written.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut written = 0;
+    for chunk in [65536usize, 4096, 512, 1] {
+        let buf = vec![0u8; chunk];
+        while f.write_all(&buf).is_ok() && f.flush().is_ok() {
+            written += chunk as u64;
+        }
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// SQLite on a full disk: writes get a 503 `SERVICE_UNAVAILABLE` with `details.reason`
+/// `storage_full` and a `Retry-After` (never a 500), Janua keeps running, and once space is
+/// freed writes work again; the database passes `PRAGMA integrity_check` and holds what was
+/// written before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_gives_a_clear_error_and_stays_intact() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let (dir, client) = (TempDir::new(), reqwest::Client::new());
+    let Some(fs) = SmallFs::mount(dir.0.join("small"), "4m") else {
+        skip("cannot mount a tmpfs (needs root / CAP_SYS_ADMIN)");
+        return;
+    };
+    let db_path = fs.0.join("janua.db");
+    let url = format!("sqlite://{}?mode=rwc", db_path.display());
+    let mut node = Janua::start(
+        &[
+            ("DATABASE_URL", url.clone()),
+            ("JANUA_MASTER_KEY", MasterKey::generate().to_base64()),
+            ("JANUA_MAIL_DIR", dir.0.join("mail").display().to_string()),
+        ],
+        &client,
+    )
+    .await;
+    let signup = |email: String| {
+        let (client, base) = (client.clone(), node.base.clone());
+        async move {
+            Resp::from(
+                client
+                    .post(format!("{base}/api/v1/auth/signup"))
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    assert_eq!(signup("before@example.com".into()).await.status, 201);
+
+    let filler = fs.0.join("filler");
+    let filled = fill(&filler);
+    let (mut by_status, mut first_full) = (BTreeMap::<String, usize>::new(), None);
+    for i in 0..400 {
+        let r = signup(format!("full{i}@example.com")).await;
+        let reason = r.body["error"]["details"]["reason"].as_str().unwrap_or("").to_owned();
+        let key = if r.status >= 500 { format!("{} {} {reason}", r.status, r.code()) } else { r.status.to_string() };
+        *by_status.entry(key).or_default() += 1;
+        assert!(r.status == 201 || r.status == 503, "a full disk gives a 201 or a 503, never {}: {}", r.status, r.body);
+        if r.status == 503 {
+            assert_eq!(r.code(), "SERVICE_UNAVAILABLE");
+            // Mostly `storage_full`; a writer that meets the lock of one failing on the full
+            // disk (SQLITE_BUSY) gets `database_unavailable`.
+            assert!(reason == "storage_full" || reason == "database_unavailable", "{}", r.body);
+            assert!(r.headers.get("retry-after").is_some());
+            first_full.get_or_insert(i);
+            if by_status.get("503 SERVICE_UNAVAILABLE storage_full").copied().unwrap_or(0) >= 5 {
+                break;
+            }
+        }
+    }
+    assert!(first_full.is_some(), "the full disk was met within 400 sign-ups: {by_status:?}");
+    assert!(node.child.try_wait().unwrap().is_none(), "janua still runs on a full disk");
+    let health = client.get(format!("{}/health", node.base)).send().await.unwrap().status();
+    assert_eq!(health, 200);
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = signup("after@example.com".into()).await;
+        if r.status == 201 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes work again once space is freed: {} {}", r.status, r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = node
+        .call(&client, "POST", "/auth/signin", None, Some(json!({"email": "after@example.com", "password": PASSWORD})))
+        .await
+        .unwrap();
+    // Janua itself sees it (it was committed, not left in a transaction SQLite kept open).
+    assert_eq!(r.status, 200, "the sign-up after freeing space signs in: {}", r.body);
+    node.sigkill();
+    let db = janua::storage::connect(&url, None).await.unwrap();
+    let check = db
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA integrity_check"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
+        .unwrap();
+    let users = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT count(*) FROM users WHERE email IN ('before@example.com', 'after@example.com')",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    db.close().await.unwrap();
+    eprintln!(
+        "\nSQLite on a full disk: filler {filled} bytes; sign-ups by status {by_status:?} (first 503 after {} sign-ups); \
+         integrity_check: {check}; earlier and later users present: {users}/2",
+        first_full.unwrap()
+    );
+    assert_eq!(check, "ok");
+    assert_eq!(users, 2);
 }
