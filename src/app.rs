@@ -107,6 +107,7 @@ impl App {
                 redis,
                 state.bus.clone(),
                 state.redis_revocations.clone(),
+                state.db.clone(),
             )));
         }
         let _workers = AbortOnDrop(workers);

@@ -291,9 +291,11 @@ impl From<sea_orm::DbErr> for AppError {
             // The database is unreachable or went away mid-request (restart, terminated
             // connection, pool timeout): not our bug and not the caller's, a 503 to retry.
             Some(fault) => {
-                metrics::counter!("janua_database_unavailable_total", "reason" => fault.reason()).increment(1);
-                let mut err = Self::new(ErrorCode::ServiceUnavailable)
-                    .with_details(serde_json::json!({"reason": fault.reason(), "retry_after": fault.retry_after()}));
+                metrics::counter!("janua_database_unavailable_total", "reason" => fault.reason())
+                    .increment(1);
+                let mut err = Self::new(ErrorCode::ServiceUnavailable).with_details(
+                    serde_json::json!({"reason": fault.reason(), "retry_after": fault.retry_after()}),
+                );
                 err.internal = Some(e.to_string());
                 err
             }
@@ -338,14 +340,16 @@ pub fn db_fault(e: &sea_orm::DbErr) -> Option<DbFault> {
     use sea_orm::{DbErr, RuntimeErr};
     let sqlx = match e {
         DbErr::ConnectionAcquire(_) => return Some(DbFault::Unavailable),
-        DbErr::Conn(RuntimeErr::SqlxError(x)) | DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
-            x
-        }
+        DbErr::Conn(RuntimeErr::SqlxError(x))
+        | DbErr::Exec(RuntimeErr::SqlxError(x))
+        | DbErr::Query(RuntimeErr::SqlxError(x)) => x,
         DbErr::Conn(_) => return Some(DbFault::Unavailable),
         _ => return None,
     };
     match &**sqlx {
-        Sqlx::Io(io) => Some(if io.raw_os_error() == Some(28) { DbFault::StorageFull } else { DbFault::Unavailable }),
+        Sqlx::Io(io) => {
+            Some(if io.raw_os_error() == Some(28) { DbFault::StorageFull } else { DbFault::Unavailable })
+        }
         Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) | Sqlx::BeginFailed => {
             Some(DbFault::Unavailable)
         }

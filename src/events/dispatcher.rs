@@ -64,8 +64,11 @@ impl Dispatcher {
     /// With Redis (several nodes), events are published to its channel before the commit, under a
     /// cluster-wide lock (an advisory lock on PostgreSQL, the write lock on SQLite), so every node
     /// receives them in outbox order; a failed commit publishes them again later, and subscribers
-    /// skip what they have seen (by outbox position). When Redis does not answer, this node's
-    /// subscribers still get the events; other nodes' subscribers catch up by resuming with `after`.
+    /// skip what they have seen (by outbox position). When Redis does not answer, the events stay
+    /// unpublished in the outbox (on every node, this one included) and go out, in order, at the
+    /// first run once it answers again (runs come with every commit and at least every interval);
+    /// a node whose subscription to the channel broke meanwhile re-reads what it missed from the
+    /// outbox ([`super::forward_from_redis`]). Nothing is lost, nothing is delivered twice.
     pub async fn try_run_once(&self) -> Result<usize, sea_orm::DbErr> {
         let _one_at_a_time = self.running.lock().await;
         let mut total = 0;
@@ -92,36 +95,43 @@ impl Dispatcher {
                 txn.commit().await?;
                 return Ok(total);
             }
-            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            outbox_event::Entity::update_many()
-                .col_expr(outbox_event::Column::PublishedAt, Expr::value(Utc::now()))
-                .filter(outbox_event::Column::Seq.is_in(seqs))
-                .exec(&txn)
-                .await?;
-            total += rows.len();
             let events: Vec<BusEvent> = rows.into_iter().map(BusEvent::from).collect();
-            metrics::counter!("janua_events_published_total").increment(events.len() as u64);
-            let mut local = Vec::new();
-            match &self.redis {
+            // With Redis, only what reached its channel is marked published: the rest stays in
+            // the outbox, for the next run once Redis answers (then every node gets it, in order).
+            let (sent, redis_down) = match &self.redis {
                 Some(redis) => {
-                    let mut redis_up = true;
-                    for e in events {
-                        if redis_up && let Err(err) = Self::publish_to_redis(redis, &e).await {
-                            tracing::warn!(error = %err, "redis publish failed; events delivered on this node only");
-                            redis_up = false;
+                    let mut sent = 0;
+                    for e in &events {
+                        if let Err(err) = Self::publish_to_redis(redis, e).await {
+                            tracing::warn!(error = %err, "redis publish failed; events held in the outbox until it answers");
+                            metrics::counter!("janua_events_held_total", "reason" => "redis_unavailable")
+                                .increment((events.len() - sent) as u64);
+                            break;
                         }
-                        if !redis_up {
-                            metrics::counter!("janua_events_dropped_total", "reason" => "redis_unavailable")
-                                .increment(1);
-                            local.push(e);
-                        }
+                        sent += 1;
                     }
+                    (sent, sent < events.len())
                 }
-                None => local = events,
+                None => (events.len(), false),
+            };
+            if sent > 0 {
+                let seqs: Vec<i64> = events[..sent].iter().map(|e| e.seq).collect();
+                outbox_event::Entity::update_many()
+                    .col_expr(outbox_event::Column::PublishedAt, Expr::value(Utc::now()))
+                    .filter(outbox_event::Column::Seq.is_in(seqs))
+                    .exec(&txn)
+                    .await?;
             }
+            total += sent;
+            metrics::counter!("janua_events_published_total").increment(sent as u64);
             txn.commit().await?;
-            for e in local {
-                self.bus.publish(Arc::new(e));
+            if self.redis.is_none() {
+                for e in events {
+                    self.bus.publish(Arc::new(e));
+                }
+            }
+            if redis_down {
+                return Ok(total);
             }
         }
     }
