@@ -77,8 +77,21 @@ impl KeyStore {
         master: &MasterKey,
         access_ttl: i64,
     ) -> anyhow::Result<String> {
+        Self::rotate_with_refresh(db, master, access_ttl, Duration::ZERO).await
+    }
+
+    /// [`KeyStore::rotate`] for nodes that re-read the keys every `refresh`: a node may sign
+    /// with the old key for up to `refresh` after the rotation, so the old key stays published
+    /// for `refresh` + the access-token lifetime + a minute, then leaves the JWKS (retired).
+    pub async fn rotate_with_refresh(
+        db: &impl ConnectionTrait,
+        master: &MasterKey,
+        access_ttl: i64,
+        refresh: Duration,
+    ) -> anyhow::Result<String> {
         let now = Utc::now();
-        let publish_until = now + chrono::Duration::seconds(access_ttl + 60);
+        let refresh = chrono::Duration::from_std(refresh).unwrap_or(chrono::Duration::zero());
+        let publish_until = now + refresh + chrono::Duration::seconds(access_ttl + 60);
         let old =
             signing_key::Entity::find().filter(signing_key::Column::RetiredAt.is_null()).all(db).await?;
         let kid = create_key(db, master).await?;
@@ -101,6 +114,11 @@ impl KeyStore {
     /// Whether the key ring is older than `max_age` (the server reloads it then).
     pub fn is_stale(&self, max_age: Duration) -> bool {
         self.keys.read().expect("key lock poisoned").loaded_at.elapsed() > max_age
+    }
+
+    /// The key id new tokens are signed with.
+    pub fn signing_kid(&self) -> String {
+        self.keys.read().expect("key lock poisoned").signing_kid.clone()
     }
 
     /// Signs an access token for a user's session; returns the token and its lifetime in seconds.
