@@ -218,15 +218,25 @@ impl WebhookWorker {
             HashMap::new();
         let mut done: Vec<Sent> = Vec::new();
         let mut look = true;
+        // Held while attempts are in flight, so a `try_run_once` in this process waits until
+        // they are recorded (and this loop claims nothing while one runs).
+        let mut busy: Option<tokio::sync::OwnedMutexGuard<()>> = None;
         loop {
             let stopping = shutdown.deadline().is_some();
             if look && !stopping {
                 look = false;
-                match self.fill(&mut in_flight, &mut sending, width).await {
-                    Ok(true) => look = true,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(code = %e.code, cause = ?e.internal, "webhook claim failed; retrying")
+                if busy.is_none() {
+                    busy = state.webhook_running.clone().try_lock_owned().ok();
+                }
+                if busy.is_none() {
+                    look = true;
+                } else {
+                    match self.fill(&mut in_flight, &mut sending, width).await {
+                        Ok(true) => look = true,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(code = %e.code, cause = ?e.internal, "webhook claim failed; retrying")
+                        }
                     }
                 }
             }
@@ -238,6 +248,9 @@ impl WebhookWorker {
                         tracing::warn!(code = %e.code, cause = ?e.internal, "recording webhook attempts failed")
                     }
                 }
+            }
+            if in_flight.is_empty() {
+                busy = None;
             }
             if stopping && in_flight.is_empty() {
                 return;
