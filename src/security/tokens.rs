@@ -45,6 +45,8 @@ struct Loaded {
 #[derive(Clone)]
 pub struct KeyStore {
     keys: Arc<RwLock<Loaded>>,
+    /// When a token with an unknown `kid` last made this node re-read the keys.
+    asked: Arc<std::sync::Mutex<Option<Instant>>>,
     master: MasterKey,
     issuer: String,
     audience: String,
@@ -68,7 +70,14 @@ impl KeyStore {
             create_key(db, &master).await?;
         }
         let loaded = load_keys(db, &master).await?;
-        Ok(Self { keys: Arc::new(RwLock::new(loaded)), master, issuer, audience, access_ttl })
+        Ok(Self {
+            keys: Arc::new(RwLock::new(loaded)),
+            asked: Arc::default(),
+            master,
+            issuer,
+            audience,
+            access_ttl,
+        })
     }
 
     /// Creates a new signing key; the old ones stay published until their last token expires.
@@ -119,6 +128,18 @@ impl KeyStore {
     /// The key id new tokens are signed with.
     pub fn signing_kid(&self) -> String {
         self.keys.read().expect("key lock poisoned").signing_kid.clone()
+    }
+
+    /// Whether a token with an unknown `kid` may make this node re-read the keys now: at most
+    /// once every `every`, however many such tokens arrive (forged ones cost no more), and
+    /// independent of the periodic refresh — a key rotated just after it is picked up at once.
+    pub fn may_reload_for_unknown_kid(&self, every: Duration) -> bool {
+        let mut asked = self.asked.lock().expect("key lock poisoned");
+        if asked.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *asked = Some(Instant::now());
+        true
     }
 
     /// Signs an access token for a user's session; returns the token and its lifetime in seconds.
