@@ -117,8 +117,10 @@ impl App {
         }
         let _workers = AbortOnDrop(workers);
         // These finish their attempts (or hand them back) when the server shuts down.
-        let mut draining =
-            AbortOnDrop(vec![self.webhooks.spawn(Duration::from_secs(1)), self.mail.spawn(Duration::from_secs(1))]);
+        let mut draining = AbortOnDrop(vec![
+            self.webhooks.spawn(Duration::from_secs(1)),
+            self.mail.spawn(Duration::from_secs(1)),
+        ]);
         tracing::info!(%addr, "Janua is serving");
         let base = format!("http://{addr}");
         tracing::info!("open {base}/ in a browser; its pages:");

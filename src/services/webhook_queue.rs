@@ -272,7 +272,8 @@ async fn record_interrupted(
     let mut attempts = Vec::with_capacity(cut.len());
     for (d, started_at, duration_ms, error) in cut {
         let number = d.attempts + 1;
-        let retry = d.event_type != TEST_EVENT && usize::try_from(number - 1).is_ok_and(|s| s < schedule.len());
+        let retry =
+            d.event_type != TEST_EVENT && usize::try_from(number - 1).is_ok_and(|s| s < schedule.len());
         let (status, next) = if retry { (PENDING, Some(now)) } else { (FAILED, None) };
         let done = webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(status))
@@ -316,7 +317,10 @@ pub const INTERRUPTED: &str = "interrupted";
 /// Hands back deliveries a stopping node was still sending when its grace ran out: each attempt
 /// is recorded as `interrupted` ([`HANDED_BACK`]) and the lease released, so another node (or
 /// the next start) sends the delivery again at once. `(delivery as claimed, started_at)`.
-pub async fn hand_back(state: &AppState, cut: Vec<(webhook_delivery::Model, DateTime<Utc>)>) -> AppResult<()> {
+pub async fn hand_back(
+    state: &AppState,
+    cut: Vec<(webhook_delivery::Model, DateTime<Utc>)>,
+) -> AppResult<()> {
     if cut.is_empty() {
         return Ok(());
     }

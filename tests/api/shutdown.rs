@@ -87,12 +87,16 @@ async fn exited(child: &mut std::process::Child, within: Duration) -> std::proce
 /// A webhook receiver that answers 200 after `delay`, noting the event types it got.
 async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
-    async fn hook(State((got, delay)): State<(Arc<Mutex<Vec<String>>>, Duration)>, h: HeaderMap) -> StatusCode {
+    async fn hook(
+        State((got, delay)): State<(Arc<Mutex<Vec<String>>>, Duration)>,
+        h: HeaderMap,
+    ) -> StatusCode {
         got.lock().unwrap().push(h["x-janua-event-type"].to_str().unwrap().to_owned());
         tokio::time::sleep(delay).await;
         StatusCode::OK
     }
-    let router = axum::Router::new().route("/hook", axum::routing::post(hook)).with_state((got.clone(), delay));
+    let router =
+        axum::Router::new().route("/hook", axum::routing::post(hook)).with_state((got.clone(), delay));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -222,7 +226,11 @@ async fn a_webhook_attempt_still_running_when_the_grace_ends_is_handed_back() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((d.status.as_str(), d.attempts, d.locked_until), ("pending", 1, None), "lease released: {d:?}");
+    assert_eq!(
+        (d.status.as_str(), d.attempts, d.locked_until),
+        ("pending", 1, None),
+        "lease released: {d:?}"
+    );
     assert!(d.next_attempt_at.is_some_and(|t| t <= chrono::Utc::now()), "due again at once: {d:?}");
     let a = webhook_attempt::Entity::find()
         .filter(webhook_attempt::Column::DeliveryId.eq(d.id))
