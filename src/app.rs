@@ -1,5 +1,6 @@
 //! `App::build(config)` wires storage, keys, services, schema and routes; `App::run` serves.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,15 +93,20 @@ impl App {
     }
 
     /// Serves until the process is stopped, with the background workers running.
+    ///
+    /// SIGTERM or Ctrl-C (or [`crate::shutdown::Shutdown::begin`]) drains: the listener closes,
+    /// requests in flight finish, WebSocket connections close with 1001, the webhook and mail
+    /// workers finish or hand back their attempts; within `JANUA_SHUTDOWN_GRACE` (plus the time to
+    /// record what was handed back) this returns `Ok`, and the process exits 0.
     pub async fn run(self) -> anyhow::Result<()> {
         let state = self.services.state.clone();
         let addr = self.local_addr();
+        let shutdown = state.shutdown.clone();
         // Dropping (or aborting) this future stops the workers too, like a killed process.
         let mut workers = vec![
             self.dispatcher.spawn(Duration::from_millis(500)),
-            self.webhooks.spawn(Duration::from_secs(1)),
-            self.mail.spawn(Duration::from_secs(1)),
             tokio::spawn(housekeeping(state.clone())),
+            tokio::spawn(refresh_keys(state.clone())),
         ];
         if let Some(redis) = state.redis.clone() {
             workers.push(tokio::spawn(crate::events::forward_from_redis(
@@ -111,19 +117,55 @@ impl App {
             )));
         }
         let _workers = AbortOnDrop(workers);
+        // These finish their attempts (or hand them back) when the server shuts down.
+        let mut draining = AbortOnDrop(vec![
+            self.webhooks.spawn(Duration::from_secs(1)),
+            self.mail.spawn(Duration::from_secs(1)),
+        ]);
         tracing::info!(%addr, "Janua is serving");
         let base = format!("http://{addr}");
         tracing::info!("open {base}/ in a browser; its pages:");
         for (path, title, _) in pages::PAGES {
             tracing::info!("  {title}: {base}{path}");
         }
-        let result =
+        let grace = state.config.shutdown_grace;
+        let signal = {
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown_signal() => {
+                        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining");
+                    }
+                    _ = shutdown.begun() => {}
+                }
+                shutdown.begin(tokio::time::Instant::now() + grace);
+            }
+        };
+        let serve =
             axum::serve(Listener(self.listener), self.router.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(shutdown_signal())
-                .await;
-        Ok(result?)
+                .with_graceful_shutdown(signal)
+                .into_future();
+        tokio::pin!(serve);
+        tokio::select! {
+            r = &mut serve => r?,
+            () = shutdown.overdue() => tracing::warn!("requests still in flight when the shutdown grace ran out"),
+        }
+        let deadline = shutdown.deadline().unwrap_or_else(tokio::time::Instant::now);
+        if !shutdown.connections_ended(deadline).await {
+            tracing::warn!("WebSocket connections still open when the shutdown grace ran out");
+        }
+        // The workers hand back what is left at the deadline: give them a moment to record it.
+        for w in &mut draining.0 {
+            let _ = tokio::time::timeout_at(deadline + HAND_BACK_TIME, w).await;
+        }
+        let drained = deadline.checked_sub(grace).map_or(Duration::ZERO, |began| began.elapsed());
+        tracing::info!(drain_ms = drained.as_millis() as u64, "stopped");
+        Ok(())
     }
 }
+
+/// How long, after the shutdown grace, the workers have to record what they hand back.
+const HAND_BACK_TIME: Duration = Duration::from_secs(5);
 
 /// Connects and migrates the database, loads the keys and builds every shared part.
 async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
@@ -207,6 +249,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webhook_running: Arc::default(),
         mail_wake: Arc::new(Notify::new()),
         mail_running: Arc::default(),
+        shutdown: Default::default(),
         smtp: mail_worker::smtp_transport(&config)?,
         mail_address_limiter,
         mail_ip_limiter,
@@ -324,8 +367,26 @@ async fn housekeeping(state: AppState) {
         state.lockouts.purge();
         state.mfa_lockouts.purge();
         state.ceremonies.purge_expired();
-        if let Err(e) = state.keys.reload(&state.db).await {
-            tracing::warn!(error = %e, "reloading signing keys failed");
+    }
+}
+
+/// Re-reads the signing keys every `JANUA_KEY_REFRESH_INTERVAL`: a key rotated on another node
+/// (or by `janua keys rotate`) is published and signs here within that interval, and a retired
+/// key leaves the JWKS once its `publish_until` has passed.
+async fn refresh_keys(state: AppState) {
+    let every = state.config.key_refresh_interval.max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let before = state.keys.signing_kid();
+        match state.keys.reload(&state.db).await {
+            Ok(()) if state.keys.signing_kid() != before => {
+                tracing::info!(kid = %state.keys.signing_kid(), "signing with a new key");
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "reloading signing keys failed"),
         }
     }
 }

@@ -171,6 +171,18 @@ pub struct Config {
     /// Webhook requests in flight at once on this node.
     #[arg(long, global = true, env = "JANUA_WEBHOOK_CONCURRENCY", default_value_t = 64)]
     pub webhook_concurrency: usize,
+    /// Webhook requests in flight at once to one endpoint, from every node together; each
+    /// delivery is retried on its own schedule, so a failing event never holds up later ones.
+    #[arg(long, global = true, env = "JANUA_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT", default_value_t = 8)]
+    pub webhook_max_in_flight_per_endpoint: usize,
+    /// How long a stopping server (SIGTERM, Ctrl-C) lets requests in flight, webhook attempts
+    /// and mail sends finish before it hands what is left back and exits.
+    #[arg(long, global = true, env = "JANUA_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How often a node re-reads the signing keys (a `janua keys rotate` elsewhere reaches it
+    /// within this); a retired key stays published this much longer than its last token lives.
+    #[arg(long, global = true, env = "JANUA_KEY_REFRESH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub key_refresh_interval: Duration,
     /// The address browsers and identity providers reach this server at (SAML entity ids, the
     /// ACS and OIDC callback URLs, SP metadata); unset, the issuer.
     #[arg(long, global = true, env = "JANUA_PUBLIC_URL")]

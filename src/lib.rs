@@ -15,6 +15,7 @@ pub mod protocols;
 pub mod rest;
 pub mod security;
 pub mod services;
+pub mod shutdown;
 pub mod state;
 pub mod storage;
 pub mod workers;

@@ -38,7 +38,14 @@ async fn main() -> anyhow::Result<()> {
                 &c.master_key_file,
             )
             .await?;
-            let kid = janua::security::tokens::KeyStore::rotate(&db, &master, c.access_token_ttl).await?;
+            let kid = janua::security::tokens::KeyStore::rotate_with_refresh(
+                &db,
+                &master,
+                c.access_token_ttl,
+                c.key_refresh_interval,
+            )
+            .await?;
+            // Every node signs with it within JANUA_KEY_REFRESH_INTERVAL (it polls the keys).
             println!("new signing key {kid}; previous keys stay published until their last token expires");
             Ok(())
         }

@@ -72,6 +72,8 @@ pub struct Inner {
     pub mail_wake: Arc<Notify>,
     /// Held by a mail worker run, so runs in this process take turns.
     pub mail_running: Arc<tokio::sync::Mutex<()>>,
+    /// The graceful-shutdown signal every part of the server watches.
+    pub shutdown: crate::shutdown::Shutdown,
     /// The SMTP client (`JANUA_SMTP_URL`); without one, mails are written to `JANUA_MAIL_DIR`.
     pub smtp: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     /// Mail-sending requests per recipient address (`JANUA_MAIL_PER_ADDRESS_PER_HOUR`).

@@ -72,7 +72,7 @@ pub struct WebhookAttempt {
     pub status_code: Option<i32>,
     /// Why the attempt failed (timeout, connection error, HTTP status), if it did.
     pub error: Option<String>,
-    /// `succeeded`, `retrying` or `failed`.
+    /// `succeeded`, `retrying`, `failed` or `interrupted` (cut short: a crash, or a shutdown handing it back).
     pub outcome: String,
     /// When the next attempt was scheduled, if one was.
     pub next_attempt_at: Option<DateTime<Utc>>,

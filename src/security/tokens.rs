@@ -45,6 +45,8 @@ struct Loaded {
 #[derive(Clone)]
 pub struct KeyStore {
     keys: Arc<RwLock<Loaded>>,
+    /// When a token with an unknown `kid` last made this node re-read the keys.
+    asked: Arc<std::sync::Mutex<Option<Instant>>>,
     master: MasterKey,
     issuer: String,
     audience: String,
@@ -68,7 +70,14 @@ impl KeyStore {
             create_key(db, &master).await?;
         }
         let loaded = load_keys(db, &master).await?;
-        Ok(Self { keys: Arc::new(RwLock::new(loaded)), master, issuer, audience, access_ttl })
+        Ok(Self {
+            keys: Arc::new(RwLock::new(loaded)),
+            asked: Arc::default(),
+            master,
+            issuer,
+            audience,
+            access_ttl,
+        })
     }
 
     /// Creates a new signing key; the old ones stay published until their last token expires.
@@ -77,8 +86,21 @@ impl KeyStore {
         master: &MasterKey,
         access_ttl: i64,
     ) -> anyhow::Result<String> {
+        Self::rotate_with_refresh(db, master, access_ttl, Duration::ZERO).await
+    }
+
+    /// [`KeyStore::rotate`] for nodes that re-read the keys every `refresh`: a node may sign
+    /// with the old key for up to `refresh` after the rotation, so the old key stays published
+    /// for `refresh` + the access-token lifetime + a minute, then leaves the JWKS (retired).
+    pub async fn rotate_with_refresh(
+        db: &impl ConnectionTrait,
+        master: &MasterKey,
+        access_ttl: i64,
+        refresh: Duration,
+    ) -> anyhow::Result<String> {
         let now = Utc::now();
-        let publish_until = now + chrono::Duration::seconds(access_ttl + 60);
+        let refresh = chrono::Duration::from_std(refresh).unwrap_or(chrono::Duration::zero());
+        let publish_until = now + refresh + chrono::Duration::seconds(access_ttl + 60);
         let old =
             signing_key::Entity::find().filter(signing_key::Column::RetiredAt.is_null()).all(db).await?;
         let kid = create_key(db, master).await?;
@@ -101,6 +123,23 @@ impl KeyStore {
     /// Whether the key ring is older than `max_age` (the server reloads it then).
     pub fn is_stale(&self, max_age: Duration) -> bool {
         self.keys.read().expect("key lock poisoned").loaded_at.elapsed() > max_age
+    }
+
+    /// The key id new tokens are signed with.
+    pub fn signing_kid(&self) -> String {
+        self.keys.read().expect("key lock poisoned").signing_kid.clone()
+    }
+
+    /// Whether a token with an unknown `kid` may make this node re-read the keys now: at most
+    /// once every `every`, however many such tokens arrive (forged ones cost no more), and
+    /// independent of the periodic refresh — a key rotated just after it is picked up at once.
+    pub fn may_reload_for_unknown_kid(&self, every: Duration) -> bool {
+        let mut asked = self.asked.lock().expect("key lock poisoned");
+        if asked.is_some_and(|at| at.elapsed() < every) {
+            return false;
+        }
+        *asked = Some(Instant::now());
+        true
     }
 
     /// Signs an access token for a user's session; returns the token and its lifetime in seconds.

@@ -274,8 +274,10 @@ pub async fn authenticate_with_expiry(
     state: &AppState,
     token: &str,
 ) -> AppResult<(UserActor, chrono::DateTime<Utc>)> {
-    if !state.keys.knows_kid(token) && state.keys.is_stale(std::time::Duration::from_secs(5)) {
-        // A key rotated by another process: pick it up (at most every 5 s).
+    if !state.keys.knows_kid(token)
+        && state.keys.may_reload_for_unknown_kid(std::time::Duration::from_millis(500))
+    {
+        // A key rotated by another process: pick it up (at most twice a second).
         state.keys.reload(&state.db).await.map_err(AppError::internal)?;
     }
     let claims = state.keys.verify_access(token)?;

@@ -36,7 +36,7 @@ pub struct AttemptView {
     pub duration_ms: i64,
     pub status_code: Option<i32>,
     pub error: Option<String>,
-    /// `succeeded`, `retrying` or `failed`.
+    /// `succeeded`, `retrying`, `failed` or `interrupted` (cut short: a crash, or a shutdown handing it back).
     pub outcome: String,
     pub next_attempt_at: Option<DateTime<Utc>>,
 }

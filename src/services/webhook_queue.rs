@@ -1,5 +1,6 @@
-//! The webhook queue: fan-out from the outbox, claiming due deliveries (one node per attempt),
-//! recording every attempt with its retry decision, disabling endpoints that keep failing.
+//! The webhook queue: fan-out from the outbox, claiming due deliveries (one node per attempt,
+//! each delivery on its own, a bounded number in flight per endpoint), recording every attempt
+//! with its retry decision (also those cut short), disabling endpoints that keep failing.
 //!
 //! State lives in the database only, so a crash loses nothing: an outbox row is fanned out in
 //! the transaction that marks it; a claimed delivery carries a lease (`locked_until`) that
@@ -142,27 +143,36 @@ impl AttemptOutcome {
     }
 }
 
-const CLAIM_SQL: &str = "SELECT d.* FROM webhook_deliveries d \
-     JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-       AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-       AND e.active = $2 \
-       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-           WHERE p.endpoint_id = d.endpoint_id AND p.status = 'pending' \
-             AND p.event_seq < d.event_seq AND p.event_type <> 'webhook.test') \
-     ORDER BY d.event_seq LIMIT $3";
+/// Due, unleased deliveries of active endpoints, each endpoint's oldest first and at most `$3`
+/// of each (`rn`), the longest due first overall.
+const CLAIM_SQL: &str = "SELECT * FROM (SELECT d.*, ROW_NUMBER() OVER \
+       (PARTITION BY d.endpoint_id ORDER BY d.event_seq, d.id) AS rn \
+     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+     WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND d.locked_until IS NULL \
+       AND e.active = $2) t \
+     WHERE t.rn <= $3 ORDER BY t.next_attempt_at, t.event_seq LIMIT $4";
 
-/// Claims up to `limit` due deliveries, at most one per endpoint and each endpoint's oldest
-/// pending event first, by setting their lease. Rows are claimed in one write transaction
-/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so no two nodes send
-/// the same attempt.
+/// Serialises claims across PostgreSQL nodes, so the per-endpoint bound holds for them all.
+const CLAIM_LOCK: i64 = 0x6a61_6e75_6177_6802;
+
+/// The error of an attempt whose node stopped (crashed, or was killed) before recording it.
+pub const CUT_SHORT: &str = "cut short: the node sending it stopped before recording the outcome";
+/// The error of an attempt a stopping node handed back when its shutdown grace ran out.
+pub const HANDED_BACK: &str = "cut short: handed back by a node shutting down";
+
+/// Claims up to `limit` due deliveries by setting their lease, each independent of the others:
+/// a delivery waiting for its retry holds up no later event. At most
+/// `JANUA_WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` deliveries of one endpoint are leased at once,
+/// counting every node's (claims are serialised: the write lock on SQLite, an advisory lock on
+/// PostgreSQL). A lease that expired belongs to an attempt cut short by a crash: the attempt is
+/// recorded first (`interrupted`, [`CUT_SHORT`]) and the delivery is due again at once.
 pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>> {
     let db = &state.db;
     let backend = db.get_database_backend();
     let now = Utc::now();
     let sql = match backend {
-        DbBackend::Postgres => format!("{CLAIM_SQL} FOR UPDATE OF d SKIP LOCKED"),
-        _ => CLAIM_SQL.replace("$1", "?1").replace("$2", "?2").replace("$3", "?3"),
+        DbBackend::Postgres => CLAIM_SQL.to_owned(),
+        _ => CLAIM_SQL.replace("$1", "?1").replace("$2", "?2").replace("$3", "?3").replace("$4", "?4"),
     };
     let due = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Status.eq(PENDING))
@@ -172,18 +182,69 @@ pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>
                 .is_null()
                 .or(webhook_delivery::Column::LockedUntil.lte(now)),
         );
-    if due.limit(1).count(db).await? == 0 {
+    if limit == 0 || due.limit(1).count(db).await? == 0 {
         return Ok(Vec::new());
     }
     let w = Write::begin_worker(state, WORKER).await?;
-    let rows = webhook_delivery::Entity::find()
+    if backend == DbBackend::Postgres {
+        w.tx()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [CLAIM_LOCK.into()],
+            ))
+            .await?;
+    }
+    let expired = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::LockedUntil.lte(now))
+        .limit(500)
+        .all(w.tx())
+        .await?;
+    if !expired.is_empty() {
+        let lease = lease(state);
+        let cut: Vec<_> = expired
+            .into_iter()
+            .map(|d| {
+                let started = d.locked_until.map_or(now, |t| t - lease);
+                (d, started, 0, CUT_SHORT)
+            })
+            .collect();
+        record_interrupted(state, &w, cut, now).await?;
+    }
+    let per_endpoint = state.config.webhook_max_in_flight_per_endpoint.max(1);
+    let in_flight: HashMap<Uuid, i64> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::EndpointId)
+        .column_as(webhook_delivery::Column::Id.count(), "n")
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::LockedUntil.gt(now))
+        .group_by(webhook_delivery::Column::EndpointId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(w.tx())
+        .await?
+        .into_iter()
+        .collect();
+    let candidates = webhook_delivery::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             backend,
             sql,
-            [now.into(), true.into(), (limit as i64).into()],
+            [now.into(), true.into(), (per_endpoint as i64).into(), (limit as i64).into()],
         ))
         .all(w.tx())
         .await?;
+    let mut taken: HashMap<Uuid, i64> = HashMap::new();
+    let rows: Vec<webhook_delivery::Model> = candidates
+        .into_iter()
+        .filter(|d| {
+            let n = taken.entry(d.endpoint_id).or_insert(in_flight.get(&d.endpoint_id).copied().unwrap_or(0));
+            if *n >= per_endpoint as i64 {
+                return false;
+            }
+            *n += 1;
+            true
+        })
+        .collect();
     if rows.is_empty() {
         w.commit().await?;
         return Ok(Vec::new());
@@ -195,6 +256,86 @@ pub async fn claim_due(state: &AppState, limit: usize) -> AppResult<Vec<Claimed>
         .await?;
     w.commit().await?;
     with_endpoints(state, rows).await
+}
+
+/// Records attempts that were cut short (`interrupted`, with `error`) and makes each delivery
+/// due again at once, or failed when its schedule has no retry left. Each is
+/// `(delivery as leased, started_at, duration_ms, error)`; one already recorded meanwhile (by
+/// another node) is left alone.
+async fn record_interrupted(
+    state: &AppState,
+    w: &Write<'_>,
+    cut: Vec<(webhook_delivery::Model, DateTime<Utc>, i64, &'static str)>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let schedule = &state.config.webhook_retry_schedule;
+    let mut attempts = Vec::with_capacity(cut.len());
+    for (d, started_at, duration_ms, error) in cut {
+        let number = d.attempts + 1;
+        let retry =
+            d.event_type != TEST_EVENT && usize::try_from(number - 1).is_ok_and(|s| s < schedule.len());
+        let (status, next) = if retry { (PENDING, Some(now)) } else { (FAILED, None) };
+        let done = webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+            .col_expr(webhook_delivery::Column::Attempts, Expr::value(number))
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(webhook_delivery::Column::LastAttemptAt, Expr::value(started_at))
+            .col_expr(webhook_delivery::Column::LastStatusCode, Expr::value(Option::<i32>::None))
+            .col_expr(webhook_delivery::Column::LastError, Expr::value(error))
+            .col_expr(webhook_delivery::Column::LastDurationMs, Expr::value(duration_ms))
+            .filter(webhook_delivery::Column::Id.eq(d.id))
+            .filter(webhook_delivery::Column::Status.eq(PENDING))
+            .filter(webhook_delivery::Column::Attempts.eq(d.attempts))
+            .exec(w.tx())
+            .await?;
+        if done.rows_affected == 0 {
+            continue;
+        }
+        metrics::counter!("janua_webhook_attempts_total", "outcome" => "interrupted").increment(1);
+        attempts.push(webhook_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            delivery_id: Set(d.id),
+            number: Set(number),
+            started_at: Set(started_at),
+            duration_ms: Set(duration_ms),
+            status_code: Set(None),
+            error: Set(Some(error.into())),
+            outcome: Set(INTERRUPTED.into()),
+            next_attempt_at: Set(next),
+        });
+    }
+    for chunk in chunks(attempts, 200) {
+        webhook_attempt::Entity::insert_many(chunk).exec_without_returning(w.tx()).await?;
+    }
+    Ok(())
+}
+
+/// The outcome of an attempt cut short (a crash, or a shutdown handing it back).
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Hands back deliveries a stopping node was still sending when its grace ran out: each attempt
+/// is recorded as `interrupted` ([`HANDED_BACK`]) and the lease released, so another node (or
+/// the next start) sends the delivery again at once. `(delivery as claimed, started_at)`.
+pub async fn hand_back(
+    state: &AppState,
+    cut: Vec<(webhook_delivery::Model, DateTime<Utc>)>,
+) -> AppResult<()> {
+    if cut.is_empty() {
+        return Ok(());
+    }
+    let w = Write::begin_worker(state, WORKER).await?;
+    let now = Utc::now();
+    let cut = cut
+        .into_iter()
+        .map(|(d, started)| {
+            let ms = std::cmp::max((now - started).num_milliseconds(), 0);
+            (d, started, ms, HANDED_BACK)
+        })
+        .collect();
+    record_interrupted(state, &w, cut, now).await?;
+    w.commit().await?;
+    Ok(())
 }
 
 /// The delivery `queue_test` leased to this request.
@@ -234,19 +375,9 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         chrono::Duration::from_std(state.config.webhook_disable_after).unwrap_or(chrono::Duration::days(5));
     let mut w = Write::begin_worker(state, WORKER).await?;
     let now = Utc::now();
-    // A delivery whose endpoint was deleted while it was in flight is gone with it.
-    let alive: HashSet<Uuid> = webhook_delivery::Entity::find()
-        .select_only()
-        .column(webhook_delivery::Column::Id)
-        .filter(webhook_delivery::Column::Id.is_in(results.iter().map(|(c, _)| c.delivery.id)))
-        .into_tuple::<Uuid>()
-        .all(w.tx())
-        .await?
-        .into_iter()
-        .collect();
     let mut endpoint_ok: HashMap<Uuid, (bool, DateTime<Utc>)> = HashMap::new();
     let mut attempts = Vec::with_capacity(results.len());
-    for (c, o) in results.iter().filter(|(c, _)| alive.contains(&c.delivery.id)) {
+    for (c, o) in &results {
         let d = &c.delivery;
         let number = d.attempts + 1;
         let ok = o.succeeded();
@@ -268,7 +399,7 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
         }
         metrics::histogram!("janua_webhook_attempt_duration_seconds").record(o.duration_ms as f64 / 1000.0);
         let code = o.status_code.map(i32::from);
-        attempts.push(webhook_attempt::ActiveModel {
+        let attempt = webhook_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(d.id),
             number: Set(number),
@@ -278,8 +409,8 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
             error: Set(o.error.clone()),
             outcome: Set(outcome.into()),
             next_attempt_at: Set(next),
-        });
-        webhook_delivery::Entity::update_many()
+        };
+        let updated = webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(status))
             .col_expr(webhook_delivery::Column::Attempts, Expr::value(number))
             .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
@@ -293,8 +424,16 @@ pub async fn record_attempts(state: &AppState, results: Vec<(Claimed, AttemptOut
                 Expr::value(ok.then_some(now).or(d.delivered_at)),
             )
             .filter(webhook_delivery::Column::Id.eq(d.id))
+            // Still as claimed: not deleted with its endpoint meanwhile, nor recorded as cut
+            // short by another node after the lease ran out.
+            .filter(webhook_delivery::Column::Attempts.eq(d.attempts))
+            .filter(webhook_delivery::Column::Status.eq(PENDING))
             .exec(w.tx())
             .await?;
+        if updated.rows_affected == 0 {
+            continue;
+        }
+        attempts.push(attempt);
         // The endpoint's latest outcome in this batch wins.
         let entry = endpoint_ok.entry(d.endpoint_id).or_insert((ok, o.started_at));
         if o.started_at >= entry.1 {

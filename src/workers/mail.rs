@@ -4,6 +4,7 @@
 //! mail folder and names the file in the log. Each attempt is recorded; temporary failures are
 //! retried on the schedule.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -158,12 +159,14 @@ fn started_stamp(m: &mail_outbox::Model) -> String {
 #[derive(Clone)]
 pub struct MailWorker {
     state: AppState,
+    /// The mails this worker holds the lease of, while it sends them (handed back at shutdown).
+    sending: Arc<std::sync::Mutex<Vec<uuid::Uuid>>>,
 }
 
 impl MailWorker {
     /// A worker over `state`.
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        Self { state, sending: Arc::default() }
     }
 
     /// Resolves every due request and sends every mail due now; returns how many attempts it
@@ -174,8 +177,13 @@ impl MailWorker {
         let width = state.config.mail_concurrency.max(1);
         let mut attempts = 0;
         loop {
+            // A stopping server sends nothing more.
+            if state.shutdown.deadline().is_some() {
+                return Ok(attempts);
+            }
             let resolved = crate::services::account_requests::resolve_due(state).await?;
             let claimed = queue::claim_due(state, width).await?;
+            *self.sending.lock().expect("mail lock poisoned") = claimed.iter().map(|m| m.id).collect();
             if claimed.is_empty() {
                 if resolved == 0 {
                     return Ok(attempts);
@@ -192,20 +200,39 @@ impl MailWorker {
                 .collect()
                 .await;
             queue::record_attempts(state, results).await?;
+            self.sending.lock().expect("mail lock poisoned").clear();
         }
     }
 
-    /// Runs until aborted: after each write that queued mail, and at least every `interval`
-    /// (retries fall due while nothing else happens).
+    /// Runs until aborted or shut down: after each write that queued mail, and at least every
+    /// `interval` (retries fall due while nothing else happens). When the server shuts down, a
+    /// run in progress finishes its sends (claiming nothing more) until the grace runs out; the
+    /// mails still being sent then are handed back ([`queue::release`]) and the task ends.
     pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let shutdown = self.state.shutdown.clone();
             loop {
-                if let Err(e) = self.try_run_once().await {
-                    tracing::warn!(code = %e.code, cause = ?e.internal, "mail run failed; retrying");
+                tokio::select! {
+                    r = self.try_run_once() => if let Err(e) = r {
+                        tracing::warn!(code = %e.code, cause = ?e.internal, "mail run failed; retrying");
+                    },
+                    () = shutdown.overdue() => {
+                        let held = std::mem::take(&mut *self.sending.lock().expect("mail lock poisoned"));
+                        let n = held.len();
+                        match queue::release(&self.state, held).await {
+                            Ok(()) => tracing::info!(mails = n, "mail sends handed back at shutdown"),
+                            Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "handing back mails failed"),
+                        }
+                        return;
+                    }
+                }
+                if shutdown.deadline().is_some() {
+                    return;
                 }
                 tokio::select! {
                     _ = self.state.mail_wake.notified() => {}
                     _ = tokio::time::sleep(interval) => {}
+                    _ = shutdown.begun() => return,
                 }
             }
         })

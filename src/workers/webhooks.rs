@@ -1,6 +1,7 @@
 //! Webhook delivery: fans published outbox events out into deliveries, sends the due ones
 //! (signed, 15 s timeout, no redirects, only to allowed addresses) and records each attempt.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,10 @@ use chrono::Utc;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::task::JoinSet;
 use uuid::Uuid;
+
+use entities::webhook_delivery;
 
 use crate::config::Config;
 use crate::context::RequestContext;
@@ -154,6 +158,9 @@ pub struct WebhookWorker {
     state: AppState,
 }
 
+/// What one attempt in flight gives back: the delivery as claimed and what the attempt gave.
+type Sent = (Claimed, AttemptOutcome);
+
 impl WebhookWorker {
     /// A worker over `state`.
     pub fn new(state: AppState) -> Self {
@@ -161,7 +168,8 @@ impl WebhookWorker {
     }
 
     /// Fans out every published event and sends every delivery due now, including retries that
-    /// fall due meanwhile; returns how many attempts it made.
+    /// fall due meanwhile; returns how many attempts it made. (The server's own loop is
+    /// [`WebhookWorker::spawn`]; this is a run to completion, for tests and tools.)
     pub async fn try_run_once(&self) -> AppResult<usize> {
         // One run at a time in this process (any worker built over the same state).
         let _one_at_a_time = self.state.webhook_running.lock().await;
@@ -177,7 +185,7 @@ impl WebhookWorker {
                 continue;
             }
             attempts += claimed.len();
-            let results: Vec<(Claimed, AttemptOutcome)> = futures::stream::iter(claimed)
+            let results: Vec<Sent> = futures::stream::iter(claimed)
                 .map(|c| async move {
                     let o = send(state, &c).await;
                     (c, o)
@@ -189,30 +197,141 @@ impl WebhookWorker {
         }
     }
 
-    /// Runs until aborted: after each commit or published event, and at least every `interval`
-    /// (retries fall due while nothing else happens).
+    /// Runs until aborted or shut down: claims due deliveries whenever fewer than
+    /// `JANUA_WEBHOOK_CONCURRENCY` attempts are in flight (after each commit or published event,
+    /// each finished attempt, and at least every `interval`), sends each on its own and records
+    /// it as soon as it ends, so a slow or failing delivery holds up no other. When the server
+    /// shuts down it claims nothing more, lets the attempts in flight finish until the grace
+    /// runs out and hands back the rest ([`queue::hand_back`]); the task then ends.
     pub fn spawn(self, interval: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut published = self.state.bus.subscribe();
-            loop {
-                if let Err(e) = self.try_run_once().await {
-                    tracing::warn!(code = %e.code, cause = ?e.internal, "webhook delivery run failed; retrying");
+        tokio::spawn(async move { self.serve(interval).await })
+    }
+
+    async fn serve(self, interval: Duration) {
+        let state = self.state.clone();
+        let shutdown = state.shutdown.clone();
+        let width = state.config.webhook_concurrency.max(1);
+        let mut published = state.bus.subscribe();
+        let mut in_flight: JoinSet<Sent> = JoinSet::new();
+        // What each attempt in flight is, should the grace run out before it ends.
+        let mut sending: HashMap<tokio::task::Id, (webhook_delivery::Model, chrono::DateTime<Utc>)> =
+            HashMap::new();
+        let mut done: Vec<Sent> = Vec::new();
+        let mut look = true;
+        // Held while attempts are in flight, so a `try_run_once` in this process waits until
+        // they are recorded (and this loop claims nothing while one runs).
+        let mut busy: Option<tokio::sync::OwnedMutexGuard<()>> = None;
+        loop {
+            let stopping = shutdown.deadline().is_some();
+            if look && !stopping {
+                look = false;
+                if busy.is_none() {
+                    busy = state.webhook_running.clone().try_lock_owned().ok();
                 }
-                tokio::select! {
-                    _ = self.state.webhook_wake.notified() => {}
-                    _ = published.recv() => {}
-                    _ = tokio::time::sleep(interval) => {}
+                if busy.is_none() {
+                    look = true;
+                } else {
+                    match self.fill(&mut in_flight, &mut sending, width).await {
+                        Ok(true) => look = true,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(code = %e.code, cause = ?e.internal, "webhook claim failed; retrying")
+                        }
+                    }
                 }
-                // Let a burst of commits gather so one run fans them out together: under load a
-                // run per event would compete with the requests for the database's write lock.
-                tokio::time::sleep(COALESCE).await;
-                while published.try_recv().is_ok() {}
             }
-        })
+            if !done.is_empty() {
+                match queue::record_attempts(&state, std::mem::take(&mut done)).await {
+                    Ok(()) => look = true,
+                    Err(e) => {
+                        // The leases run out and the attempts are recorded as cut short.
+                        tracing::warn!(code = %e.code, cause = ?e.internal, "recording webhook attempts failed")
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                busy = None;
+            }
+            if stopping && in_flight.is_empty() {
+                return;
+            }
+            let wait = if look { COALESCE } else { interval };
+            tokio::select! {
+                Some(r) = in_flight.join_next_with_id() => {
+                    collect(r, &mut sending, &mut done);
+                    while let Some(r) = in_flight.try_join_next_with_id() {
+                        collect(r, &mut sending, &mut done);
+                    }
+                    continue;
+                }
+                _ = state.webhook_wake.notified(), if !stopping => {}
+                _ = published.recv(), if !stopping => {}
+                _ = tokio::time::sleep(wait), if !stopping => {}
+                _ = shutdown.begun(), if !stopping => continue,
+                () = shutdown.overdue(), if stopping => {
+                    in_flight.abort_all();
+                    while let Some(r) = in_flight.join_next_with_id().await {
+                        collect(r, &mut sending, &mut done);
+                    }
+                    let _ = queue::record_attempts(&state, std::mem::take(&mut done)).await;
+                    let cut: Vec<_> = sending.drain().map(|(_, v)| v).collect();
+                    let n = cut.len();
+                    match queue::hand_back(&state, cut).await {
+                        Ok(()) => tracing::info!(deliveries = n, "webhook attempts handed back at shutdown"),
+                        Err(e) => tracing::warn!(code = %e.code, cause = ?e.internal, "handing back webhook attempts failed"),
+                    }
+                    return;
+                }
+            }
+            // Let a burst of commits gather so one claim takes them together: under load a
+            // claim per event would compete with the requests for the database's write lock.
+            tokio::time::sleep(COALESCE).await;
+            while published.try_recv().is_ok() {}
+            look = true;
+        }
+    }
+
+    /// Fans out and claims up to the free width; whether it filled the width (more may be due).
+    async fn fill(
+        &self,
+        in_flight: &mut JoinSet<Sent>,
+        sending: &mut HashMap<tokio::task::Id, (webhook_delivery::Model, chrono::DateTime<Utc>)>,
+        width: usize,
+    ) -> AppResult<bool> {
+        let state = &self.state;
+        while queue::fan_out_once(state).await? > 0 {}
+        let free = width.saturating_sub(in_flight.len());
+        if free == 0 {
+            return Ok(false);
+        }
+        let claimed = queue::claim_due(state, free).await?;
+        let full = claimed.len() == free;
+        for c in claimed {
+            let row = c.delivery.clone();
+            let state = state.clone();
+            let handle = in_flight.spawn(async move {
+                let o = send(&state, &c).await;
+                (c, o)
+            });
+            sending.insert(handle.id(), (row, Utc::now()));
+        }
+        Ok(full)
     }
 }
 
-/// How long a woken worker waits for more events before it runs (batching under load).
+/// Files a finished attempt (a panicked or aborted one stays in `sending`, to be handed back).
+fn collect(
+    r: Result<(tokio::task::Id, Sent), tokio::task::JoinError>,
+    sending: &mut HashMap<tokio::task::Id, (webhook_delivery::Model, chrono::DateTime<Utc>)>,
+    done: &mut Vec<Sent>,
+) {
+    if let Ok((id, sent)) = r {
+        sending.remove(&id);
+        done.push(sent);
+    }
+}
+
+/// How long a woken worker waits for more events before it claims (batching under load).
 const COALESCE: Duration = Duration::from_millis(10);
 
 #[cfg(test)]

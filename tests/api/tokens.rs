@@ -15,7 +15,7 @@ crate::on_both_databases!(
 );
 
 /// Verifies `token` with jwt-compact using the key the JWKS names by `kid`; returns the claims.
-fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
+pub(crate) fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
     let untrusted = UntrustedToken::new(token).expect("a JWT");
     let kid = untrusted.header().key_id.clone().expect("kid in the header");
     let jwk = jwks["keys"]

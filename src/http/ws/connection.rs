@@ -33,6 +33,7 @@ use super::socket::{Socket, Writer};
 use crate::context::RequestContext;
 use crate::error::{AppError, ErrorCode};
 use crate::security::nesting;
+use crate::shutdown::Shutdown;
 
 /// The first protocol of a `Sec-WebSocket-Protocol` header that Janua speaks.
 pub fn negotiate(header: &str) -> Option<Protocol> {
@@ -56,6 +57,9 @@ mod close {
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
 }
+
+/// The close code of a server shutting down (RFC 6455: going away).
+const GOING_AWAY: u16 = 1001;
 
 /// The close reason for a message nested deeper than [`nesting::MAX_NESTING`].
 const TOO_DEEP: &str = "Invalid message: nested too deeply";
@@ -210,6 +214,18 @@ pub struct Connection<Init> {
     ending: Option<Instant>,
     /// The operations, running or with their end not yet sent.
     outgoing: SelectAll<Tagged>,
+    /// The server's shutdown: the connection closes with 1001 (going away) when it begins.
+    shutdown: Option<Shutdown>,
+}
+
+/// Completes when the server's shutdown begins; never without one.
+async fn going_away(shutdown: Option<&Shutdown>) {
+    match shutdown {
+        Some(s) => {
+            s.begun().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// What the connection does next.
@@ -223,6 +239,8 @@ enum Step {
     /// The session was revoked.
     Revoked,
     Due(Due),
+    /// The server is shutting down.
+    GoingAway,
 }
 
 /// What the connection's one timer is set for.
@@ -271,7 +289,14 @@ where
             session: None,
             ending: None,
             outgoing: SelectAll::new(),
+            shutdown: None,
         }
+    }
+
+    /// Closes the connection with 1001 (going away) when `shutdown` begins.
+    pub fn until(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     /// What the timer is due for next, and when.
@@ -304,6 +329,7 @@ where
             let step = tokio::select! {
                 biased;
                 () = revoked(self.session.as_ref()), if self.ending.is_none() => Step::Revoked,
+                () = going_away(self.shutdown.as_ref()) => Step::GoingAway,
                 () = &mut timer, if due.is_some() => Step::Due(due.map_or(Due::Init, |d| d.1)),
                 out = self.outgoing.next(), if !self.outgoing.is_empty() => match out {
                     Some((id, out)) => Step::Out(id, out),
@@ -331,6 +357,11 @@ where
                 }
                 Step::Due(Due::Revoked) => {
                     self.refuse(close::FORBIDDEN, ErrorCode::SessionRevoked.as_str()).await
+                }
+                // Both protocols: a WebSocket close, 1001 going away (RFC 6455 §7.4.1).
+                Step::GoingAway => {
+                    let _ = self.send(close_frame(GOING_AWAY, "server shutting down")).await;
+                    STOP
                 }
                 Step::Due(Due::Expired) => {
                     self.refuse(close::UNAUTHORIZED, ErrorCode::TokenExpired.as_str()).await

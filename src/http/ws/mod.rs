@@ -78,7 +78,10 @@ pub async fn endpoint(
         operations_per_second: state.config.ws_operations_per_second,
         operations_burst: state.config.ws_operations_burst,
     };
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
+        // The drain waits for the connection to end (it closes with 1001 when it begins).
+        let _held = shutdown.hold();
         let Some(socket) = socket.await else { return };
         let ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         Connection::new(
@@ -107,6 +110,7 @@ pub async fn endpoint(
                 Ok(Granted { data, context: rc, session })
             },
         )
+        .until(shutdown)
         .serve()
         .await
     });

@@ -175,6 +175,24 @@ pub async fn record_attempts(
     w.commit().await
 }
 
+/// Releases the leases of mails a stopping node was still sending when its shutdown grace ran
+/// out, so another node (or the next start) sends them at once; the attempt was not completed,
+/// so it is not counted.
+pub async fn release(state: &AppState, ids: Vec<Uuid>) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let w = Write::begin_worker(state, WORKER).await?;
+    mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(Utc::now()))
+        .filter(mail_outbox::Column::Id.is_in(ids))
+        .filter(mail_outbox::Column::Status.eq(MailStatus::Pending.as_str()))
+        .exec(w.tx())
+        .await?;
+    w.commit().await
+}
+
 /// Mails waiting to be sent, on every node (the mail backlog).
 pub async fn backlog(db: &impl ConnectionTrait) -> AppResult<u64> {
     Ok(mail_outbox::Entity::find()
