@@ -151,7 +151,7 @@ pub struct Config {
     #[arg(long, global = true, env = "JANUA_GRAPHQL_MAX_ALIASES", default_value_t = 30)]
     pub graphql_max_aliases: usize,
     /// Whether GraphQL introspection (`__schema`, `__type`) answers; GraphiQL's documentation and
-    /// completion need it. Off, those fields are unknown (`VALIDATION_ERROR`).
+    /// completion need it. Off, a document asking them is refused (`VALIDATION_ERROR`).
     #[arg(long, global = true, env = "JANUA_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphql_introspection: bool,
     /// Most requests in one batched `POST /graphql` (a JSON array); 0 refuses batches.

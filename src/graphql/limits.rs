@@ -8,7 +8,10 @@
 //! - **one root field per subscription** (GraphQL's "Single root field" rule): a subscription
 //!   operation selects exactly one field at its root, fragments included, and not `__typename`.
 //!
-//! Both are `VALIDATION_ERROR`s (`details.max_aliases`; `details.max_root_fields`).
+//! - **introspection off** (`JANUA_GRAPHQL_INTROSPECTION=false`): `__schema` and `__type` at the
+//!   root of a query are refused (async-graphql's own switch answers them with `null`).
+//!
+//! All are `VALIDATION_ERROR`s (`details.max_aliases`; `details.max_root_fields`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,16 +27,19 @@ use crate::error::{AppError, ErrorCode};
 pub struct DocumentLimits {
     /// Most aliased fields a document may hold.
     pub max_aliases: usize,
+    /// Whether `__schema` and `__type` may be asked (`JANUA_GRAPHQL_INTROSPECTION`).
+    pub introspection: bool,
 }
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimitsExt { max_aliases: self.max_aliases })
+        Arc::new(DocumentLimitsExt { max_aliases: self.max_aliases, introspection: self.introspection })
     }
 }
 
 struct DocumentLimitsExt {
     max_aliases: usize,
+    introspection: bool,
 }
 
 fn error(e: AppError, message: &str) -> ServerError {
@@ -61,9 +67,9 @@ fn aliases(set: &SelectionSet) -> usize {
     n
 }
 
-/// The response keys selected at the root of `set`, through inline fragments and fragment
-/// spreads (each fragment once).
-fn root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet) -> HashSet<&'a str> {
+/// The fields selected at the root of `set` as (response key, field name), through inline
+/// fragments and fragment spreads (each fragment once).
+fn root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet) -> HashSet<(&'a str, &'a str)> {
     let mut keys = HashSet::new();
     let mut seen = HashSet::new();
     let mut stack = vec![set];
@@ -71,7 +77,7 @@ fn root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet) -> HashSe
         for item in &s.items {
             match &item.node {
                 Selection::Field(f) => {
-                    keys.insert(f.node.response_key().node.as_str());
+                    keys.insert((f.node.response_key().node.as_str(), f.node.name.node.as_str()));
                 }
                 Selection::InlineFragment(i) => stack.push(&i.node.selection_set.node),
                 Selection::FragmentSpread(sp) => {
@@ -89,7 +95,7 @@ fn root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet) -> HashSe
 }
 
 /// The checks of this module on `doc`.
-pub fn check(doc: &ExecutableDocument, max_aliases: usize) -> Result<(), ServerError> {
+pub fn check(doc: &ExecutableDocument, max_aliases: usize, introspection: bool) -> Result<(), ServerError> {
     let total: usize =
         doc.operations.iter().map(|(_, op)| aliases(&op.node.selection_set.node)).sum::<usize>()
             + doc.fragments.values().map(|f| aliases(&f.node.selection_set.node)).sum::<usize>();
@@ -99,11 +105,17 @@ pub fn check(doc: &ExecutableDocument, max_aliases: usize) -> Result<(), ServerE
         return Err(error(e, "Too many aliases"));
     }
     for (name, op) in doc.operations.iter() {
+        let fields = root_fields(doc, &op.node.selection_set.node);
+        if !introspection && fields.iter().any(|(_, f)| matches!(*f, "__schema" | "__type")) {
+            let e = AppError::new(ErrorCode::ValidationError)
+                .with_details(serde_json::json!({ "introspection": "disabled" }));
+            return Err(error(e, "Introspection is disabled"));
+        }
         if op.node.ty != OperationType::Subscription {
             continue;
         }
-        let keys = root_fields(doc, &op.node.selection_set.node);
-        if keys.len() != 1 || keys.contains("__typename") {
+        let keys: HashSet<&str> = fields.iter().map(|(k, _)| *k).collect();
+        if keys.len() != 1 || fields.iter().any(|(_, f)| *f == "__typename") {
             let what =
                 name.map_or_else(|| "Anonymous Subscription".to_owned(), |n| format!("Subscription \"{n}\""));
             let message = format!("{what} must select only one top level field.");
@@ -125,7 +137,7 @@ impl Extension for DocumentLimitsExt {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
-        check(&doc, self.max_aliases)?;
+        check(&doc, self.max_aliases, self.introspection)?;
         Ok(doc)
     }
 }

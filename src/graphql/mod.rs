@@ -96,11 +96,11 @@ pub fn build_schema(state: AppState) -> JanuaSchema {
     let (max_aliases, introspection) = (state.config.graphql_max_aliases, state.config.graphql_introspection);
     let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(state)
-        .extension(limits::DocumentLimits { max_aliases })
+        .extension(limits::DocumentLimits { max_aliases, introspection })
         .extension(errors::ErrorCodes)
         .limit_depth(depth)
         .limit_complexity(complexity);
-    // Off, `__schema` and `__type` are unknown fields (a validation error); `__typename` stays.
+    // Off, `__schema` and `__type` are refused before running (`limits`); `__typename` stays.
     if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
