@@ -64,11 +64,13 @@ fn may_have_body(h: &HeaderMap) -> bool {
         || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
 }
 
-/// 413 `PAYLOAD_TOO_LARGE` in the format of the route asked (GraphQL's, else the envelope).
+/// 413 `PAYLOAD_TOO_LARGE` in the format of the route asked (GraphQL's, SCIM's, else the envelope).
 fn too_large(rc: &RequestContext, path: &str) -> Response {
     let e = AppError::new(ErrorCode::PayloadTooLarge);
     if path == "/graphql" {
         crate::http::graphql::request_error(rc, ErrorCode::PayloadTooLarge)
+    } else if crate::protocols::scim::is_scim_path(path) {
+        crate::protocols::scim::error_response(rc, &e)
     } else {
         envelope::error_for(rc, &e)
     }
