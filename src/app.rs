@@ -1,6 +1,5 @@
 //! `App::build(config)` wires storage, keys, services, schema and routes; `App::run` serves.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, get, on};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -19,7 +18,8 @@ use crate::domain::webhooks::AddressPolicy;
 use crate::error::{AppError, ErrorCode};
 use crate::events::{Dispatcher, EventBus};
 use crate::graphql::build_schema;
-use crate::http::ws::socket::{Listener, Peer};
+use crate::http::serve::{ServeLimits, serve};
+use crate::http::ws::socket::Listener;
 use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{
     HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http,
@@ -73,7 +73,9 @@ impl App {
             .with_redis(state.redis.clone());
         let ws = Fanout::new(schema.clone(), &state.bus);
         let ws_sessions = SocketSessions::new(state.revocations.clone(), &state.bus);
-        let services = HttpState { state, schema, ws, ws_sessions, rest, openapi };
+        let ws_connections =
+            crate::http::ws::admission::ConnectionCounts::new(config.ws_max_connections_per_user);
+        let services = HttpState { state, schema, ws, ws_sessions, ws_connections, rest, openapi };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;
@@ -141,10 +143,11 @@ impl App {
                 shutdown.begin(tokio::time::Instant::now() + grace);
             }
         };
-        let serve =
-            axum::serve(Listener(self.listener), self.router.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(signal)
-                .into_future();
+        let limits = ServeLimits {
+            header_read_timeout: state.config.header_read_timeout,
+            header_limit: state.config.header_limit,
+        };
+        let serve = serve(Listener(self.listener), self.router, limits, signal);
         tokio::pin!(serve);
         tokio::select! {
             r = &mut serve => r?,
@@ -416,7 +419,7 @@ fn context_of(req: &Request) -> RequestContext {
 
 async fn home(req: Request) -> Response {
     if pages::wants_home_page(req.headers()) {
-        return axum::response::Html(pages::home_html()).into_response();
+        return crate::http::headers::html(pages::home_html(), false);
     }
     not_found(req).await
 }
@@ -464,11 +467,9 @@ pub fn router(svc: HttpState) -> Router {
                 "StartOidcSso" => {
                     let (parts, body) = req.into_parts();
                     let limit = svc.state.config.body_limit;
-                    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-                        return envelope::error_for(
-                            &context_of_parts(&parts),
-                            &AppError::new(ErrorCode::PayloadTooLarge),
-                        );
+                    let bytes = match crate::http::body::read(body, limit).await {
+                        Ok(b) => b,
+                        Err(e) => return envelope::error_for(&context_of_parts(&parts), &e),
                     };
                     let has_code = serde_json::from_slice::<serde_json::Value>(&bytes)
                         .is_ok_and(|v| v.get("code").is_some_and(|c| !c.is_null()));
@@ -493,7 +494,11 @@ pub fn router(svc: HttpState) -> Router {
         .route("/sso/oidc/callback", get(sso::oidc_callback).fallback(method_not_allowed))
         .merge(scim::routes());
 
-    Router::new()
+    let cors = crate::http::headers::cors(&svc.state.config).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "JANUA_CORS_ORIGINS refused; no CORS headers are sent");
+        None
+    });
+    let router = Router::new()
         .nest("/api/v1", api)
         .route("/graphql", get(gql_http::get).post(gql_http::post).fallback(method_not_allowed))
         .route("/graphql/ws", get(ws_http::endpoint))
@@ -513,7 +518,12 @@ pub fn router(svc: HttpState) -> Router {
         .route("/assets/{file}", get(pages::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
-        .with_state(svc)
+        .layer(axum::middleware::from_fn_with_state(svc.clone(), crate::http::headers::security_headers))
+        .with_state(svc);
+    match cors {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 async fn openapi_json(State(svc): State<HttpState>) -> Response {

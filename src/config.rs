@@ -146,6 +146,38 @@ pub struct Config {
     /// Maximum GraphQL query complexity.
     #[arg(long, global = true, env = "JANUA_GRAPHQL_MAX_COMPLEXITY", default_value_t = 1000)]
     pub graphql_max_complexity: usize,
+    /// Most aliased fields one GraphQL document may hold (fragments included); beyond,
+    /// `VALIDATION_ERROR` before anything runs.
+    #[arg(long, global = true, env = "JANUA_GRAPHQL_MAX_ALIASES", default_value_t = 30)]
+    pub graphql_max_aliases: usize,
+    /// Whether GraphQL introspection (`__schema`, `__type`) answers; GraphiQL's documentation and
+    /// completion need it. Off, a document asking them is refused (`VALIDATION_ERROR`).
+    #[arg(long, global = true, env = "JANUA_GRAPHQL_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphql_introspection: bool,
+    /// Most requests in one batched `POST /graphql` (a JSON array); 0 refuses batches.
+    #[arg(long, global = true, env = "JANUA_GRAPHQL_BATCH_LIMIT", default_value_t = 10)]
+    pub graphql_batch_limit: usize,
+    /// Bytes the request line and headers of a request may take together (431 beyond; at least 8192).
+    #[arg(long, global = true, env = "JANUA_HEADER_LIMIT", default_value_t = 64 * 1024)]
+    pub header_limit: usize,
+    /// How long a client has to send a request's line and headers (the connection is closed after).
+    #[arg(long, global = true, env = "JANUA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a client has to send a whole request body (408 `REQUEST_TIMEOUT` after).
+    #[arg(long, global = true, env = "JANUA_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://app.example.com`); none by default: no CORS headers are sent.
+    #[arg(long, global = true, env = "JANUA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// `/graphql/ws` connections one user (an anonymous client: one IP address) may hold at once on
+    /// this node; one more is closed with 4429.
+    #[arg(long, global = true, env = "JANUA_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub ws_max_connections_per_user: usize,
+    /// Operations one `/graphql/ws` connection may run at once; one more is answered with an
+    /// `error` message (`RATE_LIMITED`).
+    #[arg(long, global = true, env = "JANUA_WS_MAX_OPERATIONS", default_value_t = 32)]
+    pub ws_max_operations: usize,
     /// Webhook request timeout (`15s`; units ms, s, m, h, d).
     #[arg(long, global = true, env = "JANUA_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub webhook_timeout: Duration,

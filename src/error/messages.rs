@@ -215,6 +215,30 @@ pub fn error_message(code: ErrorCode, l: Locale) -> &'static str {
         (PayloadTooLarge, Es) => "El cuerpo de la solicitud es demasiado grande.",
         (PayloadTooLarge, Fr) => "Le corps de la requête est trop volumineux.",
         (PayloadTooLarge, De) => "Der Anfragekörper ist zu groß.",
+        (UnsupportedMediaType, En) => {
+            "The request body's media type is not accepted here (send application/json)."
+        }
+        (UnsupportedMediaType, Es) => {
+            "El tipo de contenido del cuerpo no se acepta aquí (envíe application/json)."
+        }
+        (UnsupportedMediaType, Fr) => {
+            "Le type de contenu du corps n'est pas accepté ici (envoyez application/json)."
+        }
+        (UnsupportedMediaType, De) => {
+            "Der Medientyp des Anfragekörpers wird hier nicht angenommen (senden Sie application/json)."
+        }
+        (InvalidUtf8, En) => "The request body is not valid UTF-8.",
+        (InvalidUtf8, Es) => "El cuerpo de la solicitud no es UTF-8 válido.",
+        (InvalidUtf8, Fr) => "Le corps de la requête n'est pas de l'UTF-8 valide.",
+        (InvalidUtf8, De) => "Der Anfragekörper ist kein gültiges UTF-8.",
+        (RequestTimeout, En) => "The request body did not arrive in time.",
+        (RequestTimeout, Es) => "El cuerpo de la solicitud no llegó a tiempo.",
+        (RequestTimeout, Fr) => "Le corps de la requête n'est pas arrivé à temps.",
+        (RequestTimeout, De) => "Der Anfragekörper ist nicht rechtzeitig angekommen.",
+        (HeadersTooLarge, En) => "The request's headers are too large.",
+        (HeadersTooLarge, Es) => "Las cabeceras de la solicitud son demasiado grandes.",
+        (HeadersTooLarge, Fr) => "Les en-têtes de la requête sont trop volumineux.",
+        (HeadersTooLarge, De) => "Die Header der Anfrage sind zu groß.",
         (SsoError, En) => "Single sign-on failed.",
         (SsoError, Es) => "El inicio de sesión único ha fallado.",
         (SsoError, Fr) => "L'authentification unique a échoué.",

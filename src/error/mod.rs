@@ -44,6 +44,14 @@ pub enum ErrorCode {
     ReauthRequired,
     RateLimited,
     PayloadTooLarge,
+    /// A request body whose media type the route does not read (or a POST without one).
+    UnsupportedMediaType,
+    /// A request body that is not valid UTF-8.
+    InvalidUtf8,
+    /// A request body that did not arrive within `JANUA_BODY_READ_TIMEOUT`.
+    RequestTimeout,
+    /// A request line and headers over `JANUA_HEADER_LIMIT`.
+    HeadersTooLarge,
     SsoError,
     UpstreamError,
     InternalError,
@@ -52,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::BadRequest,
         Self::ValidationError,
         Self::AuthenticationRequired,
@@ -82,6 +90,10 @@ impl ErrorCode {
         Self::ReauthRequired,
         Self::RateLimited,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidUtf8,
+        Self::RequestTimeout,
+        Self::HeadersTooLarge,
         Self::SsoError,
         Self::UpstreamError,
         Self::InternalError,
@@ -120,6 +132,10 @@ impl ErrorCode {
             Self::ReauthRequired => "REAUTH_REQUIRED",
             Self::RateLimited => "RATE_LIMITED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::InvalidUtf8 => "INVALID_UTF8",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::SsoError => "SSO_ERROR",
             Self::UpstreamError => "UPSTREAM_ERROR",
             Self::InternalError => "INTERNAL_ERROR",
@@ -130,7 +146,10 @@ impl ErrorCode {
     /// The HTTP status this code is served with.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::BadRequest => 400,
+            Self::BadRequest | Self::InvalidUtf8 => 400,
+            Self::RequestTimeout => 408,
+            Self::UnsupportedMediaType => 415,
+            Self::HeadersTooLarge => 431,
             Self::ValidationError => 422,
             Self::AuthenticationRequired
             | Self::InvalidCredentials

@@ -68,6 +68,13 @@ pub fn error_response(e: AppError, rc: &RequestContext) -> Response {
     resp
 }
 
+/// Whether `resp` failed before execution began (a document that does not parse or validate,
+/// variables that do not coerce, no operation to run, a limit): no data, and no error with a
+/// path (every resolver's error has one).
+pub fn is_request_error(resp: &Response) -> bool {
+    resp.data == Value::Null && !resp.errors.is_empty() && resp.errors.iter().all(|e| e.path.is_empty())
+}
+
 /// The code of the first error (REST uses it to choose the status).
 pub fn first_error_code(resp: &Response) -> Option<(ErrorCode, Option<AppError>)> {
     resp.errors.first().map(code_of)

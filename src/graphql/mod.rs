@@ -7,6 +7,7 @@ mod auth;
 pub mod errors;
 pub mod health;
 mod invitations;
+pub mod limits;
 pub mod loaders;
 mod mfa;
 mod orgs;
@@ -25,7 +26,7 @@ use async_graphql::{Context, MergedObject, Schema};
 use crate::context::RequestContext;
 use crate::state::AppState;
 
-pub use errors::{decorate_response, error_response};
+pub use errors::{decorate_response, error_response, is_request_error};
 
 /// Sign-in, sessions, health.
 #[derive(MergedObject, Default)]
@@ -88,15 +89,19 @@ pub type Subscription = subscription::SessionSubscription;
 /// The schema type every transport mounts.
 pub type JanuaSchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over `state`, with depth and complexity limits.
+/// Builds the schema over `state`, with depth, complexity and alias limits, introspection as
+/// configured.
 pub fn build_schema(state: AppState) -> JanuaSchema {
     let (depth, complexity) = (state.config.graphql_max_depth, state.config.graphql_max_complexity);
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+    let (max_aliases, introspection) = (state.config.graphql_max_aliases, state.config.graphql_introspection);
+    let builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(state)
+        .extension(limits::DocumentLimits { max_aliases, introspection })
         .extension(errors::ErrorCodes)
         .limit_depth(depth)
-        .limit_complexity(complexity)
-        .finish()
+        .limit_complexity(complexity);
+    // Off, `__schema` and `__type` are refused before running (`limits`); `__typename` stays.
+    if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
 /// The schema without data or limits: for SDL export and for reading the types at start.

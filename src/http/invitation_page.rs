@@ -8,7 +8,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
 use crate::http::HttpState;
 use crate::services::invitations::ACCEPT_PATH;
@@ -85,7 +85,7 @@ $("f").addEventListener("submit", async (e) => {{
 </html>
 "##
     );
-    let mut resp = Html(html).into_response();
+    let mut resp = crate::http::headers::html(html, false);
     let h = resp.headers_mut();
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

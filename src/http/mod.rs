@@ -1,10 +1,13 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
 pub mod account_pages;
+pub mod body;
 pub mod graphql;
+pub mod headers;
 pub mod invitation_page;
 pub mod middleware;
 pub mod pages;
+pub mod serve;
 pub mod ws;
 
 use std::sync::Arc;
@@ -23,6 +26,8 @@ pub struct HttpState {
     pub ws: Arc<Fanout>,
     /// The sessions `/graphql/ws` connections run under (closed when one is revoked).
     pub ws_sessions: Arc<SocketSessions>,
+    /// The `/graphql/ws` connections each user holds on this node.
+    pub ws_connections: Arc<ws::admission::ConnectionCounts>,
     pub rest: Arc<RestApi>,
     pub openapi: Arc<String>,
 }

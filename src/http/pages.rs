@@ -3,7 +3,9 @@
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::headers;
 
 /// The pages a browser can open, as (path, title, what it is): the home page links them, and
 /// `App::run` prints them at start.
@@ -126,14 +128,19 @@ pub const DOCS_HTML: &str = r#"<!doctype html>
 <div id="docs"></div>
 <script src="/assets/swagger-ui-bundle.js"></script>
 <script>
-  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#docs', deepLinking: true });
+  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#docs', deepLinking: true, validatorUrl: null });
 </script>
 </body>
 </html>"#;
 
-/// `GET /docs`.
-pub async fn docs() -> Html<&'static str> {
-    Html(DOCS_HTML)
+/// `GET /docs` (inline styles allowed: Swagger UI sets them at run time).
+pub async fn docs() -> Response {
+    headers::html(DOCS_HTML.to_owned(), true)
+}
+
+/// The GraphiQL page (inline styles allowed: its dialogs insert a `<style>` element).
+pub fn graphiql() -> Response {
+    headers::html(GRAPHIQL_HTML.to_owned(), true)
 }
 
 /// `GET /assets/{file}`: the vendored files, cached for a day.

@@ -78,9 +78,9 @@ struct AcsForm {
 /// The IdP's HTTP-POST binding at the ACS (`SAMLResponse`, `RelayState`).
 pub async fn acs_form(svc: HttpState, req: Request) -> Response {
     let rc = context_of(&req);
-    let body = match axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await {
+    let body = match crate::http::body::read(req.into_body(), MAX_FORM_BYTES).await {
         Ok(b) => b,
-        Err(_) => return envelope::error_for(&rc, &AppError::new(crate::error::ErrorCode::PayloadTooLarge)),
+        Err(e) => return envelope::error_for(&rc, &e),
     };
     let form: AcsForm = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,

@@ -176,9 +176,8 @@ impl RestApi {
             }
         }
         if p.route.body != Body::None {
-            let bytes = axum::body::to_bytes(body, body_limit)
-                .await
-                .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge))?;
+            let bytes = crate::http::body::read(body, body_limit).await?;
+            crate::http::body::utf8(&bytes)?;
             let parsed: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {

@@ -22,7 +22,7 @@ use futures::SinkExt;
 use futures::stream::{SelectAll, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
 use super::fanout::{Fanout, Operation, Out};
@@ -56,6 +56,12 @@ mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const DUPLICATE_ID: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
+    /// RFC 6455: a data type the endpoint does not accept (binary frames).
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// RFC 6455: a text message that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// RFC 6455: a message over the limit (`JANUA_BODY_LIMIT`).
+    pub const TOO_BIG: u16 = 1009;
 }
 
 /// The close code of a server shutting down (RFC 6455: going away).
@@ -113,6 +119,27 @@ pub struct Granted {
     pub context: RequestContext,
     /// The session of a signed-in user, which the connection lives no longer than.
     pub session: Option<SessionGrant>,
+    /// The connection's place in its user's count, held as long as it is open.
+    pub slot: Option<super::admission::Slot>,
+}
+
+/// Why `connection_init` was refused: the close code and its reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refused credential: 4403 with the error code as reason.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self { code: close::FORBIDDEN, reason: reason.into() }
+    }
+
+    /// One connection more than the user may hold: 4429.
+    pub fn too_many_connections() -> Self {
+        Self { code: close::TOO_MANY_INITS, reason: "Too many connections".into() }
+    }
 }
 
 /// The session a connection was authenticated by, and when its access token expires.
@@ -132,6 +159,8 @@ pub struct Limits {
     pub operations_per_second: u32,
     /// Operations at once (the token bucket's size).
     pub operations_burst: u32,
+    /// Operations running at once; one more is answered with an `error` (`RATE_LIMITED`).
+    pub max_operations: usize,
 }
 
 /// How long the subscriptions of a connection whose session was revoked have to send their
@@ -209,6 +238,8 @@ pub struct Connection<Init> {
     data: Option<Arc<Data>>,
     context: RequestContext,
     session: Option<Session>,
+    /// The connection's place in its user's count.
+    _slot: Option<super::admission::Slot>,
     /// Set when the session was revoked while operations were running: the connection closes
     /// when they have ended, or at this instant.
     ending: Option<Instant>,
@@ -261,7 +292,7 @@ const STOP: Flow = Err(());
 impl<Init, Fut> Connection<Init>
 where
     Init: FnOnce(serde_json::Value) -> Fut + Send,
-    Fut: Future<Output = Result<Granted, String>> + Send,
+    Fut: Future<Output = Result<Granted, Refusal>> + Send,
 {
     /// `init` turns the `connection_init` payload into what the connection is granted, or
     /// refuses it with a reason.
@@ -287,6 +318,7 @@ where
             data: None,
             context: RequestContext::default(),
             session: None,
+            _slot: None,
             ending: None,
             outgoing: SelectAll::new(),
             shutdown: None,
@@ -342,7 +374,15 @@ where
                 Step::Out(id, out) => self.send_out(id, out).await,
                 Step::Idle => Ok(()),
                 Step::Incoming(Some(Ok(Message::Text(t)))) => self.on_message(t.as_bytes()).await,
-                Step::Incoming(Some(Ok(Message::Binary(b)))) => self.on_message(&b).await,
+                Step::Incoming(Some(Ok(Message::Binary(_)))) => {
+                    self.refuse_frame(close::UNSUPPORTED_DATA, "Binary messages are not accepted").await
+                }
+                Step::Incoming(Some(Err(WsError::Capacity(_)))) => {
+                    self.refuse_frame(close::TOO_BIG, "Message too big").await
+                }
+                Step::Incoming(Some(Err(WsError::Utf8(_)))) => {
+                    self.refuse_frame(close::INVALID_PAYLOAD, "Invalid UTF-8").await
+                }
                 Step::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
                 Step::Incoming(_) => STOP,
                 Step::Drain => std::future::poll_fn(|cx| self.writer.poll_drain(cx)).await.map_err(|_| ()),
@@ -393,6 +433,12 @@ where
         STOP
     }
 
+    /// Closes the connection with an RFC 6455 code (both protocols: the frame itself was refused).
+    async fn refuse_frame(&mut self, code: u16, reason: &str) -> Flow {
+        let _ = self.send(close_frame(code, reason)).await;
+        STOP
+    }
+
     /// Accepts what `connection_init` granted: the session is watched from now on (registered
     /// before the store is asked again, so a revocation is seen by one or the other).
     async fn grant(&mut self, granted: Granted) -> Flow {
@@ -409,6 +455,7 @@ where
             }
         }
         self.context = granted.context;
+        self._slot = granted.slot;
         self.data = Some(Arc::new(granted.data));
         self.send(text(serde_json::json!({"type": "connection_ack"}))).await
     }
@@ -470,7 +517,7 @@ where
                 };
                 match init(payload.unwrap_or_default()).await {
                     Ok(granted) => self.grant(granted).await,
-                    Err(reason) => self.refuse(close::FORBIDDEN, &reason).await,
+                    Err(r) => self.refuse(r.code, &r.reason).await,
                 }
             }
             ClientMessage::Start { id, payload } => {
@@ -489,6 +536,17 @@ where
                     }
                     // The legacy protocol lets a client restart an operation under its id.
                     self.stop(&id);
+                }
+                if self.outgoing.iter().filter(|t| t.operation.is_some()).count()
+                    >= self.limits.max_operations
+                {
+                    metrics::counter!("janua_ws_operations_limited_total").increment(1);
+                    let max = self.limits.max_operations;
+                    let e = AppError::new(ErrorCode::RateLimited)
+                        .with_details(serde_json::json!({ "max_operations": max }));
+                    return self
+                        .answer_request_error(&id, crate::graphql::error_response(e, &self.context))
+                        .await;
                 }
                 if let Some(flow) = self.admit(&id).await {
                     return flow;
@@ -526,11 +584,28 @@ where
         }
     }
 
+    /// Answers operation `id`, refused before it ran, with graphql-transport-ws's `error`
+    /// message (its last: no `complete` follows); the legacy protocol's `data` and `complete`.
+    async fn answer_request_error(&mut self, id: &str, r: async_graphql::Response) -> Flow {
+        if self.protocol != Protocol::GraphQLWS {
+            let payload = serde_json::to_string(&r).map_err(|_| ())?;
+            self.send(message(next_type(self.protocol), id, Some(&payload))).await?;
+            return self.send(message("complete", id, None)).await;
+        }
+        let errors = serde_json::to_string(&r.errors).map_err(|_| ())?;
+        self.send(message("error", id, Some(&errors))).await
+    }
+
     /// Sends what operation `id` produced; `None` is its end.
     async fn send_out(&mut self, id: Arc<str>, out: Option<Out>) -> Flow {
         let next = next_type(self.protocol);
         match out {
             Some(Out::Shared(payload)) => self.send(message(next, &id, Some(&payload))).await,
+            Some(Out::Response(r)) if crate::graphql::is_request_error(&r) => {
+                let flow = self.answer_request_error(&id, r).await;
+                self.stop(&id);
+                flow
+            }
             Some(Out::Response(r)) => {
                 let payload = serde_json::to_string(&r).map_err(|_| ())?;
                 self.send(message(next, &id, Some(&payload))).await

@@ -5,6 +5,7 @@
 //! ([`frame`]). What an event's bytes are is GraphQL's business ([`crate::graphql::render`]);
 //! where and when they are written is this module's.
 
+pub mod admission;
 pub mod connection;
 pub mod fanout;
 mod frame;
@@ -20,7 +21,7 @@ use axum::response::Response;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-pub use connection::{Connection, Granted, Limits, SessionGrant};
+pub use connection::{Connection, Granted, Limits, Refusal, SessionGrant};
 pub use fanout::Fanout;
 pub use lanes::Sink;
 pub use sessions::SocketSessions;
@@ -77,8 +78,10 @@ pub async fn endpoint(
         init_timeout: state.config.ws_init_timeout,
         operations_per_second: state.config.ws_operations_per_second,
         operations_burst: state.config.ws_operations_burst,
+        max_operations: state.config.ws_max_operations,
     };
     let shutdown = state.shutdown.clone();
+    let counts = svc.ws_connections.clone();
     tokio::spawn(async move {
         // The drain waits for the connection to end (it closes with 1001 when it begins).
         let _held = shutdown.hold();
@@ -100,14 +103,23 @@ pub async fn endpoint(
                 if let Some(token) = token {
                     let (user, expires_at) = auth::authenticate_with_expiry(&state, &token)
                         .await
-                        .map_err(|e| e.code.as_str().to_owned())?;
+                        .map_err(|e| Refusal::forbidden(e.code.as_str()))?;
                     session = Some(SessionGrant { id: user.session_id, expires_at });
                     rc.actor = Actor::User(user);
                 }
+                // A signed-in user counts by id; an anonymous client by its address.
+                let key = match &rc.actor {
+                    Actor::User(u) => format!("user:{}", u.user_id),
+                    _ => format!(
+                        "ip:{}",
+                        rc.client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+                    ),
+                };
+                let slot = Some(counts.take(key).ok_or_else(Refusal::too_many_connections)?);
                 let mut data = Data::default();
                 data.insert(rc.clone());
                 data.insert(Loaders::new(&state));
-                Ok(Granted { data, context: rc, session })
+                Ok(Granted { data, context: rc, session, slot })
             },
         )
         .until(shutdown)

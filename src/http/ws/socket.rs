@@ -235,24 +235,23 @@ impl AsyncWrite for SharedTcp {
     }
 }
 
-/// The server's listener: TCP connections as [`SharedTcp`].
+/// The server's listener: TCP connections as [`SharedTcp`], each with its [`Peer`].
 pub struct Listener(pub tokio::net::TcpListener);
 
-impl axum::serve::Listener for Listener {
-    type Io = SharedTcp;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (SharedTcp, std::net::SocketAddr) {
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+impl Listener {
+    /// The next connection (an error is the listener's to retry: too many open files, …).
+    pub async fn accept(&self) -> io::Result<(SharedTcp, Peer)> {
+        let (tcp, addr) = self.0.accept().await?;
         // Every write is a whole response or frame: sent at once, not held back (Nagle) until the
         // client acknowledges the previous one, which a delayed ACK can put off by 40 ms.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        (SharedTcp(Arc::new(tcp)), addr)
+        let tcp = Arc::new(tcp);
+        Ok((SharedTcp(tcp.clone()), Peer { addr, tcp }))
     }
 
-    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.0.local_addr()
     }
 }
@@ -263,12 +262,6 @@ impl axum::serve::Listener for Listener {
 pub struct Peer {
     pub addr: std::net::SocketAddr,
     tcp: Arc<TcpStream>,
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Self {
-        Self { addr: *stream.remote_addr(), tcp: stream.io().0.clone() }
-    }
 }
 
 /// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request (RFC 6455, version 13).

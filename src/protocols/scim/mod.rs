@@ -72,6 +72,19 @@ impl Op {
 }
 
 /// The SCIM routes, for both prefixes (`/scim/v2` and `/scim`), to merge into `/api/v1`.
+/// `e` as a SCIM `Error` (for answers the transport gives before a SCIM handler runs).
+pub fn error_response(
+    rc: &crate::context::RequestContext,
+    e: &crate::error::AppError,
+) -> axum::response::Response {
+    render::error(rc, e)
+}
+
+/// Whether `path` is one of the SCIM endpoints (not the token routes of the REST API).
+pub fn is_scim_path(path: &str) -> bool {
+    path.starts_with("/api/v1/scim/") && !path.starts_with("/api/v1/scim/tokens")
+}
+
 pub fn routes() -> Router<HttpState> {
     let mut r = Router::new();
     for prefix in ["/scim/v2", "/scim"] {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::render::SCIM_JSON;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::AppResult;
 use crate::http::HttpState;
 use crate::services::scim::schema::{GROUP, USER};
 use crate::services::scim::{ListParams, ScimType, document, scim_error};
@@ -148,9 +148,7 @@ pub(super) async fn read_body(svc: &HttpState, headers: &HeaderMap, body: Body) 
             ));
         }
     }
-    let bytes = axum::body::to_bytes(body, svc.state.config.body_limit)
-        .await
-        .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge))?;
+    let bytes = crate::http::body::read(body, svc.state.config.body_limit).await?;
     crate::security::nesting::check_json(&bytes)
         .map_err(|_| scim_error(ScimType::InvalidSyntax, "the body is nested too deeply"))?;
     serde_json::from_slice(&bytes)
