@@ -345,7 +345,9 @@ mod tests {
     /// request that carried it.
     #[test]
     fn nan_q_values_do_not_panic() {
-        let header = ["aa;q=NaN"; 7].join(",") + ",aa;q=-inf,aa;q=1e9,aa;q=NaN,aa;q=inf,aa;q=inf," + &["aa;q=NaN"; 9].join(",");
+        let header = ["aa;q=NaN"; 7].join(",")
+            + ",aa;q=-inf,aa;q=1e9,aa;q=NaN,aa;q=inf,aa;q=inf,"
+            + &["aa;q=NaN"; 9].join(",");
         assert_eq!(Locale::negotiate(Some(&header)), Locale::En);
         assert_eq!(Locale::negotiate(Some(&format!("{header},fr;q=0.1"))), Locale::Fr);
     }
@@ -357,7 +359,18 @@ mod tests {
     fn fuzz_accept_language() {
         use proptest::prelude::*;
         let tag = prop::sample::select(vec![
-            "en", "es", "fr", "de", "EN-gb", "es-419", "fr-CA", "de-AT-1996", "ja", "it", "*", "x-klingon",
+            "en",
+            "es",
+            "fr",
+            "de",
+            "EN-gb",
+            "es-419",
+            "fr-CA",
+            "de-AT-1996",
+            "ja",
+            "it",
+            "*",
+            "x-klingon",
         ]);
         let q = prop_oneof![Just(None), (0u32..=1000).prop_map(Some)];
         let entries = prop::collection::vec((tag, q), 0..8);
@@ -368,11 +381,17 @@ mod tests {
             prop::collection::vec(
                 (
                     "[a-z]{2}",
-                    prop::sample::select(vec!["NaN", "nan", "inf", "-inf", "-1", "1e9", "0x1", "", "=", "1;q=0.5"]),
+                    prop::sample::select(vec![
+                        "NaN", "nan", "inf", "-inf", "-1", "1e9", "0x1", "", "=", "1;q=0.5"
+                    ]),
                 ),
                 1..40,
             )
-            .prop_map(|v| v.iter().map(|(t, q)| format!("{t};q={q}")).collect::<Vec<_>>().join(",")),
+            .prop_map(|v| v
+                .iter()
+                .map(|(t, q)| format!("{t};q={q}"))
+                .collect::<Vec<_>>()
+                .join(",")),
         ];
         let strategy = (entries, arbitrary.clone(), arbitrary.prop_flat_map(crate::fuzz::mutated));
         crate::fuzz::run("Accept-Language", 2000, strategy, |(entries, raw, mutated)| {

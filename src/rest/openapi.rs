@@ -292,7 +292,10 @@ fn scim_protocol_routes(paths: &mut Map<String, Value>) {
                 .iter()
                 .map(|m| {
                     let target = format!("Scim{m}_{}__id_", &path[1..]);
-                    (target.clone(), json!({"operationId": target, "parameters": {"id": "$response.body#/id"}}))
+                    (
+                        target.clone(),
+                        json!({"operationId": target, "parameters": {"id": "$response.body#/id"}}),
+                    )
                 })
                 .collect();
             op["responses"]["201"]["links"] = links.into();
@@ -364,19 +367,32 @@ fn create_links(api: &RestApi) -> Vec<(String, String, Value)> {
             let Some(pointer) = id_pointer(data, &new) else { continue };
             let mut params = Map::new();
             for n in t.route.path_params {
-                let source =
-                    if *n == new { format!("$response.body#{pointer}") } else { format!("$request.path.{n}") };
+                let source = if *n == new {
+                    format!("$response.body#{pointer}")
+                } else {
+                    format!("$request.path.{n}")
+                };
                 params.insert((*n).to_owned(), source.into());
             }
-            links.insert(t.route.operation.to_owned(), json!({"operationId": t.route.operation, "parameters": params}));
+            links.insert(
+                t.route.operation.to_owned(),
+                json!({"operationId": t.route.operation, "parameters": params}),
+            );
         }
         for (_, pointer, targets) in EXTRA_LINKS.iter().filter(|(from, ..)| *from == c.route.operation) {
             for t in *targets {
-                links.insert((*t).to_owned(), json!({"operationId": t, "parameters": {"id": format!("$response.body#{pointer}")}}));
+                links.insert(
+                    (*t).to_owned(),
+                    json!({"operationId": t, "parameters": {"id": format!("$response.body#{pointer}")}}),
+                );
             }
         }
         if !links.is_empty() {
-            out.push((format!("/api/v1{}", c.route.path), c.route.method.as_str().to_lowercase(), links.into()));
+            out.push((
+                format!("/api/v1{}", c.route.path),
+                c.route.method.as_str().to_lowercase(),
+                links.into(),
+            ));
         }
     }
     out

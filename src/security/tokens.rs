@@ -254,7 +254,12 @@ mod tests {
 
     /// A compact JWS of `header` and `claims` (JSON texts) with the signature bytes `sig`.
     fn forged(header: &str, claims: &str, sig: &[u8]) -> String {
-        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims), URL_SAFE_NO_PAD.encode(sig))
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
     }
 
     /// Fuzz: arbitrary strings, mutations of a valid access token, and forged tokens (other

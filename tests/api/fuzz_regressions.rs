@@ -17,11 +17,29 @@ async fn an_unknown_organization_is_not_found_for_an_administrator(b: Backend) {
     let cases = [
         ("POST", format!("/organizations/{ghost}/scim/tokens"), Some(json!({"name": "x"}))),
         ("GET", format!("/organizations/{ghost}/scim/tokens"), None),
-        ("POST", format!("/organizations/{ghost}/api-keys"), Some(json!({"name": "x", "scopes": ["users:read"]}))),
+        (
+            "POST",
+            format!("/organizations/{ghost}/api-keys"),
+            Some(json!({"name": "x", "scopes": ["users:read"]})),
+        ),
         ("GET", format!("/organizations/{ghost}/api-keys"), None),
-        ("POST", "/webhooks".to_owned(), Some(json!({"organization_id": ghost, "url": "https://example.com/h", "events": ["user.created"]}))),
-        ("POST", format!("/organizations/{ghost}/members"), Some(json!({"email": "someone@example.com", "role": "member"}))),
-        ("POST", "/invitations".to_owned(), Some(json!({"organization_id": ghost, "email": "someone@example.com"}))),
+        (
+            "POST",
+            "/webhooks".to_owned(),
+            Some(
+                json!({"organization_id": ghost, "url": "https://example.com/h", "events": ["user.created"]}),
+            ),
+        ),
+        (
+            "POST",
+            format!("/organizations/{ghost}/members"),
+            Some(json!({"email": "someone@example.com", "role": "member"})),
+        ),
+        (
+            "POST",
+            "/invitations".to_owned(),
+            Some(json!({"organization_id": ghost, "email": "someone@example.com"})),
+        ),
         ("GET", format!("/organizations/{ghost}/members"), None),
         ("GET", format!("/organizations/{ghost}"), None),
     ];
@@ -40,9 +58,17 @@ crate::on_both_databases!(a_nan_q_value_in_accept_language_is_answered);
 /// q-values ignored) and the request answered, in the best language that remains.
 async fn a_nan_q_value_in_accept_language_is_answered(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let header = ["aa;q=NaN"; 7].join(",") + ",aa;q=-inf,aa;q=1e9,aa;q=NaN,aa;q=inf,aa;q=inf," + &["aa;q=NaN"; 9].join(",");
+    let header = ["aa;q=NaN"; 7].join(",")
+        + ",aa;q=-inf,aa;q=1e9,aa;q=NaN,aa;q=inf,aa;q=inf,"
+        + &["aa;q=NaN"; 9].join(",");
     for (h, language) in [(header.clone(), "en"), (format!("{header},de;q=0.5,fr;q=NaN"), "de")] {
-        let r = app.client.get(app.url("/api/v1/auth/me")).header("accept-language", h).send().await.expect("an answer");
+        let r = app
+            .client
+            .get(app.url("/api/v1/auth/me"))
+            .header("accept-language", h)
+            .send()
+            .await
+            .expect("an answer");
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()["content-language"], language);
     }

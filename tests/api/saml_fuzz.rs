@@ -61,10 +61,13 @@ fn saml_fuzz_mutated_signed_responses_are_refused_or_unchanged() {
         .collect();
     let genuine: Vec<_> = signed
         .iter()
-        .map(|xml| verify_response(&encode(xml), &lax, &sp, now, skew).expect("the genuine Response verifies"))
+        .map(|xml| {
+            verify_response(&encode(xml), &lax, &sp, now, skew).expect("the genuine Response verifies")
+        })
         .collect();
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600);
-    let mut runner = TestRunner::new(PropConfig { cases, failure_persistence: None, ..PropConfig::default() });
+    let mut runner =
+        TestRunner::new(PropConfig { cases, failure_persistence: None, ..PropConfig::default() });
     let strategy = (0..signed.len())
         .prop_flat_map(|k| (Just(k), any::<bool>(), mutated(signed[k].clone()), mutated(encode(&signed[k]))));
     let ran = std::cell::Cell::new(0u64);

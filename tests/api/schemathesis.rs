@@ -9,7 +9,7 @@
 //! body as documented (`status_code_conformance`, `content_type_conformance`,
 //! `response_schema_conformance`). Runs when `JANUA_SCHEMATHESIS` names the `schemathesis`
 //! executable (`.ci/run` installs one), bounded by `JANUA_SCHEMATHESIS_SECONDS` per run (default
-//! 50 for REST, 25 for GraphQL) with seed `JANUA_SCHEMATHESIS_SEED` (default 1); prints the
+//! 60 for REST, 25 for GraphQL) with seed `JANUA_SCHEMATHESIS_SEED` (default 1); prints the
 //! requests sent and their statuses, or that it was skipped.
 //! The bugs it found have their regression tests in `fuzz_regressions.rs`.
 
@@ -18,6 +18,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use serde_json::Value;
+
+use janua::error::ErrorCode;
 
 use crate::helpers::{Backend, PASSWORD, TempDir, TestApp};
 
@@ -47,7 +49,15 @@ const ADMIN: &str = "fuzz-admin@example.com";
 struct Outcome {
     requests: usize,
     by_class: BTreeMap<u16, usize>,
+    /// GraphQL: the `extensions.code` of every error answered, and how often.
+    codes: BTreeMap<String, usize>,
+    /// GraphQL errors whose code maps to a status ≥ 500 (`INTERNAL_ERROR`, …).
+    server_codes: usize,
     failures: Vec<String>,
+    /// ST113 "GraphQL server error": schemathesis counts every resolver error in `errors` as
+    /// one, but Janua answers refusals there on purpose (`extensions.code`, e.g. `NOT_FOUND`);
+    /// they are judged by their code instead ([`Outcome::server_codes`]).
+    resolver_errors: usize,
     errors: Vec<String>,
 }
 
@@ -58,14 +68,15 @@ async fn run(app: &TestApp, bin: &str, location: &str, seconds: u64, checks: &st
         .expect("create the administrator");
     let reports = TempDir::new();
     let seed = std::env::var("JANUA_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
-    let seconds = std::env::var("JANUA_SCHEMATHESIS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(seconds);
+    let seconds =
+        std::env::var("JANUA_SCHEMATHESIS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(seconds);
     let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis");
     let har = reports.0.join("requests.har");
     let report = reports.0.join("report.json");
     let out = tokio::process::Command::new(bin)
         .args(["run", location, "--checks", checks, "--seed", &seed, "--workers", "1", "--no-color"])
         .args(["--max-examples", "25", "--max-time", &seconds.to_string(), "--request-timeout", "30"])
-        .args(["--report", "har,json", "--generation-database", "none"])
+        .args(["--report", "har,json", "--generation-database", "none", "--continue-on-failure"])
         .arg("--report-har-path")
         .arg(&har)
         .arg("--report-json-path")
@@ -83,31 +94,66 @@ async fn run(app: &TestApp, bin: &str, location: &str, seconds: u64, checks: &st
     let stdout = String::from_utf8_lossy(&out.stdout);
     let read = |path: &std::path::Path| -> Value {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
-            panic!("schemathesis wrote no {} ({e}; exit {}):\n{stdout}\n{}", path.display(), out.status, String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "schemathesis wrote no {} ({e}; exit {}):\n{stdout}\n{}",
+                path.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
     };
     let (har, report) = (read(&har), read(&report));
     let entries = har["log"]["entries"].as_array().cloned().unwrap_or_default();
     let mut by_class = BTreeMap::new();
+    let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut server_codes = 0;
     for e in &entries {
         let status = e["response"]["status"].as_u64().unwrap_or(0) as u16;
         *by_class.entry(status / 100).or_default() += 1;
+        let body: Value = e["response"]["content"]["text"]
+            .as_str()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        if location.ends_with("/graphql") {
+            for err in body["errors"].as_array().into_iter().flatten() {
+                let code = err["extensions"]["code"].as_str().unwrap_or("(none)");
+                *codes.entry(code.to_owned()).or_default() += 1;
+                let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code);
+                if known.is_some_and(|c| c.http_status() >= 500) {
+                    server_codes += 1;
+                    let _ =
+                        writeln!(std::io::stderr(), "GraphQL {code}: {}", e["request"]["postData"]["text"]);
+                }
+            }
+        }
     }
-    let list = |key: &str| -> Vec<String> {
-        report[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| format!("{} {} ×{} in {}", f["code"].as_str().unwrap_or(""), f["title"], f["count"], f["operations"]))
-            .collect()
-    };
-    let (failures, errors) = (list("failures"), list("errors"));
+    let mut resolver_errors = 0;
+    let mut failures = Vec::new();
+    for f in report["failures"].as_array().into_iter().flatten() {
+        if f["code"] == "ST113" {
+            resolver_errors += f["count"].as_u64().unwrap_or(0) as usize;
+        } else {
+            failures.push(format!(
+                "{} {} ×{} in {}",
+                f["code"].as_str().unwrap_or(""),
+                f["title"],
+                f["count"],
+                f["operations"]
+            ));
+        }
+    }
+    let errors: Vec<String> = report["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| format!("{} ×{}", e["title"], e["count"]))
+        .collect();
     if !failures.is_empty() || !errors.is_empty() {
         // The details (each failing request, with a curl line) are in schemathesis' own output.
         let _ = writeln!(std::io::stderr(), "{stdout}");
     }
-    Outcome { requests: entries.len(), by_class, failures, errors }
+    Outcome { requests: entries.len(), by_class, codes, server_codes, failures, resolver_errors, errors }
 }
 
 fn report(what: &str, b: &Backend, o: &Outcome) {
@@ -125,6 +171,17 @@ fn report(what: &str, b: &Backend, o: &Outcome) {
         o.failures.len(),
         o.errors.len(),
     );
+    if !o.codes.is_empty() {
+        let codes: Vec<String> = o.codes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            std::io::stderr(),
+            "  GraphQL errors by code ({} reported by schemathesis as ST113): {}; {} with a 5xx code",
+            o.resolver_errors,
+            codes.join(", "),
+            o.server_codes
+        );
+    }
+    assert_eq!(o.server_codes, 0, "GraphQL errors with a code ≥ 500");
     assert!(o.requests > 0, "schemathesis sent no request");
     assert!(o.failures.is_empty(), "schemathesis found failures:\n{}", o.failures.join("\n"));
     assert!(o.errors.is_empty(), "schemathesis could not run everything:\n{}", o.errors.join("\n"));
@@ -143,8 +200,9 @@ async fn fuzz_server(b: Backend) -> TestApp {
 async fn schemathesis_rest(b: Backend) {
     let Some(bin) = schemathesis() else { return };
     let app = fuzz_server(b.clone()).await;
-    let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
-    let o = run(&app, &bin, &app.url("/openapi.json"), 50, checks).await;
+    let checks =
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+    let o = run(&app, &bin, &app.url("/openapi.json"), 60, checks).await;
     report("REST", &b, &o);
 }
 

@@ -165,7 +165,8 @@ fn ec_key(kid: &str) -> (Vec<u8>, Value) {
     use openssl::{bn::BigNum, bn::BigNumContext, ec::EcGroup, ec::EcKey, nid::Nid, pkey::PKey};
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let ec = EcKey::generate(&group).unwrap();
-    let (mut x, mut y, mut ctx) = (BigNum::new().unwrap(), BigNum::new().unwrap(), BigNumContext::new().unwrap());
+    let (mut x, mut y, mut ctx) =
+        (BigNum::new().unwrap(), BigNum::new().unwrap(), BigNumContext::new().unwrap());
     ec.public_key().affine_coordinates(&group, &mut x, &mut y, &mut ctx).unwrap();
     let b64 = |n: &BigNum| URL_SAFE_NO_PAD.encode(n.to_vec_padded(32).unwrap());
     let jwk = json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": b64(&x), "y": b64(&y)});
@@ -184,7 +185,8 @@ fn fuzz_id_token_and_jwks() {
         "iat": now.timestamp(), "exp": now.timestamp() + 300, "nonce": "n-1"});
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("ec-1".into());
-    let valid = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&der)).unwrap();
+    let valid =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&der)).unwrap();
     let jwks = json!({"keys": [jwk]}).to_string();
     let s = settings();
     let access = AccessToken::new("at".into());

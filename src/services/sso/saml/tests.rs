@@ -268,7 +268,8 @@ fn fuzz_saml_response_reader() {
         want_assertions_signed: false,
         allow_idp_initiated: true,
     };
-    let sp = SpSettings { entity_id: "https://janua.test/sp".into(), acs_url: "https://janua.test/acs".into() };
+    let sp =
+        SpSettings { entity_id: "https://janua.test/sp".into(), acs_url: "https://janua.test/acs".into() };
     let xmlish = prop::collection::vec(
         prop_oneof![
             Just("<samlp:Response ID=\"_r\">".to_owned()),
