@@ -20,6 +20,9 @@ pub mod state;
 pub mod storage;
 pub mod workers;
 
+#[cfg(test)]
+mod fuzz;
+
 /// Writes `schema.graphql` and `openapi.json` into `dir` (what `janua schema` does).
 pub async fn write_schema_files(dir: &std::path::Path) -> anyhow::Result<()> {
     let (sdl, openapi) = schema_files().await?;

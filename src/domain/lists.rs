@@ -141,4 +141,39 @@ mod tests {
         assert_eq!(like_pattern("  ").unwrap(), None);
         assert!(like_pattern(&"\\".repeat(25_000)).is_err());
     }
+
+    /// Fuzz: any string, and mutations of real cursors, decode to a (value, id) or are a format
+    /// error on their field; a sort spec is one of the allowed fields or refused.
+    #[test]
+    fn fuzz_list_cursors_and_sorts() {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,20}".prop_map(Value::from),
+            (0i64..4_000_000_000).prop_map(|s| time_value(&chrono::DateTime::from_timestamp(s, 0).unwrap())),
+        ];
+        let real = (value, prop::array::uniform16(any::<u8>()))
+            .prop_map(|(v, b)| encode_cursor(v, Uuid::from_bytes(b)));
+        let input = prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_-]{0,80}",
+            // base64 of arbitrary JSON-looking text
+            "[\\[\\]{}\",:0-9a-f-]{0,60}".prop_map(|j| URL_SAFE_NO_PAD.encode(j)),
+            real.prop_flat_map(crate::fuzz::mutated),
+        ];
+        let sorts = ["created_at", "email"];
+        crate::fuzz::run("cursor (list)", 4000, input, |c| {
+            match decode_cursor("before", &c) {
+                Ok((v, id)) => prop_assert_eq!(decode_cursor("before", &encode_cursor(v, id)).unwrap().1, id),
+                Err(e) => prop_assert_eq!(e.fields.get("before"), Some(&FieldIssue::InvalidFormat)),
+            }
+            let _ = ListRequest::parse(Some(1), Some(c.clone()), None, None);
+            let _ = like_pattern(&c);
+            if let Ok(s) = SortSpec::parse(Some(&c), &sorts, ("created_at", true)) {
+                prop_assert!(sorts.contains(&s.field.as_str()));
+            }
+            Ok(())
+        });
+    }
 }

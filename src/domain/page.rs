@@ -95,4 +95,26 @@ mod tests {
         assert_eq!((p.limit, p.after, p.backward), (5, Some(id), false));
         assert!(PageRequest::parse(None, None, Some(3), None).unwrap().backward);
     }
+
+    /// Fuzz: any string (and any mutation of a real cursor) decodes to an id or is a format
+    /// error on its field, never a panic; a cursor decodes back to the id it was made from.
+    #[test]
+    fn fuzz_id_cursors() {
+        use proptest::prelude::*;
+        let real = prop::array::uniform16(any::<u8>()).prop_map(|b| encode_cursor(Uuid::from_bytes(b)));
+        let input = prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_=+/-]{0,40}",
+            real.clone().prop_flat_map(crate::fuzz::mutated),
+        ];
+        crate::fuzz::run("cursor (id)", 4000, (input, real), |(c, good)| {
+            match decode_cursor("after", &c) {
+                Ok(id) => prop_assert_eq!(&encode_cursor(id), &c, "only the canonical form decodes"),
+                Err(e) => prop_assert_eq!(e.fields.get("after"), Some(&FieldIssue::InvalidFormat)),
+            }
+            let _ = PageRequest::parse(None, Some(&c), None, Some(&c));
+            prop_assert_eq!(encode_cursor(decode_cursor("after", &good).unwrap()), good);
+            Ok(())
+        });
+    }
 }

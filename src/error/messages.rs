@@ -23,22 +23,54 @@ impl Locale {
         }
     }
 
-    /// Chooses the best supported language of an `Accept-Language` header (q-values honoured).
+    /// Chooses the best supported language of an `Accept-Language` header (RFC 9110 §12.5.4):
+    /// the highest q-value above 0 wins, the first of equals; a regional tag (`es-ES`) selects
+    /// its language; an entry whose q-value is malformed is ignored; none → English.
+    ///
+    /// Parsed here rather than by the `accept-language` crate, whose sort panics on `q=NaN`
+    /// (found by `fuzz_accept_language`: one header took down any request).
     pub fn negotiate(header: Option<&str>) -> Self {
-        let Some(header) = header else {
-            return Self::En;
-        };
-        // `parse` orders by q-value; a regional tag (`es-ES`) selects its language.
-        for tag in accept_language::parse(header) {
-            match tag.split('-').next().unwrap_or_default().to_ascii_lowercase().as_str() {
-                "en" => return Self::En,
-                "es" => return Self::Es,
-                "fr" => return Self::Fr,
-                "de" => return Self::De,
-                _ => {}
+        let mut best: Option<(u16, Self)> = None;
+        for entry in header.unwrap_or_default().split(',') {
+            let mut parts = entry.split(';');
+            let tag = parts.next().unwrap_or_default().trim();
+            let language = match tag.split('-').next().unwrap_or_default().to_ascii_lowercase().as_str() {
+                "en" => Self::En,
+                "es" => Self::Es,
+                "fr" => Self::Fr,
+                "de" => Self::De,
+                _ => continue,
+            };
+            let mut weight = Some(1000);
+            for param in parts {
+                if let Some((name, value)) = param.split_once('=')
+                    && name.trim().eq_ignore_ascii_case("q")
+                {
+                    weight = qvalue(value.trim());
+                }
+            }
+            if let Some(w) = weight
+                && w > 0
+                && best.is_none_or(|(b, _)| w > b)
+            {
+                best = Some((w, language));
             }
         }
-        Self::En
+        best.map_or(Self::En, |(_, l)| l)
+    }
+}
+
+/// An RFC 9110 §12.4.2 qvalue (`0`, `0.5`, `1.000`, at most three decimals) in thousandths.
+fn qvalue(v: &str) -> Option<u16> {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{fraction:0<3}").parse::<u16>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
     }
 }
 
@@ -327,5 +359,96 @@ mod tests {
         assert_eq!(Locale::negotiate(Some("it, de;q=0.3, fr;q=0.7")), Locale::Fr);
         assert_eq!(Locale::negotiate(Some("ja")), Locale::En);
         assert_eq!(Locale::negotiate(None), Locale::En);
+        assert_eq!(Locale::negotiate(Some("fr;q=0, de;q=0.001")), Locale::De, "q=0 is not acceptable");
+        assert_eq!(Locale::negotiate(Some("fr;q=2, de;q=abc, es;q=0.5")), Locale::Es, "malformed q ignored");
+        assert_eq!(Locale::negotiate(Some("de ; Q=0.9 , fr")), Locale::Fr);
+    }
+
+    /// Found by `fuzz_accept_language`: the `accept-language` crate's sort panicked on NaN
+    /// q-values ("comparison does not implement a total order"), so this header reset every
+    /// request that carried it.
+    #[test]
+    fn nan_q_values_do_not_panic() {
+        let header = ["aa;q=NaN"; 7].join(",")
+            + ",aa;q=-inf,aa;q=1e9,aa;q=NaN,aa;q=inf,aa;q=inf,"
+            + &["aa;q=NaN"; 9].join(",");
+        assert_eq!(Locale::negotiate(Some(&header)), Locale::En);
+        assert_eq!(Locale::negotiate(Some(&format!("{header},fr;q=0.1"))), Locale::Fr);
+    }
+
+    /// Fuzz: any header gives one of the four languages, never a panic; a well-formed header
+    /// gives the supported language of highest q-value above 0 (the first of equals), else
+    /// English.
+    #[test]
+    fn fuzz_accept_language() {
+        use proptest::prelude::*;
+        let tag = prop::sample::select(vec![
+            "en",
+            "es",
+            "fr",
+            "de",
+            "EN-gb",
+            "es-419",
+            "fr-CA",
+            "de-AT-1996",
+            "ja",
+            "it",
+            "*",
+            "x-klingon",
+        ]);
+        let q = prop_oneof![Just(None), (0u32..=1000).prop_map(Some)];
+        let entries = prop::collection::vec((tag, q), 0..8);
+        let arbitrary = prop_oneof![
+            any::<String>(),
+            "[a-zA-Z*;=,. 0-9q-]{0,60}",
+            // q-values no parser should trust
+            prop::collection::vec(
+                (
+                    "[a-z]{2}",
+                    prop::sample::select(vec![
+                        "NaN", "nan", "inf", "-inf", "-1", "1e9", "0x1", "", "=", "1;q=0.5"
+                    ]),
+                ),
+                1..40,
+            )
+            .prop_map(|v| v
+                .iter()
+                .map(|(t, q)| format!("{t};q={q}"))
+                .collect::<Vec<_>>()
+                .join(",")),
+        ];
+        let strategy = (entries, arbitrary.clone(), arbitrary.prop_flat_map(crate::fuzz::mutated));
+        crate::fuzz::run("Accept-Language", 2000, strategy, |(entries, raw, mutated)| {
+            let _ = Locale::negotiate(Some(&raw));
+            let _ = Locale::negotiate(Some(&mutated));
+            let header = entries
+                .iter()
+                .map(|(t, q)| match q {
+                    None => (*t).to_owned(),
+                    Some(q) => format!("{t};q={}.{:03}", q / 1000, q % 1000),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let weight = |q: &Option<u32>| q.unwrap_or(1000);
+            let supported = |t: &str| match t.split('-').next().unwrap().to_ascii_lowercase().as_str() {
+                "en" => Some(Locale::En),
+                "es" => Some(Locale::Es),
+                "fr" => Some(Locale::Fr),
+                "de" => Some(Locale::De),
+                _ => None,
+            };
+            let mut best: Option<(u32, Locale)> = None;
+            for (t, q) in &entries {
+                if let Some(l) = supported(t)
+                    && weight(q) > 0
+                    && best.is_none_or(|(w, _)| weight(q) > w)
+                {
+                    best = Some((weight(q), l));
+                }
+            }
+            let expected = best.map_or(Locale::En, |(_, l)| l);
+            prop_assert_eq!(Locale::negotiate(Some(&header)), expected, "{}", header);
+            Ok(())
+        });
     }
 }

@@ -189,7 +189,7 @@ fn sso_protocol_routes(paths: &mut Map<String, Value>) {
             "parameters": [{"name": "provider_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
             "responses": {
                 "200": {"description": "SAML metadata", "content": {"application/samlmetadata+xml": {"schema": {"type": "string"}}}},
-                "404": error,
+                "default": error,
             },
         }}),
     );
@@ -204,7 +204,7 @@ fn sso_protocol_routes(paths: &mut Map<String, Value>) {
             "summary": "Where the OIDC provider sends the browser back",
             "operationId": "SsoOidcCallback",
             "parameters": callback_params,
-            "responses": {"303": redirect, "200": code, "401": error.clone(), "502": error.clone()},
+            "responses": {"303": redirect, "200": code, "default": error.clone()},
         }}),
     );
     if let Some(acs) = paths.get_mut("/api/v1/sso/saml").and_then(|p| p.get_mut("post")) {
@@ -268,7 +268,8 @@ fn scim_protocol_routes(paths: &mut Map<String, Value>) {
             "summary": summary,
             "operationId": format!("Scim{}{}", method.to_uppercase(), path.replace(['/', '{', '}', '.'], "_")),
             "security": if auth { bearer.clone() } else { public.clone() },
-            "responses": {"400": error.clone(), "401": error.clone(), "404": error.clone()},
+            // Any other status (403, 413, 429, …) is a SCIM Error too (RFC 7644 §3.12).
+            "responses": {"400": error.clone(), "401": error.clone(), "404": error.clone(), "default": error.clone()},
         });
         if path.contains("{id}") {
             op["parameters"] = id.clone();
@@ -285,6 +286,20 @@ fn scim_protocol_routes(paths: &mut Map<String, Value>) {
         } else {
             json!({"description": "A SCIM resource or ListResponse", "content": scim("ScimResource")})
         };
+        if method == "post" && (path == "/Users" || path == "/Groups") {
+            // Stateful fuzzing: from the created resource to the operations on it.
+            let links: Map<String, Value> = ["GET", "PUT", "PATCH", "DELETE"]
+                .iter()
+                .map(|m| {
+                    let target = format!("Scim{m}_{}__id_", &path[1..]);
+                    (
+                        target.clone(),
+                        json!({"operationId": target, "parameters": {"id": "$response.body#/id"}}),
+                    )
+                })
+                .collect();
+            op["responses"]["201"]["links"] = links.into();
+        }
         paths.entry(format!("/api/v1/scim/v2{path}")).or_insert_with(|| json!({}))[method] = op;
     }
     if let Some(g) = paths.get("/api/v1/scim/v2/Users/{id}").cloned() {
@@ -299,12 +314,99 @@ fn scim_protocol_routes(paths: &mut Map<String, Value>) {
     }
 }
 
+/// Where the id a link passes on sits in a route's `data`: `/data/id`, else `/data/<name>/id`
+/// of the object named like the parameter (`user_id` → `user`), else of the only nested object
+/// with an `id`.
+fn id_pointer(data: &Value, param: &str) -> Option<String> {
+    let props = data.get("properties")?.as_object()?;
+    if param == "id" && props.contains_key("id") {
+        return Some("/data/id".into());
+    }
+    let has_id = |v: &Value| v.get("properties").is_some_and(|p| p.get("id").is_some());
+    if let Some(name) = param.strip_suffix("_id")
+        && props.get(name).is_some_and(has_id)
+    {
+        return Some(format!("/data/{name}/id"));
+    }
+    let mut nested = props.iter().filter(|(_, v)| has_id(v));
+    match (nested.next(), nested.next()) {
+        (Some((name, _)), None) if param == "id" => Some(format!("/data/{name}/id")),
+        _ => None,
+    }
+}
+
+/// Links made by hand where the created resource is read elsewhere than under its create
+/// path: operation → (pointer in its 201 response, operations given that id as `id`).
+const EXTRA_LINKS: &[(&str, &str, &[&str])] = &[
+    ("Signup", "/data/user/id", &["User", "UpdateUser", "UserRoles", "DeleteUser"]),
+    ("CreateAdminApiKey", "/data/api_key/id", &["RevokeApiKey"]),
+    ("CreateOrganizationApiKey", "/data/api_key/id", &["RevokeApiKey"]),
+    ("CreateScimToken", "/data/id", &["RevokeScimToken"]),
+];
+
+/// OpenAPI `links` from every create (a 201) to the operations on what it made: those whose
+/// path is the create's path, then `/{param}` (that param from the response), then anything,
+/// with no path parameter the create's request does not give (e.g. `POST /organizations` →
+/// `GET /organizations/{id}`, `POST /organizations/{id}/api-keys`; `POST /webhooks` →
+/// `POST /webhooks/{id}/test`). Stateful fuzzing follows them to reach the successful paths.
+fn create_links(api: &RestApi) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    let param_of = |segment: &str| segment.strip_prefix('{')?.strip_suffix('}').map(str::to_owned);
+    for c in api.routes.iter().filter(|p| p.route.status == 201) {
+        let Some(data) = &c.data_schema else { continue };
+        let mut links = Map::new();
+        for t in &api.routes {
+            let Some(rest) = t.route.path.strip_prefix(c.route.path).and_then(|r| r.strip_prefix('/')) else {
+                continue;
+            };
+            let Some(new) = param_of(rest.split('/').next().unwrap_or_default()) else { continue };
+            let known = |n: &&str| *n == new || c.route.path_params.contains(n);
+            if !t.route.path_params.iter().all(|n| known(&n)) {
+                continue;
+            }
+            let Some(pointer) = id_pointer(data, &new) else { continue };
+            let mut params = Map::new();
+            for n in t.route.path_params {
+                let source = if *n == new {
+                    format!("$response.body#{pointer}")
+                } else {
+                    format!("$request.path.{n}")
+                };
+                params.insert((*n).to_owned(), source.into());
+            }
+            links.insert(
+                t.route.operation.to_owned(),
+                json!({"operationId": t.route.operation, "parameters": params}),
+            );
+        }
+        for (_, pointer, targets) in EXTRA_LINKS.iter().filter(|(from, ..)| *from == c.route.operation) {
+            for t in *targets {
+                links.insert(
+                    (*t).to_owned(),
+                    json!({"operationId": t, "parameters": {"id": format!("$response.body#{pointer}")}}),
+                );
+            }
+        }
+        if !links.is_empty() {
+            out.push((
+                format!("/api/v1{}", c.route.path),
+                c.route.method.as_str().to_lowercase(),
+                links.into(),
+            ));
+        }
+    }
+    out
+}
+
 /// Builds the document for every prepared route.
 pub fn document(api: &RestApi) -> Value {
     let mut paths = Map::new();
     for p in &api.routes {
         let path = paths.entry(format!("/api/v1{}", p.route.path)).or_insert_with(|| json!({}));
         path[p.route.method.as_str().to_lowercase()] = operation(p);
+    }
+    for (path, method, links) in create_links(api) {
+        paths[&path][&method]["responses"]["201"]["links"] = links;
     }
     sso_protocol_routes(&mut paths);
     scim_protocol_routes(&mut paths);

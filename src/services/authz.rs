@@ -8,7 +8,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use entities::{org_member, user};
+use entities::{org_member, organization, user};
 
 use crate::context::{Actor, RequestContext};
 use crate::domain::UserStatus;
@@ -419,17 +419,24 @@ pub async fn principal(state: &AppState, ctx: &RequestContext) -> AppResult<Prin
     }
 }
 
-/// The role of a user principal in `org`, if any.
+/// The role of a user principal in `org`, if any. An organization that does not exist is
+/// `NOT_FOUND` for every caller who is not a member of it (administrators and API keys
+/// included), so no write goes on to refer to it (found by API fuzzing: an administrator's
+/// SCIM token or API key for an unknown organization was a foreign-key 500, a webhook was made).
 pub async fn role_in(state: &AppState, p: &Principal, org: Uuid) -> AppResult<Option<OrgRole>> {
-    let Some(uid) = p.user_id() else {
-        return Ok(None);
-    };
-    Ok(org_member::Entity::find()
-        .filter(org_member::Column::OrganizationId.eq(org))
-        .filter(org_member::Column::UserId.eq(uid))
-        .one(&state.db)
-        .await?
-        .and_then(|m| OrgRole::parse(&m.role)))
+    if let Some(uid) = p.user_id()
+        && let Some(m) = org_member::Entity::find()
+            .filter(org_member::Column::OrganizationId.eq(org))
+            .filter(org_member::Column::UserId.eq(uid))
+            .one(&state.db)
+            .await?
+    {
+        return Ok(OrgRole::parse(&m.role));
+    }
+    if organization::Entity::find_by_id(org).one(&state.db).await?.is_none() {
+        return Err(ErrorCode::NotFound.into());
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

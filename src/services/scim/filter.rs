@@ -558,4 +558,95 @@ mod tests {
             assert!(parse_path(case).is_err(), "accepted {case:?}");
         }
     }
+
+    /// Filters from the RFC 7644 grammar: comparisons and `pr` on plain, dotted, URN-qualified
+    /// and value paths, joined by `and`/`or`, negated, parenthesized (any case of keyword).
+    fn grammar_filter() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let attr = prop::sample::select(vec![
+            "userName",
+            "name.givenName",
+            "emails",
+            "emails.value",
+            "meta.lastModified",
+            "active",
+            "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "members.value",
+        ]);
+        let op = prop::sample::select(vec!["eq", "NE", "co", "Sw", "ew", "gt", "ge", "lt", "LE"]);
+        let value = prop_oneof![
+            "[a-zA-Z0-9@. _-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            Just(r#""quote \" back \\ slash \u00e9""#.to_owned()),
+            Just("true".to_owned()),
+            Just("False".to_owned()),
+            Just("null".to_owned()),
+            any::<i32>().prop_map(|n| n.to_string()),
+            any::<f32>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+        ];
+        let sub = prop::sample::select(vec!["type", "value", "primary", "display"]);
+        let comparison = prop_oneof![
+            (attr.clone(), op.clone(), value.clone()).prop_map(|(a, o, v)| format!("{a} {o} {v}")),
+            attr.prop_map(|a| format!("{a} pr")),
+            (prop::sample::select(vec!["emails", "members", "groups"]), sub, op, value)
+                .prop_map(|(a, s, o, v)| format!("{a}[{s} {o} {v}]")),
+        ];
+        comparison.prop_recursive(4, 24, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), prop::sample::select(vec!["and", "OR", "And", "or"]), inner.clone())
+                    .prop_map(|(a, j, b)| format!("{a} {j} {b}")),
+                inner.clone().prop_map(|a| format!("not ({a})")),
+                inner.prop_map(|a| format!("({a})")),
+            ]
+        })
+    }
+
+    /// Fuzz: arbitrary input, grammar filters and their mutations parse or are refused, never
+    /// panic; every grammar filter parses; whatever parses evaluates against a user without
+    /// panicking. PATCH paths likewise.
+    #[test]
+    fn fuzz_filters_and_paths() {
+        use proptest::prelude::*;
+        let doc = serde_json::json!({
+            "userName": "bjensen", "active": true, "name": {"givenName": "Barbara"},
+            "emails": [{"value": "b@example.com", "type": "work", "primary": true}, "stray", 7, null],
+            "meta": {"lastModified": "2011-05-13T04:42:34Z"}, "members": {"value": [1, 2]},
+        });
+        let input = prop_oneof![
+            2 => any::<String>(),
+            1 => r#"[a-zA-Z.:\[\]()" ]{0,60}"#,
+            3 => grammar_filter(),
+            4 => grammar_filter().prop_flat_map(crate::fuzz::mutated),
+        ];
+        crate::fuzz::run("SCIM filter", 4000, (input, grammar_filter()), |(raw, valid)| {
+            if let Ok(f) = parse_filter(&raw) {
+                let _ = matches(&f, &doc, &|_| false);
+                let _ = matches(&f, &doc, &|_| true);
+            }
+            let parsed = parse_filter(&valid);
+            prop_assert!(parsed.is_ok(), "refused {}: {:?}", valid, parsed);
+            let _ = matches(&parsed.unwrap(), &doc, &|_| false);
+            Ok(())
+        });
+        let path = prop_oneof![
+            any::<String>(),
+            prop::sample::select(vec![
+                "displayName",
+                "name.givenName",
+                r#"emails[type eq "work"].value"#,
+                r#"members[value eq "u1"]"#,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ])
+            .prop_flat_map(|p| crate::fuzz::mutated(p.to_owned())),
+            grammar_filter().prop_map(|f| format!("emails[{f}].value")),
+        ];
+        crate::fuzz::run("SCIM PATCH path", 4000, path, |p| {
+            if let Ok(path) = parse_path(&p)
+                && let Some(f) = &path.filter
+            {
+                let _ = matches(f, &doc, &|_| false);
+            }
+            Ok(())
+        });
+    }
 }

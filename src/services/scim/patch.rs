@@ -574,4 +574,91 @@ mod tests {
             .expect_err("array");
         assert_eq!(e.scim_type, "invalidSyntax");
     }
+
+    /// Fuzz: PatchOp bodies of arbitrary operations (real and mutated paths, values of any
+    /// shape, unknown ops) on the fixture User and Group never panic, and a refused patch leaves
+    /// the document as it was (all or nothing).
+    #[test]
+    fn fuzz_patch_operations() {
+        use proptest::prelude::*;
+        let json_leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-zA-Z0-9@.: -]{0,12}".prop_map(Value::from),
+            Just(json!("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")),
+        ];
+        let value = json_leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "value",
+                        "type",
+                        "primary",
+                        "display",
+                        "givenName",
+                        "active",
+                        "userName",
+                        "emails",
+                        "members",
+                        "displayName",
+                        "department",
+                        "schemas",
+                        "id",
+                        "$ref",
+                        "role",
+                    ]),
+                    inner,
+                    0..4,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        });
+        let paths = vec![
+            "displayName",
+            "userName",
+            "active",
+            "name",
+            "name.givenName",
+            "emails",
+            "emails.value",
+            r#"emails[type eq "work"]"#,
+            r#"emails[type eq "work"].value"#,
+            r#"emails[primary eq true].type"#,
+            "members",
+            r#"members[value eq "u1"]"#,
+            r#"members[value eq "u2"].display"#,
+            "groups",
+            "id",
+            "meta",
+            "schemas",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            "urn:janua:params:scim:schemas:extension:2.0:Group:role",
+            "externalId",
+            "title",
+        ];
+        let path = prop_oneof![
+            3 => prop::sample::select(paths.clone()).prop_map(|p| Some(p.to_owned())),
+            2 => prop::sample::select(paths).prop_flat_map(|p| crate::fuzz::mutated(p.to_owned())).prop_map(Some),
+            1 => Just(None),
+            1 => any::<String>().prop_map(Some),
+        ];
+        let op_name = prop::sample::select(vec!["add", "remove", "replace", "Add", "REPLACE", "move", ""]);
+        let operation = (op_name, path, prop::option::of(value)).prop_map(|(o, p, v)| op(o, p.as_deref(), v));
+        let strategy = (prop::collection::vec(operation, 1..5), any::<bool>());
+        crate::fuzz::run("SCIM PATCH", 3000, strategy, |(operations, on_group)| {
+            let (rt, original) = if on_group { (&GROUP, group()) } else { (&USER, user()) };
+            let mut doc = original.clone();
+            match apply(rt, &mut doc, &body(operations)) {
+                Ok(()) => prop_assert!(doc["schemas"].is_array(), "{}", doc),
+                Err(e) => {
+                    prop_assert_eq!(&doc, &original, "a refused patch changed the document");
+                    prop_assert!(!e.scim_type.is_empty());
+                }
+            }
+            Ok(())
+        });
+    }
 }

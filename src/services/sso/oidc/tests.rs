@@ -159,3 +159,60 @@ fn debug_leaves_secrets_out() {
     };
     assert!(!format!("{p:?}").contains("VERIFIER"));
 }
+
+/// A P-256 key: its PKCS#8 DER and its JWK.
+fn ec_key(kid: &str) -> (Vec<u8>, Value) {
+    use openssl::{bn::BigNum, bn::BigNumContext, ec::EcGroup, ec::EcKey, nid::Nid, pkey::PKey};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let ec = EcKey::generate(&group).unwrap();
+    let (mut x, mut y, mut ctx) =
+        (BigNum::new().unwrap(), BigNum::new().unwrap(), BigNumContext::new().unwrap());
+    ec.public_key().affine_coordinates(&group, &mut x, &mut y, &mut ctx).unwrap();
+    let b64 = |n: &BigNum| URL_SAFE_NO_PAD.encode(n.to_vec_padded(32).unwrap());
+    let jwk = json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": b64(&x), "y": b64(&y)});
+    (PKey::from_ec_key(ec).unwrap().private_key_to_pkcs8().unwrap(), jwk)
+}
+
+/// Fuzz: the id_token check against mutated JWKS documents and mutated or arbitrary tokens.
+/// Nothing panics; a JWKS that still parses never lets a changed token through; the one
+/// token the IdP signed verifies against its own key set.
+#[test]
+fn fuzz_id_token_and_jwks() {
+    use proptest::prelude::*;
+    let (der, jwk) = ec_key("ec-1");
+    let now = Utc::now();
+    let claims = json!({"iss": ISSUER, "aud": "janua", "sub": "user-1", "email": "a@example.com",
+        "iat": now.timestamp(), "exp": now.timestamp() + 300, "nonce": "n-1"});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("ec-1".into());
+    let valid =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&der)).unwrap();
+    let jwks = json!({"keys": [jwk]}).to_string();
+    let s = settings();
+    let access = AccessToken::new("at".into());
+    let check = Check { s: &s, nonce: Nonce::new("n-1".into()), access_token: &access, now };
+    let verify = |token: &str, keys: &str| -> Option<Result<(String, Map<String, Value>), SsoReason>> {
+        let keys: CoreJsonWebKeySet = serde_json::from_str(keys).ok()?;
+        let token: CoreIdToken = token.parse().ok()?;
+        Some(check.verify(&token, keys))
+    };
+    assert_eq!(verify(&valid, &jwks).expect("parses").expect("verifies").0, "user-1");
+
+    let token = prop_oneof![
+        1 => Just(valid.clone()),
+        1 => any::<String>(),
+        4 => crate::fuzz::mutated(valid.clone()),
+    ];
+    let keys = prop_oneof![
+        2 => Just(jwks.clone()),
+        3 => crate::fuzz::mutated(jwks.clone()),
+        1 => any::<String>(),
+    ];
+    crate::fuzz::run("OIDC id_token + JWKS", 1500, (token, keys), |(token, keys)| {
+        if let Some(Ok((subject, _))) = verify(&token, &keys) {
+            prop_assert_eq!(&token, &valid, "a changed id_token verified");
+            prop_assert_eq!(subject, "user-1");
+        }
+        Ok(())
+    });
+}

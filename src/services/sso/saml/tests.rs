@@ -248,3 +248,54 @@ fn posted_responses_are_base64_within_the_cap() {
     assert_eq!(decode_response(&STANDARD.encode(&big)), Err(SsoReason::MalformedResponse));
     assert_eq!(decode_response(&STANDARD.encode(&big[1..])).map(|s| s.len()), Ok(MAX_RESPONSE_BYTES));
 }
+
+/// A Response of the right shape whose assertion and response carry signature elements that
+/// sign nothing (no key of the provider made them).
+const UNSIGNED_RESPONSE: &str = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" Destination="https://janua.test/acs" InResponseTo="_req"><saml:Issuer>http://www.okta.com/exk1fxp7f0ZhLXVzF0h8</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>http://www.okta.com/exk1fxp7f0ZhLXVzF0h8</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a1"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AAAA</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature><saml:Subject><saml:NameID>admin@example.com</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="2099-01-01T00:00:00Z" Recipient="https://janua.test/acs" InResponseTo="_req"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="2000-01-01T00:00:00Z" NotOnOrAfter="2099-01-01T00:00:00Z"><saml:AudienceRestriction><saml:Audience>https://janua.test/sp</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="2026-01-01T00:00:00Z"/></saml:Assertion></samlp:Response>"##;
+
+/// Fuzz: arbitrary form values, arbitrary XML-ish text, and mutations of a well-shaped Response
+/// whose signatures sign nothing: `issuer_of` and `verify_response` never panic and never
+/// accept (no key of the provider signed any of it).
+#[test]
+fn fuzz_saml_response_reader() {
+    use proptest::prelude::*;
+    let okta = parse_idp_metadata(OKTA).expect("Okta metadata");
+    let idp = IdpSettings {
+        entity_id: okta.entity_id,
+        sso_url: okta.sso_url,
+        slo_url: None,
+        certificates: okta.certificates,
+        want_assertions_signed: false,
+        allow_idp_initiated: true,
+    };
+    let sp =
+        SpSettings { entity_id: "https://janua.test/sp".into(), acs_url: "https://janua.test/acs".into() };
+    let xmlish = prop::collection::vec(
+        prop_oneof![
+            Just("<samlp:Response ID=\"_r\">".to_owned()),
+            Just("<saml:Assertion ID=\"_a\">".to_owned()),
+            Just("</saml:Assertion>".to_owned()),
+            Just("<!DOCTYPE x [<!ENTITY e \"&e;&e;\">]>".to_owned()),
+            Just("<!-- c -->".to_owned()),
+            Just("<?xml version=\"1.0\"?>".to_owned()),
+            Just("<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/>".to_owned()),
+            Just("&amp;&#0;&#x10FFFF;".to_owned()),
+            "\\PC{0,12}",
+        ],
+        0..12,
+    )
+    .prop_map(|parts| parts.concat());
+    let form_value = prop_oneof![
+        2 => any::<String>(),
+        1 => "[A-Za-z0-9+/=\r\n]{0,200}",
+        3 => xmlish.prop_map(|x| STANDARD.encode(x)),
+        6 => crate::fuzz::mutated(UNSIGNED_RESPONSE.to_owned()).prop_map(|x| STANDARD.encode(x)),
+    ];
+    let now = chrono::Utc::now();
+    crate::fuzz::run("SAML Response (arbitrary, unsigned)", 1500, form_value, |posted| {
+        let _ = issuer_of(&posted);
+        let verdict = verify_response(&posted, &idp, &sp, now, std::time::Duration::from_secs(60));
+        prop_assert!(verdict.is_err(), "accepted: {:?}", verdict);
+        Ok(())
+    });
+}
