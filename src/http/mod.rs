@@ -1,6 +1,7 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
 pub mod account_pages;
+pub mod dashboard;
 pub mod graphql;
 pub mod invitation_page;
 pub mod middleware;
