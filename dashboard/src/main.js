@@ -26,6 +26,7 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const root = document.getElementById('app');
+const hhmm = (s) => new Date(s * 1000).toLocaleTimeString(LANG, { hour: '2-digit', minute: '2-digit' });
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString(LANG) : '');
 const dateTime = (iso) => (iso ? new Date(iso).toLocaleString(LANG) : '');
 const debounce = (f, ms) => {
@@ -156,6 +157,7 @@ async function start(tokens) {
   });
   const orgs = roles.userRoles.organizations.filter((o) => o.role === 'owner' || o.role === 'admin');
   ctx = { me: d.me, isAdmin: d.me.isAdmin, orgs };
+  emails.set(d.me.id, d.me.email);
   if (!ctx.isAdmin && !orgs.length) {
     await signOut();
     signInView(t('notAllowed'));
@@ -317,7 +319,9 @@ function sessionsPanel() {
 function fromEvent(ev) {
   return { id: ev.id, action: ev.action, actorType: ev.actor?.type, actorId: ev.actor?.id, targetType: ev.target?.type, targetId: ev.target?.id, organizationId: ev.organizationId, at: ev.occurredAt, data: ev.data, raw: ev };
 }
+const emails = new Map(); // user id → email, learned from `auditLogs` rows and `me`
 function fromLog(l) {
+  if (l.actor.id && l.actor.email) emails.set(l.actor.id, l.actor.email);
   return { id: l.id, action: l.action, actorType: l.actor.type, actorId: l.actor.id, actorEmail: l.actor.email, targetType: l.target.type, targetId: l.target.id, organizationId: l.organizationId, at: l.createdAt, data: l.metadata, raw: l };
 }
 
@@ -351,7 +355,7 @@ function auditPanel() {
       { 'data-audit-id': r.id, 'data-action': r.action, 'data-org': r.organizationId || '', tabindex: 0, onclick: () => show(r), onkeydown: (e) => e.key === 'Enter' && show(r) },
       h('td', {}, time(r.at)),
       h('td', {}, h('code', {}, r.action)),
-      h('td', { class: 'muted' }, r.actorEmail || [r.actorType, r.actorId].filter(Boolean).join(' ')),
+      h('td', { class: 'muted' }, r.actorEmail || emails.get(r.actorId) || [r.actorType, r.actorId].filter(Boolean).join(' ')),
       h('td', { class: 'muted' }, [r.targetType, r.targetId].filter(Boolean).join(' ')),
       h('td', {}, orgName(r.organizationId)),
     );
@@ -460,11 +464,11 @@ function chartPanel() {
           height: 200,
           scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max + 1)] } },
           series: [
-            {},
+            { label: t('when'), value: (u, v) => (v == null ? '' : hhmm(v)) },
             { label: t('signins'), stroke: '#2563eb', fill: 'rgba(37,99,235,.12)', width: 2 },
             { label: t('failures'), stroke: '#dc2626', fill: 'rgba(220,38,38,.10)', width: 2 },
           ],
-          axes: [{}, { size: 36 }],
+          axes: [{ values: (u, splits) => splits.map(hhmm) }, { size: 36 }],
         },
         data(),
         box,

@@ -150,6 +150,6 @@ async fn dashboard_in_chromium(b: Backend) {
         .lines()
         .find_map(|l| l.strip_prefix("DASHBOARD_FIGURES "))
         .unwrap_or_else(|| panic!("no figures printed:\n{stdout}"));
-    let passed = stdout.lines().filter(|l| l.trim_start().starts_with('✔')).count();
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
     let _ = writeln!(std::io::stderr(), "\ndashboard in Chromium ({which}): {passed} scenarios passed; {figures}");
 }

@@ -97,21 +97,25 @@ test('the page loads offline-style (no other origin) and the admin signs in on i
 });
 
 test('a REST sign-in appears in the sessions panel (20 tries, p50 printed)', async () => {
-  const times = [];
+  const times = []; // from sending the REST sign-in to its row on the page
+  const afterAnswer = []; // from the sign-in's answer to its row
   let last;
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();
     last = await restSignIn(ADMIN);
+    const t1 = performance.now();
     await admin.waitForSelector(`#sessions tr[data-session-id="${last.session_id}"]`, { timeout: 10000 });
-    times.push(performance.now() - t0);
+    const t2 = performance.now();
+    times.push(t2 - t0);
+    afterAnswer.push(t2 - t1);
   }
-  times.sort((a, b) => a - b);
-  figures.signin_to_row_ms = {
-    p50: Math.round(times[9] * 10) / 10,
-    p90: Math.round(times[17] * 10) / 10,
-    max: Math.round(times[19] * 10) / 10,
-    tries: 20,
+  const stats = (xs) => {
+    xs.sort((a, b) => a - b);
+    const r = (x) => Math.round(x * 10) / 10;
+    return { p50: r(xs[9]), p90: r(xs[17]), max: r(xs[19]), tries: xs.length };
   };
+  figures.signin_to_row_ms = stats(times);
+  figures.answer_to_row_ms = stats(afterAnswer);
   assert.ok(times[9] <= 1000, `the median sign-in reached the page within a second: ${times[9]} ms`);
 
   // Revoke it from the page: that client is refused at its next request.
