@@ -108,6 +108,7 @@ async fn dashboard_in_chromium(b: Backend) {
         c.addr = format!("127.0.0.1:{port}").parse().unwrap();
         c.webauthn_rp_id = "localhost".into();
         c.webauthn_origins = vec![origin.clone()];
+        c.webhook_allow_loopback = true;
     })
     .await;
 
@@ -117,6 +118,12 @@ async fn dashboard_in_chromium(b: Backend) {
     let bob = "bob@example.com";
     let bob_token = access(&app.signup(bob).await);
     let org_b = app.org(&bob_token, "Beta").await;
+    // Org B's endpoint points at a closed port: its deliveries fail and wait for a retry.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let hook = serde_json::json!({"url": format!("http://127.0.0.1:{closed}/hook"),
+        "events": ["organization.member.added"], "organization_id": org_b});
+    let r = app.rest("POST", "/webhooks", Some(&bob_token), Some(hook)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let m1 = app.signup("m1@example.com").await;
     app.signup("m2@example.com").await;
     app.signup("m3@example.com").await;
