@@ -21,7 +21,8 @@ use crate::graphql::build_schema;
 use crate::http::ws::socket::{Listener, Peer};
 use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{
-    HttpState, account_pages, dashboard, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http,
+    HttpState, account_pages, dashboard, graphql as gql_http, invitation_page, middleware, pages,
+    ws as ws_http,
 };
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};

@@ -253,6 +253,8 @@ function dashboard() {
 
 // ---------------------------------------------------------------- sessions
 
+const SESSION = 'id ipAddress userAgent device { browser os type } authMethod createdAt lastActiveAt current';
+
 function sessionsPanel() {
   const body = h('tbody');
   const feed = h('ul', { class: 'feed', id: 'member-sessions' });
@@ -263,52 +265,48 @@ function sessionsPanel() {
     h('h3', {}, t('memberSessions')),
     feed,
   );
+  const revoke = async (e, id) => {
+    e.target.disabled = true;
+    await gql('mutation($id: ID!) { terminateSession(id: $id) { success } }', { id }).catch(() => {});
+    reload();
+  };
+  const row = (s) =>
+    h(
+      'tr',
+      { 'data-session-id': s.id, 'data-pending': s.pending, class: s.current ? 'current' : '' },
+      h('td', { title: s.userAgent || '' }, s.pending ? '…' : [s.device.browser, s.device.os].filter(Boolean).join(' · ') || s.device.type),
+      h('td', {}, s.ipAddress || ''),
+      h('td', {}, s.authMethod || ''),
+      h('td', {}, time(s.lastActiveAt)),
+      h('td', {}, s.current ? h('em', {}, t('current')) : h('button', { class: 'danger small', 'data-revoke': s.id, onclick: (e) => revoke(e, s.id) }, t('revoke'))),
+    );
   const load = async () => {
-    const d = await gql(
-      '{ sessions(first: 100, orderBy: "created_at:desc") { nodes { id ipAddress userAgent device { browser os type } authMethod createdAt lastActiveAt current } } }',
-    );
-    body.replaceChildren(
-      ...d.sessions.nodes.map((s) =>
-        h(
-          'tr',
-          { 'data-session-id': s.id, class: s.current ? 'current' : '' },
-          h('td', { title: s.userAgent || '' }, [s.device.browser, s.device.os].filter(Boolean).join(' · ') || s.device.type),
-          h('td', {}, s.ipAddress || ''),
-          h('td', {}, s.authMethod),
-          h('td', {}, time(s.lastActiveAt)),
-          h(
-            'td',
-            {},
-            s.current
-              ? h('em', {}, t('current'))
-              : h(
-                  'button',
-                  {
-                    class: 'danger small',
-                    'data-revoke': s.id,
-                    onclick: async (e) => {
-                      e.target.disabled = true;
-                      await gql('mutation($id: ID!) { terminateSession(id: $id) { success } }', { id: s.id }).catch(() => {});
-                      load();
-                    },
-                  },
-                  t('revoke'),
-                ),
-          ),
-        ),
-      ),
-    );
+    const d = await gql(`{ sessions(first: 100, orderBy: "created_at:desc") { nodes { ${SESSION} } } }`);
+    body.replaceChildren(...d.sessions.nodes.map(row));
   };
   const reload = debounce(() => load().catch(() => {}), 30);
+  // A new session shows at once from its event (its id is all Revoke needs), then its details.
+  const created = async (ev) => {
+    if (body.querySelector(`tr[data-session-id="${CSS.escape(ev.sessionId)}"]`)) return;
+    body.prepend(row({ id: ev.sessionId, lastActiveAt: ev.occurredAt, pending: true }));
+    try {
+      const d = await gql(`query($id: ID!) { session(id: $id) { ${SESSION} } }`, { id: ev.sessionId });
+      body.querySelector(`tr[data-session-id="${CSS.escape(ev.sessionId)}"]`)?.replaceWith(row(d.session));
+    } catch {
+      reload();
+    }
+  };
   load().catch(() => {});
   return {
     el,
     event(ev) {
-      if (ev.userId === ctx.me.id) reload();
-      else {
+      if (ev.userId !== ctx.me.id) {
         feed.prepend(h('li', {}, h('code', {}, ev.action), ' ', h('span', { class: 'muted' }, ev.userId), ' ', time(ev.occurredAt)));
         while (feed.children.length > 20) feed.lastChild.remove();
-      }
+      } else if (ev.type === 'CREATED') created(ev);
+      else if (ev.type === 'REVOKED' || ev.type === 'REFRESH_REUSE_DETECTED') {
+        body.querySelector(`tr[data-session-id="${CSS.escape(ev.sessionId)}"]`)?.remove();
+      } else reload();
     },
   };
 }

@@ -51,7 +51,11 @@ async fn served_build_and_headers(b: Backend) {
     assert_eq!(&body[..], &checked_in("index.html")[..], "the page served is the checked-in build");
     let page = String::from_utf8(body.to_vec()).unwrap();
     assert!(!page.contains("<style"), "no inline style");
-    assert_eq!(page.matches("<script").count(), page.matches("<script type=\"module\" src=").count(), "no inline script");
+    assert_eq!(
+        page.matches("<script").count(),
+        page.matches("<script type=\"module\" src=").count(),
+        "no inline script"
+    );
 
     for (file, mime) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
         let bytes = checked_in(file);
@@ -158,5 +162,8 @@ async fn dashboard_in_chromium(b: Backend) {
         .find_map(|l| l.strip_prefix("DASHBOARD_FIGURES "))
         .unwrap_or_else(|| panic!("no figures printed:\n{stdout}"));
     let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
-    let _ = writeln!(std::io::stderr(), "\ndashboard in Chromium ({which}): {passed} scenarios passed; {figures}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "\ndashboard in Chromium ({which}): {passed} scenarios passed; {figures}"
+    );
 }

@@ -99,30 +99,33 @@ test('the page loads offline-style (no other origin) and the admin signs in on i
 test('a REST sign-in appears in the sessions panel (20 tries, p50 printed)', async () => {
   const times = []; // from sending the REST sign-in to its row on the page
   const afterAnswer = []; // from the sign-in's answer to its row
-  const toEvent = []; // from the sign-in's answer to its `sessionEvents` frame reaching the page
-  const frames = new Map(); // session id → when its event frame arrived
-  const onSocket = (ws) =>
-    ws.on('framereceived', (f) => {
-      const m = /"sessionId":"([^"]+)"/.exec(String(f.payload));
-      if (m && !frames.has(m[1])) frames.set(m[1], performance.now());
-    });
-  admin.on('websocket', onSocket);
-  admin.evaluate(() => window.janua.drop()); // a new socket, which `onSocket` sees from its start
-  await admin.waitForSelector('#conn[data-state="live"]', { timeout: 10000 });
+  const filled = []; // from sending the REST sign-in to its row with device, IP and method
+  // When each session's row appears (and gets its details), by the wall clock node shares with
+  // Chromium: a MutationObserver in the page, so the figures don't depend on Playwright's polling.
+  await admin.evaluate(() => {
+    window.__rows = {};
+    const seen = () => {
+      for (const tr of document.querySelectorAll('#sessions tr[data-session-id]')) {
+        const r = (window.__rows[tr.dataset.sessionId] ??= {});
+        r.row ??= Date.now();
+        if (!tr.hasAttribute('data-pending')) r.filled ??= Date.now();
+      }
+    };
+    new MutationObserver(seen).observe(document.querySelector('#sessions'), { childList: true, subtree: true });
+  });
   let last;
   const wrong = await rest('POST', '/auth/signin', null, { email: ADMIN, password: 'not the password at all' });
   assert.equal(wrong.status, 401);
   for (let i = 0; i < 20; i++) {
-    const t0 = performance.now();
+    const t0 = Date.now();
     last = await restSignIn(ADMIN);
-    const t1 = performance.now();
-    await admin.waitForSelector(`#sessions tr[data-session-id="${last.session_id}"]`, { timeout: 10000 });
-    const t2 = performance.now();
-    times.push(t2 - t0);
-    afterAnswer.push(t2 - t1);
-    if (frames.has(last.session_id)) toEvent.push(frames.get(last.session_id) - t1);
+    const t1 = Date.now();
+    const seen = await admin.waitForFunction((id) => window.__rows[id]?.filled && window.__rows[id], last.session_id, { timeout: 10000 });
+    const { row, filled: full } = await seen.jsonValue();
+    times.push(row - t0);
+    afterAnswer.push(row - t1);
+    filled.push(full - t0);
   }
-  admin.off('websocket', onSocket);
   const stats = (xs) => {
     xs.sort((a, b) => a - b);
     const r = (x) => Math.round(x * 10) / 10;
@@ -130,7 +133,7 @@ test('a REST sign-in appears in the sessions panel (20 tries, p50 printed)', asy
   };
   figures.signin_to_row_ms = stats(times);
   figures.answer_to_row_ms = stats(afterAnswer);
-  if (toEvent.length === 20) figures.answer_to_event_frame_ms = stats(toEvent);
+  figures.signin_to_filled_row_ms = stats(filled);
   assert.ok(times[9] <= 1000, `the median sign-in reached the page within a second: ${times[9]} ms`);
 
   // Revoke it from the page: that client is refused at its next request.
