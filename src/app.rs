@@ -22,7 +22,8 @@ use crate::http::serve::{ServeLimits, serve};
 use crate::http::ws::socket::Listener;
 use crate::http::ws::{Fanout, SocketSessions};
 use crate::http::{
-    HttpState, account_pages, graphql as gql_http, invitation_page, middleware, pages, ws as ws_http,
+    HttpState, account_pages, dashboard, graphql as gql_http, invitation_page, middleware, pages,
+    ws as ws_http,
 };
 use crate::protocols::{health, scim, sso, well_known};
 use crate::rest::{RestApi, envelope, openapi, routes};
@@ -516,6 +517,8 @@ pub fn router(svc: HttpState) -> Router {
         .route(TokenPurpose::MagicLink.page(), get(account_pages::magic_link))
         .route(invitation_page::PATH, get(invitation_page::accept_invitation))
         .route("/assets/{file}", get(pages::asset))
+        .route(dashboard::PATH, get(dashboard::page))
+        .route(dashboard::ASSETS, get(dashboard::asset))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
         .layer(axum::middleware::from_fn_with_state(svc.clone(), crate::http::headers::security_headers))

@@ -2,6 +2,7 @@
 
 pub mod account_pages;
 pub mod body;
+pub mod dashboard;
 pub mod graphql;
 pub mod headers;
 pub mod invitation_page;

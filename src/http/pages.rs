@@ -9,7 +9,12 @@ use crate::http::headers;
 
 /// The pages a browser can open, as (path, title, what it is): the home page links them, and
 /// `App::run` prints them at start.
-pub const PAGES: [(&str, &str, &str); 4] = [
+pub const PAGES: [(&str, &str, &str); 5] = [
+    (
+        "/dashboard",
+        "Dashboard",
+        "the live security dashboard (sessions, audit stream, sign-ins, webhooks, members)",
+    ),
     ("/graphql", "GraphiQL", "the GraphQL playground (queries, mutations, subscriptions)"),
     ("/docs", "API docs", "the REST reference, from /openapi.json"),
     ("/health", "Health", "liveness, as JSON"),

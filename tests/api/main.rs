@@ -8,6 +8,7 @@ mod account_mail;
 mod auth;
 mod authz_matrix;
 mod credential_limits;
+mod dashboard;
 mod directory;
 mod errors;
 mod exposure;
