@@ -59,8 +59,15 @@ pub async fn sign_in(
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
     let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
-    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
+    let reserved = attempt.reserve(&state.lockouts, email.as_str()).await;
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
+    if let Err(until) = reserved {
+        // A locked key does the work of a wrong password (the lookup, one hash against the
+        // decoy), so its answer takes as long and tells no more than its code; nothing is
+        // verified against the account's own hash.
+        state.passwords.verify(&password, None).await?;
+        return Err(locked(until));
+    }
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
     let Some(u) = found.filter(|_| verified.ok) else {
