@@ -157,7 +157,9 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     println!("bounds measured in this run:");
     println!("    argon2id m=19456 t=2 p=1: {hash_ms:.1} ms/hash → {bound:.1} sign-ins/s on {cores} cores");
-    println!("    access-token verification (Ed25519): {verify_us:.1} µs → {me_bound:.0} req/s on {cores} cores");
+    println!(
+        "    access-token verification (Ed25519): {verify_us:.1} µs → {me_bound:.0} req/s on {cores} cores"
+    );
     println!("(a) sign-in ({} connections): {signin}", args.concurrency);
     println!(
         "    sign-in / bound = {:.2} (goal ≥ 0.9); p99 {:.0} ms vs 1.5 × {n} ÷ bound = {:.0} ms; peak RSS {} (goal ≤ {:.0} MB)",
@@ -174,7 +176,10 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         rest_me.rps / gql_me.rps,
         rest_me.rps / me_bound
     );
-    println!("(c) refresh ({} chains): {refresh} (goal ≥ 2000 req/s SQLite, ≥ 1500 PostgreSQL)", args.concurrency);
+    println!(
+        "(c) refresh ({} chains): {refresh} (goal ≥ 2000 req/s SQLite, ≥ 1500 PostgreSQL)",
+        args.concurrency
+    );
     println!("(d) idle RSS: {} (goal < 30 MB)", mb(idle_rss));
 
     // (t) refused sign-ins, on a server with a finite lockout threshold (ours runs with none in

@@ -35,7 +35,12 @@ const ORDERS: [[Kind; 3]; 6] = [
 
 /// `POST /auth/signin` once; the status, the error code and the milliseconds it took (the body
 /// read included).
-async fn attempt(client: &reqwest::Client, base: &str, email: &str, password: &str) -> anyhow::Result<(u16, String, f64)> {
+async fn attempt(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<(u16, String, f64)> {
     let t = Instant::now();
     let r = client
         .post(format!("{base}/api/v1/auth/signin"))
@@ -50,7 +55,12 @@ async fn attempt(client: &reqwest::Client, base: &str, email: &str, password: &s
 }
 
 /// Runs `rounds` rounds against `base` (accounts named after `run`) and returns the report lines.
-pub(crate) async fn phase(client: &reqwest::Client, base: &str, run: &str, rounds: usize) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn phase(
+    client: &reqwest::Client,
+    base: &str,
+    run: &str,
+    rounds: usize,
+) -> anyhow::Result<Vec<String>> {
     let wrong_email = format!("timing-wrong-{run}@example.com");
     let locked_email = format!("timing-locked-{run}@example.com");
     signup(client, base, &wrong_email).await?;
@@ -58,13 +68,19 @@ pub(crate) async fn phase(client: &reqwest::Client, base: &str, run: &str, round
     let mut locked = false;
     for _ in 0..100 {
         let (status, code, _) = attempt(client, base, &locked_email, "not the password at all").await?;
-        anyhow::ensure!(status != 429, "the credential limit refused the lockout setup ({code}); raise JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE");
+        anyhow::ensure!(
+            status != 429,
+            "the credential limit refused the lockout setup ({code}); raise JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE"
+        );
         if code == "ACCOUNT_LOCKED" {
             locked = true;
             break;
         }
     }
-    anyhow::ensure!(locked, "100 wrong passwords did not lock {locked_email}: the server needs a finite JANUA_LOCKOUT_THRESHOLD");
+    anyhow::ensure!(
+        locked,
+        "100 wrong passwords did not lock {locked_email}: the server needs a finite JANUA_LOCKOUT_THRESHOLD"
+    );
 
     let (mut unknown, mut wrong, mut lock) = (Vec::new(), Vec::new(), Vec::new());
     let warmup = 5;

@@ -160,7 +160,8 @@ impl KeyStore {
         let start = Instant::now();
         for _ in 0..samples.max(1) {
             let _ = jsonwebtoken::decode_header(&token)?;
-            decode_access(&token, &verifying, &claims.iss, &claims.aud).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            decode_access(&token, &verifying, &claims.iss, &claims.aud)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
         Ok(start.elapsed() / samples.max(1))
     }
