@@ -16,6 +16,7 @@ mod server;
 pub mod smtp_sink;
 mod stats;
 mod subscriptions;
+mod timing;
 mod webhooks;
 
 /// Benchmark options.
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     /// List sizes for the directory group.
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
     pub users: Vec<u64>,
-    /// Database for the directory and subscriptions groups (default: a temporary SQLite file);
+    /// Database for the auth, directory and subscriptions groups (default: a temporary SQLite file);
     /// a PostgreSQL URL gets a fresh schema per size, or a fresh database for subscriptions.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -66,7 +67,17 @@ pub struct BenchArgs {
     /// Mail group: mails in the backlog the worker sends to the local sink.
     #[arg(long, default_value_t = 2000)]
     pub mails: usize,
-    /// Redis for the subscriptions group (two nodes share it); the group is skipped without it.
+    /// Auth group: drive this running server (its base URL) instead of starting one. It must
+    /// run with the benchmark's limits out of the way (JANUA_RATE_LIMIT_PER_MINUTE and
+    /// JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE high) and a finite JANUA_LOCKOUT_THRESHOLD.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Auth group: rounds of the refused sign-in timing (one unknown email, one wrong password
+    /// and one locked account each).
+    #[arg(long, default_value_t = 200)]
+    pub timing_rounds: usize,
+    /// Redis for the auth group's server (with `--database-url`: PostgreSQL + Redis), and for
+    /// the subscriptions group (two nodes share it); the group is skipped without it.
     #[arg(long, env = "JANUA_BENCH_REDIS_URL")]
     pub redis_url: Option<String>,
 }
@@ -74,7 +85,7 @@ pub struct BenchArgs {
 /// Groups of figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchGroup {
-    /// Sign-in, me, refresh, RSS (issue 2).
+    /// Sign-in, me, refresh, RSS, refused sign-in timing (issues 2, 18, 19).
     Auth,
     /// List latency at scale, analytics (issue 3).
     Directory,

@@ -89,11 +89,6 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `janua serve` on `port` over a new temporary directory.
-    pub(crate) fn start(port: u16) -> anyhow::Result<Self> {
-        Self::start_with(port, None, &[])
-    }
-
     /// Starts `janua serve` on `port` over `dir` (its database and master key; a new temporary
     /// directory when `None`), with `env` added to the benchmark defaults.
     pub(crate) fn start_with(

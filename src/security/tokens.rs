@@ -169,16 +169,40 @@ impl KeyStore {
         let kid = header.kid.ok_or(ErrorCode::InvalidToken)?;
         let keys = self.keys.read().expect("key lock poisoned");
         let key = keys.verifying.get(&kid).ok_or(ErrorCode::InvalidToken)?;
-        let mut v = Validation::new(Algorithm::EdDSA);
-        v.leeway = 5;
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[&self.audience]);
-        v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        match jsonwebtoken::decode::<AccessClaims>(token, key, &v) {
-            Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(ErrorCode::TokenExpired.into()),
-            Err(_) => Err(ErrorCode::InvalidToken.into()),
+        decode_access(token, key, &self.issuer, &self.audience)
+    }
+
+    /// The mean time of one access-token verification (the same decoding and checks as
+    /// [`KeyStore::verify_access`], over a throwaway in-memory key), for the benchmark's bound.
+    pub fn time_one_verification(samples: u32) -> anyhow::Result<Duration> {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        let signing = EncodingKey::from_ed_der(&pkcs8);
+        let verifying = DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(public))?;
+        let now = Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: "http://127.0.0.1".into(),
+            aud: "janua".into(),
+            sub: Uuid::now_v7(),
+            sid: Uuid::now_v7(),
+            iat: now,
+            exp: now + 900,
+            jti: Uuid::now_v7(),
+            email: "someone@example.com".into(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("k0123456789abcdefghij".into());
+        let token = jsonwebtoken::encode(&header, &claims, &signing)?;
+        let start = Instant::now();
+        for _ in 0..samples.max(1) {
+            let _ = jsonwebtoken::decode_header(&token)?;
+            decode_access(&token, &verifying, &claims.iss, &claims.aud)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
+        Ok(start.elapsed() / samples.max(1))
     }
 
     /// Whether a key id is known (used to decide whether a reload could help).
@@ -197,6 +221,20 @@ impl KeyStore {
     /// The configured issuer.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+}
+
+/// Decodes `token` with `key`: signature, issuer, audience, expiry (5 s leeway).
+fn decode_access(token: &str, key: &DecodingKey, issuer: &str, audience: &str) -> AppResult<AccessClaims> {
+    let mut v = Validation::new(Algorithm::EdDSA);
+    v.leeway = 5;
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    match jsonwebtoken::decode::<AccessClaims>(token, key, &v) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(ErrorCode::TokenExpired.into()),
+        Err(_) => Err(ErrorCode::InvalidToken.into()),
     }
 }
 

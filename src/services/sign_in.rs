@@ -59,7 +59,13 @@ pub async fn sign_in(
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
     let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
-    attempt.reserve(&state.lockouts, email.as_str()).await.map_err(locked)?;
+    if let Err(until) = attempt.reserve(&state.lockouts, email.as_str()).await {
+        // A locked key costs one hash against the decoy, as a wrong password costs one, so its
+        // answer takes about as long; nothing is verified against the account's own hash, and
+        // the database is not touched (a flood on a locked address holds no connection).
+        state.passwords.verify(&password, None).await?;
+        return Err(locked(until));
+    }
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
