@@ -361,7 +361,7 @@ fn create_links(api: &RestApi) -> Vec<(String, String, Value)> {
             };
             let Some(new) = param_of(rest.split('/').next().unwrap_or_default()) else { continue };
             let known = |n: &&str| *n == new || c.route.path_params.contains(n);
-            if !t.route.path_params.iter().all(|n| known(&n)) {
+            if !t.route.path_params.iter().all(known) {
                 continue;
             }
             let Some(pointer) = id_pointer(data, &new) else { continue };

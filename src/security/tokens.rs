@@ -326,6 +326,7 @@ mod tests {
             issuer: "https://janua.test".into(),
             audience: "janua".into(),
             access_ttl: 900,
+            asked: Arc::default(),
         }
     }
 

@@ -85,7 +85,7 @@ async fn pages_run_only_what_their_policy_allows(b: Backend) {
             let body_end = rest[tag_end..].find("</script>").unwrap() + tag_end;
             if !tag.contains("src=") && !tag.contains("text/plain") {
                 let h = base64::engine::general_purpose::STANDARD
-                    .encode(Sha256::digest(rest[tag_end + 1..body_end].as_bytes()));
+                    .encode(Sha256::digest(&rest.as_bytes()[tag_end + 1..body_end]));
                 assert!(
                     scripts.contains(&format!("'sha256-{h}'").as_str()),
                     "{path}: an inline script not in {csp}"

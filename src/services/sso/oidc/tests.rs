@@ -191,7 +191,8 @@ fn fuzz_id_token_and_jwks() {
     let s = settings();
     let access = AccessToken::new("at".into());
     let check = Check { s: &s, nonce: Nonce::new("n-1".into()), access_token: &access, now };
-    let verify = |token: &str, keys: &str| -> Option<Result<(String, Map<String, Value>), SsoReason>> {
+    type Verdict = Option<Result<(String, Map<String, Value>), SsoReason>>;
+    let verify = |token: &str, keys: &str| -> Verdict {
         let keys: CoreJsonWebKeySet = serde_json::from_str(keys).ok()?;
         let token: CoreIdToken = token.parse().ok()?;
         Some(check.verify(&token, keys))
