@@ -53,6 +53,11 @@ pub struct App {
 }
 
 impl App {
+    /// A SCIM path's refusals are SCIM `Error`s, whichever layer refuses them.
+    fn protocol_error(path: &str, rc: &RequestContext, e: &AppError) -> Option<Response> {
+        scim::is_scim_path(path).then(|| scim::error_response(rc, e))
+    }
+
     /// Connects and migrates the database, loads keys, builds the schema and routes, binds.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_schema(config, None).await
@@ -76,7 +81,16 @@ impl App {
         let ws_sessions = SocketSessions::new(state.revocations.clone(), &state.bus);
         let ws_connections =
             crate::http::ws::admission::ConnectionCounts::new(config.ws_max_connections_per_user);
-        let services = HttpState { state, schema, ws, ws_sessions, ws_connections, rest, openapi };
+        let services = HttpState {
+            state,
+            schema,
+            ws,
+            ws_sessions,
+            ws_connections,
+            rest,
+            openapi,
+            protocol_error: Self::protocol_error,
+        };
         health::prometheus();
         let router = router(services.clone());
         let listener = TcpListener::bind(config.addr).await?;
@@ -468,7 +482,7 @@ pub fn router(svc: HttpState) -> Router {
                 "StartOidcSso" => {
                     let (parts, body) = req.into_parts();
                     let limit = svc.state.config.body_limit;
-                    let bytes = match crate::http::body::read(body, limit).await {
+                    let bytes = match crate::rest::body::read(body, limit).await {
                         Ok(b) => b,
                         Err(e) => return envelope::error_for(&context_of_parts(&parts), &e),
                     };

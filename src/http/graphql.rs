@@ -29,7 +29,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{decorate_response, error_response, is_request_error};
 use crate::http::HttpState;
-use crate::http::body;
+use crate::rest::body;
 use crate::security::nesting;
 
 /// `application/graphql-response+json`.

@@ -12,9 +12,9 @@ use axum::response::Response;
 
 use crate::context::{Actor, RequestContext, new_request_id, sane_request_id};
 use crate::error::{AppError, ErrorCode, Locale};
+use crate::http::HttpState;
 use crate::http::ws::socket::Peer;
-use crate::http::{HttpState, body};
-use crate::rest::envelope;
+use crate::rest::{body, envelope};
 use crate::services::{api_keys, auth};
 use crate::storage::rate_limits::RateDecision;
 
@@ -65,14 +65,12 @@ fn may_have_body(h: &HeaderMap) -> bool {
 }
 
 /// 413 `PAYLOAD_TOO_LARGE` in the format of the route asked (GraphQL's, SCIM's, else the envelope).
-fn too_large(rc: &RequestContext, path: &str) -> Response {
+fn too_large(svc: &HttpState, rc: &RequestContext, path: &str) -> Response {
     let e = AppError::new(ErrorCode::PayloadTooLarge);
     if path == "/graphql" {
         crate::http::graphql::request_error(rc, ErrorCode::PayloadTooLarge)
-    } else if crate::protocols::scim::is_scim_path(path) {
-        crate::protocols::scim::error_response(rc, &e)
     } else {
-        envelope::error_for(rc, &e)
+        (svc.protocol_error)(path, rc, &e).unwrap_or_else(|| envelope::error_for(rc, &e))
     }
 }
 
@@ -136,7 +134,7 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
             envelope::error_for(&rc, &AppError::new(ErrorCode::HeadersTooLarge))
         } else if body::declared_too_large(req.headers(), limit) {
             // Answered before a byte of the body is read (the connection then closes).
-            too_large(&rc, req.uri().path())
+            too_large(&svc, &rc, req.uri().path())
         } else {
             if may_have_body(req.headers()) {
                 let (parts, b) = req.into_parts();

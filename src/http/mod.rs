@@ -1,7 +1,6 @@
 //! HTTP plumbing: the per-request middleware, the GraphQL transports, and the bundled pages.
 
 pub mod account_pages;
-pub mod body;
 pub mod dashboard;
 pub mod graphql;
 pub mod headers;
@@ -31,4 +30,12 @@ pub struct HttpState {
     pub ws_connections: Arc<ws::admission::ConnectionCounts>,
     pub rest: Arc<RestApi>,
     pub openapi: Arc<String>,
+    /// The protocols' own error formats for a request HTTP refuses before routing it (a body
+    /// over the limit): `Some` when a protocol claims the path. Given by `app.rs`, so HTTP
+    /// does not import the protocols (they import HTTP).
+    pub protocol_error: fn(
+        &str,
+        &crate::context::RequestContext,
+        &crate::error::AppError,
+    ) -> Option<axum::response::Response>,
 }

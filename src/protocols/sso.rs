@@ -78,7 +78,7 @@ struct AcsForm {
 /// The IdP's HTTP-POST binding at the ACS (`SAMLResponse`, `RelayState`).
 pub async fn acs_form(svc: HttpState, req: Request) -> Response {
     let rc = context_of(&req);
-    let body = match crate::http::body::read(req.into_body(), MAX_FORM_BYTES).await {
+    let body = match crate::rest::body::read(req.into_body(), MAX_FORM_BYTES).await {
         Ok(b) => b,
         Err(e) => return envelope::error_for(&rc, &e),
     };

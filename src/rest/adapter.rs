@@ -176,8 +176,8 @@ impl RestApi {
             }
         }
         if p.route.body != Body::None {
-            let bytes = crate::http::body::read(body, body_limit).await?;
-            crate::http::body::utf8(&bytes)?;
+            let bytes = crate::rest::body::read(body, body_limit).await?;
+            crate::rest::body::utf8(&bytes)?;
             let parsed: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {

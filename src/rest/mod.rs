@@ -2,6 +2,7 @@
 
 mod account_routes;
 pub mod adapter;
+pub mod body;
 pub mod envelope;
 mod invitation_routes;
 pub mod openapi;

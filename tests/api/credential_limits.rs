@@ -47,7 +47,13 @@ async fn signin_code(app: &TestApp, email: &str, password: &str) -> (u16, String
 /// 100 aliased `signin` mutations in one request: at most the lockout threshold of passwords
 /// are verified, the rest are refused; the right password is then refused while locked.
 async fn aliased_sign_ins_in_one_post_verify_at_most_the_threshold(b: Backend) {
-    let app = TestApp::spawn_with(b, |c| c.lockout_threshold = THRESHOLD).await;
+    // The alias bound (`JANUA_GRAPHQL_MAX_ALIASES`) would refuse this document before any
+    // check runs; raised here so the credential bound behind it is what is tested.
+    let app = TestApp::spawn_with(b, |c| {
+        c.lockout_threshold = THRESHOLD;
+        c.graphql_max_aliases = 1000;
+    })
+    .await;
     app.signup("alias@example.com").await;
     let fields: Vec<String> = (0..100)
         .map(|i| {
@@ -100,6 +106,7 @@ async fn concurrent_guesses_over_one_websocket_verify_at_most_the_threshold(b: B
         c.lockout_threshold = THRESHOLD;
         c.ws_operations_burst = 1000;
         c.ws_operations_per_second = 1000;
+        c.ws_max_operations = 1000;
     })
     .await;
     app.signup("ws@example.com").await;
@@ -170,7 +177,11 @@ async fn concurrent_second_factor_codes_verify_at_most_the_limit(b: Backend) {
 /// Guesses spread over many accounts stop at the client's credential limit; credentials that
 /// prove good (passwords, API keys) give their unit back.
 async fn the_credential_limit_bounds_guesses_per_client_and_gives_back_successes(b: Backend) {
-    let app = TestApp::spawn_with(b, |c| c.credential_attempts_per_minute = 10).await;
+    let app = TestApp::spawn_with(b, |c| {
+        c.credential_attempts_per_minute = 10;
+        c.graphql_max_aliases = 1000; // as above: the credential limit is what is tested
+    })
+    .await;
     let admin = app.admin("limit-admin@example.com").await;
     let r = app
         .rest("POST", "/admin/api-keys", Some(&admin), Some(json!({"name": "k", "scopes": ["admin:read"]})))

@@ -148,7 +148,7 @@ pub(super) async fn read_body(svc: &HttpState, headers: &HeaderMap, body: Body) 
             ));
         }
     }
-    let bytes = crate::http::body::read(body, svc.state.config.body_limit).await?;
+    let bytes = crate::rest::body::read(body, svc.state.config.body_limit).await?;
     crate::security::nesting::check_json(&bytes)
         .map_err(|_| scim_error(ScimType::InvalidSyntax, "the body is nested too deeply"))?;
     serde_json::from_slice(&bytes)
