@@ -340,6 +340,16 @@ impl Resp {
 }
 
 /// The access token of a `{user, tokens}` value.
+/// POSTs `body` as JSON to a server the test did not start through [`TestApp`] (a `janua serve`
+/// child), with `token` as bearer, and returns the answer's JSON.
+pub async fn post_json(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut r = client.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap().json().await.unwrap()
+}
+
 pub fn access(v: &Value) -> String {
     v["tokens"]["access_token"].as_str().expect("access token").to_owned()
 }

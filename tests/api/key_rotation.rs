@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use janua::security::secrets::MasterKey;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TempDir};
+use crate::helpers::{PASSWORD, TempDir, post_json};
 use crate::shutdown::{serve, sqlite_url};
 use crate::tokens::verify_with_jwks;
 
@@ -29,15 +29,8 @@ fn kids(jwks: &Value) -> Vec<String> {
 }
 
 async fn sign_in(client: &reqwest::Client, base: &str) -> String {
-    let v: Value = client
-        .post(format!("{base}/api/v1/auth/signin"))
-        .json(&json!({"email": "rotate@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"email": "rotate@example.com", "password": PASSWORD});
+    let v = post_json(client, &format!("{base}/api/v1/auth/signin"), None, body).await;
     v["data"]["tokens"]["access_token"].as_str().unwrap().to_owned()
 }
 

@@ -18,7 +18,7 @@ use entities::{webhook_attempt, webhook_delivery};
 use janua::security::secrets::MasterKey;
 use janua::services::webhook_queue::{HANDED_BACK, INTERRUPTED};
 
-use crate::helpers::{PASSWORD, TempDir};
+use crate::helpers::{PASSWORD, TempDir, post_json};
 use crate::webhooks_crash::wait_ready;
 
 /// A `janua serve` child on a SQLite file in `dir`, killed when dropped (if still running).
@@ -104,26 +104,21 @@ async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn signup_with_hook(client: &reqwest::Client, base: &str, email: &str, hook: &str) -> (String, String) {
-    let v: Value = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(
+        client,
+        &format!("{base}/api/v1/auth/signup"),
+        None,
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
     let t = v["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let v: Value = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&t)
-        .json(&json!({"url": hook, "events": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(
+        client,
+        &format!("{base}/api/v1/webhooks"),
+        Some(&t),
+        json!({"url": hook, "events": ["*"]}),
+    )
+    .await;
     (t, v["data"]["webhook"]["id"].as_str().unwrap().to_owned())
 }
 
