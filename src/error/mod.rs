@@ -306,6 +306,14 @@ impl From<sea_orm::DbErr> for AppError {
         if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
             return Self::new(ErrorCode::Conflict);
         }
+        if refused_value(&e) {
+            // A value the database cannot store as text (PostgreSQL refuses U+0000 and
+            // untranslatable characters; entries refuse them first): the caller's input.
+            let mut err = Self::new(ErrorCode::ValidationError)
+                .with_details(serde_json::json!({"invalid_character": "U+0000"}));
+            err.internal = Some(e.to_string());
+            return err;
+        }
         match db_fault(&e) {
             // The database is unreachable or went away mid-request (restart, terminated
             // connection, pool timeout): not our bug and not the caller's, a 503 to retry.
@@ -320,6 +328,18 @@ impl From<sea_orm::DbErr> for AppError {
             }
             None => Self::internal(e),
         }
+    }
+}
+
+/// Whether PostgreSQL refused a text value's characters (`22021 character_not_in_repertoire`,
+/// e.g. U+0000; `22P05 untranslatable_character`).
+fn refused_value(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            x.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "22021" || c == "22P05")
+        }
+        _ => false,
     }
 }
 

@@ -11,6 +11,11 @@
 //! - **introspection off** (`JANUA_GRAPHQL_INTROSPECTION=false`): `__schema` and `__type` at the
 //!   root of a query are refused (async-graphql's own switch answers them with `null`).
 //!
+//! - **no NUL character** in any string: of an argument or default value in the document (a
+//!   `\u0000` escape) or of a variable. No text Janua stores may hold one, and PostgreSQL refuses
+//!   them in text while SQLite keeps them, so they are refused here, before a resolver runs, the
+//!   same on both (`details.invalid_character = "U+0000"`).
+//!
 //! All are `VALIDATION_ERROR`s (`details.max_aliases`; `details.max_root_fields`).
 
 use std::collections::HashSet;
@@ -18,7 +23,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerError, ServerResult, Value as ConstValue, Variables};
 
 use crate::error::{AppError, ErrorCode};
 
@@ -94,6 +99,84 @@ fn root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet) -> HashSe
     keys
 }
 
+/// Whether a string (or an object key) in `values`, at any depth, holds U+0000.
+fn holds_nul<'a>(values: impl IntoIterator<Item = &'a ConstValue>) -> bool {
+    let mut stack: Vec<&ConstValue> = values.into_iter().collect();
+    while let Some(v) = stack.pop() {
+        match v {
+            ConstValue::String(s) if s.contains('\0') => return true,
+            ConstValue::List(items) => stack.extend(items),
+            ConstValue::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The literal part of a document's value (variables read as null: they are checked on their
+/// own). A macro, as the parser's non-constant value type is not exported.
+macro_rules! literal {
+    ($v:expr) => {
+        $v.clone().into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null)).unwrap_or_default()
+    };
+}
+
+/// Whether an argument, a directive's argument or a variable's default value in `doc` holds U+0000.
+fn document_holds_nul(doc: &ExecutableDocument) -> bool {
+    let mut sets: Vec<&SelectionSet> = Vec::new();
+    let mut defaults = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        sets.push(&op.node.selection_set.node);
+        defaults.extend(op.node.variable_definitions.iter().filter_map(|d| d.node.default_value.as_ref()));
+        if op.node.directives.iter().any(|d| d.node.arguments.iter().any(|(_, v)| holds_nul([&literal!(v.node)])))
+        {
+            return true;
+        }
+    }
+    sets.extend(doc.fragments.values().map(|f| &f.node.selection_set.node));
+    if holds_nul(defaults.iter().map(|d| &d.node)) {
+        return true;
+    }
+    while let Some(s) = sets.pop() {
+        for item in &s.items {
+            let (directives, arguments) = match &item.node {
+                Selection::Field(f) => {
+                    sets.push(&f.node.selection_set.node);
+                    (&f.node.directives, Some(&f.node.arguments))
+                }
+                Selection::InlineFragment(i) => {
+                    sets.push(&i.node.selection_set.node);
+                    (&i.node.directives, None)
+                }
+                Selection::FragmentSpread(sp) => (&sp.node.directives, None),
+            };
+            let args = arguments.into_iter().flatten().chain(directives.iter().flat_map(|d| &d.node.arguments));
+            for (_, v) in args {
+                if holds_nul([&literal!(v.node)]) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Refuses a request whose document or variables hold U+0000 in a string.
+pub fn check_characters(doc: &ExecutableDocument, variables: &Variables) -> Result<(), ServerError> {
+    let in_variables = holds_nul(variables.values()) || variables.keys().any(|k| k.contains('\0'));
+    if in_variables || document_holds_nul(doc) {
+        let e = AppError::new(ErrorCode::ValidationError)
+            .with_details(serde_json::json!({ "invalid_character": "U+0000" }));
+        return Err(error(e, "A string holds a NUL character (U+0000)"));
+    }
+    Ok(())
+}
+
 /// The checks of this module on `doc`.
 pub fn check(doc: &ExecutableDocument, max_aliases: usize, introspection: bool) -> Result<(), ServerError> {
     let total: usize =
@@ -138,6 +221,7 @@ impl Extension for DocumentLimitsExt {
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
         check(&doc, self.max_aliases, self.introspection)?;
+        check_characters(&doc, variables)?;
         Ok(doc)
     }
 }

@@ -59,14 +59,15 @@ pub async fn sign_in(
 ) -> AppResult<SignInOutcome> {
     let email = Email::parse(email).map_err(|_| AppError::new(ErrorCode::InvalidCredentials))?;
     let mut attempt = Attempt::begin(state, ctx.client_ip).await?;
-    if let Err(until) = attempt.reserve(&state.lockouts, email.as_str()).await {
-        // A locked key costs one hash against the decoy, as a wrong password costs one, so its
-        // answer takes about as long; nothing is verified against the account's own hash, and
-        // the database is not touched (a flood on a locked address holds no connection).
-        state.passwords.verify(&password, None).await?;
-        return Err(locked(until));
-    }
+    let locked_until = attempt.reserve(&state.lockouts, email.as_str()).await.err();
+    // Every refusal does the same work — the lookup, one hash, one audited write — so that an
+    // unknown email, a wrong password and a locked account take the same time (SECURITY.md,
+    // Timing). A locked account's hash is the decoy: nothing is verified against its own.
     let found = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(&state.db).await?;
+    if let Some(until) = locked_until {
+        state.passwords.verify(&password, None).await?;
+        return Err(refused_sign_in(state, ctx, &email, Refusal::Locked(until)).await);
+    }
     let stored = found.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = state.passwords.verify(&password, stored).await?;
     let Some(u) = found.filter(|_| verified.ok) else {
@@ -318,6 +319,16 @@ pub(crate) fn locked(until: chrono::DateTime<Utc>) -> AppError {
     }))
 }
 
+/// Why a sign-in was refused, for its audit row and its answer.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// A wrong password or an unknown email; `Some` is the lock this failure leaves, when it
+    /// took the last slot.
+    Invalid(Option<chrono::DateTime<Utc>>),
+    /// The account was already locked until then (nothing was verified).
+    Locked(chrono::DateTime<Utc>),
+}
+
 /// Audits a wrong password in its own write (its failure is already counted by the attempt's
 /// slot); `locks` is the lock this failure leaves, when it took the last slot.
 pub(crate) async fn failed_sign_in(
@@ -326,7 +337,19 @@ pub(crate) async fn failed_sign_in(
     email: &Email,
     locks: Option<chrono::DateTime<Utc>>,
 ) -> AppError {
-    metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
+    refused_sign_in(state, ctx, email, Refusal::Invalid(locks)).await
+}
+
+/// Audits a refused sign-in (`user.signin_failed`, with its reason, and `user.locked` when this
+/// failure locks the account) in its own write, and answers it.
+async fn refused_sign_in(state: &AppState, ctx: &RequestContext, email: &Email, why: Refusal) -> AppError {
+    let (reason, locks) = match why {
+        Refusal::Invalid(locks) => ("invalid_credentials", locks),
+        Refusal::Locked(_) => ("account_locked", None),
+    };
+    if let Refusal::Invalid(_) = why {
+        metrics::counter!("janua_signins_total", "outcome" => "failure").increment(1);
+    }
     let write = async {
         let mut w = Write::begin(state, ctx).await?;
         let acting = Some((None, email.as_str().to_owned()));
@@ -336,7 +359,7 @@ pub(crate) async fn failed_sign_in(
             subject_user: None,
             acting_user: acting.clone(),
             organization: None,
-            data: serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
+            data: serde_json::json!({"email": email.as_str(), "reason": reason}),
         })
         .await?;
         if let Some(until) = locks {
@@ -355,8 +378,8 @@ pub(crate) async fn failed_sign_in(
     if let Err(e) = write.await {
         return e;
     }
-    match locks {
-        Some(until) => locked(until),
-        None => ErrorCode::InvalidCredentials.into(),
+    match (why, locks) {
+        (Refusal::Locked(until), _) | (_, Some(until)) => locked(until),
+        _ => ErrorCode::InvalidCredentials.into(),
     }
 }

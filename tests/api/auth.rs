@@ -162,6 +162,8 @@ async fn concurrent_refresh_within_grace_is_allowed(b: Backend) {
 }
 
 async fn repeated_failures_lock_the_account(b: Backend) {
+    use entities::audit_log;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = TestApp::spawn_with(b, |c| c.lockout_threshold = 3).await;
     app.signup("lock@example.com").await;
     let bad = json!({"email": "lock@example.com", "password": "wrong wrong wrong"});
@@ -179,6 +181,16 @@ async fn repeated_failures_lock_the_account(b: Backend) {
         .rest("POST", "/auth/signin", None, Some(json!({"email": "lock@example.com", "password": PASSWORD})))
         .await;
     assert_eq!(r.status, 423);
+    // …and audited as a refusal of a locked account, like any failure (the same write, so the
+    // same time as a wrong password).
+    let rows = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("user.signin_failed"))
+        .all(&app.services.state.db)
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = rows.iter().filter_map(|r| r.metadata["reason"].as_str()).collect();
+    assert_eq!(reasons.iter().filter(|r| **r == "invalid_credentials").count(), 3, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| **r == "account_locked").count(), 1, "{reasons:?}");
     // …and an unknown email locks the same way, so a lock reveals nothing.
     let ghost = json!({"email": "ghost@example.com", "password": "wrong wrong wrong"});
     let mut last = 0;

@@ -2,7 +2,8 @@
 //! (413 at once when `Content-Length` says so), heads over the limit (431), bodies that are not
 //! UTF-8, slow clients (header and body read deadlines), and on `/graphql/ws`: messages over the
 //! limit (1009), binary frames (1003), too many connections per user (4429) and operations per
-//! connection (`error`, `RATE_LIMITED`).
+//! connection (`error`, `RATE_LIMITED`); strings holding U+0000, which PostgreSQL cannot store
+//! (schemathesis found one: a 503 for an organization named `\u0000…`).
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,8 @@ crate::on_both_databases!(
     oversized_and_undecodable_requests_are_refused_at_once,
     slow_clients_are_cut_off,
     websocket_frames_over_the_limits_are_closed_with_their_codes,
-    websocket_connections_and_operations_are_bounded_per_user
+    websocket_connections_and_operations_are_bounded_per_user,
+    nul_characters_are_refused_before_anything_is_written
 );
 
 /// What the server answers on a raw connection after `sent` (within 10 s): its bytes until it
@@ -203,4 +205,33 @@ async fn websocket_connections_and_operations_are_bounded_per_user(b: Backend) {
     assert_eq!(next(&mut second).await, json!({"type": "complete", "id": "a"}));
     send(&mut second, json!({"id": "d", "type": "subscribe", "payload": {"query": "{ __typename }"}})).await;
     assert_eq!(next(&mut second).await["payload"]["data"]["__typename"], "Query");
+}
+
+/// U+0000 in a GraphQL literal, a variable, a REST body or a REST query: `VALIDATION_ERROR`
+/// before a resolver runs, the same on SQLite (which would store it) and PostgreSQL (which
+/// cannot), and nothing written.
+async fn nul_characters_are_refused_before_anything_is_written(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let at = access(&app.signup("nul@example.com").await);
+    let literal = r#"mutation { createOrganization(input: {name: "\u0000x", description: "b"}) { id } }"#;
+    let body = app.gql(Some(&at), literal, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["details"]["invalid_character"], "U+0000", "{body}");
+    let with_variable = "mutation($n: String!) { createOrganization(input: {name: $n}) { id } }";
+    let body = app.gql(Some(&at), with_variable, json!({"n": "a\u{0}b"})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR", "{body}");
+    let nested = "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id } }";
+    let body = app.gql(Some(&at), nested, json!({"i": {"name": "ok", "description": "\u{0}"}})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION_ERROR", "{body}");
+    let r = app.rest("POST", "/organizations", Some(&at), Some(json!({"name": "Acme\u{0}"}))).await;
+    assert_eq!((r.status, r.code()), (422, "VALIDATION_ERROR"), "{}", r.body);
+    let r = app.rest("GET", "/organizations?search=%00", Some(&at), None).await;
+    assert!(r.status == 422 || r.status == 200, "{} {}", r.status, r.body);
+    let r = app
+        .rest("POST", "/auth/signup", None, Some(json!({"email": "n2@example.com", "password": "a long passphrase", "name": "x\u{0}"})))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "VALIDATION_ERROR"), "{}", r.body);
+    let r = app.rest("GET", "/organizations", Some(&at), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(0), "nothing was created: {}", r.body);
 }
