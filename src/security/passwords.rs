@@ -1,7 +1,6 @@
 //! argon2id password hashing on blocking threads, bounded to a few at once, with a decoy hash so
 //! that an unknown email costs the same time as a wrong password.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier as _, Version};
@@ -52,7 +51,10 @@ impl HashPool {
         Self { jobs: Mutex::new(tx) }
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    /// Queues `f` behind every job queued before it (one FIFO channel: the threads take jobs in
+    /// the order they were queued, so a sign-in waits for the hashes ahead of it and no others);
+    /// what waits in the queue is the closure and its password, not a working set.
+    fn submit<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<oneshot::Receiver<T>> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
@@ -62,7 +64,11 @@ impl HashPool {
             .map_err(|_| AppError::internal("hash pool poisoned"))?
             .send(job)
             .map_err(AppError::internal)?;
-        rx.await.map_err(AppError::internal)
+        Ok(rx)
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+        self.submit(f)?.await.map_err(AppError::internal)
     }
 }
 
@@ -72,8 +78,22 @@ pub struct PasswordHasher {
     params: Params,
     pool: Arc<HashPool>,
     decoy: Arc<str>,
-    common: Arc<HashSet<String>>,
+    common: Arc<[&'static str]>,
     min_length: usize,
+}
+
+/// The common-password list, as slices of the text inside the binary (no copy of each entry),
+/// sorted for binary search. Only lower-case entries can match (passwords are compared in lower
+/// case), so the others are left out.
+fn common_passwords() -> Vec<&'static str> {
+    let mut list: Vec<&'static str> = include_str!("../../assets/common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().any(char::is_uppercase))
+        .collect();
+    list.sort_unstable();
+    list.dedup();
+    list
 }
 
 /// Passwords longer than this are refused (argon2 accepts more; nobody needs it).
@@ -92,12 +112,12 @@ impl PasswordHasher {
                 .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
                 .to_string()
         };
-        let common = include_str!("../../assets/common-passwords.txt").lines().map(str::to_owned).collect();
+        let common: Arc<[&'static str]> = common_passwords().into();
         Ok(Self {
             params,
             pool: Arc::new(HashPool::new(concurrency)),
             decoy: decoy.into(),
-            common: Arc::new(common),
+            common,
             min_length,
         })
     }
@@ -110,7 +130,7 @@ impl PasswordHasher {
             Some(FieldIssue::TooShort(self.min_length))
         } else if n > MAX_PASSWORD_LEN {
             Some(FieldIssue::TooLong(MAX_PASSWORD_LEN))
-        } else if self.common.contains(&pw.to_lowercase()) {
+        } else if self.common.binary_search(&pw.to_lowercase().as_str()).is_ok() {
             Some(FieldIssue::CommonPassword)
         } else if email.is_some_and(|e| {
             pw.to_lowercase().contains(e.as_str()) || pw.eq_ignore_ascii_case(e.local_part())
@@ -258,6 +278,35 @@ fn verify_phc(stored: &str, password: &str, current: &Params) -> anyhow::Result<
 mod tests {
     use super::*;
     use argon2::PasswordHasher as _;
+
+    #[tokio::test]
+    async fn hashes_run_in_the_order_they_were_queued() {
+        let pool = HashPool::new(1);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        // The first job holds the only thread while the others queue behind it.
+        let (release, hold) = mpsc::channel::<()>();
+        let first = pool.submit(move || hold.recv().ok()).unwrap();
+        let queued: Vec<_> = (0..50)
+            .map(|i| {
+                let done = done.clone();
+                pool.submit(move || done.lock().unwrap().push(i)).unwrap()
+            })
+            .collect();
+        release.send(()).unwrap();
+        first.await.unwrap();
+        for rx in queued {
+            rx.await.unwrap();
+        }
+        assert_eq!(*done.lock().unwrap(), (0..50).collect::<Vec<_>>(), "first queued, first hashed");
+    }
+
+    #[test]
+    fn common_passwords_are_a_sorted_list_without_copies() {
+        let list = common_passwords();
+        assert!(list.len() > 30_000);
+        assert!(list.windows(2).all(|w| w[0] < w[1]), "sorted and deduplicated, for binary search");
+        assert!(list.binary_search(&"password").is_ok());
+    }
 
     fn hasher(m: u32) -> PasswordHasher {
         PasswordHasher::new(m, 1, 1, 2, 12).unwrap()
