@@ -1,7 +1,9 @@
 //! The one way to write: every state change of the services goes through a [`Write`].
 //!
 //! A `Write` opens the write transaction, records each change as its audit row and outbox event
-//! (one id) in that transaction, commits, and only then makes committed session revocations
+//! (one id) in that transaction — buffered, and written as one multi-row `INSERT` per table just
+//! before the commit (or at [`Write::flush`]), so a write recording several changes costs two
+//! statements for them, not two each — commits, and only then makes committed session revocations
 //! effective on this node and wakes the outbox dispatcher, the webhook worker and, when it
 //! queued mail, the mail worker. Dropped
 //! without [`Write::commit`], it rolls everything back: the change, its audit rows and events.
@@ -27,6 +29,8 @@ pub struct Write<'a> {
     /// `None` for a bare connection (bulk seeding): nothing to wake, no revocation to publish.
     state: Option<&'a AppState>,
     recorded: usize,
+    /// Audit rows and outbox events recorded and not yet written, in the order recorded.
+    pending: Vec<(audit_log::ActiveModel, outbox_event::ActiveModel)>,
     revoked: Vec<session::Model>,
     /// Mails queued in this write (the mail worker is woken after the commit).
     mails: usize,
@@ -56,7 +60,7 @@ impl<'a> Write<'a> {
         state: Option<&'a AppState>,
     ) -> AppResult<Self> {
         let txn = begin_write(db).await?;
-        Ok(Self { txn, ctx, state, recorded: 0, revoked: Vec::new(), mails: 0 })
+        Ok(Self { txn, ctx, state, recorded: 0, pending: Vec::new(), revoked: Vec::new(), mails: 0 })
     }
 
     /// The transaction, for the statements of the change itself.
@@ -72,9 +76,24 @@ impl<'a> Write<'a> {
     /// Writes the audit row and the outbox event of `change` in this transaction (they commit
     /// or roll back with it); returns the event id, shared by both rows.
     pub async fn record(&mut self, change: Change) -> AppResult<Uuid> {
-        let id = insert_rows(&self.txn, &self.ctx, change).await?;
+        let (id, rows) = rows_of(&self.ctx, change);
+        self.pending.push(rows);
         self.recorded += 1;
         Ok(id)
+    }
+
+    /// Writes the audit rows and outbox events recorded so far, for a statement of this write
+    /// that reads them back (the commit writes whatever is still pending).
+    pub async fn flush(&mut self) -> AppResult<()> {
+        // Bounded rows per statement: SQLite allows 32,766 parameters; an audit row binds 13.
+        const ROWS: usize = 1000;
+        let pending = std::mem::take(&mut self.pending);
+        for chunk in pending.chunks(ROWS) {
+            let (audits, events): (Vec<_>, Vec<_>) = chunk.iter().cloned().unzip();
+            audit_log::Entity::insert_many(audits).exec_without_returning(&self.txn).await?;
+            outbox_event::Entity::insert_many(events).exec_without_returning(&self.txn).await?;
+        }
+        Ok(())
     }
 
     /// Marks a session whose revocation this write commits: after the commit, this node
@@ -92,7 +111,8 @@ impl<'a> Write<'a> {
     /// Commits; then publishes the revocations and, when the write recorded or revoked
     /// anything, wakes the outbox dispatcher and the webhook worker (and the mail worker when
     /// it queued mail).
-    pub async fn commit(self) -> AppResult<()> {
+    pub async fn commit(mut self) -> AppResult<()> {
+        self.flush().await?;
         let Self { txn, state, recorded, revoked, mails, .. } = self;
         txn.commit().await?;
         if let Some(state) = state {
@@ -116,8 +136,8 @@ impl<'a> Write<'a> {
     }
 }
 
-/// Writes the audit record and the outbox event of `change`; returns the event id.
-async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Change) -> AppResult<Uuid> {
+/// The audit row and the outbox event of `change`, and their shared event id.
+fn rows_of(ctx: &RequestContext, change: Change) -> (Uuid, (audit_log::ActiveModel, outbox_event::ActiveModel)) {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {
@@ -133,7 +153,7 @@ async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Ch
         Some((t, i)) => (Some((*t).to_owned()), Some(i.clone())),
         None => (None, None),
     };
-    audit_log::Entity::insert(audit_log::ActiveModel {
+    let audit = audit_log::ActiveModel {
         id: Set(id),
         action: Set(change.event.as_str().to_owned()),
         actor_type: Set(actor_type.to_owned()),
@@ -147,9 +167,7 @@ async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Ch
         request_id: Set(Some(ctx.request_id.clone())),
         metadata: Set(change.data.clone()),
         created_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    };
     let payload = serde_json::json!({
         "id": id,
         "type": change.event.as_str(),
@@ -161,7 +179,7 @@ async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Ch
             "attributes": change.data,
         },
     });
-    outbox_event::Entity::insert(outbox_event::ActiveModel {
+    let event = outbox_event::ActiveModel {
         event_id: Set(id),
         event_type: Set(change.event.as_str().to_owned()),
         subject_user_id: Set(change.subject_user),
@@ -170,8 +188,6 @@ async fn insert_rows(txn: &DatabaseTransaction, ctx: &RequestContext, change: Ch
         created_at: Set(now),
         published_at: Set(None),
         ..Default::default()
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(id)
+    };
+    (id, (audit, event))
 }

@@ -242,6 +242,7 @@ pub async fn queue_test(state: &AppState, ctx: &RequestContext, webhook_id: Uuid
             data: serde_json::json!({"webhook_id": endpoint.id, "test": true}),
         })
         .await?;
+    w.flush().await?;
     let event = outbox_event::Entity::find()
         .filter(outbox_event::Column::EventId.eq(event_id))
         .one(w.tx())
