@@ -54,7 +54,10 @@ impl HashPool {
     /// Queues `f` behind every job queued before it (one FIFO channel: the threads take jobs in
     /// the order they were queued, so a sign-in waits for the hashes ahead of it and no others);
     /// what waits in the queue is the closure and its password, not a working set.
-    fn submit<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<oneshot::Receiver<T>> {
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<oneshot::Receiver<T>> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());

@@ -137,7 +137,10 @@ impl<'a> Write<'a> {
 }
 
 /// The audit row and the outbox event of `change`, and their shared event id.
-fn rows_of(ctx: &RequestContext, change: Change) -> (Uuid, (audit_log::ActiveModel, outbox_event::ActiveModel)) {
+fn rows_of(
+    ctx: &RequestContext,
+    change: Change,
+) -> (Uuid, (audit_log::ActiveModel, outbox_event::ActiveModel)) {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let (actor_type, actor_id, actor_email) = match (&ctx.actor, &change.acting_user) {

@@ -1,5 +1,5 @@
 //! The WebSocket transport of GraphQL, `/graphql/ws`: the sockets ([`socket`]), the protocol
-//! connection ([`connection`]), the sessions its connections run under ([`sessions`]), and the
+//! connection ([`connection`]) and its terms ([`terms`]), the sessions its connections run under ([`sessions`]), and the
 //! fan-out of subscription events — operations ([`fanout`]), the pool of live subscribers
 //! ([`pool`]), the event lanes that write to them ([`lanes`]) and the frames they write
 //! ([`frame`]). What an event's bytes are is GraphQL's business ([`crate::graphql::render`]);
@@ -13,6 +13,7 @@ mod lanes;
 mod pool;
 pub mod sessions;
 pub mod socket;
+mod terms;
 
 use async_graphql::Data;
 use axum::extract::{Request, State};
@@ -21,10 +22,11 @@ use axum::response::Response;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-pub use connection::{Connection, Granted, Limits, Refusal, SessionGrant};
+pub use connection::Connection;
 pub use fanout::Fanout;
 pub use lanes::Sink;
 pub use sessions::SocketSessions;
+pub use terms::{Granted, Limits, Refusal, SessionGrant};
 
 use crate::context::{Actor, RequestContext};
 use crate::error::ErrorCode;
