@@ -17,9 +17,7 @@ use crate::helpers::{PASSWORD, Resp, TempDir};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use crate::process::free_port;
 
 fn skip(reason: &str) {
     eprintln!("\nfault test skipped: {reason}");
@@ -49,38 +47,13 @@ impl Janua {
     }
 
     async fn spawn(port: u16, env: Vec<(String, String)>, client: &reqwest::Client) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_janua"));
-        cmd.arg("serve")
-            .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
-            .env("JANUA_RATE_LIMIT_PER_MINUTE", "1000000000")
-            .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "1000000000")
-            .env("JANUA_LOCKOUT_THRESHOLD", "1000000")
-            .env("JANUA_MAIL_PER_ADDRESS_PER_HOUR", "1000000000")
-            .env("JANUA_MAIL_PER_IP_PER_HOUR", "1000000000")
-            .env("JANUA_ARGON2_MEMORY_KIB", "8192")
-            .env("JANUA_ARGON2_ITERATIONS", "1")
-            .env("RUST_LOG", std::env::var("JANUA_TEST_CHILD_LOGS").unwrap_or("error".into()))
-            // JANUA_TEST_CHILD_LOGS=1 shows the children's error log (to see a failure's cause).
-            .stdout(if std::env::var_os("JANUA_TEST_CHILD_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stderr(if std::env::var_os("JANUA_TEST_CHILD_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+        let mut cmd = crate::process::serve_on(port);
         for (k, v) in &env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start janua");
         let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !client.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(Instant::now() < deadline, "janua did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::wait_ready(client, &base).await;
         Self { child, base, port, env }
     }
 

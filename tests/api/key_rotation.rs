@@ -8,7 +8,7 @@ use janua::security::secrets::MasterKey;
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TempDir, post_json};
-use crate::shutdown::{serve, sqlite_url};
+use crate::shutdown::serve;
 use crate::tokens::verify_with_jwks;
 
 fn kid_of(token: &str) -> String {
@@ -55,13 +55,11 @@ async fn a_key_rotated_by_another_process_reaches_every_node_and_old_tokens_stay
     let old = sign_in(&client, &b.base).await;
     let old_kid = kid_of(&old);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_janua"))
-        .args(["keys", "rotate"])
-        .env("DATABASE_URL", sqlite_url(&dir))
-        .env("JANUA_MASTER_KEY", &key)
-        .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
+    let mut rotate = crate::process::janua(&["keys", "rotate"]);
+    let out = crate::process::over_sqlite(&mut rotate, &dir, &key)
         .env("JANUA_KEY_REFRESH_INTERVAL", "1s")
-        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .output()
         .expect("janua keys rotate");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

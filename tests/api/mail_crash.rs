@@ -14,14 +14,11 @@ use janua::security::secrets::MasterKey;
 use janua::services::mail::queue;
 
 use crate::helpers::{Backend, PASSWORD, TempDir};
+use crate::process::{free_port, over_sqlite, serve_on, wait_ready};
 use crate::smtp_sink::{Mail, SmtpSink, drain, with_sink};
-use crate::webhooks_crash::{own_config, wait_ready};
+use crate::webhooks_crash::own_config;
 
 crate::on_both_databases!(a_killed_server_loses_no_mail, two_nodes_send_each_mail_once);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Waits until the sink has `n` messages; then checks, a little later, that no more came and
 /// that each has its own Message-ID.
@@ -129,24 +126,14 @@ async fn two_nodes_send_each_mail_once(b: Backend) {
 
 /// Starts the `janua` binary on `port` over the SQLite file in `dir`, mailing to `smtp_port`.
 fn start_process(dir: &TempDir, port: u16, key: &str, smtp_port: u16) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_janua"))
-        .arg("serve")
-        .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()))
-        .env("JANUA_MASTER_KEY", key)
-        .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
-        .env("JANUA_ARGON2_MEMORY_KIB", "8192")
-        .env("JANUA_ARGON2_ITERATIONS", "1")
+    let mut cmd = serve_on(port);
+    over_sqlite(&mut cmd, dir, key)
         .env("JANUA_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}?tls=none"))
         .env("JANUA_SMTP_TIMEOUT", "1s")
         .env(
             "JANUA_MAIL_RETRY_SCHEDULE",
             "500ms,500ms,500ms,500ms,500ms,500ms,500ms,500ms,500ms,500ms,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s",
         )
-        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start janua")
 }

@@ -29,6 +29,7 @@ mod oidc_rp;
 mod operator;
 mod passkeys;
 mod platform;
+mod process;
 mod redis;
 mod redis_processes;
 mod rest_contract;

@@ -19,7 +19,8 @@ use janua::security::secrets::MasterKey;
 use janua::services::webhook_queue::{HANDED_BACK, INTERRUPTED};
 
 use crate::helpers::{PASSWORD, TempDir, post_json};
-use crate::webhooks_crash::wait_ready;
+pub(crate) use crate::process::sqlite_url;
+use crate::process::{free_port, over_sqlite, serve_on, wait_ready};
 
 /// A `janua serve` child on a SQLite file in `dir`, killed when dropped (if still running).
 pub(crate) struct Child {
@@ -38,22 +39,9 @@ impl Drop for Child {
 /// Starts `janua serve` on a free port over the SQLite file in `dir`, with `env` added; waits
 /// until it is ready.
 pub(crate) async fn serve(dir: &TempDir, key: &str, env: &[(&str, &str)]) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_janua"));
-    cmd.arg("serve")
-        .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", sqlite_url(dir))
-        .env("JANUA_MASTER_KEY", key)
-        .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
-        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
-        .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
-        .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
-        .env("JANUA_ARGON2_MEMORY_KIB", "8192")
-        .env("JANUA_ARGON2_ITERATIONS", "1")
-        .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    let port = free_port();
+    let mut cmd = serve_on(port);
+    over_sqlite(&mut cmd, dir, key);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -61,10 +49,6 @@ pub(crate) async fn serve(dir: &TempDir, key: &str, env: &[(&str, &str)]) -> Chi
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&reqwest::Client::new(), &base).await;
     Child { child, base, port }
-}
-
-pub(crate) fn sqlite_url(dir: &TempDir) -> String {
-    format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display())
 }
 
 fn sigterm(child: &std::process::Child) {

@@ -14,6 +14,7 @@ use janua::config::Config;
 use janua::security::secrets::MasterKey;
 
 use crate::helpers::{Backend, PASSWORD, TempDir};
+use crate::process::{over_sqlite, serve_on, wait_ready};
 use crate::webhooks::{Receiver, verify};
 
 crate::on_both_databases!(a_killed_server_loses_no_delivery);
@@ -133,38 +134,12 @@ async fn a_killed_server_loses_no_delivery(b: Backend) {
 
 /// Starts the `janua` binary on `port` over the SQLite file in `dir`.
 fn start_process(dir: &TempDir, port: u16, key: &str) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_janua"))
-        .arg("serve")
-        .env("JANUA_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.0.join("janua.db").display()))
-        .env("JANUA_MASTER_KEY", key)
-        .env("JANUA_MASTER_KEY_FILE", dir.0.join("janua.key"))
-        .env("JANUA_MAIL_DIR", dir.0.join("mail"))
-        .env("JANUA_RATE_LIMIT_PER_MINUTE", "100000")
-        .env("JANUA_CREDENTIAL_ATTEMPTS_PER_MINUTE", "100000")
-        .env("JANUA_ARGON2_MEMORY_KIB", "8192")
-        .env("JANUA_ARGON2_ITERATIONS", "1")
-        .env("JANUA_WEBHOOK_ALLOW_LOOPBACK", "true")
+    let mut cmd = serve_on(port);
+    over_sqlite(&mut cmd, dir, key)
         .env("JANUA_WEBHOOK_TIMEOUT", "2s")
         .env("JANUA_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s,1s,1s")
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start janua")
-}
-
-pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/ready")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "janua did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
