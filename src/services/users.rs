@@ -147,17 +147,25 @@ pub async fn page_users(
         );
     }
     if let Some(term) = filter.search.as_deref().map(search_term).transpose()?.flatten() {
-        base = search_users(db.get_database_backend(), base, &term);
+        base = search_users(db, base, &term).await?;
     }
     user_keyset(&sort).page(db, counts, base, req).await
 }
 
+/// Above this many rows found by the SQLite trigram index, a search pages by the sort index
+/// instead: matches are then dense enough that the `LIKE` finds a page after a short walk.
+const FEW_MATCHES: u64 = 5_000;
+
 /// Users whose email or lower-cased name holds `term` (trimmed, lower-cased) as a substring,
 /// `LIKE` wildcards literal. PostgreSQL serves the `LIKE` from trigram indexes on `email` and
-/// `lower(name)`; SQLite narrows terms of three characters or more to the rows its FTS5 trigram
-/// table `users_search` finds (case folded, so a superset), and the `LIKE` keeps exactly the
-/// rows it matched before either index existed.
-fn search_users(backend: DbBackend, base: Select<user::Entity>, term: &str) -> Select<user::Entity> {
+/// `lower(name)`. SQLite narrows terms of three characters or more to the rows its FTS5 trigram
+/// table `users_search` finds (case folded, so a superset) when those are few; the `LIKE`
+/// keeps exactly the rows it matched before either index existed.
+async fn search_users(
+    db: &impl ConnectionTrait,
+    base: Select<user::Entity>,
+    term: &str,
+) -> AppResult<Select<user::Entity>> {
     let pat = format!("%{}%", like_escape(term));
     let mut base = base.filter(
         Condition::any()
@@ -166,15 +174,29 @@ fn search_users(backend: DbBackend, base: Select<user::Entity>, term: &str) -> S
                 Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(LikeExpr::new(pat).escape('\\')),
             ),
     );
-    if backend == DbBackend::Sqlite
+    if db.get_database_backend() == DbBackend::Sqlite
         && let Some(phrase) = trigram_phrase(term)
     {
-        base = base.filter(Expr::cust_with_values(
-            "\"users\".rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)",
-            [phrase],
-        ));
+        let probe = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT rowid FROM users_search WHERE users_search MATCH ? LIMIT {})",
+                FEW_MATCHES + 1
+            ),
+            [phrase.clone().into()],
+        );
+        let found: i64 = match db.query_one_raw(probe).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        if u64::try_from(found).unwrap_or(0) <= FEW_MATCHES {
+            base = base.filter(Expr::cust_with_values(
+                "\"users\".rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)",
+                [phrase],
+            ));
+        }
     }
-    base
+    Ok(base)
 }
 
 /// Users the caller may list: all for administrators, else members of the organizations the
