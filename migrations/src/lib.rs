@@ -12,6 +12,7 @@ mod m20261202_000000_create_sso;
 mod m20261202_100000_create_scim;
 mod m20261203_000000_create_account_mail;
 mod m20261203_500000_create_invitations;
+mod m20261204_000000_search_and_analytics_indexes;
 
 /// Every migration, in the order they run.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_100000_create_scim::Migration),
             Box::new(m20261203_000000_create_account_mail::Migration),
             Box::new(m20261203_500000_create_invitations::Migration),
+            Box::new(m20261204_000000_search_and_analytics_indexes::Migration),
         ]
     }
 }

@@ -105,9 +105,21 @@ pub fn time_value(t: &chrono::DateTime<chrono::Utc>) -> Value {
 /// A `search` (at most [`MAX_SEARCH_CHARS`] characters, trimmed, lower-cased) as a
 /// `LIKE … ESCAPE '\'` pattern that matches it anywhere; `None` when it is blank.
 pub fn like_pattern(search: &str) -> AppResult<Option<String>> {
+    Ok(search_term(search)?.map(|t| format!("%{}%", like_escape(&t))))
+}
+
+/// The FTS5 trigram query (a quoted phrase: every character literal) that finds every row
+/// whose column holds `term` (already trimmed and lower-cased; the tokenizer folds case) as a
+/// substring, among others; `None` below three characters, which trigrams cannot find.
+pub fn trigram_phrase(term: &str) -> Option<String> {
+    (term.chars().count() >= 3).then(|| format!("\"{}\"", term.replace('"', "\"\"")))
+}
+
+/// A `search` trimmed and lower-cased, as [`like_pattern`] matches it; `None` when blank.
+pub fn search_term(search: &str) -> AppResult<Option<String>> {
     check_len("search", search, MAX_SEARCH_CHARS)?;
     let s = search.trim();
-    Ok((!s.is_empty()).then(|| format!("%{}%", like_escape(&s.to_lowercase()))))
+    Ok((!s.is_empty()).then(|| s.to_lowercase()))
 }
 
 /// Escapes `%`, `_` and `\` of `s` for a `LIKE … ESCAPE '\'` pattern.
@@ -140,6 +152,10 @@ mod tests {
         assert_eq!(like_pattern(" A_b% ").unwrap().as_deref(), Some("%a\\_b\\%%"));
         assert_eq!(like_pattern("  ").unwrap(), None);
         assert!(like_pattern(&"\\".repeat(25_000)).is_err());
+        assert_eq!(search_term(" A_b% ").unwrap().as_deref(), Some("a_b%"));
+        assert_eq!(trigram_phrase("ab"), None);
+        assert_eq!(trigram_phrase("a\"b").as_deref(), Some("\"a\"\"b\""));
+        assert_eq!(trigram_phrase("é_%").as_deref(), Some("\"é_%\""));
     }
 
     /// Fuzz: any string, and mutations of real cursors, decode to a (value, id) or are a format

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Days, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, Duration, DurationRound, NaiveDate, NaiveTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
@@ -235,6 +235,62 @@ async fn per_day<E: EntityTrait>(
     Ok(rows.into_iter().map(|r| (r.day, r.n.max(0) as u64)).collect())
 }
 
+/// `user_counts_hourly`'s key of the hour `t` falls in (UTC), as its triggers write it; years
+/// past 9999 (the end of the last day allowed) sort after every key.
+fn hour_key(t: DateTime<Utc>) -> String {
+    if t.year() > 9999 { "~".into() } else { t.format("%Y-%m-%dT%H").to_string() }
+}
+
+/// The sum of `user_counts_hourly.{column}` (`created` or `live`) over the hours from `from_hour`.
+async fn counted_users(db: &impl ConnectionTrait, column: &str, from_hour: Option<String>) -> AppResult<u64> {
+    use sea_orm::sea_query::ExprTrait;
+    let mut q = sea_orm::sea_query::Query::select();
+    q.expr_as(Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)")), Alias::new("n"))
+        .from(Alias::new("user_counts_hourly"));
+    if let Some(h) = from_hour {
+        q.and_where(Expr::col(Alias::new("hour")).gte(h));
+    }
+    let row = db.query_one(&q).await?;
+    let n: i64 = row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Users not deleted created at `since` or later, exactly: the hourly counters of every whole
+/// hour from the next one on, and the users of the part hour before it from the index on
+/// `created_at` (so at most an hour of rows is read, whatever the window).
+async fn live_users_since(db: &impl ConnectionTrait, since: DateTime<Utc>) -> AppResult<u64> {
+    let hour_start = since.duration_trunc(Duration::hours(1)).unwrap_or(since);
+    let next_hour = if hour_start == since { since } else { hour_start + Duration::hours(1) };
+    let part = user::Entity::find()
+        .filter(user::Column::Status.ne(UserStatus::Deleted.as_str()))
+        .filter(user::Column::CreatedAt.gte(since))
+        .filter(user::Column::CreatedAt.lt(next_hour))
+        .count(db)
+        .await?;
+    Ok(part + counted_users(db, "live", Some(hour_key(next_hour))).await?)
+}
+
+/// Users created per day (deleted ones too) between the midnights `from` and `to`, from the
+/// hourly counters.
+async fn new_users_per_day(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> AppResult<HashMap<String, u64>> {
+    use sea_orm::sea_query::ExprTrait;
+    let hour = || Expr::col(Alias::new("hour"));
+    let q = sea_orm::sea_query::Query::select()
+        .expr_as(Func::cust(Alias::new("substr")).arg(hour()).arg(1).arg(10), Alias::new("day"))
+        .expr_as(Expr::cust("CAST(SUM(created) AS BIGINT)"), Alias::new("n"))
+        .from(Alias::new("user_counts_hourly"))
+        .and_where(hour().gte(hour_key(from)))
+        .and_where(hour().lt(hour_key(to)))
+        .group_by_col(Alias::new("day"))
+        .to_owned();
+    let rows = DayCount::find_by_statement(db.get_database_backend().build(&q)).all(db).await?;
+    Ok(rows.into_iter().map(|r| (r.day, u64::try_from(r.n).unwrap_or(0))).collect())
+}
+
 /// Analytics over all data, with a daily series from `from` to `to` (years [`bounds::MIN_YEAR`] to
 /// [`bounds::MAX_YEAR`], at most 366 days; default the last 30).
 pub async fn analytics(
@@ -277,8 +333,7 @@ pub async fn analytics(
         .ok_or_else(|| out_of_range("to"))?
         .and_time(NaiveTime::MIN)
         .and_utc();
-    let new_users =
-        per_day::<user::Entity>(db, user::Column::CreatedAt, start, end, sea_orm::Condition::all()).await?;
+    let new_users = new_users_per_day(db, start, end).await?;
     let signin_cond = |a: EventType| sea_orm::Condition::all().add(audit_log::Column::Action.eq(a.as_str()));
     let signins = per_day::<audit_log::Entity>(
         db,
@@ -310,7 +365,7 @@ pub async fn analytics(
         d = next;
     }
     let attempts = signins_24h + failures_24h;
-    let users_total = users().count(db).await?;
+    let users_total = counted_users(db, "live", None).await?;
     let having = |q: sea_orm::sea_query::SelectStatement| users().filter(user::Column::Id.in_subquery(q));
     let users_with_mfa = having(
         sea_orm::sea_query::Query::select()
@@ -338,9 +393,9 @@ pub async fn analytics(
         mfa_adoption_rate: share(users_with_mfa),
         passkey_adoption_rate: share(users_with_passkeys),
         users_active_30d: users().filter(user::Column::LastSigninAt.gte(since(30))).count(db).await?,
-        users_new_24h: users().filter(user::Column::CreatedAt.gte(since(1))).count(db).await?,
-        users_new_7d: users().filter(user::Column::CreatedAt.gte(since(7))).count(db).await?,
-        users_new_30d: users().filter(user::Column::CreatedAt.gte(since(30))).count(db).await?,
+        users_new_24h: live_users_since(db, since(1)).await?,
+        users_new_7d: live_users_since(db, since(7)).await?,
+        users_new_30d: live_users_since(db, since(30)).await?,
         organizations_total: organization::Entity::find().count(db).await?,
         active_sessions: crate::services::sessions::count_active(db).await?,
         signins_24h,

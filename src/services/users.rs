@@ -3,14 +3,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, Select, Set,
 };
 use uuid::Uuid;
 
 use entities::{org_member, organization, session, user};
 
 use crate::context::RequestContext;
-use crate::domain::lists::{ListRequest, SortSpec, like_pattern, time_value};
+use crate::domain::lists::{ListRequest, SortSpec, like_escape, search_term, time_value, trigram_phrase};
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
 use crate::domain::{OrgRole, UserStatus};
@@ -145,17 +146,57 @@ pub async fn page_users(
             ),
         );
     }
-    if let Some(pat) = filter.search.as_deref().map(like_pattern).transpose()?.flatten() {
-        base = base.filter(
-            Condition::any()
-                .add(Expr::col(user::Column::Email).like(LikeExpr::new(pat.clone()).escape('\\')))
-                .add(
-                    Expr::expr(Func::lower(Expr::col(user::Column::Name)))
-                        .like(LikeExpr::new(pat).escape('\\')),
-                ),
-        );
+    if let Some(term) = filter.search.as_deref().map(search_term).transpose()?.flatten() {
+        base = search_users(db, base, &term).await?;
     }
     user_keyset(&sort).page(db, counts, base, req).await
+}
+
+/// Above this many rows found by the SQLite trigram index, a search pages by the sort index
+/// instead: matches are then dense enough that the `LIKE` finds a page after a short walk.
+const FEW_MATCHES: u64 = 5_000;
+
+/// Users whose email or lower-cased name holds `term` (trimmed, lower-cased) as a substring,
+/// `LIKE` wildcards literal. PostgreSQL serves the `LIKE` from trigram indexes on `email` and
+/// `lower(name)`. SQLite narrows terms of three characters or more to the rows its FTS5 trigram
+/// table `users_search` finds (case folded, so a superset) when those are few; the `LIKE`
+/// keeps exactly the rows it matched before either index existed.
+async fn search_users(
+    db: &impl ConnectionTrait,
+    base: Select<user::Entity>,
+    term: &str,
+) -> AppResult<Select<user::Entity>> {
+    let pat = format!("%{}%", like_escape(term));
+    let mut base = base.filter(
+        Condition::any()
+            .add(Expr::col(user::Column::Email).like(LikeExpr::new(pat.clone()).escape('\\')))
+            .add(
+                Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(LikeExpr::new(pat).escape('\\')),
+            ),
+    );
+    if db.get_database_backend() == DbBackend::Sqlite
+        && let Some(phrase) = trigram_phrase(term)
+    {
+        let probe = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT rowid FROM users_search WHERE users_search MATCH ? LIMIT {})",
+                FEW_MATCHES + 1
+            ),
+            [phrase.clone().into()],
+        );
+        let found: i64 = match db.query_one_raw(probe).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        if u64::try_from(found).unwrap_or(0) <= FEW_MATCHES {
+            base = base.filter(Expr::cust_with_values(
+                "\"users\".rowid IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)",
+                [phrase],
+            ));
+        }
+    }
+    Ok(base)
 }
 
 /// Users the caller may list: all for administrators, else members of the organizations the

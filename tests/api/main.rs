@@ -38,6 +38,7 @@ mod saml_fuzz;
 mod saml_idp;
 mod schemathesis;
 mod scim;
+mod search_and_analytics;
 mod security_headers;
 mod sessions;
 mod shutdown;
