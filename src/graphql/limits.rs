@@ -122,7 +122,9 @@ fn holds_nul<'a>(values: impl IntoIterator<Item = &'a ConstValue>) -> bool {
 /// own). A macro, as the parser's non-constant value type is not exported.
 macro_rules! literal {
     ($v:expr) => {
-        $v.clone().into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null)).unwrap_or_default()
+        $v.clone()
+            .into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null))
+            .unwrap_or_default()
     };
 }
 
@@ -133,7 +135,11 @@ fn document_holds_nul(doc: &ExecutableDocument) -> bool {
     for (_, op) in doc.operations.iter() {
         sets.push(&op.node.selection_set.node);
         defaults.extend(op.node.variable_definitions.iter().filter_map(|d| d.node.default_value.as_ref()));
-        if op.node.directives.iter().any(|d| d.node.arguments.iter().any(|(_, v)| holds_nul([&literal!(v.node)])))
+        if op
+            .node
+            .directives
+            .iter()
+            .any(|d| d.node.arguments.iter().any(|(_, v)| holds_nul([&literal!(v.node)])))
         {
             return true;
         }
@@ -155,7 +161,8 @@ fn document_holds_nul(doc: &ExecutableDocument) -> bool {
                 }
                 Selection::FragmentSpread(sp) => (&sp.node.directives, None),
             };
-            let args = arguments.into_iter().flatten().chain(directives.iter().flat_map(|d| &d.node.arguments));
+            let args =
+                arguments.into_iter().flatten().chain(directives.iter().flat_map(|d| &d.node.arguments));
             for (_, v) in args {
                 if holds_nul([&literal!(v.node)]) {
                     return true;

@@ -81,10 +81,7 @@ async fn aliased_sign_ins_in_one_post_verify_at_most_the_threshold(b: Backend) {
         t.keys().all(|c| ["INVALID_CREDENTIALS", "ACCOUNT_LOCKED", "RATE_LIMITED"].contains(&c.as_str())),
         "{t:?}"
     );
-    assert!(
-        verified_failures(&app).await <= THRESHOLD as usize,
-        "at most the threshold verified"
-    );
+    assert!(verified_failures(&app).await <= THRESHOLD as usize, "at most the threshold verified");
     assert_eq!(signin_code(&app, "alias@example.com", PASSWORD).await, (423, "ACCOUNT_LOCKED".into()));
 }
 
@@ -107,7 +104,11 @@ async fn concurrent_guesses_over_http_verify_at_most_the_threshold(b: Backend) {
     assert!(count(&t, "INVALID_CREDENTIALS") <= THRESHOLD as usize, "{t:?}");
     assert_eq!(count(&t, "INVALID_CREDENTIALS") + count(&t, "ACCOUNT_LOCKED"), 300, "{t:?}");
     assert!(verified_failures(&app).await <= THRESHOLD as usize);
-    assert_eq!(audited(&app, "user.signin_failed").await, 300, "a refusal of a locked account is audited too");
+    assert_eq!(
+        audited(&app, "user.signin_failed").await,
+        300,
+        "a refusal of a locked account is audited too"
+    );
     assert_eq!(signin_code(&app, "http@example.com", PASSWORD).await, (423, "ACCOUNT_LOCKED".into()));
 }
 

@@ -228,7 +228,12 @@ async fn nul_characters_are_refused_before_anything_is_written(b: Backend) {
     let r = app.rest("GET", "/organizations?search=%00", Some(&at), None).await;
     assert!(r.status == 422 || r.status == 200, "{} {}", r.status, r.body);
     let r = app
-        .rest("POST", "/auth/signup", None, Some(json!({"email": "n2@example.com", "password": "a long passphrase", "name": "x\u{0}"})))
+        .rest(
+            "POST",
+            "/auth/signup",
+            None,
+            Some(json!({"email": "n2@example.com", "password": "a long passphrase", "name": "x\u{0}"})),
+        )
         .await;
     assert_eq!((r.status, r.code()), (422, "VALIDATION_ERROR"), "{}", r.body);
     let r = app.rest("GET", "/organizations", Some(&at), None).await;

@@ -31,6 +31,7 @@ mod passkeys;
 mod platform;
 mod redis;
 mod redis_processes;
+mod request_cost;
 mod rest_contract;
 mod saml;
 mod saml_fuzz;
