@@ -76,7 +76,8 @@ impl App {
         let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
         let openapi = Arc::new(serde_json::to_string_pretty(&openapi::document(&rest))?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
-            .with_redis(state.redis.clone());
+            .with_redis(state.redis.clone())
+            .with_write_gate(state.write_gate.clone());
         let ws = Fanout::new(schema.clone(), &state.bus);
         let ws_sessions = SocketSessions::new(state.revocations.clone(), &state.bus);
         let ws_connections =
@@ -251,6 +252,8 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         api_key_usage: Default::default(),
         counts: Default::default(),
         queries,
+        users: Default::default(),
+        write_gate: storage::WriteGate::for_database(&db),
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),
         webhook_client: webhook_worker::client(&config)?,
@@ -382,6 +385,7 @@ async fn housekeeping(state: AppState) {
         state.mail_ip_limiter.purge();
         state.invitation_limits.purge();
         state.revocations.purge_expired();
+        state.users.purge_expired();
         state.lockouts.purge();
         state.mfa_lockouts.purge();
         state.ceremonies.purge_expired();

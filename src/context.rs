@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult, ErrorCode, Locale};
+use crate::storage::UserStamp;
 
 /// A signed-in user acting through one session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub struct UserActor {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub email: String,
+    /// The stamp of the user's record read with the session's revocation when this request was
+    /// authenticated: a cached copy loaded under it is current (`None`: read the database).
+    pub stamp: Option<UserStamp>,
 }
 
 /// An API key acting for its organization (or, without one, for an administrator).

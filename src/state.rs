@@ -57,6 +57,10 @@ pub struct Inner {
     pub counts: crate::storage::keyset::CountCache,
     /// Database statements executed (every query, for `/metrics` and tests).
     pub queries: crate::storage::QueryCounter,
+    /// Write transactions of this process in turn (SQLite; `storage::WriteGate`).
+    pub write_gate: crate::storage::WriteGate,
+    /// Callers of recent requests, served while their stamp holds (`storage::user_cache`).
+    pub users: crate::storage::UserCache,
     /// Wakes the webhook worker (new deliveries to fan out or send).
     pub webhook_wake: Arc<Notify>,
     /// The HTTP client of webhook deliveries: no proxy, no redirects, refuses non-public addresses.

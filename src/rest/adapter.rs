@@ -110,10 +110,11 @@ impl RestApi {
         state: &AppState,
         schema: &JanuaSchema,
         index: usize,
-        req: Request,
+        mut req: Request,
     ) -> Response {
         let prepared = &self.routes[index];
-        let rc = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+        // Taken, not cloned: the operation gets its own copy below, nothing else reads this one.
+        let rc = req.extensions_mut().remove::<RequestContext>().unwrap_or_default();
         // Who may call comes first: an anonymous request learns nothing about its parameters.
         if prepared.route.operator
             && !crate::security::operator::operator_allowed(&state.config, req.headers())

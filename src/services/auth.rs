@@ -132,10 +132,12 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(invalid());
     }
     let hash = sha256_hex(token);
-    // Read outside the write transaction (one join), so the write lock is held only for writes.
-    let Some((rt, Some(s))) = refresh_token::Entity::find()
+    // Read outside the write transaction (one statement: token, session and user joined), so
+    // the write lock is held only for writes.
+    let Some((rt, Some(s), u)) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash))
         .find_also_related(session::Entity)
+        .and_also_related(user::Entity)
         .one(&state.db)
         .await?
     else {
@@ -165,7 +167,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         w.commit().await?;
         return Err(invalid());
     }
-    let u = user::Entity::find_by_id(s.user_id).one(&state.db).await?.ok_or_else(invalid)?;
+    let u = u.ok_or_else(invalid)?;
     if !UserStatus::Active.is(&u.status) {
         return Err(ErrorCode::AccountDisabled.into());
     }
@@ -264,26 +266,48 @@ pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
 }
 
 /// Verifies a bearer access token and its session: signature, issuer, audience, expiry, revocation.
+/// The actor carries the stamp of its user read in the same look (one round trip with Redis), so
+/// the request's services may serve the user from the cache ([`crate::services::users::caller`]).
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor> {
-    Ok(authenticate_with_expiry(state, token).await?.0)
+    let claims = verify(state, token).await?;
+    let check = state.revocations.check(claims.sid, claims.sub).await.map_err(AppError::internal)?;
+    if check.revoked {
+        return Err(ErrorCode::SessionRevoked.into());
+    }
+    Ok(UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email, stamp: check.user })
 }
 
 /// As [`authenticate`], with the moment the token expires (its `exp`): a long-lived transport
-/// (`/graphql/ws`) stops honouring it then.
+/// (`/graphql/ws`) stops honouring it then. Its actor has no stamp: a connection outlives any
+/// one look, so each of its operations reads the user from the database.
 pub async fn authenticate_with_expiry(
     state: &AppState,
     token: &str,
 ) -> AppResult<(UserActor, chrono::DateTime<Utc>)> {
-    if !state.keys.knows_kid(token)
-        && state.keys.may_reload_for_unknown_kid(std::time::Duration::from_millis(500))
-    {
-        // A key rotated by another process: pick it up (at most twice a second).
-        state.keys.reload(&state.db).await.map_err(AppError::internal)?;
-    }
-    let claims = state.keys.verify_access(token)?;
+    let claims = verify(state, token).await?;
     if state.revocations.is_revoked(claims.sid).await.map_err(AppError::internal)? {
         return Err(ErrorCode::SessionRevoked.into());
     }
     let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or(ErrorCode::InvalidToken)?;
-    Ok((UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email }, expires_at))
+    Ok((
+        UserActor { user_id: claims.sub, session_id: claims.sid, email: claims.email, stamp: None },
+        expires_at,
+    ))
+}
+
+/// The token's claims once its signature, issuer, audience and expiry hold. A key id this node
+/// does not know may be a key rotated by another process: the keys are reloaded (at most twice a
+/// second) and the token tried once more.
+async fn verify(state: &AppState, token: &str) -> AppResult<crate::security::tokens::AccessClaims> {
+    match state.keys.verify_access(token) {
+        Err(e)
+            if e.code == ErrorCode::InvalidToken
+                && !state.keys.knows_kid(token)
+                && state.keys.may_reload_for_unknown_kid(std::time::Duration::from_millis(500)) =>
+        {
+            state.keys.reload(&state.db).await.map_err(AppError::internal)?;
+            state.keys.verify_access(token)
+        }
+        r => r,
+    }
 }

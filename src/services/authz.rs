@@ -8,7 +8,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use entities::{org_member, organization, user};
+use entities::{org_member, organization};
 
 use crate::context::{Actor, RequestContext};
 use crate::domain::UserStatus;
@@ -403,8 +403,7 @@ pub async fn principal(state: &AppState, ctx: &RequestContext) -> AppResult<Prin
             Ok(Principal::Anonymous(ctx.auth_error.unwrap_or(ErrorCode::AuthenticationRequired)))
         }
         Actor::User(u) => {
-            let row =
-                user::Entity::find_by_id(u.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
+            let row = crate::services::users::caller(state, u).await?.ok_or(ErrorCode::SessionRevoked)?;
             if !UserStatus::Active.is(&row.status) {
                 return Err(ErrorCode::AccountDisabled.into());
             }

@@ -28,6 +28,7 @@ pub async fn create_admin(state: &AppState, email: &str, password: &str) -> AppR
             am.is_admin = Set(true);
             am.updated_at = Set(Utc::now());
             am.update(w.tx()).await?;
+            w.user_changed(u.id);
             (u.id, false)
         }
         None => {

@@ -40,6 +40,7 @@ pub(crate) async fn mark_verified(w: &mut Write<'_>, u: user::Model) -> AppResul
     am.email_verified = Set(true);
     am.updated_at = Set(Utc::now());
     let u = am.update(w.tx()).await?;
+    w.user_changed(u.id);
     w.record(Change {
         event: EventType::UserEmailVerified,
         target: Some(("user", u.id.to_string())),
@@ -76,6 +77,7 @@ pub async fn verify_email(state: &AppState, ctx: &RequestContext, token: &str) -
                 e if e.code == ErrorCode::Conflict => email_taken(),
                 e => e,
             })?;
+            w.user_changed(u.id);
             w.record(Change {
                 event: EventType::UserUpdated,
                 target: Some(("user", u.id.to_string())),

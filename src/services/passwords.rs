@@ -63,6 +63,7 @@ pub async fn reset_password(
     am.password_hash = Set(Some(hash));
     am.updated_at = Set(Utc::now());
     let u = am.update(w.tx()).await?;
+    w.user_changed(u.id);
     // Following the link proved the address.
     let u = email_verification::mark_verified(&mut w, u).await?;
     account_token::Entity::delete_many()
@@ -119,6 +120,7 @@ pub async fn change_password(
     am.password_hash = Set(Some(hash));
     am.updated_at = Set(Utc::now());
     let u = am.update(w.tx()).await?;
+    w.user_changed(u.id);
     let others = session::Entity::find()
         .filter(session::Column::UserId.eq(u.id))
         .filter(session::Column::RevokedAt.is_null())

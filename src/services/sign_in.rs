@@ -268,6 +268,7 @@ async fn complete_sign_in(
         am.password_hash = Set(Some(rehash));
     }
     let u = am.update(w.tx()).await?;
+    w.user_changed(u.id);
     let mut data = serde_json::json!({"user_id": u.id, "method": method});
     if let (Some(d), Some(extra)) = (data.as_object_mut(), detail.as_object()) {
         d.extend(extra.clone());

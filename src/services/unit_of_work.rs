@@ -20,11 +20,14 @@ use crate::context::{Actor, RequestContext};
 use crate::error::AppResult;
 use crate::services::audit::Change;
 use crate::state::AppState;
-use crate::storage::begin_write;
+use crate::storage::{GatePass, begin_write};
 
 /// An open write: a transaction, the request it serves, and what to do once it commits.
 pub struct Write<'a> {
     txn: DatabaseTransaction,
+    /// This process's turn to write (SQLite), released once the transaction ended (declared
+    /// after `txn`, so a dropped write rolls back before the next one starts).
+    pass: GatePass,
     ctx: Cow<'a, RequestContext>,
     /// `None` for a bare connection (bulk seeding): nothing to wake, no revocation to publish.
     state: Option<&'a AppState>,
@@ -32,6 +35,8 @@ pub struct Write<'a> {
     /// Audit rows and outbox events recorded and not yet written, in the order recorded.
     pending: Vec<(audit_log::ActiveModel, outbox_event::ActiveModel)>,
     revoked: Vec<session::Model>,
+    /// Users whose row this write changes (their cached copies are stale once it commits).
+    users: Vec<Uuid>,
     /// Mails queued in this write (the mail worker is woken after the commit).
     mails: usize,
 }
@@ -59,8 +64,22 @@ impl<'a> Write<'a> {
         ctx: Cow<'a, RequestContext>,
         state: Option<&'a AppState>,
     ) -> AppResult<Self> {
+        let pass = match state {
+            Some(s) => s.write_gate.enter().await,
+            None => None,
+        };
         let txn = begin_write(db).await?;
-        Ok(Self { txn, ctx, state, recorded: 0, pending: Vec::new(), revoked: Vec::new(), mails: 0 })
+        Ok(Self {
+            txn,
+            pass,
+            ctx,
+            state,
+            recorded: 0,
+            pending: Vec::new(),
+            revoked: Vec::new(),
+            users: Vec::new(),
+            mails: 0,
+        })
     }
 
     /// The transaction, for the statements of the change itself.
@@ -102,22 +121,36 @@ impl<'a> Write<'a> {
         self.revoked.push(s);
     }
 
+    /// Marks a user whose row this write changes: after the commit, every node reads it from
+    /// the database at its next request (its stamp changes; see `storage::user_cache`). Every
+    /// update or deletion of a `users` row calls this.
+    pub fn user_changed(&mut self, user_id: Uuid) {
+        if !self.users.contains(&user_id) {
+            self.users.push(user_id);
+        }
+    }
+
     /// Notes a mail queued in this transaction (`services::mail::queue`): the commit wakes
     /// the mail worker.
     pub fn queued_mail(&mut self) {
         self.mails += 1;
     }
 
-    /// Commits; then publishes the revocations and, when the write recorded or revoked
+    /// Commits; then publishes the revocations and user changes and, when the write recorded or revoked
     /// anything, wakes the outbox dispatcher and the webhook worker (and the mail worker when
     /// it queued mail).
     pub async fn commit(mut self) -> AppResult<()> {
         self.flush().await?;
-        let Self { txn, state, recorded, revoked, mails, .. } = self;
-        txn.commit().await?;
+        let Self { txn, pass, state, recorded, revoked, users, mails, .. } = self;
+        let committed = txn.commit().await;
+        drop(pass);
+        committed?;
         if let Some(state) = state {
             for s in &revoked {
                 state.revocations.revoke(s.id, s.expires_at).await;
+            }
+            for u in users {
+                state.revocations.user_changed(u).await;
             }
             if recorded > 0 || !revoked.is_empty() {
                 state.events_committed();
@@ -132,7 +165,10 @@ impl<'a> Write<'a> {
     /// Rolls back now (dropping the write does too, but this releases the write lock before
     /// the caller goes on).
     pub async fn rollback(self) -> AppResult<()> {
-        Ok(self.txn.rollback().await?)
+        let Self { txn, pass, .. } = self;
+        let r = txn.rollback().await;
+        drop(pass);
+        Ok(r?)
     }
 }
 

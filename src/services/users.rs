@@ -1,5 +1,7 @@
 //! Users as the rest of the system sees them (no hash), and the caller's own profile.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -10,7 +12,7 @@ use uuid::Uuid;
 
 use entities::{org_member, organization, session, user};
 
-use crate::context::RequestContext;
+use crate::context::{RequestContext, UserActor};
 use crate::domain::lists::{ListRequest, SortSpec, like_escape, search_term, time_value, trigram_phrase};
 use crate::domain::page::Page;
 use crate::domain::{EventType, optional_text};
@@ -72,8 +74,28 @@ pub async fn find_user(db: &impl ConnectionTrait, id: Uuid) -> AppResult<user::M
 /// The signed-in caller's profile.
 pub async fn me(state: &AppState, ctx: &RequestContext) -> AppResult<UserView> {
     let actor = ctx.require_user()?;
-    let u = user::Entity::find_by_id(actor.user_id).one(&state.db).await?.ok_or(ErrorCode::SessionRevoked)?;
-    Ok(u.into())
+    let u = caller(state, actor).await?.ok_or(ErrorCode::SessionRevoked)?;
+    Ok(u.as_ref().clone().into())
+}
+
+/// The caller's user row, without its password hash: the copy cached under the request's stamp
+/// when there is one (no query), else read from the database and cached under that stamp.
+/// `None` when the user no longer exists.
+pub(crate) async fn caller(state: &AppState, actor: &UserActor) -> AppResult<Option<Arc<user::Model>>> {
+    if let Some(stamp) = actor.stamp
+        && let Some(u) = state.users.get(actor.user_id, stamp)
+    {
+        return Ok(Some(u));
+    }
+    let Some(mut u) = user::Entity::find_by_id(actor.user_id).one(&state.db).await? else {
+        return Ok(None);
+    };
+    u.password_hash = None;
+    let u = Arc::new(u);
+    if let Some(stamp) = actor.stamp {
+        state.users.put(u.clone(), stamp);
+    }
+    Ok(Some(u))
 }
 
 pub use crate::domain::lists::USER_SORTS;
@@ -344,6 +366,7 @@ pub async fn update_user(
     am.updated_at = Set(Utc::now());
     let mut w = Write::begin(state, ctx).await?;
     let u = am.update(w.tx()).await?;
+    w.user_changed(u.id);
     let mut data = serde_json::json!({"user_id": id, "changed": changed});
     if let Some(new) = &new_email {
         crate::services::email_verification::request_email_change(&mut w, state, &u, new).await?;
@@ -421,6 +444,7 @@ pub async fn delete_user(state: &AppState, ctx: &RequestContext, id: Uuid) -> Ap
     am.metadata = Set(None);
     am.updated_at = Set(Utc::now());
     am.update(w.tx()).await?;
+    w.user_changed(id);
     w.record(Change {
         event: EventType::UserDeleted,
         target: Some(("user", id.to_string())),

@@ -10,12 +10,16 @@ pub mod rate_limits;
 mod redis;
 mod revocations;
 mod usage;
+pub mod user_cache;
 
 pub use self::redis::Redis;
 pub use ceremonies::{CeremonyKind, CeremonyStore, MemoryCeremonyStore, RedisCeremonyStore, unavailable};
 pub use lockouts::{LockoutStore, MemoryLockoutStore, RedisLockoutStore, Slot};
-pub use revocations::{MemoryRevocationStore, RedisRevocationStore, RevocationStore};
+pub use revocations::{
+    MemoryRevocationStore, RedisRevocationStore, RevocationStore, SessionCheck, UserStamp,
+};
 pub use usage::UsageThrottle;
+pub use user_cache::UserCache;
 
 use std::time::Duration;
 
@@ -62,7 +66,7 @@ pub async fn connect_counted(
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         o.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true)
     });
     opts.map_sqlx_sqlite_pool_opts(|o| {
@@ -72,12 +76,12 @@ pub async fn connect_counted(
                 // A connection that comes back still inside a transaction (one SQLite kept
                 // open after a COMMIT failed on a full disk, while the driver believes it
                 // ended) would run the next write inside it and lose it: closing it rolls
-                // that transaction back. `BEGIN` fails exactly when one is open.
-                if conn.is_in_transaction() || conn.execute("BEGIN").await.is_err() {
+                // that transaction back. `BEGIN` fails exactly when one is open (then the
+                // `ROLLBACK` after it does not run); both go in one call to the connection.
+                if conn.is_in_transaction() || conn.execute("BEGIN; ROLLBACK").await.is_err() {
                     tracing::warn!("a database connection came back inside a transaction; closed");
                     return Ok(false);
                 }
-                conn.execute("ROLLBACK").await?;
                 Ok(true)
             })
         })
@@ -148,6 +152,35 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     }
     db.begin_with_options(opts).await
 }
+
+/// Write transactions of this process, one at a time on SQLite, in arrival order. SQLite admits
+/// one writer; without the gate, the connections waiting for its lock poll in SQLite's busy
+/// handler, which sleeps up to 100 ms between tries, so the lock sits idle after each commit
+/// while waiting writers sleep. Through the gate, the next writer starts the moment the last one
+/// ends. PostgreSQL needs no gate (it has none: `enter` is free). A writer that waited past the
+/// busy timeout goes on without the gate (SQLite's own lock still decides), so a gate can never
+/// hold a write forever.
+#[derive(Clone)]
+pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+/// A place in the [`WriteGate`], held until the transaction ends.
+pub type GatePass = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+impl WriteGate {
+    /// The gate for `db`: a real one on SQLite, none on PostgreSQL.
+    pub fn for_database(db: &DatabaseConnection) -> Self {
+        Self((db.get_database_backend() == DbBackend::Sqlite).then(Default::default))
+    }
+
+    /// Waits for this process's previous write transactions to end (SQLite).
+    pub async fn enter(&self) -> GatePass {
+        let gate = self.0.clone()?;
+        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.lock_owned()).await.ok()
+    }
+}
+
+/// How long SQLite waits for its write lock before answering `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Retries of a `BEGIN` that met a lost connection (50 + 100 + 200 + 400 ms of waiting).
 const BEGIN_RETRIES: usize = 4;

@@ -1,6 +1,8 @@
-//! Which sessions are revoked, answered without a database query per request.
+//! Which sessions are revoked, answered without a database query per request, and the stamp of
+//! a user's record that tells whether a cached copy of it is still current.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -12,14 +14,39 @@ use entities::session;
 
 use super::Redis;
 
+/// The version of one user's record as a store last heard of it: equal stamps, read before and
+/// after, mean no change to the user was committed in between (on any node sharing the store).
+/// `epoch` changes when Redis lost its data, `shared` with every change made through Redis,
+/// `local` with every change this node made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UserStamp {
+    epoch: u64,
+    shared: u64,
+    local: u64,
+}
+
+/// What one authenticated request learns in one look: whether its session is revoked, and the
+/// stamp of its user (`None`: nobody can vouch for a cached copy; read the database).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionCheck {
+    pub revoked: bool,
+    pub user: Option<UserStamp>,
+}
+
 /// Revoked sessions: a revocation recorded here is refused by every node sharing the store at
-/// the next request.
+/// the next request. It also versions user records, so a copy cached on any node is known stale
+/// at the next request after a change (see `storage::user_cache`).
 pub trait RevocationStore: Send + Sync {
     /// Marks a session revoked until it would have expired anyway (after the database commit).
     fn revoke(&self, session_id: Uuid, expires_at: DateTime<Utc>) -> BoxFuture<'_, ()>;
     /// Whether tokens of this session must be refused. An error means nobody could tell
     /// (callers refuse the request).
     fn is_revoked(&self, session_id: Uuid) -> BoxFuture<'_, anyhow::Result<bool>>;
+    /// [`RevocationStore::is_revoked`] and the stamp of `user_id`, in the same single look (one
+    /// round trip with Redis).
+    fn check(&self, session_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<SessionCheck>>;
+    /// Changes the stamp of a user whose record changed (after the database commit).
+    fn user_changed(&self, user_id: Uuid) -> BoxFuture<'_, ()>;
     /// Forgets revocations of sessions that have expired (their tokens are refused anyway).
     fn purge_expired(&self);
 }
@@ -33,11 +60,40 @@ async fn revoked_in_db(db: &DatabaseConnection) -> anyhow::Result<Vec<session::M
         .await?)
 }
 
+/// Stripes of user versions kept in process: a change to a user bumps its stripe (a few other
+/// users' cached copies are reloaded with it; the table stays small whatever the user count).
+#[derive(Clone)]
+struct LocalVersions(Arc<[AtomicU64; STRIPES]>);
+
+const STRIPES: usize = 1024;
+
+impl Default for LocalVersions {
+    fn default() -> Self {
+        Self(Arc::new(std::array::from_fn(|_| AtomicU64::new(0))))
+    }
+}
+
+impl LocalVersions {
+    fn stripe(&self, user_id: Uuid) -> &AtomicU64 {
+        let (hi, lo) = user_id.as_u64_pair();
+        &self.0[((hi ^ lo) % STRIPES as u64) as usize]
+    }
+
+    fn get(&self, user_id: Uuid) -> u64 {
+        self.stripe(user_id).load(Ordering::Acquire)
+    }
+
+    fn bump(&self, user_id: Uuid) {
+        self.stripe(user_id).fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Revoked sessions that have not yet expired, kept in process. It is loaded from the database
 /// at start and updated by every revocation this node makes (one node, no Redis).
 #[derive(Clone, Default)]
 pub struct MemoryRevocationStore {
     revoked: Arc<DashMap<Uuid, DateTime<Utc>>>,
+    versions: LocalVersions,
 }
 
 impl MemoryRevocationStore {
@@ -70,6 +126,17 @@ impl RevocationStore for MemoryRevocationStore {
         Box::pin(async move { Ok(found) })
     }
 
+    fn check(&self, session_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<SessionCheck>> {
+        let stamp = UserStamp { epoch: 0, shared: 0, local: self.versions.get(user_id) };
+        let check = SessionCheck { revoked: self.contains(session_id), user: Some(stamp) };
+        Box::pin(async move { Ok(check) })
+    }
+
+    fn user_changed(&self, user_id: Uuid) -> BoxFuture<'_, ()> {
+        self.versions.bump(user_id);
+        Box::pin(async {})
+    }
+
     fn purge_expired(&self) {
         let now = Utc::now();
         self.revoked.retain(|_, exp| *exp > now);
@@ -84,6 +151,10 @@ impl RevocationStore for MemoryRevocationStore {
 /// A marker key `revocations:synced` is set once every revocation of the database has been
 /// written. A Redis that lost its data (restarted without persistence) has no marker: until a
 /// node has written them all back, checks read the database.
+///
+/// User stamps: `INCR user-version:<id>` after each change to a user, read with `GET` in the same
+/// pipeline as the revocation check; the marker's value (random, new at each write-back) is
+/// their epoch, so versions lost with Redis's data cannot repeat an old stamp.
 #[derive(Clone)]
 pub struct RedisRevocationStore {
     redis: Redis,
@@ -91,6 +162,8 @@ pub struct RedisRevocationStore {
     local: MemoryRevocationStore,
     /// Revocations not yet written to Redis (it did not answer).
     pending: Arc<DashMap<Uuid, DateTime<Utc>>>,
+    /// User changes not yet counted in Redis (it did not answer).
+    pending_users: Arc<DashMap<Uuid, ()>>,
     /// A write-back is running on this node.
     syncing: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -99,7 +172,14 @@ impl RedisRevocationStore {
     /// A store over `redis`, with this node's local copy loaded from the database.
     pub async fn load(redis: Redis, db: DatabaseConnection) -> anyhow::Result<Self> {
         let local = MemoryRevocationStore::load(&db).await?;
-        Ok(Self { redis, db, local, pending: Arc::default(), syncing: Arc::default() })
+        Ok(Self {
+            redis,
+            db,
+            local,
+            pending: Arc::default(),
+            pending_users: Arc::default(),
+            syncing: Arc::default(),
+        })
     }
 
     fn key(&self, session_id: Uuid) -> String {
@@ -119,10 +199,21 @@ impl RedisRevocationStore {
         self.redis.key("revocations:synced")
     }
 
+    fn user_key(&self, user_id: Uuid) -> String {
+        self.redis.key(&format!("user-version:{user_id}"))
+    }
+
+    async fn count_user_change(&self, user_id: Uuid) -> redis::RedisResult<()> {
+        let mut conn = self.redis.conn();
+        let key = self.user_key(user_id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(USER_VERSION_TTL_SECS).ignore();
+        self.redis.guard(pipe.query_async::<()>(&mut conn)).await
+    }
+
     /// Writes every revoked, unexpired session of the database to Redis, then the marker, unless
     /// the marker is there already (Redis kept its data). Returns how many were written.
     pub async fn resync(&self) -> anyhow::Result<usize> {
-        use std::sync::atomic::Ordering;
         if self.syncing.swap(true, Ordering::AcqRel) {
             return Ok(0);
         }
@@ -136,7 +227,9 @@ impl RedisRevocationStore {
             for s in rows {
                 self.write(s.id, s.expires_at).await?;
             }
-            redis::cmd("SET").arg(self.marker()).arg(1).query_async::<()>(&mut conn).await?;
+            // A new epoch: user stamps read before the loss can never match again.
+            let epoch = rand::random::<u64>() >> 1;
+            redis::cmd("SET").arg(self.marker()).arg(epoch).query_async::<()>(&mut conn).await?;
             tracing::info!(revocations = n, "revocations written back to redis");
             Ok(n)
         }
@@ -154,11 +247,74 @@ impl RedisRevocationStore {
                 self.pending.remove(&id);
             }
         }
+        let users: Vec<Uuid> = self.pending_users.iter().map(|e| *e.key()).collect();
+        for id in users {
+            if self.count_user_change(id).await.is_ok() {
+                self.pending_users.remove(&id);
+            }
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.pending_users.is_empty()
     }
 
     async fn in_database(&self, session_id: Uuid) -> anyhow::Result<bool> {
         let s = session::Entity::find_by_id(session_id).one(&self.db).await?;
         Ok(s.is_none_or(|s| s.revoked_at.is_some()))
+    }
+}
+
+/// How long a user's version outlives its last change in Redis (far longer than any cached copy).
+const USER_VERSION_TTL_SECS: u64 = 24 * 3600;
+
+impl RedisRevocationStore {
+    /// One round trip: the session's revocation key, the marker (its value is the epoch) and,
+    /// when asked, the user's version.
+    async fn look(&self, session_id: Uuid, user_id: Option<Uuid>) -> anyhow::Result<SessionCheck> {
+        let mut conn = self.redis.conn();
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("GET").arg(self.marker());
+        let r = match user_id {
+            Some(u) => {
+                pipe.cmd("GET").arg(self.user_key(u));
+                self.redis.guard(pipe.query_async::<(bool, Option<String>, Option<u64>)>(&mut conn)).await
+            }
+            None => {
+                let r = self.redis.guard(pipe.query_async::<(bool, Option<String>)>(&mut conn)).await;
+                r.map(|(found, epoch)| (found, epoch, None))
+            }
+        };
+        match r {
+            Ok((found, Some(epoch), version)) => {
+                // Changes this node could not count in Redis yet are counted first, so the stamp
+                // read next time differs from any read before them.
+                if self.has_pending() {
+                    self.flush_pending().await;
+                }
+                let user = user_id.filter(|_| !self.has_pending()).map(|u| UserStamp {
+                    epoch: epoch.parse().unwrap_or(u64::MAX),
+                    shared: version.unwrap_or(0),
+                    local: self.local.versions.get(u),
+                });
+                Ok(SessionCheck { revoked: found, user })
+            }
+            Ok((found, None, _)) => {
+                // Redis lost (or never had) the revocations: write them back, ask the database.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.resync().await {
+                        tracing::warn!(error = %e, "writing revocations back to redis failed");
+                    }
+                });
+                Ok(SessionCheck { revoked: found || self.in_database(session_id).await?, user: None })
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "redis unavailable; revocation checked in the database");
+                metrics::counter!("janua_redis_errors_total", "concern" => "revocations").increment(1);
+                Ok(SessionCheck { revoked: self.in_database(session_id).await?, user: None })
+            }
+        }
     }
 }
 
@@ -179,32 +335,26 @@ impl RevocationStore for RedisRevocationStore {
             if self.local.contains(session_id) {
                 return Ok(true);
             }
-            let mut conn = self.redis.conn();
-            let mut pipe = redis::pipe();
-            pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("EXISTS").arg(self.marker());
-            let r = self.redis.guard(pipe.query_async::<(bool, bool)>(&mut conn)).await;
-            match r {
-                Ok((found, true)) => {
-                    if !self.pending.is_empty() {
-                        self.flush_pending().await;
-                    }
-                    Ok(found)
-                }
-                Ok((found, false)) => {
-                    // Redis lost (or never had) the revocations: write them back, ask the database.
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = me.resync().await {
-                            tracing::warn!(error = %e, "writing revocations back to redis failed");
-                        }
-                    });
-                    Ok(found || self.in_database(session_id).await?)
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "redis unavailable; revocation checked in the database");
-                    metrics::counter!("janua_redis_errors_total", "concern" => "revocations").increment(1);
-                    self.in_database(session_id).await
-                }
+            Ok(self.look(session_id, None).await?.revoked)
+        })
+    }
+
+    fn check(&self, session_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<SessionCheck>> {
+        Box::pin(async move {
+            if self.local.contains(session_id) {
+                return Ok(SessionCheck { revoked: true, user: None });
+            }
+            self.look(session_id, Some(user_id)).await
+        })
+    }
+
+    fn user_changed(&self, user_id: Uuid) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.local.versions.bump(user_id);
+            if let Err(e) = self.count_user_change(user_id).await {
+                tracing::warn!(error = %e, "redis did not count a user change; it will be counted again");
+                metrics::counter!("janua_redis_errors_total", "concern" => "revocations").increment(1);
+                self.pending_users.insert(user_id, ());
             }
         })
     }

@@ -32,6 +32,7 @@ mod platform;
 mod process;
 mod redis;
 mod redis_processes;
+mod request_cost;
 mod rest_contract;
 mod saml;
 mod saml_fuzz;

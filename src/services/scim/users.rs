@@ -404,7 +404,7 @@ pub async fn change_user(
     am.version = Set(version + 1);
     let updated = write_columns(&w, am, &doc, &c).await?;
     if provisioned {
-        follow_account(&w, id, &doc, &c).await?;
+        follow_account(&mut w, id, &doc, &c).await?;
     }
     match (was_active, c.active) {
         (true, false) => {
@@ -429,7 +429,7 @@ pub async fn change_user(
 }
 
 /// Keeps an account this organization's provisioning created in step: name, locale, email.
-async fn follow_account(w: &Write<'_>, id: Uuid, doc: &Value, c: &Columns) -> AppResult<()> {
+async fn follow_account(w: &mut Write<'_>, id: Uuid, doc: &Value, c: &Columns) -> AppResult<()> {
     let Some(u) = user::Entity::find_by_id(id).one(w.tx()).await? else { return Ok(()) };
     let mut am: user::ActiveModel = u.clone().into();
     am.name = Set(display_of(doc, c));
@@ -446,6 +446,7 @@ async fn follow_account(w: &Write<'_>, id: Uuid, doc: &Value, c: &Columns) -> Ap
     }
     am.updated_at = Set(Utc::now());
     am.update(w.tx()).await?;
+    w.user_changed(id);
     Ok(())
 }
 

@@ -1,0 +1,185 @@
+//! What an authenticated request and a refresh cost in database statements (issue 19), and the
+//! guarantees the caller cache keeps while it saves them: a change to a user, or a revocation,
+//! is seen by every node at the next request.
+//!
+//! Statements are counted by the process-wide counter with the server and its workers stopped,
+//! so only the request measured runs; the requests go through the same router the server runs.
+
+use axum::body::Body;
+use axum::http::Request;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::helpers::{Backend, TestApp, access, redis_prefix, redis_url, refresh};
+
+crate::on_both_databases!(
+    statements_per_request,
+    statements_per_request_with_redis,
+    a_cached_caller_sees_each_change_at_the_next_request_on_every_node,
+    a_redis_that_lost_its_data_vouches_for_no_cached_caller,
+);
+
+/// Sends `req` through the application's router in-process; returns status, body and how many
+/// statements the database ran for it.
+async fn counted(app: &TestApp, req: Request<Body>) -> (u16, Value, u64) {
+    let router = janua::app::router(app.services.clone());
+    let before = app.services.state.queries.get();
+    let resp = router.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let n = app.services.state.queries.get() - before;
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), n)
+}
+
+fn get(path: &str, token: &str) -> Request<Body> {
+    Request::get(path).header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, token: Option<&str>, body: Value) -> Request<Body> {
+    let mut b = Request::post(path).header("content-type", "application/json");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+/// `GET /auth/me` three times, GraphQL `me`, three refreshes: their statement counts.
+async fn measure(mut app: TestApp) -> (Vec<u64>, u64, Vec<u64>) {
+    let s = app.signup("cost@example.com").await;
+    let (token, mut rt) = (access(&s), refresh(&s));
+    app.stop().await;
+    let mut me = Vec::new();
+    for _ in 0..3 {
+        let (status, body, n) = counted(&app, get("/api/v1/auth/me", &token)).await;
+        assert_eq!(status, 200, "{body}");
+        me.push(n);
+    }
+    let q = json!({"query": "{ me { id email isAdmin } }"});
+    let (status, body, gql_me) = counted(&app, post("/graphql", Some(&token), q)).await;
+    assert_eq!((status, body["errors"].is_null()), (200, true), "{body}");
+    let mut rotations = Vec::new();
+    for _ in 0..3 {
+        let (status, body, n) =
+            counted(&app, post("/api/v1/auth/refresh", None, json!({"refresh_token": rt}))).await;
+        assert_eq!(status, 200, "{body}");
+        rt = body["data"]["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+        rotations.push(n);
+    }
+    (me, gql_me, rotations)
+}
+
+/// The caller is read once, then served from the cache: no statement per authenticated request.
+/// A refresh is one read (token, session and user joined) and five writes in one transaction.
+async fn statements_per_request(b: Backend) {
+    let (me, gql_me, rotations) = measure(TestApp::spawn(b).await).await;
+    assert_eq!((me.as_slice(), gql_me), ([1, 0, 0].as_slice(), 0), "statements of me");
+    assert_eq!(rotations, [6, 6, 6], "statements of a refresh");
+}
+
+/// The same with Redis: the stamp that vouches for the cached caller comes with the revocation
+/// check (one round trip), not from the database.
+async fn statements_per_request_with_redis(b: Backend) {
+    let Some(url) = redis_url() else { return };
+    let app = TestApp::spawn_with(b, |c| {
+        c.redis_url = Some(url);
+        c.redis_prefix = redis_prefix();
+    })
+    .await;
+    let (me, gql_me, rotations) = measure(app).await;
+    assert_eq!((me.as_slice(), gql_me), ([1, 0, 0].as_slice(), 0), "statements of me");
+    assert_eq!(rotations, [6, 6, 6], "statements of a refresh");
+}
+
+/// A node, and with Redis a second one sharing it, each with the caller cached: a profile change,
+/// a grant of administrator rights and a suspension made through the first are seen by every
+/// node at the next request.
+async fn a_cached_caller_sees_each_change_at_the_next_request_on_every_node(b: Backend) {
+    let redis = redis_url();
+    let prefix = redis_prefix();
+    let a = TestApp::spawn_with(b, |c| {
+        c.redis_url = redis.clone();
+        c.redis_prefix = prefix;
+    })
+    .await;
+    let mut nodes = vec![&a];
+    let peer = match redis {
+        Some(_) => Some(a.spawn_peer().await),
+        None => None,
+    };
+    nodes.extend(peer.as_ref());
+    let admin = a.admin("root@example.com").await;
+    let s = a.signup("cached@example.com").await;
+    let (t, id) = (access(&s), s["user"]["id"].as_str().unwrap().to_owned());
+    let warm = || async {
+        for n in &nodes {
+            for _ in 0..2 {
+                assert_eq!(n.rest("GET", "/auth/me", Some(&t), None).await.status, 200);
+            }
+        }
+    };
+
+    warm().await;
+    let r = a.rest("PUT", &format!("/users/{id}"), Some(&t), Some(json!({"name": "Renamed"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (i, n) in nodes.iter().enumerate() {
+        let r = n.rest("GET", "/auth/me", Some(&t), None).await;
+        assert_eq!(r.body["data"]["name"], "Renamed", "node {i}: {}", r.body);
+    }
+
+    warm().await;
+    for n in &nodes {
+        assert_eq!(n.rest("GET", "/users", Some(&t), None).await.code(), "FORBIDDEN");
+    }
+    let r = a.rest("PUT", &format!("/users/{id}"), Some(&admin), Some(json!({"is_admin": true}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (i, n) in nodes.iter().enumerate() {
+        let r = n.rest("GET", "/users", Some(&t), None).await;
+        assert_eq!(r.status, 200, "node {i}: an administrator now: {}", r.body);
+        assert_eq!(n.rest("GET", "/auth/me", Some(&t), None).await.body["data"]["is_admin"], true);
+    }
+
+    warm().await;
+    let r = a.rest("PUT", &format!("/users/{id}"), Some(&admin), Some(json!({"status": "suspended"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (i, n) in nodes.iter().enumerate() {
+        let r = n.rest("GET", "/auth/me", Some(&t), None).await;
+        assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"), "node {i}: {}", r.body);
+    }
+}
+
+/// Redis restarted without its data (here: its keys deleted) while a node kept a caller cached,
+/// and the user changed meanwhile without a stamp to show it (here: written to the database
+/// directly): until the revocations are written back under a new epoch no stamp is given, and
+/// after it none matches an old one, so the next request reads the database.
+async fn a_redis_that_lost_its_data_vouches_for_no_cached_caller(b: Backend) {
+    let Some(url) = redis_url() else { return };
+    let prefix = redis_prefix();
+    let app = TestApp::spawn_with(b, |c| {
+        c.redis_url = Some(url.clone());
+        c.redis_prefix = prefix.clone();
+    })
+    .await;
+    let s = app.signup("lost@example.com").await;
+    let t = access(&s);
+    let id: uuid::Uuid = s["user"]["id"].as_str().unwrap().parse().unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.rest("GET", "/auth/me", Some(&t), None).await.status, 200);
+    }
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+    }
+    let db = &app.services.state.db;
+    let mut u: entities::user::ActiveModel =
+        entities::user::Entity::find_by_id(id).one(db).await.unwrap().unwrap().into();
+    u.name = Set(Some("Changed behind the cache".into()));
+    u.update(db).await.unwrap();
+    for i in 0..3 {
+        let r = app.rest("GET", "/auth/me", Some(&t), None).await;
+        assert_eq!(r.body["data"]["name"], "Changed behind the cache", "request {i}: {}", r.body);
+    }
+}
