@@ -118,14 +118,25 @@ fn holds_nul<'a>(values: impl IntoIterator<Item = &'a ConstValue>) -> bool {
     false
 }
 
-/// The literal part of a document's value (variables read as null: they are checked on their
-/// own). A macro, as the parser's non-constant value type is not exported.
-macro_rules! literal {
-    ($v:expr) => {
-        $v.clone()
-            .into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null))
-            .unwrap_or_default()
-    };
+/// Whether a literal value of the document, at any depth, holds U+0000 (its variables are
+/// checked on their own), read in place.
+fn literal_holds_nul(v: &async_graphql_value::Value) -> bool {
+    use async_graphql_value::Value as Literal;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Literal::String(s) if s.contains('\0') => return true,
+            Literal::List(items) => stack.extend(items),
+            Literal::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether an argument, a directive's argument or a variable's default value in `doc` holds U+0000.
@@ -135,11 +146,7 @@ fn document_holds_nul(doc: &ExecutableDocument) -> bool {
     for (_, op) in doc.operations.iter() {
         sets.push(&op.node.selection_set.node);
         defaults.extend(op.node.variable_definitions.iter().filter_map(|d| d.node.default_value.as_ref()));
-        if op
-            .node
-            .directives
-            .iter()
-            .any(|d| d.node.arguments.iter().any(|(_, v)| holds_nul([&literal!(v.node)])))
+        if op.node.directives.iter().any(|d| d.node.arguments.iter().any(|(_, v)| literal_holds_nul(&v.node)))
         {
             return true;
         }
@@ -164,7 +171,7 @@ fn document_holds_nul(doc: &ExecutableDocument) -> bool {
             let args =
                 arguments.into_iter().flatten().chain(directives.iter().flat_map(|d| &d.node.arguments));
             for (_, v) in args {
-                if holds_nul([&literal!(v.node)]) {
+                if literal_holds_nul(&v.node) {
                     return true;
                 }
             }

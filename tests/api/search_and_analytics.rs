@@ -155,27 +155,11 @@ async fn search_finds_exactly_the_substrings(b: Backend) {
 /// A user created at `at`, written as the sign-up writes one.
 async fn user_at(db: &sea_orm::DatabaseConnection, at: DateTime<Utc>, status: &str) -> Uuid {
     let id = Uuid::now_v7();
-    user::ActiveModel {
-        id: Set(id),
-        email: Set(format!("{}@example.test", id.simple())),
-        password_hash: Set(None),
-        name: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        username: Set(None),
-        avatar_url: Set(None),
-        locale: Set(None),
-        metadata: Set(None),
-        status: Set(status.into()),
-        is_admin: Set(false),
-        email_verified: Set(false),
-        last_signin_at: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
-    }
-    .insert(db)
-    .await
-    .unwrap();
+    let mut u = crate::unit_of_work::new_user(id, &format!("{}@example.test", id.simple()));
+    u.status = Set(status.into());
+    u.created_at = Set(at);
+    u.updated_at = Set(at);
+    u.insert(db).await.unwrap();
     id
 }
 

@@ -19,7 +19,8 @@ crate::on_both_databases!(
     revocations_take_effect_only_after_commit
 );
 
-fn new_user(id: Uuid, email: &str) -> user::ActiveModel {
+/// A user row as the sign-up writes one (active, no password), created now.
+pub(crate) fn new_user(id: Uuid, email: &str) -> user::ActiveModel {
     let now = Utc::now();
     user::ActiveModel {
         id: Set(id),
