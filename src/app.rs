@@ -253,6 +253,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         counts: Default::default(),
         queries,
         users: Default::default(),
+        refresh_batch: Default::default(),
         write_gate: storage::WriteGate::for_database(&db),
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),

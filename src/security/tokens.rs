@@ -51,7 +51,20 @@ pub struct KeyStore {
     issuer: String,
     audience: String,
     access_ttl: i64,
+    /// Tokens whose signature and claims were verified, by the SHA-256 digest of the whole
+    /// token (issue 19: a client presents the same access token for its whole lifetime, so its
+    /// signature is checked once, not at every request). Expiry is checked again at each use;
+    /// revocation is not decided here (the caller checks it at every request); the cache is
+    /// emptied whenever the key ring is reloaded, so a retired key's tokens are verified anew
+    /// (and refused). Only verified tokens enter it, at most [`VERIFIED_CAPACITY`].
+    verified: Arc<std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>>,
 }
+
+/// The most verified tokens remembered (about 200 bytes each).
+const VERIFIED_CAPACITY: usize = 8192;
+
+/// Clock skew allowed on `exp` (the same as the decoding's).
+const LEEWAY_SECONDS: i64 = 5;
 
 // PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed.
 const ED25519_PKCS8_PREFIX: [u8; 16] =
@@ -77,6 +90,7 @@ impl KeyStore {
             issuer,
             audience,
             access_ttl,
+            verified: Arc::default(),
         })
     }
 
@@ -115,9 +129,14 @@ impl KeyStore {
 
     /// Re-reads the keys from the database (after a rotation by another process).
     pub async fn reload(&self, db: &impl ConnectionTrait) -> anyhow::Result<()> {
-        let loaded = load_keys(db, &self.master).await?;
-        *self.keys.write().expect("key lock poisoned") = loaded;
+        self.replace_ring(load_keys(db, &self.master).await?);
         Ok(())
+    }
+
+    /// Puts `loaded` in place of the key ring and forgets every token verified against the old.
+    fn replace_ring(&self, loaded: Loaded) {
+        *self.keys.write().expect("key lock poisoned") = loaded;
+        self.verified.lock().expect("verified-token lock poisoned").clear();
     }
 
     /// Whether the key ring is older than `max_age` (the server reloads it then).
@@ -164,12 +183,41 @@ impl KeyStore {
 
     /// Verifies signature, issuer, audience and expiry. Unknown `kid` → `INVALID_TOKEN`.
     pub fn verify_access(&self, token: &str) -> AppResult<AccessClaims> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified_claims(&digest) {
+            return claims;
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| AppError::new(ErrorCode::InvalidToken))?;
         let kid = header.kid.ok_or(ErrorCode::InvalidToken)?;
         let keys = self.keys.read().expect("key lock poisoned");
         let key = keys.verifying.get(&kid).ok_or(ErrorCode::InvalidToken)?;
-        decode_access(token, key, &self.issuer, &self.audience)
+        let claims = decode_access(token, key, &self.issuer, &self.audience)?;
+        // Remembered under the key ring's read lock, so a reload (which empties the cache
+        // under its write lock) cannot be overtaken by a token of the ring it replaced.
+        let mut verified = self.verified.lock().expect("verified-token lock poisoned");
+        if verified.len() >= VERIFIED_CAPACITY {
+            let now = Utc::now().timestamp();
+            verified.retain(|_, c| c.exp >= now - LEEWAY_SECONDS);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    /// The claims of a token verified before, unless it has expired since (then it is
+    /// forgotten and refused as expired).
+    fn verified_claims(&self, digest: &[u8; 32]) -> Option<AppResult<AccessClaims>> {
+        let mut verified = self.verified.lock().expect("verified-token lock poisoned");
+        let claims = verified.get(digest)?;
+        if claims.exp < Utc::now().timestamp() - LEEWAY_SECONDS {
+            verified.remove(digest);
+            return Some(Err(ErrorCode::TokenExpired.into()));
+        }
+        Some(Ok(claims.clone()))
     }
 
     /// The mean time of one access-token verification (the same decoding and checks as
@@ -227,7 +275,7 @@ impl KeyStore {
 /// Decodes `token` with `key`: signature, issuer, audience, expiry (5 s leeway).
 fn decode_access(token: &str, key: &DecodingKey, issuer: &str, audience: &str) -> AppResult<AccessClaims> {
     let mut v = Validation::new(Algorithm::EdDSA);
-    v.leeway = 5;
+    v.leeway = LEEWAY_SECONDS as u64;
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
@@ -327,6 +375,7 @@ mod tests {
             audience: "janua".into(),
             access_ttl: 900,
             asked: Arc::default(),
+            verified: Arc::default(),
         }
     }
 
@@ -338,6 +387,47 @@ mod tests {
             URL_SAFE_NO_PAD.encode(claims),
             URL_SAFE_NO_PAD.encode(sig)
         )
+    }
+
+    /// A verified token is remembered by its digest: served again while it lives, refused as
+    /// expired once its `exp` (plus leeway) passed, forgotten when the key ring is replaced; a
+    /// token differing in one byte of its signature is not taken for it.
+    #[test]
+    fn verified_tokens_are_remembered_until_they_expire_or_the_keys_change() {
+        use sha2::Digest;
+        let keys = key_store();
+        let (token, _) = keys.issue_access(Uuid::now_v7(), Uuid::now_v7(), "a@example.com").unwrap();
+        let first = keys.verify_access(&token).unwrap();
+        assert_eq!(keys.verified.lock().unwrap().len(), 1);
+        assert_eq!(keys.verify_access(&token).unwrap().jti, first.jti);
+
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(keys.verify_access(&tampered).unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(keys.verified.lock().unwrap().len(), 1, "only verified tokens are remembered");
+
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        keys.verified.lock().unwrap().get_mut(&digest).unwrap().exp = Utc::now().timestamp() - 6;
+        assert_eq!(keys.verify_access(&token).unwrap_err().code, ErrorCode::TokenExpired);
+        assert!(keys.verified.lock().unwrap().is_empty());
+
+        // Another ring (the old key retired): the remembered token is checked again, and refused.
+        let (fresh, _) = keys.issue_access(Uuid::now_v7(), Uuid::now_v7(), "a@example.com").unwrap();
+        keys.verify_access(&fresh).unwrap();
+        let other = key_store();
+        keys.replace_ring(std::mem::replace(
+            &mut *other.keys.write().unwrap(),
+            Loaded {
+                signing_kid: String::new(),
+                signing: EncodingKey::from_secret(b"unused"),
+                verifying: HashMap::new(),
+                jwks: serde_json::Value::Null,
+                loaded_at: Instant::now(),
+            },
+        ));
+        assert_eq!(keys.verify_access(&fresh).unwrap_err().code, ErrorCode::InvalidToken);
     }
 
     /// Fuzz: arbitrary strings, mutations of a valid access token, and forged tokens (other

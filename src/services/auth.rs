@@ -2,7 +2,6 @@
 //! (sign-in itself lives in `services::sign_in`).
 
 use chrono::{Duration, Utc};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use entities::{refresh_token, session, user};
@@ -14,6 +13,7 @@ use crate::error::{AppError, AppResult, ErrorCode, FieldIssue};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
 use crate::services::lockout::Attempt;
+use crate::services::refresh_batch::Rotation;
 use crate::services::sessions::{self, IssuedTokens};
 use crate::services::sign_in::{Authenticated, failed_sign_in, locked};
 use crate::services::unit_of_work::Write;
@@ -172,46 +172,20 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         return Err(ErrorCode::AccountDisabled.into());
     }
     let successor = sessions::successor_token(state, token);
-    let mut w = Write::begin(state, ctx).await?;
-    // Conditional writes settle races with a concurrent refresh or revocation: the one refresh
-    // that rotates the token stores its successor; a token rotated meanwhile is within the grace
-    // period (it just happened) and its successor is committed with the rotation (PostgreSQL
-    // makes this update wait for that commit; SQLite's write transactions take turns).
-    let rotated_here = rt.rotated_at.is_none()
-        && refresh_token::Entity::update_many()
-            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-            .filter(refresh_token::Column::Id.eq(rt.id))
-            .filter(refresh_token::Column::RotatedAt.is_null())
-            .exec(w.tx())
-            .await?
-            .rows_affected
-            == 1;
-    if !sessions::touch(w.tx(), s.id).await? {
-        return Err(ErrorCode::SessionRevoked.into());
-    }
-    if rotated_here {
-        sessions::store_refresh_token(w.tx(), s.id, s.expires_at, &successor).await?;
-    } else if refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(&successor)))
-        .filter(refresh_token::Column::SessionId.eq(s.id))
-        .one(w.tx())
-        .await?
-        .is_none()
-    {
-        // Rotated to a successor that was not derived (before this scheme): open no new branch.
-        return Err(invalid());
-    }
+    // The write is shared with the rotations that arrive meanwhile (one transaction for the
+    // group); its conditional updates settle races with a concurrent refresh or revocation.
+    let rotation = Rotation {
+        ctx: ctx.clone(),
+        token_id: rt.id,
+        already_rotated: rt.rotated_at.is_some(),
+        session_id: s.id,
+        session_expires_at: s.expires_at,
+        user_id: u.id,
+        email: u.email.clone(),
+        successor: successor.clone(),
+    };
+    state.refresh_batch.rotate(state, rotation).await?;
     let refresh = successor;
-    w.record(Change {
-        event: EventType::SessionRefreshed,
-        target: Some(("session", s.id.to_string())),
-        subject_user: Some(s.user_id),
-        acting_user: Some((Some(u.id), u.email.clone())),
-        organization: None,
-        data: serde_json::json!({"session_id": s.id, "user_id": s.user_id, "replayed": !rotated_here}),
-    })
-    .await?;
-    w.commit().await?;
     let (access, expires_in) = state.keys.issue_access(u.id, s.id, &u.email)?;
     Ok(IssuedTokens {
         access_token: access,

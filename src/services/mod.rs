@@ -23,6 +23,7 @@ pub mod mfa_token;
 pub mod orgs;
 pub mod passkeys;
 pub mod passwords;
+pub mod refresh_batch;
 pub mod scim;
 pub mod sessions;
 pub mod sign_in;

@@ -350,18 +350,6 @@ pub async fn count_active(db: &impl ConnectionTrait) -> AppResult<u64> {
         .await?)
 }
 
-/// Records activity on a live session (at refresh, not on every request: no write per request);
-/// false when the session was revoked meanwhile.
-pub(crate) async fn touch(txn: &impl ConnectionTrait, session_id: Uuid) -> AppResult<bool> {
-    let r = session::Entity::update_many()
-        .col_expr(session::Column::LastActiveAt, Expr::value(Utc::now()))
-        .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(txn)
-        .await?;
-    Ok(r.rows_affected == 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,15 @@ impl<'a> Write<'a> {
         Ok(id)
     }
 
+    /// As [`Write::record`], for a change made on behalf of another request than this write's
+    /// (a group of rotations written together: `services::refresh_batch`).
+    pub fn record_for(&mut self, ctx: &RequestContext, change: Change) -> Uuid {
+        let (id, rows) = rows_of(ctx, change);
+        self.pending.push(rows);
+        self.recorded += 1;
+        id
+    }
+
     /// Writes the audit rows and outbox events recorded so far, for a statement of this write
     /// that reads them back (the commit writes whatever is still pending).
     pub async fn flush(&mut self) -> AppResult<()> {

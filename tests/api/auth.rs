@@ -11,6 +11,7 @@ crate::on_both_databases!(
     unknown_email_and_wrong_password_look_the_same,
     reused_refresh_token_revokes_the_session,
     concurrent_refresh_within_grace_is_allowed,
+    concurrent_refreshes_are_written_together_each_rotating_once,
     repeated_failures_lock_the_account,
     audit_and_outbox_rows_are_written_with_each_change,
 );
@@ -159,6 +160,75 @@ async fn concurrent_refresh_within_grace_is_allowed(b: Backend) {
     assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
     let me = app.rest("GET", "/auth/me", Some(&access(&a.body["data"])), None).await;
     assert_eq!(me.status, 200, "the session survives a concurrent refresh");
+}
+
+/// Many refreshes at once (written in groups, `services::refresh_batch`): every chain rotates
+/// exactly once per refresh, the same token presented several times at once answers with one
+/// successor, a refresh of a revoked session is refused without writing, and every refresh is
+/// audited.
+async fn concurrent_refreshes_are_written_together_each_rotating_once(b: Backend) {
+    use entities::{audit_log, refresh_token};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = TestApp::spawn(b).await;
+    let mut chains = Vec::new();
+    for i in 0..24 {
+        chains.push(app.signup(&format!("chain{i}@example.com")).await);
+    }
+    let revoked = chains.pop().unwrap();
+    let r = app.rest("POST", "/auth/signout", Some(&access(&revoked)), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shared = refresh(&chains[0]);
+    let mut tokens: Vec<String> = chains.iter().map(refresh).collect();
+    let mut refreshes = 0;
+    for round in 0..3 {
+        let mut calls: Vec<_> = tokens
+            .iter()
+            .map(|t| app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": t}))))
+            .collect();
+        // The first chain's first token, four more times at once (concurrent tabs), in round 0.
+        let extra = if round == 0 { 4 } else { 0 };
+        for _ in 0..extra {
+            calls.push(app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": shared}))));
+        }
+        calls.push(app.rest(
+            "POST",
+            "/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh(&revoked)})),
+        ));
+        let answers = futures::future::join_all(calls).await;
+        let (last, answers) = answers.split_last().unwrap();
+        assert_eq!((last.status, last.code()), (401, "SESSION_REVOKED"), "{}", last.body);
+        for a in answers {
+            assert_eq!(a.status, 200, "{}", a.body);
+        }
+        let next: Vec<String> = answers.iter().map(|a| refresh(&a.body["data"])).collect();
+        for extra in &next[tokens.len()..] {
+            assert_eq!(extra, &next[0], "one successor for one token");
+        }
+        refreshes += answers.len();
+        tokens = next[..tokens.len()].to_vec();
+    }
+    // Each chain holds exactly one live token (the last), and it works.
+    let db = &app.services.state.db;
+    let live = refresh_token::Entity::find()
+        .filter(refresh_token::Column::RotatedAt.is_null())
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!(live as usize, chains.len() + 1, "one live token per chain, and the revoked session's");
+    for (t, s) in tokens.iter().zip(&chains) {
+        let r = app.rest("POST", "/auth/refresh", None, Some(json!({"refresh_token": t}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["data"]["tokens"]["session_id"], s["tokens"]["session_id"]);
+        refreshes += 1;
+    }
+    let audited = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq("session.refreshed"))
+        .count(db)
+        .await
+        .unwrap();
+    assert_eq!(audited as usize, refreshes);
 }
 
 async fn repeated_failures_lock_the_account(b: Backend) {
