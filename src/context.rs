@@ -80,3 +80,19 @@ pub fn new_request_id() -> String {
 pub fn sane_request_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
+
+/// One refresh-token rotation to write (`services::refresh_batch`, which writes them in groups):
+/// the request, the token presented, its session and user, and its successor.
+pub struct Rotation {
+    pub ctx: RequestContext,
+    /// The presented token's row, and whether it was already rotated when read (then this is a
+    /// replay within the grace period: its successor must exist, nothing is rotated).
+    pub token_id: Uuid,
+    pub already_rotated: bool,
+    pub session_id: Uuid,
+    pub session_expires_at: chrono::DateTime<chrono::Utc>,
+    pub user_id: Uuid,
+    pub email: String,
+    /// The successor token (derived from the presented one, so every replay names the same).
+    pub successor: String,
+}

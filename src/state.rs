@@ -60,7 +60,8 @@ pub struct Inner {
     /// Write transactions of this process in turn (SQLite; `storage::WriteGate`).
     pub write_gate: crate::storage::WriteGate,
     /// Refresh-token rotations of this process, written in groups (`services::refresh_batch`).
-    pub refresh_batch: crate::services::refresh_batch::RefreshBatch,
+    pub refresh_batch:
+        crate::storage::groups::GroupQueue<crate::context::Rotation, crate::error::AppResult<bool>>,
     /// Callers of recent requests, served while their stamp holds (`storage::user_cache`).
     pub users: crate::storage::UserCache,
     /// Wakes the webhook worker (new deliveries to fan out or send).

@@ -184,7 +184,7 @@ pub async fn refresh(state: &AppState, ctx: &RequestContext, token: &str) -> App
         email: u.email.clone(),
         successor: successor.clone(),
     };
-    state.refresh_batch.rotate(state, rotation).await?;
+    crate::services::refresh_batch::rotate(state, rotation).await?;
     let refresh = successor;
     let (access, expires_in) = state.keys.issue_access(u.id, s.id, &u.email)?;
     Ok(IssuedTokens {

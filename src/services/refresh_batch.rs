@@ -15,18 +15,14 @@
 //! the connection) cannot abort the others' transaction. If the transaction fails, every
 //! rotation of the group gets that error and nothing of any of them is written.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
-use tokio::sync::oneshot;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use entities::{refresh_token, session};
 
-use crate::context::RequestContext;
 use crate::domain::EventType;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::sha256_hex;
@@ -38,74 +34,29 @@ use crate::state::AppState;
 /// successor row binds 6, an audit row 13).
 const MAX_GROUP: usize = 256;
 
-/// One rotation to write: the token presented, its session and user, and its successor.
-pub struct Rotation {
-    pub ctx: RequestContext,
-    /// The presented token's row, and whether it was already rotated when read (then this is a
-    /// replay within the grace period: its successor must exist, nothing is rotated).
-    pub token_id: Uuid,
-    pub already_rotated: bool,
-    pub session_id: Uuid,
-    pub session_expires_at: DateTime<Utc>,
-    pub user_id: Uuid,
-    pub email: String,
-    /// The successor token (derived from the presented one, so every replay names the same).
-    pub successor: String,
-}
+pub use crate::context::Rotation;
 
 /// What became of one rotation: `Ok(true)` when this refresh rotated the token, `Ok(false)`
 /// when it was already rotated and answers with the same successor.
-type Outcome = AppResult<bool>;
+pub type Outcome = AppResult<bool>;
 
-/// The queue of rotations waiting for the next group, and whether a group task runs.
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<(Rotation, oneshot::Sender<Outcome>)>,
-    running: bool,
-}
-
-/// Rotations of this process, written in groups. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct RefreshBatch(Arc<Mutex<Queue>>);
-
-impl RefreshBatch {
-    /// Queues `rotation` and waits until its group committed (or failed).
-    pub async fn rotate(&self, state: &AppState, rotation: Rotation) -> Outcome {
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut q = self.0.lock().expect("refresh queue");
-            q.waiting.push((rotation, tx));
-            !std::mem::replace(&mut q.running, true)
-        };
-        if start {
+/// Queues `rotation` for the next group and waits until that group committed (or failed).
+pub async fn rotate(state: &AppState, rotation: Rotation) -> Outcome {
+    let task_state = state.clone();
+    state
+        .refresh_batch
+        .submit(rotation, MAX_GROUP, move |group: Vec<Rotation>| {
             // The task holds the state only while there is work (no cycle through `Inner`).
-            tokio::spawn(self.clone().drain(state.clone()));
-        }
-        rx.await.unwrap_or_else(|_| Err(AppError::internal("the refresh group task ended without an answer")))
-    }
-
-    /// Writes groups until the queue is empty.
-    async fn drain(self, state: AppState) {
-        loop {
-            let group = {
-                let mut q = self.0.lock().expect("refresh queue");
-                if q.waiting.is_empty() {
-                    q.running = false;
-                    return;
+            let state = task_state.clone();
+            async move {
+                match write_group(&state, &group).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => vec![Err(e); group.len()],
                 }
-                let n = q.waiting.len().min(MAX_GROUP);
-                q.waiting.drain(..n).collect::<Vec<_>>()
-            };
-            let (rotations, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-            let outcomes = match write_group(&state, &rotations).await {
-                Ok(outcomes) => outcomes,
-                Err(e) => vec![Err(e); rotations.len()],
-            };
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(outcome);
             }
-        }
-    }
+        })
+        .await
+        .unwrap_or_else(|| Err(AppError::internal("the refresh group task ended without an answer")))
 }
 
 /// Writes one group in one transaction; the outcome of each rotation, in order.

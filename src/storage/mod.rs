@@ -2,6 +2,7 @@
 
 mod ceremonies;
 pub mod documents;
+pub mod groups;
 pub mod invitation_limits;
 pub mod keyset;
 mod lockouts;

@@ -1,0 +1,106 @@
+//! Group commit: work items that arrive while a group is being written wait in a queue and
+//! are written together by the next group (`services::refresh_batch` writes refresh-token
+//! rotations this way). The group runs in a task of its own, spawned when work arrives and
+//! ended when the queue is empty, so a submitter that goes away cannot abort the others'
+//! write, and the queue holds no task (nor what it captured) while idle.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// The items waiting for the next group, and whether a group task runs.
+struct Queue<T, R> {
+    waiting: Vec<(T, oneshot::Sender<R>)>,
+    running: bool,
+}
+
+/// A queue of items of type `T`, each answered with an `R` once its group was written.
+pub struct GroupQueue<T, R>(Arc<Mutex<Queue<T, R>>>);
+
+impl<T, R> Clone for GroupQueue<T, R> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T, R> Default for GroupQueue<T, R> {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Queue { waiting: Vec::new(), running: false })))
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> GroupQueue<T, R> {
+    /// Queues `item` and waits for its answer. When no group task runs, one is started with
+    /// `write`, which is given groups of at most `max` items, in arrival order, and answers
+    /// each item of a group in order. `None` if the task ended without answering (it panicked).
+    pub async fn submit<W, F>(&self, item: T, max: usize, write: W) -> Option<R>
+    where
+        W: Fn(Vec<T>) -> F + Send + 'static,
+        F: Future<Output = Vec<R>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut q = self.0.lock().expect("group queue");
+            q.waiting.push((item, tx));
+            !std::mem::replace(&mut q.running, true)
+        };
+        if start {
+            tokio::spawn(self.clone().drain(max.max(1), write));
+        }
+        rx.await.ok()
+    }
+
+    /// Writes groups until the queue is empty.
+    async fn drain<W, F>(self, max: usize, write: W)
+    where
+        W: Fn(Vec<T>) -> F,
+        F: Future<Output = Vec<R>>,
+    {
+        loop {
+            let group = {
+                let mut q = self.0.lock().expect("group queue");
+                if q.waiting.is_empty() {
+                    q.running = false;
+                    return;
+                }
+                let n = q.waiting.len().min(max);
+                q.waiting.drain(..n).collect::<Vec<_>>()
+            };
+            let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+            for (reply, answer) in replies.into_iter().zip(write(items).await) {
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupQueue;
+
+    /// Items submitted at once are written in groups of at most `max`, each answered with its
+    /// own answer, and the queue goes idle afterwards.
+    #[tokio::test]
+    async fn items_are_grouped_and_answered_in_order() {
+        let q: GroupQueue<u32, (u32, usize)> = GroupQueue::default();
+        let calls: Vec<_> = (0..10)
+            .map(|i| {
+                q.submit(i, 4, |group: Vec<u32>| async move {
+                    tokio::task::yield_now().await;
+                    let n = group.len();
+                    group.into_iter().map(|i| (i * 2, n)).collect()
+                })
+            })
+            .collect();
+        let answers = futures::future::join_all(calls).await;
+        for (i, a) in answers.iter().enumerate() {
+            let (double, size) = a.expect("an answer");
+            assert_eq!(double, i as u32 * 2);
+            assert!((1..=4).contains(&size));
+        }
+        assert!(answers.iter().any(|a| a.unwrap().1 > 1), "some items shared a group");
+        tokio::task::yield_now().await;
+        assert!(!q.0.lock().unwrap().running || q.0.lock().unwrap().waiting.is_empty());
+    }
+}
