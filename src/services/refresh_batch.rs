@@ -17,7 +17,7 @@
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -27,6 +27,7 @@ use crate::domain::EventType;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::security::secrets::sha256_hex;
 use crate::services::audit::Change;
+use crate::services::sessions;
 use crate::services::unit_of_work::Write;
 use crate::state::AppState;
 
@@ -99,22 +100,16 @@ async fn write_group(state: &AppState, rotations: &[Rotation]) -> AppResult<Vec<
     // successor; the others (a concurrent refresh of the same token) answer with it.
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(rotations.len());
     let mut successors = Vec::new();
-    let mut check: Vec<String> = Vec::new();
-    for r in rotations {
+    // Replays: (index of the rotation, hash of its successor).
+    let mut check: Vec<(usize, String)> = Vec::new();
+    for (i, r) in rotations.iter().enumerate() {
         if !live.contains(&r.session_id) {
             outcomes.push(Err(ErrorCode::SessionRevoked.into()));
         } else if rotated.remove(&r.token_id) {
-            successors.push(refresh_token::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                session_id: Set(r.session_id),
-                token_hash: Set(sha256_hex(&r.successor)),
-                created_at: Set(now),
-                expires_at: Set(r.session_expires_at),
-                rotated_at: Set(None),
-            });
+            successors.push(sessions::refresh_token_row(r.session_id, r.session_expires_at, &r.successor));
             outcomes.push(Ok(true));
         } else {
-            check.push(sha256_hex(&r.successor));
+            check.push((i, sha256_hex(&r.successor)));
             outcomes.push(Ok(false));
         }
     }
@@ -126,15 +121,15 @@ async fn write_group(state: &AppState, rotations: &[Rotation]) -> AppResult<Vec<
     // new branch.
     if !check.is_empty() {
         let found: HashMap<String, Uuid> = refresh_token::Entity::find()
-            .filter(refresh_token::Column::TokenHash.is_in(check))
+            .filter(refresh_token::Column::TokenHash.is_in(check.iter().map(|(_, h)| h.clone())))
             .all(w.tx())
             .await?
             .into_iter()
             .map(|t| (t.token_hash, t.session_id))
             .collect();
-        for (r, outcome) in rotations.iter().zip(outcomes.iter_mut()) {
-            if matches!(outcome, Ok(false)) && found.get(&sha256_hex(&r.successor)) != Some(&r.session_id) {
-                *outcome = Err(ErrorCode::InvalidToken.into());
+        for (i, hash) in &check {
+            if found.get(hash) != Some(&rotations[*i].session_id) {
+                outcomes[*i] = Err(ErrorCode::InvalidToken.into());
             }
         }
     }

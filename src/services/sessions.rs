@@ -216,17 +216,26 @@ pub(crate) async fn store_refresh_token(
     expires_at: DateTime<Utc>,
     token: &str,
 ) -> AppResult<()> {
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
+    refresh_token::Entity::insert(refresh_token_row(session_id, expires_at, token))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// The row of a live refresh token of the session: the hash of `token`, never the token.
+pub(crate) fn refresh_token_row(
+    session_id: Uuid,
+    expires_at: DateTime<Utc>,
+    token: &str,
+) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
         token_hash: Set(sha256_hex(token)),
         created_at: Set(Utc::now()),
         expires_at: Set(expires_at),
         rotated_at: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    }
 }
 
 /// Marks a session revoked in the write `w` and audits it; once `w` commits, this node

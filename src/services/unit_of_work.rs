@@ -96,8 +96,7 @@ impl<'a> Write<'a> {
     /// or roll back with it); returns the event id, shared by both rows.
     pub async fn record(&mut self, change: Change) -> AppResult<Uuid> {
         let (id, rows) = rows_of(&self.ctx, change);
-        self.pending.push(rows);
-        self.recorded += 1;
+        self.pend(rows);
         Ok(id)
     }
 
@@ -105,9 +104,14 @@ impl<'a> Write<'a> {
     /// (a group of rotations written together: `services::refresh_batch`).
     pub fn record_for(&mut self, ctx: &RequestContext, change: Change) -> Uuid {
         let (id, rows) = rows_of(ctx, change);
+        self.pend(rows);
+        id
+    }
+
+    /// Keeps a change's rows for the next [`Write::flush`].
+    fn pend(&mut self, rows: (audit_log::ActiveModel, outbox_event::ActiveModel)) {
         self.pending.push(rows);
         self.recorded += 1;
-        id
     }
 
     /// Writes the audit rows and outbox events recorded so far, for a statement of this write
