@@ -73,7 +73,9 @@ impl App {
         let state = build_state(config.clone(), pg_schema).await?;
         let schema = build_schema(state.clone());
         // Input types are read from a schema without the request limits (introspection is deep).
-        let rest = Arc::new(RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?);
+        let mut rest = RestApi::prepare(&crate::graphql::bare_schema(), routes::routes()).await?;
+        rest.validate_constant(&schema).await?;
+        let rest = Arc::new(rest);
         let openapi = Arc::new(serde_json::to_string_pretty(&openapi::document(&rest))?);
         let dispatcher = Dispatcher::new(state.db.clone(), state.bus.clone(), state.outbox_wake.clone())
             .with_redis(state.redis.clone())
@@ -253,7 +255,11 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         counts: Default::default(),
         queries,
         users: Default::default(),
-        refresh_batch: Default::default(),
+        // SQLite has one writer; on PostgreSQL a group's time is mostly round trips, so a few
+        // groups are written at once (their conditional updates keep each rotation single).
+        refresh_batch: storage::groups::GroupQueue::new(
+            if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { 4 },
+        ),
         write_gate: storage::WriteGate::for_database(&db),
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),

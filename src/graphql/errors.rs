@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextSubscribe, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextSubscribe, NextValidation,
 };
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::parser::types::ExecutableDocument;
@@ -95,6 +95,18 @@ fn decorate_error(e: &mut ServerError, rc: &RequestContext) {
     }
 }
 
+/// Request data: the document was validated against this schema before, and it declares no
+/// variables, so validating it again would answer the same (the REST routes' constant
+/// documents, checked once at start by [`crate::rest::adapter::RestApi::validate_constant`]).
+/// Validation is skipped; everything else (parsing limits, execution) runs as usual.
+#[derive(Clone, Copy)]
+pub struct Prevalidated;
+
+/// Request data: validate the document and stop before executing it (the answer then has no
+/// data, and the errors of validation if any).
+#[derive(Clone, Copy)]
+pub struct ValidateOnly;
+
 /// The schema extension that tags the errors of parsing and validation with their [`Refused`]
 /// kind, and decorates subscription errors (queries and mutations are decorated by the
 /// transport, which holds the request context).
@@ -134,9 +146,24 @@ impl Extension for ErrorCodesExt {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
+        if ctx.data_opt::<Prevalidated>().is_some() {
+            return Ok(ValidationResult { cache_control: Default::default(), complexity: 0, depth: 0 });
+        }
         next.run(ctx)
             .await
             .map_err(|errors| errors.into_iter().map(|e| refused(e, Refused::Invalid)).collect())
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        if ctx.data_opt::<ValidateOnly>().is_some() {
+            return Response::default();
+        }
+        next.run(ctx, operation_name).await
     }
 
     fn subscribe<'s>(

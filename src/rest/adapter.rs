@@ -49,6 +49,10 @@ pub struct PreparedRoute {
     pub input: Vec<InputField>,
     /// The JSON Schema of the response's `data` (`None` for empty answers).
     pub data_schema: Option<Value>,
+    /// The document declares no variables and passed validation against the serving schema
+    /// at start ([`RestApi::validate_constant`]): its requests skip validation, which would
+    /// answer the same every time.
+    pub prevalidated: bool,
 }
 
 /// The REST API: every route prepared once at start.
@@ -99,9 +103,29 @@ impl RestApi {
                 Shape::Empty => None,
                 shape => types.data_schema(&document, shape == Shape::List, route.omit_nulls),
             };
-            prepared.push(PreparedRoute { route, document, input, data_schema });
+            prepared.push(PreparedRoute { route, document, input, data_schema, prevalidated: false });
         }
         Ok(Self { routes: prepared, list_params })
+    }
+
+    /// Validates, against the schema that serves them, the documents that declare no
+    /// variables (their validation never depends on the request), and marks those that pass
+    /// so that their requests skip it. One that does not pass (a limit configured below what
+    /// it needs) stays validated per request, and answers its refusal there.
+    pub async fn validate_constant(&mut self, schema: &JanuaSchema) -> anyhow::Result<()> {
+        for p in &mut self.routes {
+            let DocumentOperations::Single(op) = &p.document.operations else { continue };
+            if !op.node.variable_definitions.is_empty() {
+                continue;
+            }
+            let mut request = async_graphql::Request::new("").data(crate::graphql::errors::ValidateOnly);
+            request.set_parsed_query(p.document.clone());
+            let resp = schema.execute(request).await;
+            // Nothing ran: the schema's `ErrorCodes` extension stops before execution.
+            anyhow::ensure!(resp.data == async_graphql::Value::Null, "the schema ran {}", p.route.operation);
+            p.prevalidated = resp.errors.is_empty();
+        }
+        Ok(())
     }
 
     /// Handles one request for route number `index`.
@@ -210,6 +234,9 @@ impl RestApi {
         if p.route.operator {
             // `handle` has checked the operator bearer.
             request = request.data(crate::graphql::health::OperatorGrant);
+        }
+        if p.prevalidated {
+            request = request.data(crate::graphql::errors::Prevalidated);
         }
         request.set_parsed_query(p.document.clone());
         let resp = schema.execute(request).await;
@@ -489,6 +516,31 @@ pub fn to_snake(v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documents without variables are validated at start without being run (this
+    /// schema has the serving schema's extensions but no state: a resolver that ran would
+    /// fail); one that does not validate stays validated per request.
+    #[tokio::test]
+    async fn constant_documents_are_validated_once_without_running() {
+        use crate::graphql::{Mutation, Query, Subscription};
+        let bare = crate::graphql::bare_schema();
+        let mut api = RestApi::prepare(&bare, super::super::routes::routes()).await.unwrap();
+        let schema =
+            async_graphql::Schema::build(Query::default(), Mutation::default(), Subscription::default())
+                .extension(crate::graphql::errors::ErrorCodes)
+                .finish();
+        api.validate_constant(&schema).await.unwrap();
+        let me = api.routes.iter().find(|p| p.route.operation == "Me").expect("the me route");
+        assert!(me.prevalidated);
+        assert!(
+            api.routes.iter().any(|p| !p.prevalidated),
+            "documents with variables are validated per request"
+        );
+        let broken = api.routes.iter().position(|p| p.prevalidated).unwrap();
+        api.routes[broken].document = async_graphql::parser::parse_query("{ noSuchField }").unwrap();
+        api.validate_constant(&schema).await.unwrap();
+        assert!(!api.routes[broken].prevalidated);
+    }
 
     #[test]
     fn casing_and_query_decoding() {

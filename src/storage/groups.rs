@@ -1,22 +1,32 @@
 //! Group commit: work items that arrive while a group is being written wait in a queue and
 //! are written together by the next group (`services::refresh_batch` writes refresh-token
-//! rotations this way). The group runs in a task of its own, spawned when work arrives and
+//! rotations this way). A group runs in a task of its own, spawned when work arrives and
 //! ended when the queue is empty, so a submitter that goes away cannot abort the others'
-//! write, and the queue holds no task (nor what it captured) while idle.
+//! write, and the queue holds no task (nor what it captured) while idle. Up to `writers` such
+//! tasks run at once: one for a single-writer database (SQLite), a few where the database
+//! takes concurrent writers and a group's time is mostly round trips (PostgreSQL).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// The items waiting for the next group, and whether a group task runs.
+/// The items waiting for the next group, and how many group tasks run (at most `writers`).
 struct Queue<T, R> {
     waiting: Vec<(T, oneshot::Sender<R>)>,
-    running: bool,
+    running: usize,
+    writers: usize,
 }
 
 /// A queue of items of type `T`, each answered with an `R` once its group was written.
 pub struct GroupQueue<T, R>(Arc<Mutex<Queue<T, R>>>);
+
+impl<T, R> GroupQueue<T, R> {
+    /// A queue whose groups are written by at most `writers` tasks at once (at least one).
+    pub fn new(writers: usize) -> Self {
+        Self(Arc::new(Mutex::new(Queue { waiting: Vec::new(), running: 0, writers: writers.max(1) })))
+    }
+}
 
 impl<T, R> Clone for GroupQueue<T, R> {
     fn clone(&self) -> Self {
@@ -25,14 +35,15 @@ impl<T, R> Clone for GroupQueue<T, R> {
 }
 
 impl<T, R> Default for GroupQueue<T, R> {
+    /// One writer.
     fn default() -> Self {
-        Self(Arc::new(Mutex::new(Queue { waiting: Vec::new(), running: false })))
+        Self::new(1)
     }
 }
 
 impl<T: Send + 'static, R: Send + 'static> GroupQueue<T, R> {
-    /// Queues `item` and waits for its answer. When no group task runs, one is started with
-    /// `write`, which is given groups of at most `max` items, in arrival order, and answers
+    /// Queues `item` and waits for its answer. When fewer than `writers` group tasks run, one
+    /// is started with `write`, which is given groups of at most `max` items, in arrival order, and answers
     /// each item of a group in order. `None` if the task ended without answering (it panicked).
     pub async fn submit<W, F>(&self, item: T, max: usize, write: W) -> Option<R>
     where
@@ -43,7 +54,9 @@ impl<T: Send + 'static, R: Send + 'static> GroupQueue<T, R> {
         let start = {
             let mut q = self.0.lock().expect("group queue");
             q.waiting.push((item, tx));
-            !std::mem::replace(&mut q.running, true)
+            let start = q.running < q.writers;
+            q.running += usize::from(start);
+            start
         };
         if start {
             tokio::spawn(self.clone().drain(max.max(1), write));
@@ -61,7 +74,7 @@ impl<T: Send + 'static, R: Send + 'static> GroupQueue<T, R> {
             let group = {
                 let mut q = self.0.lock().expect("group queue");
                 if q.waiting.is_empty() {
-                    q.running = false;
+                    q.running -= 1;
                     return;
                 }
                 let n = q.waiting.len().min(max);
@@ -101,6 +114,33 @@ mod tests {
         }
         assert!(answers.iter().any(|a| a.unwrap().1 > 1), "some items shared a group");
         tokio::task::yield_now().await;
-        assert!(!q.0.lock().unwrap().running || q.0.lock().unwrap().waiting.is_empty());
+        assert!(q.0.lock().unwrap().running == 0 || q.0.lock().unwrap().waiting.is_empty());
+    }
+
+    /// With two writers, two groups are written at once, and neither holds more than `max`.
+    #[tokio::test]
+    async fn two_writers_write_two_groups_at_once() {
+        let q: GroupQueue<u32, usize> = GroupQueue::new(2);
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let calls: Vec<_> = (0..12)
+            .map(|i| {
+                let (in_flight, most) = (in_flight.clone(), most.clone());
+                q.submit(i, 3, move |group: Vec<u32>| {
+                    let (in_flight, most) = (in_flight.clone(), most.clone());
+                    async move {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        most.fetch_max(in_flight.fetch_add(1, SeqCst) + 1, SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        in_flight.fetch_sub(1, SeqCst);
+                        vec![group.len(); group.len()]
+                    }
+                })
+            })
+            .collect();
+        let answers = futures::future::join_all(calls).await;
+        assert!(answers.iter().all(|a| matches!(a, Some(1..=3))));
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2, "two groups were written at once");
+        assert_eq!(q.0.lock().unwrap().running, 0, "both writers ended with the queue empty");
     }
 }

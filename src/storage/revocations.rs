@@ -155,6 +155,22 @@ impl RevocationStore for MemoryRevocationStore {
 /// User stamps: `INCR user-version:<id>` after each change to a user, read with `GET` in the same
 /// pipeline as the revocation check; the marker's value (random, new at each write-back) is
 /// their epoch, so versions lost with Redis's data cannot repeat an old stamp.
+/// A write-back running on this node: the flag is lowered when it ends, however it ends (a
+/// task aborted mid-way, as at shutdown, must not leave every later write-back refused).
+struct Running<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Running<'a> {
+    fn begin(flag: &'a std::sync::atomic::AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisRevocationStore {
     redis: Redis,
@@ -214,9 +230,9 @@ impl RedisRevocationStore {
     /// Writes every revoked, unexpired session of the database to Redis, then the marker, unless
     /// the marker is there already (Redis kept its data). Returns how many were written.
     pub async fn resync(&self) -> anyhow::Result<usize> {
-        if self.syncing.swap(true, Ordering::AcqRel) {
+        let Some(running) = Running::begin(&self.syncing) else {
             return Ok(0);
-        }
+        };
         let result = async {
             let mut conn = self.redis.conn();
             if redis::cmd("EXISTS").arg(self.marker()).query_async::<bool>(&mut conn).await? {
@@ -234,7 +250,7 @@ impl RedisRevocationStore {
             Ok(n)
         }
         .await;
-        self.syncing.store(false, Ordering::Release);
+        drop(running);
         self.flush_pending().await;
         result
     }
@@ -363,5 +379,31 @@ impl RevocationStore for RedisRevocationStore {
         self.local.purge_expired();
         let now = Utc::now();
         self.pending.retain(|_, exp| *exp > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::Running;
+
+    /// A write-back aborted while it runs (its task dropped) lets the next one run.
+    #[tokio::test]
+    async fn an_aborted_write_back_lowers_its_flag() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let task = tokio::spawn(async move {
+            let _running = Running::begin(&f).expect("the first write-back runs");
+            std::future::pending::<()>().await;
+        });
+        while !flag.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        assert!(Running::begin(&flag).is_none(), "one write-back at a time");
+        task.abort();
+        let _ = task.await;
+        assert!(Running::begin(&flag).is_some(), "the aborted one no longer holds the flag");
     }
 }
