@@ -89,11 +89,10 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
     let ip = client_ip(peer, headers, &svc.state.config.trusted_proxies);
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = super::request_metrics::route(
+        req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()),
+    );
+    let method = req.method().clone();
 
     let decision = match ip {
         Some(ip) if !exempt_from_limit(req.uri().path()) => Some(svc.state.rate_limiter.check(ip).await),
@@ -152,11 +151,7 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
     if let Some(d) = &decision {
         rate_headers(h, d);
     }
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("janua_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("janua_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    route.record(&method, resp.status().as_u16(), start.elapsed());
     resp
 }
 

@@ -7,6 +7,7 @@ pub mod headers;
 pub mod invitation_page;
 pub mod middleware;
 pub mod pages;
+pub mod request_metrics;
 pub mod serve;
 pub mod ws;
 
