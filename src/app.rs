@@ -255,11 +255,8 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         counts: Default::default(),
         queries,
         users: Default::default(),
-        // SQLite has one writer; on PostgreSQL a group's time is mostly round trips, so a few
-        // groups are written at once (their conditional updates keep each rotation single).
-        refresh_batch: storage::groups::GroupQueue::new(
-            if db.get_database_backend() == sea_orm::DbBackend::Sqlite { 1 } else { 4 },
-        ),
+        // The rotations' conditional updates keep each token rotated once across groups.
+        refresh_batch: storage::groups::GroupQueue::for_database(&db),
         write_gate: storage::WriteGate::for_database(&db),
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),

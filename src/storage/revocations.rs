@@ -143,18 +143,6 @@ impl RevocationStore for MemoryRevocationStore {
     }
 }
 
-/// Revocations shared through Redis: `SET revoked:<sid> 1 EX <seconds left>`, checked with
-/// `EXISTS` on every authenticated request. What this node revoked itself is also kept locally.
-/// When Redis does not answer, the check reads `sessions.revoked_at` from the database instead
-/// (slower, never wrong); revocations Redis missed are written again once it answers.
-///
-/// A marker key `revocations:synced` is set once every revocation of the database has been
-/// written. A Redis that lost its data (restarted without persistence) has no marker: until a
-/// node has written them all back, checks read the database.
-///
-/// User stamps: `INCR user-version:<id>` after each change to a user, read with `GET` in the same
-/// pipeline as the revocation check; the marker's value (random, new at each write-back) is
-/// their epoch, so versions lost with Redis's data cannot repeat an old stamp.
 /// A write-back running on this node: the flag is lowered when it ends, however it ends (a
 /// task aborted mid-way, as at shutdown, must not leave every later write-back refused).
 struct Running<'a>(&'a std::sync::atomic::AtomicBool);
@@ -171,6 +159,18 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Revocations shared through Redis: `SET revoked:<sid> 1 EX <seconds left>`, checked with
+/// `EXISTS` on every authenticated request. What this node revoked itself is also kept locally.
+/// When Redis does not answer, the check reads `sessions.revoked_at` from the database instead
+/// (slower, never wrong); revocations Redis missed are written again once it answers.
+///
+/// A marker key `revocations:synced` is set once every revocation of the database has been
+/// written. A Redis that lost its data (restarted without persistence) has no marker: until a
+/// node has written them all back, checks read the database.
+///
+/// User stamps: `INCR user-version:<id>` after each change to a user, read with `GET` in the same
+/// pipeline as the revocation check; the marker's value (random, new at each write-back) is
+/// their epoch, so versions lost with Redis's data cannot repeat an old stamp.
 #[derive(Clone)]
 pub struct RedisRevocationStore {
     redis: Redis,
