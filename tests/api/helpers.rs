@@ -303,9 +303,21 @@ impl TestApp {
     }
 
     /// Stops the server and its background workers (the database stays open for the test).
+    ///
+    /// Returns once no statement has run for a while: a worker aborted with the server may still
+    /// finish the statement it was running (an abort takes effect at the task's next poll), and
+    /// tests that count statements after this must not count it.
     pub async fn stop(&mut self) {
         self.server.abort();
         let _ = (&mut self.server).await;
+        let queries = &self.services.state.queries;
+        let (mut last, mut quiet) = (queries.get(), 0);
+        while quiet < 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = queries.get();
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+        }
     }
 
     /// Publishes committed events now (instead of waiting for the background loop).
