@@ -2,14 +2,16 @@
 //! binary (SQLite, or PostgreSQL with `--database-url`, Redis with `--redis-url`) or a running
 //! server (`--url`), driven over HTTP from this process at `--concurrency` connections: sign-in
 //! against the argon2 bound, REST `me` against GraphQL `me` and the token-verification bound,
-//! refresh rotation, RSS; then the refused sign-in timing (`timing`), and the webhook and MFA
+//! refresh rotation, RSS (the `me` phases from the light client of `light`); then the refused sign-in timing (`timing`), and the webhook and MFA
 //! phases on the same server. The bounds are measured in the same run.
 
 use std::time::Duration;
 
+use hyper::Method;
 use serde_json::{Value, json};
 
 use super::client::{PASSWORD, post_api, refresh, signup};
+use super::light::Repeater;
 use super::server::{FreshPostgres, Server};
 use super::stats::load;
 use super::{BenchArgs, cores};
@@ -18,6 +20,24 @@ use crate::security::tokens::KeyStore;
 
 /// A load worker: its client, the server's base URL, and a string it works with (an email or a token).
 type Worker = (reqwest::Client, String, String);
+
+/// One light-client connection per account, repeating `method path` with its access token.
+async fn repeaters(
+    accounts: &[(String, String, String)],
+    base: &str,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> anyhow::Result<Vec<Repeater>> {
+    let mut out = Vec::with_capacity(accounts.len());
+    for a in accounts {
+        out.push(
+            Repeater::open(base, method.clone(), path, &a.1, bytes::Bytes::from_static(body.as_bytes()))
+                .await?,
+        );
+    }
+    Ok(out)
+}
 
 /// The server the group drives: one it started (killed when dropped, with its fresh
 /// PostgreSQL database when it has one), or a running one (`--url`).
@@ -118,25 +138,29 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     .await;
     let peak_rss = target.kib("VmHWM:");
 
-    // (b) GET /api/v1/auth/me vs GraphQL `me`, same connections, same tokens, same fields.
-    let rest_me = load(workers(|a| &a.1), args.seconds, |w: Worker| async move {
-        let r = w.0.get(format!("{}/api/v1/auth/me", w.1)).bearer_auth(&w.2).send().await;
-        let ok = match r {
-            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-            _ => false,
-        };
-        (w, ok)
-    })
+    // (b) GET /api/v1/auth/me vs GraphQL `me`, same connections, same tokens, same fields, from
+    // the light client (one connection per worker, the request built once).
+    let rest_me = load(
+        repeaters(&accounts, &base, Method::GET, "/api/v1/auth/me", "").await?,
+        args.seconds,
+        |mut r: Repeater| async move {
+            let ok = r.send().await.is_some();
+            (r, ok)
+        },
+    )
     .await;
-    let gql_me = load(workers(|a| &a.1), args.seconds, |w: Worker| async move {
-        let q = json!({"query": "{ me { id email name firstName lastName username avatarUrl locale metadata status isAdmin emailVerified lastSigninAt createdAt updatedAt } }"});
-        let r = w.0.post(format!("{}/graphql", w.1)).bearer_auth(&w.2).json(&q).send().await;
-        let ok = match r {
-            Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["errors"].is_null()),
-            Err(_) => false,
-        };
-        (w, ok)
-    })
+    let q = r#"{"query":"{ me { id email name firstName lastName username avatarUrl locale metadata status isAdmin emailVerified lastSigninAt createdAt updatedAt } }"}"#;
+    let gql_me = load(
+        repeaters(&accounts, &base, Method::POST, "/graphql", q).await?,
+        args.seconds,
+        |mut r: Repeater| async move {
+            let ok = r
+                .send()
+                .await
+                .is_some_and(|b| serde_json::from_slice::<Value>(&b).is_ok_and(|v| v["errors"].is_null()));
+            (r, ok)
+        },
+    )
     .await;
 
     // (c) refresh: each worker follows its own rotation chain.

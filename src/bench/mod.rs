@@ -9,6 +9,7 @@ use std::time::Duration;
 mod auth;
 mod client;
 mod directory;
+mod light;
 mod mail;
 mod mfa;
 mod scim;
