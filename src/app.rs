@@ -35,6 +35,7 @@ use crate::state::{AppState, Inner};
 use crate::storage::invitation_limits::InvitationLimits;
 use crate::storage::mail_limits::{KeyedLimit, MemoryKeyedLimiter, RedisKeyedLimiter};
 use crate::storage::rate_limits::{IpRateLimiter, RateLimit, RedisRateLimiter, WindowRateLimiter};
+use crate::storage::request_look::RequestLook;
 use crate::storage::{
     self, CeremonyStore, LockoutStore, MemoryCeremonyStore, MemoryLockoutStore, MemoryRevocationStore, Redis,
     RedisCeremonyStore, RedisLockoutStore, RedisRevocationStore, RevocationStore,
@@ -225,6 +226,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         mfa_lockouts,
         ceremonies,
         rate_limiter,
+        request_look,
         scim_rate_limiter,
         credential_limiter,
     } = backends(&config, &db, redis.as_ref()).await?;
@@ -244,6 +246,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         webauthn: Arc::new(build_webauthn(&config)?),
         ceremonies,
         rate_limiter,
+        request_look,
         scim_rate_limiter,
         credential_limiter,
         invitation_limits,
@@ -307,6 +310,7 @@ struct Backends {
     mfa_lockouts: Arc<dyn LockoutStore>,
     ceremonies: Arc<dyn CeremonyStore>,
     rate_limiter: Arc<dyn RateLimit>,
+    request_look: Option<RequestLook>,
     scim_rate_limiter: Arc<dyn RateLimit>,
     credential_limiter: Arc<dyn RateLimit>,
 }
@@ -321,13 +325,15 @@ async fn backends(
     Ok(match redis {
         Some(r) => {
             let rev = RedisRevocationStore::load(r.clone(), db.clone()).await?;
+            let limiter = RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute);
             Backends {
+                request_look: Some(RequestLook::new(limiter.clone(), rev.clone())),
                 revocations: Arc::new(rev.clone()),
                 redis_revocations: Some(rev),
                 lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "lockout", threshold, seconds)),
                 mfa_lockouts: Arc::new(RedisLockoutStore::new(r.clone(), "mfa_lockout", mfa_max, seconds)),
                 ceremonies: Arc::new(RedisCeremonyStore::new(r.clone())),
-                rate_limiter: Arc::new(RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute)),
+                rate_limiter: Arc::new(limiter),
                 scim_rate_limiter: Arc::new(RedisRateLimiter::scim(
                     r.clone(),
                     config.scim_rate_limit_per_minute,
@@ -345,6 +351,7 @@ async fn backends(
             mfa_lockouts: Arc::new(MemoryLockoutStore::new(mfa_max, seconds)),
             ceremonies: Arc::new(MemoryCeremonyStore::new()),
             rate_limiter: Arc::new(IpRateLimiter::new(config.rate_limit_per_minute)),
+            request_look: None,
             scim_rate_limiter: Arc::new(IpRateLimiter::new(config.scim_rate_limit_per_minute)),
             credential_limiter: Arc::new(WindowRateLimiter::new(config.credential_attempts_per_minute)),
         },

@@ -40,6 +40,8 @@ pub struct Inner {
     /// WebAuthn ceremony state and MFA tokens: short-lived, taken once.
     pub ceremonies: Arc<dyn CeremonyStore>,
     pub rate_limiter: Arc<dyn RateLimit>,
+    /// `rate_limiter` and the revocation store in one Redis round trip (with Redis).
+    pub request_look: Option<crate::storage::request_look::RequestLook>,
     /// SCIM requests per client (`JANUA_SCIM_RATE_LIMIT_PER_MINUTE`), instead of `rate_limiter`.
     pub scim_rate_limiter: Arc<dyn RateLimit>,
     /// Credential checks per client (sign-in, second factors, passkey assertions, API keys),

@@ -15,6 +15,7 @@ use crate::error::{AppError, ErrorCode, Locale};
 use crate::http::HttpState;
 use crate::http::ws::socket::Peer;
 use crate::rest::{body, envelope};
+use crate::security::tokens;
 use crate::services::{api_keys, auth};
 use crate::storage::rate_limits::RateDecision;
 
@@ -94,9 +95,19 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
     );
     let method = req.method().clone();
 
-    let decision = match ip {
-        Some(ip) if !exempt_from_limit(req.uri().path()) => Some(svc.state.rate_limiter.check(ip).await),
-        _ => None,
+    // With Redis, a bearer token's revocation check travels with the rate-limit unit (one
+    // round trip); the token is verified after, and the check used only for its own claims.
+    let token_ids =
+        bearer(req.headers()).filter(|t| !t.starts_with("jscim_")).and_then(tokens::unverified_ids);
+    let (decision, pre) = match ip {
+        Some(ip) if !exempt_from_limit(req.uri().path()) => match (&svc.state.request_look, token_ids) {
+            (Some(look), Some((session_id, user_id))) => {
+                let (d, check) = look.limit_and_check(ip, session_id, user_id).await;
+                (Some(d), check.map(|check| auth::Prechecked { session_id, user_id, check }))
+            }
+            _ => (Some(svc.state.rate_limiter.check(ip).await), None),
+        },
+        _ => (None, None),
     };
     let mut rc = RequestContext {
         request_id: request_id.clone(),
@@ -116,7 +127,7 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
     } else {
         // A SCIM token is the SCIM endpoints' own credential (`protocols::scim` checks it).
         if let Some(token) = bearer(req.headers()).filter(|t| !t.starts_with("jscim_")) {
-            match auth::authenticate(&svc.state, token).await {
+            match auth::authenticate_prechecked(&svc.state, token, pre).await {
                 Ok(user) => rc.actor = Actor::User(user),
                 Err(e) => rc.auth_error = Some(e.code),
             }

@@ -33,6 +33,23 @@ pub struct AccessClaims {
     pub email: String,
 }
 
+/// The session and the user an access token names, read without verifying it. Nothing may be
+/// trusted from them: they only key a lookup started before the signature is checked, whose
+/// answer is used once a token naming the same ids has verified (`storage::request_look`).
+pub fn unverified_ids(token: &str) -> Option<(Uuid, Uuid)> {
+    #[derive(Deserialize)]
+    struct Ids {
+        sid: Uuid,
+        sub: Uuid,
+    }
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 2048 {
+        return None;
+    }
+    let ids: Ids = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    Some((ids.sid, ids.sub))
+}
+
 struct Loaded {
     signing_kid: String,
     signing: EncodingKey,
@@ -387,6 +404,23 @@ mod tests {
             URL_SAFE_NO_PAD.encode(claims),
             URL_SAFE_NO_PAD.encode(sig)
         )
+    }
+
+    /// The ids read before verification are the ones the verified claims carry; anything that
+    /// is not a token's payload gives none (and nothing panics).
+    #[test]
+    fn unverified_ids_are_the_claims_of_the_token() {
+        let keys = key_store();
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let (token, _) = keys.issue_access(user, session, "a@example.com").unwrap();
+        let claims = keys.verify_access(&token).unwrap();
+        assert_eq!(unverified_ids(&token), Some((claims.sid, claims.sub)));
+        assert_eq!(unverified_ids(&token), Some((session, user)));
+        for bad in ["", "a", "a.b.c", "a..c", "a.!!!.c", &format!("x.{}.y", URL_SAFE_NO_PAD.encode("{}"))] {
+            assert_eq!(unverified_ids(bad), None, "{bad}");
+        }
+        let long = format!("x.{}.y", "A".repeat(4096));
+        assert_eq!(unverified_ids(&long), None);
     }
 
     /// A verified token is remembered by its digest: served again while it lives, refused as

@@ -3,6 +3,7 @@
 
 use chrono::{Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
 
 use entities::{refresh_token, session, user};
 
@@ -243,8 +244,29 @@ pub async fn sign_out(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
 /// The actor carries the stamp of its user read in the same look (one round trip with Redis), so
 /// the request's services may serve the user from the cache ([`crate::services::users::caller`]).
 pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserActor> {
+    authenticate_prechecked(state, token, None).await
+}
+
+/// The revocation check of a session and user, looked up before the token naming them was
+/// verified (in the same Redis round trip as the rate limit: `storage::request_look`).
+pub struct Prechecked {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub check: crate::storage::SessionCheck,
+}
+
+/// [`authenticate`], using `pre` when the verified token names the same session and user (else
+/// the check is made here, as when there is none).
+pub async fn authenticate_prechecked(
+    state: &AppState,
+    token: &str,
+    pre: Option<Prechecked>,
+) -> AppResult<UserActor> {
     let claims = verify(state, token).await?;
-    let check = state.revocations.check(claims.sid, claims.sub).await.map_err(AppError::internal)?;
+    let check = match pre {
+        Some(p) if p.session_id == claims.sid && p.user_id == claims.sub => p.check,
+        _ => state.revocations.check(claims.sid, claims.sub).await.map_err(AppError::internal)?,
+    };
     if check.revoked {
         return Err(ErrorCode::SessionRevoked.into());
     }

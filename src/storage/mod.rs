@@ -9,6 +9,7 @@ mod lockouts;
 pub mod mail_limits;
 pub mod rate_limits;
 mod redis;
+pub mod request_look;
 mod revocations;
 mod usage;
 pub mod user_cache;

@@ -263,6 +263,24 @@ impl RedisRateLimiter {
     fn key(&self, ip: IpAddr) -> String {
         self.redis.key(&format!("{}:{}", self.name, client_key(ip)))
     }
+
+    /// The command that takes one unit for `ip` ([`WINDOW_SCRIPT`], sent whole: in a pipeline
+    /// there is no retry after `NOSCRIPT`; Redis finds the compiled script by its digest).
+    pub(super) fn add_unit(&self, pipe: &mut redis::Pipeline, ip: IpAddr) {
+        pipe.cmd("EVAL").arg(WINDOW_SCRIPT).arg(1).arg(self.key(ip)).arg(60_000);
+    }
+
+    /// The decision of a unit's answer: count and window left, or `None` when Redis did not
+    /// answer (then this node limits alone).
+    pub(super) async fn decide(&self, ip: IpAddr, answer: Option<(i64, i64)>) -> RateDecision {
+        match answer {
+            Some((count, ttl_ms)) => window_decision(count, ttl_ms, self.limit),
+            None => {
+                metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);
+                self.fallback.check(ip).await
+            }
+        }
+    }
 }
 
 impl RateLimit for RedisRateLimiter {
@@ -272,14 +290,10 @@ impl RateLimit for RedisRateLimiter {
             let mut invocation = self.script.key(self.key(ip));
             invocation.arg(60_000);
             let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
-            match r {
-                Ok((count, ttl_ms)) => window_decision(count, ttl_ms, self.limit),
-                Err(e) => {
-                    tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
-                    metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);
-                    self.fallback.check(ip).await
-                }
+            if let Err(e) = &r {
+                tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
             }
+            self.decide(ip, r.ok()).await
         })
     }
 

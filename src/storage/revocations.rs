@@ -285,15 +285,23 @@ impl RedisRevocationStore {
 const USER_VERSION_TTL_SECS: u64 = 24 * 3600;
 
 impl RedisRevocationStore {
-    /// One round trip: the session's revocation key, the marker (its value is the epoch) and,
-    /// when asked, the user's version.
+    /// The commands of one look: `EXISTS` of the session's revocation key, `GET` of the marker
+    /// (its value is the epoch) and, when asked, `GET` of the user's version. Their answers, in
+    /// that order, are what [`Self::answer`] reads.
+    pub(super) fn add_look(&self, pipe: &mut redis::Pipeline, session_id: Uuid, user_id: Option<Uuid>) {
+        pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("GET").arg(self.marker());
+        if let Some(u) = user_id {
+            pipe.cmd("GET").arg(self.user_key(u));
+        }
+    }
+
+    /// One round trip: [`Self::add_look`] alone.
     async fn look(&self, session_id: Uuid, user_id: Option<Uuid>) -> anyhow::Result<SessionCheck> {
         let mut conn = self.redis.conn();
         let mut pipe = redis::pipe();
-        pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("GET").arg(self.marker());
+        self.add_look(&mut pipe, session_id, user_id);
         let r = match user_id {
-            Some(u) => {
-                pipe.cmd("GET").arg(self.user_key(u));
+            Some(_) => {
                 self.redis.guard(pipe.query_async::<(bool, Option<String>, Option<u64>)>(&mut conn)).await
             }
             None => {
@@ -301,20 +309,18 @@ impl RedisRevocationStore {
                 r.map(|(found, epoch)| (found, epoch, None))
             }
         };
+        self.answer(session_id, user_id, r).await
+    }
+
+    /// What a look's answers (or Redis's failure to give them) tell.
+    pub(super) async fn answer(
+        &self,
+        session_id: Uuid,
+        user_id: Option<Uuid>,
+        r: redis::RedisResult<(bool, Option<String>, Option<u64>)>,
+    ) -> anyhow::Result<SessionCheck> {
         match r {
-            Ok((found, Some(epoch), version)) => {
-                // Changes this node could not count in Redis yet are counted first, so the stamp
-                // read next time differs from any read before them.
-                if self.has_pending() {
-                    self.flush_pending().await;
-                }
-                let user = user_id.filter(|_| !self.has_pending()).map(|u| UserStamp {
-                    epoch: epoch.parse().unwrap_or(u64::MAX),
-                    shared: version.unwrap_or(0),
-                    local: self.local.versions.get(u),
-                });
-                Ok(SessionCheck { revoked: found, user })
-            }
+            Ok((found, Some(epoch), version)) => Ok(self.vouched(user_id, found, &epoch, version).await),
             Ok((found, None, _)) => {
                 // Redis lost (or never had) the revocations: write them back, ask the database.
                 let me = self.clone();
@@ -331,6 +337,38 @@ impl RedisRevocationStore {
                 Ok(SessionCheck { revoked: self.in_database(session_id).await?, user: None })
             }
         }
+    }
+
+    /// The answer of a look that found the marker (Redis holds every revocation): the session's
+    /// revocation, and the user's stamp under the marker's epoch.
+    pub(super) async fn vouched(
+        &self,
+        user_id: Option<Uuid>,
+        found: bool,
+        epoch: &str,
+        version: Option<u64>,
+    ) -> SessionCheck {
+        // Changes this node could not count in Redis yet are counted first, so the stamp read
+        // next time differs from any read before them.
+        if self.has_pending() {
+            self.flush_pending().await;
+        }
+        let user = user_id.filter(|_| !self.has_pending()).map(|u| UserStamp {
+            epoch: epoch.parse().unwrap_or(u64::MAX),
+            shared: version.unwrap_or(0),
+            local: self.local.versions.get(u),
+        });
+        SessionCheck { revoked: found, user }
+    }
+
+    /// Whether this node revoked the session itself (no look needed).
+    pub(super) fn revoked_here(&self, session_id: Uuid) -> bool {
+        self.local.contains(session_id)
+    }
+
+    /// The connection and key naming shared with the other Redis stores.
+    pub(super) fn redis(&self) -> &Redis {
+        &self.redis
     }
 }
 
@@ -357,7 +395,7 @@ impl RevocationStore for RedisRevocationStore {
 
     fn check(&self, session_id: Uuid, user_id: Uuid) -> BoxFuture<'_, anyhow::Result<SessionCheck>> {
         Box::pin(async move {
-            if self.local.contains(session_id) {
+            if self.revoked_here(session_id) {
                 return Ok(SessionCheck { revoked: true, user: None });
             }
             self.look(session_id, Some(user_id)).await

@@ -213,6 +213,59 @@ async fn the_rate_limit_counts_requests_to_both_nodes() {
     }
 }
 
+/// An authenticated request asks Redis once: its rate-limit unit and its session's revocation
+/// check (with its user's stamp) travel in one pipeline, counted by a Redis of the test's own.
+/// The unit counts as any other: the limit still refuses (revocations through the same look:
+/// `two_nodes_share_revocations_events_and_rate_limits`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_request_asks_redis_once() {
+    if !redis_server_available() {
+        return;
+    }
+    let port = OwnRedis::free_port();
+    let _redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/");
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.redis_url = Some(url.clone());
+        c.rate_limit_per_minute = 7;
+    })
+    .await;
+    let token = access(&app.signup("once@example.com").await); // unit 1
+    let me = || app.client.get(app.url("/api/v1/auth/me")).bearer_auth(&token).send();
+    let mut conn =
+        redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // The first look finds no marker (a fresh Redis) and writes the revocations back: wait.
+    for _ in 0..100 {
+        assert_eq!(me().await.unwrap().status(), 200); // units 2…
+        if redis::cmd("EXISTS").arg("janua:revocations:synced").query_async::<bool>(&mut conn).await.unwrap()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let used =
+        7 - me().await.unwrap().headers()["x-ratelimit-remaining"].to_str().unwrap().parse::<u32>().unwrap();
+    redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut conn).await.unwrap();
+    let mut remaining = Vec::new();
+    for _ in 0..(7 - used) {
+        let r = me().await.unwrap();
+        assert_eq!(r.status(), 200);
+        remaining.push(r.headers()["x-ratelimit-remaining"].to_str().unwrap().parse::<u32>().unwrap());
+    }
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    };
+    let n = u64::from(7 - used);
+    assert_eq!(remaining, (0..7 - used).rev().collect::<Vec<_>>());
+    assert_eq!((calls("eval"), calls("evalsha"), calls("exists")), (n, 0, n), "{stats}");
+    let r = me().await.unwrap();
+    assert_eq!(r.status(), 429, "the limit counts authenticated requests");
+}
+
 /// A Redis of the test's own on a free port, killed when dropped.
 struct OwnRedis {
     port: u16,
