@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::client::{PASSWORD, post_api, refresh, signup};
 use super::light::Repeater;
 use super::server::{FreshPostgres, Server};
-use super::stats::load;
+use super::stats::{load, on_one_thread};
 use super::{BenchArgs, cores};
 use crate::security::passwords::PasswordHasher;
 use crate::security::tokens::KeyStore;
@@ -21,19 +21,18 @@ use crate::security::tokens::KeyStore;
 /// A load worker: its client, the server's base URL, and a string it works with (an email or a token).
 type Worker = (reqwest::Client, String, String);
 
-/// One light-client connection per account, repeating `method path` with its access token.
+/// One light-client connection per access token, repeating `method path` with it.
 async fn repeaters(
-    accounts: &[(String, String, String)],
+    tokens: &[String],
     base: &str,
     method: Method,
     path: &str,
     body: &'static str,
 ) -> anyhow::Result<Vec<Repeater>> {
-    let mut out = Vec::with_capacity(accounts.len());
-    for a in accounts {
+    let mut out = Vec::with_capacity(tokens.len());
+    for t in tokens {
         out.push(
-            Repeater::open(base, method.clone(), path, &a.1, bytes::Bytes::from_static(body.as_bytes()))
-                .await?,
+            Repeater::open(base, method.clone(), path, t, bytes::Bytes::from_static(body.as_bytes())).await?,
         );
     }
     Ok(out)
@@ -139,29 +138,33 @@ pub(crate) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let peak_rss = target.kib("VmHWM:");
 
     // (b) GET /api/v1/auth/me vs GraphQL `me`, same connections, same tokens, same fields, from
-    // the light client (one connection per worker, the request built once).
-    let rest_me = load(
-        repeaters(&accounts, &base, Method::GET, "/api/v1/auth/me", "").await?,
-        args.seconds,
-        |mut r: Repeater| async move {
+    // the light client on one thread of its own (one connection per worker, the request built
+    // once).
+    let tokens: Vec<String> = accounts.iter().map(|a| a.1.clone()).collect();
+    let (b, t, seconds) = (base.clone(), tokens.clone(), args.seconds);
+    let rest_me = on_one_thread(move || async move {
+        let conns = repeaters(&t, &b, Method::GET, "/api/v1/auth/me", "").await?;
+        Ok(load(conns, seconds, |mut r: Repeater| async move {
             let ok = r.send().await.is_some();
             (r, ok)
-        },
-    )
-    .await;
+        })
+        .await)
+    })
+    .await?;
     let q = r#"{"query":"{ me { id email name firstName lastName username avatarUrl locale metadata status isAdmin emailVerified lastSigninAt createdAt updatedAt } }"}"#;
-    let gql_me = load(
-        repeaters(&accounts, &base, Method::POST, "/graphql", q).await?,
-        args.seconds,
-        |mut r: Repeater| async move {
+    let b = base.clone();
+    let gql_me = on_one_thread(move || async move {
+        let conns = repeaters(&tokens, &b, Method::POST, "/graphql", q).await?;
+        Ok(load(conns, seconds, |mut r: Repeater| async move {
             let ok = r
                 .send()
                 .await
                 .is_some_and(|b| serde_json::from_slice::<Value>(&b).is_ok_and(|v| v["errors"].is_null()));
             (r, ok)
-        },
-    )
-    .await;
+        })
+        .await)
+    })
+    .await?;
 
     // (c) refresh: each worker follows its own rotation chain.
     let refresh = load(workers(|a| &a.2), args.seconds, |mut w: Worker| async move {

@@ -72,6 +72,27 @@ where
     }
 }
 
+/// Runs `phase` on a thread of its own with a single-threaded runtime, as `wrk -t1` drives a
+/// server: the load generator takes at most one core, without wake-ups across threads, and what
+/// `phase` opens (connections) lives on that runtime.
+pub(crate) async fn on_one_thread<T, F, Fut>(phase: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(phase()));
+        let _ = tx.send(r);
+    });
+    rx.await.map_err(|_| anyhow::anyhow!("the load thread ended without a result"))?
+}
+
 /// The value at quantile `q` (0–1) of `values`, sorted ascending (0 when empty).
 pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     values
