@@ -173,6 +173,31 @@ fn ec_key(kid: &str) -> (Vec<u8>, Value) {
     (PKey::from_ec_key(ec).unwrap().private_key_to_pkcs8().unwrap(), jwk)
 }
 
+/// Whether two compact JWS texts carry the same bytes: a mutation of the unused low bits of a
+/// segment's last base64url character (the text differs, the header, claims and signature do
+/// not) is the same token.
+fn same_jws(a: &str, b: &str) -> bool {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let parts = |t: &str| -> Option<Vec<Vec<u8>>> {
+        let p: Vec<&str> = t.split('.').collect();
+        (p.len() == 3).then_some(())?;
+        p.iter().map(|s| lenient.decode(s).ok()).collect()
+    };
+    a == b || parts(a).is_some_and(|pa| parts(b).is_some_and(|pb| pa == pb))
+}
+
+/// The index of a base64url character in its alphabet.
+fn url_safe_index(c: u8) -> usize {
+    base64::alphabet::URL_SAFE.as_str().bytes().position(|a| a == c).expect("a base64url character")
+}
+
 /// Fuzz: the id_token check against mutated JWKS documents and mutated or arbitrary tokens.
 /// Nothing panics; a JWKS that still parses never lets a changed token through; the one
 /// token the IdP signed verifies against its own key set.
@@ -198,6 +223,15 @@ fn fuzz_id_token_and_jwks() {
         Some(check.verify(&token, keys))
     };
     assert_eq!(verify(&valid, &jwks).expect("parses").expect("verifies").0, "user-1");
+    // The last character of the 64-byte signature carries 2 bits: its other 4 are not the token's.
+    let sig_last = valid.len() - 1;
+    let low_bits = |c: u8| base64::alphabet::URL_SAFE.as_str().as_bytes()[(url_safe_index(c) & !0xF) | 0x3];
+    let mut loose = valid.clone().into_bytes();
+    loose[sig_last] = low_bits(loose[sig_last]);
+    let loose = String::from_utf8(loose).unwrap();
+    assert_ne!(loose, valid);
+    assert!(same_jws(&loose, &valid));
+    assert!(!same_jws(&valid.replacen("eyJ", "eyK", 1), &valid));
 
     let token = prop_oneof![
         1 => Just(valid.clone()),
@@ -211,7 +245,7 @@ fn fuzz_id_token_and_jwks() {
     ];
     crate::fuzz::run("OIDC id_token + JWKS", 1500, (token, keys), |(token, keys)| {
         if let Some(Ok((subject, _))) = verify(&token, &keys) {
-            prop_assert_eq!(&token, &valid, "a changed id_token verified");
+            prop_assert!(same_jws(&token, &valid), "a changed id_token verified: {token}");
             prop_assert_eq!(subject, "user-1");
         }
         Ok(())
