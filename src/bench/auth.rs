@@ -2,8 +2,8 @@
 //! binary (SQLite, or PostgreSQL with `--database-url`, Redis with `--redis-url`) or a running
 //! server (`--url`), driven over HTTP from this process at `--concurrency` connections: sign-in
 //! against the argon2 bound, REST `me` against GraphQL `me` and the token-verification bound,
-//! refresh rotation, RSS (the `me` phases from the light client of `light`); then the refused sign-in timing (`timing`), and the webhook and MFA
-//! phases on the same server. The bounds are measured in the same run.
+//! refresh rotation, RSS (the `me` phases from the light client of `light`); then the refused
+//! sign-in timing (`timing`), and the webhook and MFA phases on the same server. The bounds are measured in the same run.
 
 use std::time::Duration;
 

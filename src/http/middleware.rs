@@ -95,13 +95,14 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
     );
     let method = req.method().clone();
 
+    // A SCIM token is the SCIM endpoints' own credential (`protocols::scim` checks it).
+    let token = bearer(req.headers()).filter(|t| !t.starts_with("jscim_"));
     // With Redis, a bearer token's revocation check travels with the rate-limit unit (one
     // round trip); the token is verified after, and the check used only for its own claims.
-    let token_ids =
-        bearer(req.headers()).filter(|t| !t.starts_with("jscim_")).and_then(tokens::unverified_ids);
+    let look = svc.state.request_look.as_ref().and_then(|l| Some((l, tokens::unverified_ids(token?)?)));
     let (decision, pre) = match ip {
-        Some(ip) if !exempt_from_limit(req.uri().path()) => match (&svc.state.request_look, token_ids) {
-            (Some(look), Some((session_id, user_id))) => {
+        Some(ip) if !exempt_from_limit(req.uri().path()) => match look {
+            Some((look, (session_id, user_id))) => {
                 let (d, check) = look.limit_and_check(ip, session_id, user_id).await;
                 (Some(d), check.map(|check| auth::Prechecked { session_id, user_id, check }))
             }
@@ -125,8 +126,7 @@ pub async fn request_context(State(svc): State<HttpState>, mut req: Request, nex
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs));
         r
     } else {
-        // A SCIM token is the SCIM endpoints' own credential (`protocols::scim` checks it).
-        if let Some(token) = bearer(req.headers()).filter(|t| !t.starts_with("jscim_")) {
+        if let Some(token) = token {
             match auth::authenticate_prechecked(&svc.state, token, pre).await {
                 Ok(user) => rc.actor = Actor::User(user),
                 Err(e) => rc.auth_error = Some(e.code),

@@ -286,8 +286,8 @@ const USER_VERSION_TTL_SECS: u64 = 24 * 3600;
 
 impl RedisRevocationStore {
     /// The commands of one look: `EXISTS` of the session's revocation key, `GET` of the marker
-    /// (its value is the epoch) and, when asked, `GET` of the user's version. Their answers, in
-    /// that order, are what [`Self::answer`] reads.
+    /// (its value is the epoch) and, when asked, `GET` of the user's version, answered in that
+    /// order.
     pub(super) fn add_look(&self, pipe: &mut redis::Pipeline, session_id: Uuid, user_id: Option<Uuid>) {
         pipe.cmd("EXISTS").arg(self.key(session_id)).cmd("GET").arg(self.marker());
         if let Some(u) = user_id {
@@ -309,16 +309,6 @@ impl RedisRevocationStore {
                 r.map(|(found, epoch)| (found, epoch, None))
             }
         };
-        self.answer(session_id, user_id, r).await
-    }
-
-    /// What a look's answers (or Redis's failure to give them) tell.
-    pub(super) async fn answer(
-        &self,
-        session_id: Uuid,
-        user_id: Option<Uuid>,
-        r: redis::RedisResult<(bool, Option<String>, Option<u64>)>,
-    ) -> anyhow::Result<SessionCheck> {
         match r {
             Ok((found, Some(epoch), version)) => Ok(self.vouched(user_id, found, &epoch, version).await),
             Ok((found, None, _)) => {
