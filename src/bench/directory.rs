@@ -113,6 +113,7 @@ pub async fn measure(database_url: Option<&str>, users: u64, samples: usize) -> 
     };
     server.abort();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    super::server::drop_schema(database_url, schema.as_deref()).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(figures)
 }

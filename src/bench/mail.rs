@@ -101,6 +101,7 @@ pub async fn run(database_url: Option<&str>, requests: usize, mails: usize) -> a
         state.config.mail_concurrency,
         sink.connections(),
     );
+    super::server::drop_schema(database_url, schema.as_deref()).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

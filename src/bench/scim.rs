@@ -194,6 +194,7 @@ pub async fn run(database_url: Option<&str>, creates: u64, total: u64) -> anyhow
     );
     server.abort();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    super::server::drop_schema(database_url, schema.as_deref()).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

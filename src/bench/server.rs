@@ -50,6 +50,17 @@ pub(crate) async fn in_process_config(
     }
 }
 
+/// Drops the schema [`in_process_config`] made (with everything seeded into it), if it made one.
+pub(crate) async fn drop_schema(database_url: Option<&str>, schema: Option<&str>) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait;
+    if let (Some(url), Some(name)) = (database_url, schema) {
+        let db = sea_orm::Database::connect(url).await?;
+        db.execute_unprepared(&format!("DROP SCHEMA {name} CASCADE")).await?;
+        db.close().await?;
+    }
+    Ok(())
+}
+
 /// A PostgreSQL database made for one run, dropped afterwards.
 pub(crate) struct FreshPostgres {
     admin_url: String,
