@@ -492,6 +492,16 @@ pub fn camel_to_snake(s: &str) -> String {
     out
 }
 
+/// [`camel_to_snake`] of a key, reusing it when it is snake_case already (most keys of a result
+/// are one word, and a response renames every key it holds).
+fn snake_key(k: String) -> String {
+    let b = k.as_bytes();
+    let unchanged = b.iter().enumerate().all(|(i, c)| {
+        !c.is_ascii_uppercase() && !(c.is_ascii_digit() && i > 0 && b[i - 1].is_ascii_alphabetic())
+    });
+    if unchanged { k } else { camel_to_snake(&k) }
+}
+
 /// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn
 /// `options` (standard WebAuthn JSON, camelCase by specification: `publicKey`, `pubKeyCredParams`),
 /// and an SSO provider's `attributeMapping` (IdP attribute names are the IdP's).
@@ -504,7 +514,7 @@ pub fn to_snake(v: Value) -> Value {
             m.into_iter()
                 .map(|(k, v)| {
                     let v = if VERBATIM.contains(&k.as_str()) { v } else { to_snake(v) };
-                    (camel_to_snake(&k), v)
+                    (snake_key(k), v)
                 })
                 .collect(),
         ),
@@ -546,6 +556,9 @@ mod tests {
     fn casing_and_query_decoding() {
         assert_eq!(camel_to_snake("refreshExpiresIn"), "refresh_expires_in");
         assert_eq!(camel_to_snake("usersActive30d"), "users_active_30d");
+        for k in ["id", "email", "refreshExpiresIn", "usersActive30d", "a1", "x_y", "ÉtéJour", "1a"] {
+            assert_eq!(snake_key(k.to_owned()), camel_to_snake(k), "{k}");
+        }
         let v = to_snake(json!({"firstName": "A", "metadata": {"keepMe": 1}, "list": [{"ipAddress": "x"}]}));
         assert_eq!(v, json!({"first_name": "A", "metadata": {"keepMe": 1}, "list": [{"ip_address": "x"}]}));
         let v = to_snake(json!({"ceremonyId": "c", "options": {"publicKey": {"pubKeyCredParams": []}}}));
