@@ -18,6 +18,7 @@ crate::on_both_databases!(
     statements_per_request_with_redis,
     a_cached_caller_sees_each_change_at_the_next_request_on_every_node,
     a_redis_that_lost_its_data_vouches_for_no_cached_caller,
+    a_first_page_holding_every_match_is_not_counted_again,
 );
 
 /// Sends `req` through the application's router in-process; returns status, body and how many
@@ -198,4 +199,32 @@ async fn a_redis_that_lost_its_data_vouches_for_no_cached_caller(b: Backend) {
         let r = app.rest("GET", "/auth/me", Some(&t), None).await;
         assert_eq!(r.body["data"]["name"], "Changed behind the cache", "request {i}: {}", r.body);
     }
+}
+
+/// A list's first page that holds every row it could find is its own `total_count`: a search
+/// finding fewer rows than the limit runs exactly one statement less than one finding more (the
+/// `COUNT`), and both totals are exact.
+async fn a_first_page_holding_every_match_is_not_counted_again(b: Backend) {
+    let mut app = TestApp::spawn(b).await;
+    let admin = app.admin("root@example.com").await;
+    for name in ["alpha.one", "beta.one", "beta.two", "beta.three"] {
+        app.signup(&format!("{name}@example.com")).await;
+    }
+    app.stop().await;
+    let search = async |term: &str| {
+        let (status, body, n) =
+            counted(&app, get(&format!("/api/v1/users?search={term}&limit=2"), &admin)).await;
+        assert_eq!(status, 200, "{body}");
+        (body["pagination"]["total_count"].as_u64(), body["data"].as_array().map(Vec::len), n)
+    };
+    // The first request loads the caller into the cache; the two measured find it there.
+    search("nobody").await;
+    let (few_total, few_rows, few) = search("alpha").await;
+    let (many_total, many_rows, many) = search("beta").await;
+    assert_eq!((few_total, few_rows, many_total, many_rows), (Some(1), Some(1), Some(3), Some(2)));
+    assert_eq!(
+        few + 1,
+        many,
+        "statements: {few} for a page holding every match, {many} for one that does not"
+    );
 }
