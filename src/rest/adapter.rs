@@ -496,10 +496,10 @@ pub fn camel_to_snake(s: &str) -> String {
 /// are one word, and a response renames every key it holds).
 fn snake_key(k: String) -> String {
     let b = k.as_bytes();
-    let unchanged = b.iter().enumerate().all(|(i, c)| {
-        !c.is_ascii_uppercase() && !(c.is_ascii_digit() && i > 0 && b[i - 1].is_ascii_alphabetic())
+    let renamed = b.iter().enumerate().any(|(i, c)| {
+        c.is_ascii_uppercase() || (c.is_ascii_digit() && i > 0 && b[i - 1].is_ascii_alphabetic())
     });
-    if unchanged { k } else { camel_to_snake(&k) }
+    if renamed { camel_to_snake(&k) } else { k }
 }
 
 /// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn
