@@ -50,7 +50,7 @@ pub(crate) async fn in_process_config(
     }
 }
 
-/// Drops the schema [`in_process_config`] made (with everything seeded into it), if it made one.
+/// Drops a bench's fresh PostgreSQL schema (with everything seeded into it), if it made one.
 pub(crate) async fn drop_schema(database_url: Option<&str>, schema: Option<&str>) -> anyhow::Result<()> {
     use sea_orm::ConnectionTrait;
     if let (Some(url), Some(name)) = (database_url, schema) {

@@ -340,7 +340,7 @@ async fn input_fields(schema: &JanuaSchema, type_name: &str) -> anyhow::Result<V
                 }
                 _ => FieldKind::Other,
             };
-            InputField { rest_name: camel_to_snake(&name), name, required, kind }
+            InputField { rest_name: camel_to_snake(&name).into_owned(), name, required, kind }
         })
         .collect())
 }
@@ -472,34 +472,39 @@ fn connection_to_list(conn: Value) -> (Value, Value) {
     (Value::Array(items), pagination)
 }
 
-/// `camelCase` → `snake_case`.
-pub fn camel_to_snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
+/// `camelCase` → `snake_case`; borrowed when there is nothing to rename.
+pub fn camel_to_snake(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut out: Option<String> = None;
     let mut prev: Option<char> = None;
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            // A run of digits after a letter starts a word: `usersActive30d` → `users_active_30d`.
-            if c.is_ascii_digit() && prev.is_some_and(|p| p.is_ascii_alphabetic()) {
-                out.push('_');
-            }
-            out.push(c);
+    for (i, c) in s.char_indices() {
+        // A capital starts a word, and so does a run of digits after a letter:
+        // `usersActive30d` → `users_active_30d`.
+        let starts_word =
+            c.is_ascii_uppercase() || c.is_ascii_digit() && prev.is_some_and(|p| p.is_ascii_alphabetic());
+        if starts_word {
+            let o = out.get_or_insert_with(|| {
+                let mut o = String::with_capacity(s.len() + 4);
+                o.push_str(&s[..i]);
+                o
+            });
+            o.push('_');
+            o.push(c.to_ascii_lowercase());
+        } else if let Some(o) = &mut out {
+            o.push(c);
         }
         prev = Some(c);
     }
-    out
+    out.map_or(std::borrow::Cow::Borrowed(s), std::borrow::Cow::Owned)
 }
 
-/// [`camel_to_snake`] of a key, reusing it when it is snake_case already (most keys of a result
-/// are one word, and a response renames every key it holds).
+/// [`camel_to_snake`] of an owned key, kept as it is when it is snake_case already (most keys
+/// of a result are one word, and a response renames every key it holds).
 fn snake_key(k: String) -> String {
-    let b = k.as_bytes();
-    let renamed = b.iter().enumerate().any(|(i, c)| {
-        c.is_ascii_uppercase() || (c.is_ascii_digit() && i > 0 && b[i - 1].is_ascii_alphabetic())
-    });
-    if renamed { camel_to_snake(&k) } else { k }
+    let renamed = match camel_to_snake(&k) {
+        std::borrow::Cow::Owned(renamed) => Some(renamed),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    renamed.unwrap_or(k)
 }
 
 /// Fields whose value is free-form JSON passed through verbatim: user `metadata`, and WebAuthn

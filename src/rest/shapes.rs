@@ -181,7 +181,7 @@ impl Types {
                 } else {
                     self.field_schema(doc, &ty, Some(sub), false)
                 };
-                let key = camel_to_snake(&key);
+                let key = camel_to_snake(&key).into_owned();
                 if !union && (!omit_nulls || ty["kind"] == "NON_NULL") {
                     required.push(json!(key));
                 }

@@ -34,9 +34,21 @@ async fn authorize_and_record(
     what: &str,
     args: serde_json::Value,
 ) -> AppResult<()> {
-    let p = authz::principal(state, ctx).await?;
-    authz::authorize(&p, &Action::AdminRead)?;
+    authorize_admin_read(state, ctx).await?;
     record_admin_read(state, ctx, what, args).await
+}
+
+async fn authorize_admin_read(state: &AppState, ctx: &RequestContext) -> AppResult<()> {
+    let p = authz::principal(state, ctx).await?;
+    authz::authorize(&p, &Action::AdminRead)
+}
+
+/// `q`'s row count, as an [`AppResult`].
+async fn count<E: EntityTrait>(db: &impl ConnectionTrait, q: sea_orm::Select<E>) -> AppResult<u64>
+where
+    E::Model: Sync,
+{
+    Ok(q.count(db).await?)
 }
 
 /// The audit record of an administrator's read, once it is authorized.
@@ -324,8 +336,7 @@ pub async fn analytics(
     if (to - from).num_days() > 365 {
         return Err(AppError::field("to", FieldIssue::OutOfRange));
     }
-    let p = authz::principal(state, ctx).await?;
-    authz::authorize(&p, &Action::AdminRead)?;
+    authorize_admin_read(state, ctx).await?;
     let db = &state.db;
     let now = Utc::now();
     let live = user::Column::Status.ne(UserStatus::Deleted.as_str());
@@ -361,44 +372,40 @@ pub async fn analytics(
             .from(passkey::Entity)
             .to_owned(),
     );
-    let db_err = AppError::from;
     // The figures are independent reads: they run side by side (each on a pooled connection),
     // beside the audit record of this read, so the answer waits for the slowest, not the sum.
     let (
         (),
-        (signins_24h, failures_24h, new_users, signins, failures, users_total),
-        (users_with_mfa, users_with_passkeys, users_active_30d, organizations_total, active_sessions),
-        (users_new_24h, users_new_7d, users_new_30d),
+        signins_24h,
+        failures_24h,
+        new_users,
+        signins,
+        failures,
+        users_total,
+        users_with_mfa,
+        users_with_passkeys,
+        users_active_30d,
+        organizations_total,
+        active_sessions,
+        users_new_24h,
+        users_new_7d,
+        users_new_30d,
     ) = tokio::try_join!(
         record_admin_read(state, ctx, "analytics", serde_json::json!({"from": from, "to": to})),
-        async {
-            tokio::try_join!(
-                async { action(EventType::UserSignedIn, since(1)).count(db).await.map_err(db_err) },
-                async { action(EventType::UserSigninFailed, since(1)).count(db).await.map_err(db_err) },
-                new_users_per_day(db, start, end),
-                per_action(EventType::UserSignedIn),
-                per_action(EventType::UserSigninFailed),
-                counted_users(db, "live", None),
-            )
-        },
-        async {
-            tokio::try_join!(
-                async { with_mfa.clone().count(db).await.map_err(db_err) },
-                async { with_passkeys.clone().count(db).await.map_err(db_err) },
-                async {
-                    users().filter(user::Column::LastSigninAt.gte(since(30))).count(db).await.map_err(db_err)
-                },
-                async { organization::Entity::find().count(db).await.map_err(db_err) },
-                crate::services::sessions::count_active(db),
-            )
-        },
-        async {
-            tokio::try_join!(
-                live_users_since(db, since(1)),
-                live_users_since(db, since(7)),
-                live_users_since(db, since(30)),
-            )
-        },
+        count(db, action(EventType::UserSignedIn, since(1))),
+        count(db, action(EventType::UserSigninFailed, since(1))),
+        new_users_per_day(db, start, end),
+        per_action(EventType::UserSignedIn),
+        per_action(EventType::UserSigninFailed),
+        counted_users(db, "live", None),
+        count(db, with_mfa),
+        count(db, with_passkeys),
+        count(db, users().filter(user::Column::LastSigninAt.gte(since(30)))),
+        count(db, organization::Entity::find()),
+        crate::services::sessions::count_active(db),
+        live_users_since(db, since(1)),
+        live_users_since(db, since(7)),
+        live_users_since(db, since(30)),
     )?;
     let mut series = Vec::new();
     let mut d = from;
