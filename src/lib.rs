@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod memory;
 pub mod protocols;
 pub mod rest;
 pub mod security;

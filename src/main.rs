@@ -16,7 +16,19 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_args();
     init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => janua::app::App::build(cli.config).await?.run().await,
+        Command::Serve => {
+            let app = janua::app::App::build(cli.config).await?;
+            // Started (migrated, schema built, routes prepared, listening): what that took and
+            // serving does not hold goes back to the system before the first request.
+            let r = janua::memory::release_startup_memory();
+            tracing::debug!(
+                mappings = r.mappings,
+                rss_before_kib = r.rss_before_kib,
+                rss_after_kib = r.rss_after_kib,
+                "released the memory starting took"
+            );
+            app.run().await
+        }
         Command::Migrate => {
             let db = janua::storage::connect(&cli.config.database_url, None).await?;
             janua::storage::migrate(&db).await?;

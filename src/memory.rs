@@ -1,0 +1,134 @@
+//! Gives back, once the server has started, the memory that starting took and serving does not
+//! hold (issue 19, idle and peak RSS).
+//!
+//! - The heap's free memory: migrating, building the schema and preparing the REST routes free
+//!   most of what they allocate, and glibc keeps it (`malloc_trim`).
+//! - The pages of the binary and its libraries that starting ran or read: the kernel maps up to
+//!   16 pages around each one touched (fault-around), so starting leaves some 30 MB of a 40 MB
+//!   text mapped, most of it code that runs once (migrations, schema building). Each read-only
+//!   file mapping that holds no private copy of a page (so nothing in it differs from the file)
+//!   is unmapped from the process (`MADV_DONTNEED`). Its pages stay in the page cache, shared
+//!   and reclaimable as before; whatever a request runs is mapped again at its first use, a
+//!   minor fault. This is what the kernel does by itself to clean file pages under memory
+//!   pressure, done here once, at a moment when most of them are known to be cold.
+
+/// What [`release_startup_memory`] gave back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Read-only file mappings unmapped.
+    pub mappings: usize,
+    /// Resident memory before and after, in KiB (`VmRSS`).
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+}
+
+/// Returns the heap's free memory to the system and unmaps the clean pages of the process's
+/// read-only file mappings (see the module documentation). Safe at any time: nothing it
+/// unmaps differs from the file, so what is used again is read back as it was. The only `unsafe`
+/// of the workspace: these two calls into the C library have no safe API.
+#[allow(unsafe_code)]
+pub fn release_startup_memory() -> Released {
+    let rss_before_kib = status_kib("VmRSS:");
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of glibc's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let mut mappings = 0;
+    #[cfg(target_os = "linux")]
+    for (start, len) in
+        std::fs::read_to_string("/proc/self/smaps").map(|s| clean_file_mappings(&s)).unwrap_or_default()
+    {
+        // SAFETY: the range is a whole mapping of this process that is not writable and holds
+        // no anonymous (copied-on-write) page: dropping its pages loses nothing, the next
+        // access reads the same bytes back from the file's page cache.
+        if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) } == 0 {
+            mappings += 1;
+        }
+    }
+    Released { mappings, rss_before_kib, rss_after_kib: status_kib("VmRSS:") }
+}
+
+/// The `(start, length)` of each mapping in `smaps` that is backed by a file (a path, an inode),
+/// private and not writable, and has no anonymous page: the mappings whose pages are all the file's.
+fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = fields.next().unwrap_or_default();
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or_default();
+            let file = inode != "0" && path.starts_with('/');
+            // Private (`p`) and not writable: never written, so nothing in it differs from the file.
+            let read_only = perms.len() == 4 && !perms.contains('w') && perms.ends_with('p');
+            current = (file && read_only && b > a).then_some((a, b - a));
+        } else if first == "Anonymous:" {
+            if let Some(m) = current.take()
+                && fields.next() == Some("0")
+            {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// A `kB` field of `/proc/self/status` (0 where there is none).
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55d0c0000000-55d0c0f00000 r--p 00000000 fd:01 1234 /usr/bin/janua
+Rss:                1000 kB
+Anonymous:             0 kB
+55d0c0f00000-55d0c3000000 r-xp 00f00000 fd:01 1234 /usr/bin/janua
+Anonymous:             0 kB
+55d0c3000000-55d0c3100000 r--p 03000000 fd:01 1234 /usr/bin/janua
+Anonymous:           900 kB
+55d0c3100000-55d0c3200000 rw-p 03100000 fd:01 1234 /usr/bin/janua
+Anonymous:             0 kB
+55d0c4000000-55d0c5000000 rw-p 00000000 00:00 0    [heap]
+Anonymous:          4000 kB
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0    [vdso]
+Anonymous:             0 kB
+7f0000000000-7f0000001000 r--s 00000000 00:05 77   /memfd:shared (deleted)
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn only_read_only_file_mappings_without_private_pages_are_chosen() {
+        // The text and the first read-only part; not the relocated part (its pages are private
+        // copies), nor writable data, the heap, the vDSO or a shared memory file.
+        assert_eq!(clean_file_mappings(SMAPS), vec![(0x55d0c0000000, 0xf00000), (0x55d0c0f00000, 0x2100000)]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn releasing_unmaps_this_process_s_clean_file_pages_and_it_runs_on() {
+        let before = status_kib("RssFile:");
+        let released = release_startup_memory();
+        let after = status_kib("RssFile:");
+        assert!(released.mappings > 0, "{released:?}");
+        // The test binary's text was mapped while it ran; little of it is mapped again at once.
+        assert!(after < before, "file-backed resident memory {before} kB → {after} kB");
+        // Code and constants are read back as they were: this runs, and reads a constant table.
+        assert_eq!(clean_file_mappings(SMAPS).len(), 2);
+    }
+}
