@@ -87,12 +87,11 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
             // Private (`p`) and not writable: never written, so nothing in it differs from the file.
             let read_only = perms.len() == 4 && !perms.contains('w') && perms.ends_with('p');
             current = (file && read_only && b > a).then_some((a, b - a));
-        } else if first == "Anonymous:" {
-            if let Some(m) = current.take()
-                && fields.next() == Some("0")
-            {
-                out.push(m);
-            }
+        } else if first == "Anonymous:"
+            && let Some(m) = current.take()
+            && fields.next() == Some("0")
+        {
+            out.push(m);
         }
     }
     out
