@@ -97,9 +97,14 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     out
 }
 
-/// A `kB` field of `/proc/self/status` (0 where there is none).
+/// A `kB` field (`VmRSS:`, `VmHWM:`, `RssFile:`) of this process's `/proc/self/status`.
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_status_kib("self", field)
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`pid` may be `self`); 0 where there is none.
+pub(crate) fn process_status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

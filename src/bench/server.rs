@@ -156,14 +156,7 @@ impl Server {
 
     /// A `kB` field (`VmRSS:`, `VmHWM:`) of the server's `/proc/<pid>/status` (0 when unreadable).
     pub(crate) fn status_kib(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with(field))
-                    .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-            })
-            .unwrap_or(0)
+        crate::memory::process_status_kib(&self.child.id().to_string(), field)
     }
 }
 
