@@ -32,7 +32,7 @@ pub fn limit_malloc_arenas() {
 }
 
 /// What [`release_startup_memory`] gave back.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Released {
     /// Read-only file mappings unmapped.
     pub mappings: usize,

@@ -13,6 +13,7 @@ mod directory;
 mod errors;
 mod exposure;
 mod faults;
+mod footprint;
 mod fuzz_regressions;
 mod graphql_http;
 mod hostile_http;
