@@ -3,6 +3,7 @@
 mod account_routes;
 pub mod adapter;
 pub mod body;
+pub mod casing;
 pub mod envelope;
 mod invitation_routes;
 pub mod openapi;

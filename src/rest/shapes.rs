@@ -8,7 +8,7 @@ use async_graphql::Positioned;
 use async_graphql::parser::types::{ExecutableDocument, Field, OperationType, Selection, SelectionSet};
 use serde_json::{Map, Value, json};
 
-use super::adapter::{VERBATIM, camel_to_snake};
+use super::casing::{VERBATIM, camel_to_snake};
 use crate::graphql::JanuaSchema;
 
 const TYPE_REF: &str =
