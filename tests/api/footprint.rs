@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use janua::security::secrets::MasterKey;
 use serde_json::{Value, json};
 
-use crate::helpers::TempDir;
+use crate::helpers::{TempDir, get_json};
 use crate::process::{free_port, over_sqlite, serve_on, wait_ready};
 
 #[tokio::test]
@@ -58,15 +58,7 @@ async fn serve_gives_back_start_up_memory_and_serves_on() {
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
     let token = body["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let me: Value = client
-        .get(format!("{base}/api/v1/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&client, &format!("{base}/api/v1/auth/me"), Some(&token)).await;
     assert_eq!(me["data"]["email"], "footprint@example.com");
     child.kill().unwrap();
     let _ = child.wait();

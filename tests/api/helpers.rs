@@ -351,7 +351,6 @@ impl Resp {
     }
 }
 
-/// The access token of a `{user, tokens}` value.
 /// POSTs `body` as JSON to a server the test did not start through [`TestApp`] (a `janua serve`
 /// child), with `token` as bearer, and returns the answer's JSON.
 pub async fn post_json(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
@@ -362,6 +361,16 @@ pub async fn post_json(client: &reqwest::Client, url: &str, token: Option<&str>,
     r.send().await.unwrap().json().await.unwrap()
 }
 
+/// GETs `url` with `token` as bearer and returns the answer's JSON, whatever its status.
+pub async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Value {
+    let mut r = client.get(url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    r.send().await.unwrap().json().await.unwrap()
+}
+
+/// The access token of a `{user, tokens}` value.
 pub fn access(v: &Value) -> String {
     v["tokens"]["access_token"].as_str().expect("access token").to_owned()
 }

@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use entities::mail_outbox;
 use janua::app::App;
 use janua::security::secrets::MasterKey;
 use janua::services::mail::queue;
 
-use crate::helpers::{Backend, PASSWORD, TempDir};
+use crate::helpers::{Backend, PASSWORD, TempDir, post_json};
 use crate::process::{free_port, over_sqlite, serve_on, wait_ready};
 use crate::smtp_sink::{Mail, SmtpSink, drain, with_sink};
 use crate::webhooks_crash::own_config;
@@ -149,15 +149,8 @@ async fn a_sigkilled_process_loses_no_mail() {
     let mut first = start_process(&dir, port, &key, smtp_port);
     wait_ready(&client, &base).await;
     for name in ["ann", "bob"] {
-        let v: Value = client
-            .post(format!("{base}/api/v1/auth/signup"))
-            .json(&json!({"email": format!("{name}@example.com"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json!({"email": format!("{name}@example.com"), "password": PASSWORD});
+        let v = post_json(&client, &format!("{base}/api/v1/auth/signup"), None, body).await;
         assert_eq!(v["success"], true, "{v}");
     }
     let r = client

@@ -1,14 +1,14 @@
 //! Health, readiness, metrics, rate limits, bundled pages, OpenAPI and the checked-in schema.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, get_json};
 
 crate::on_both_databases!(health_ready_metrics_and_detailed, rate_limit_headers_and_429);
 
 async fn health_ready_metrics_and_detailed(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let h: Value = app.client.get(app.url("/health")).send().await.unwrap().json().await.unwrap();
+    let h = get_json(&app.client, &app.url("/health"), None).await;
     assert_eq!(h["status"], "ok");
     assert!(h["version"].is_string());
     let r = app.client.get(app.url("/ready")).send().await.unwrap();
@@ -102,22 +102,14 @@ async fn graphiql_and_docs_are_served_from_the_binary() {
         assert_eq!(r.status().as_u16(), 200, "{asset}");
         assert!(r.bytes().await.unwrap().len() > 1000, "{asset}");
     }
-    let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec = get_json(&app.client, &app.url("/openapi.json"), None).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["paths"]["/api/v1/auth/signup"]["post"]["requestBody"].is_object());
     let required = &spec["paths"]["/api/v1/auth/signup"]["post"]["requestBody"]["content"]["application/json"]
         ["schema"]["required"];
     assert_eq!(required, &json!(["email", "password"]));
     // GET queries work; GET mutations do not.
-    let r: Value = app
-        .client
-        .get(app.url("/graphql?query=%7Bhealth%7Bstatus%7D%7D"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = get_json(&app.client, &app.url("/graphql?query=%7Bhealth%7Bstatus%7D%7D"), None).await;
     assert_eq!(r["data"]["health"]["status"], "ok");
     let r =
         app.client.get(app.url("/graphql?query=mutation%7Bsignout%7Bsuccess%7D%7D")).send().await.unwrap();

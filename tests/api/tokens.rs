@@ -6,7 +6,7 @@ use jwt_compact::alg::{Ed25519, VerifyingKey};
 use jwt_compact::{Algorithm, AlgorithmExt, UntrustedToken};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, access};
+use crate::helpers::{Backend, TestApp, access, get_json};
 
 crate::on_both_databases!(
     access_tokens_verify_against_the_jwks,
@@ -40,23 +40,14 @@ pub(crate) fn verify_with_jwks(token: &str, jwks: &Value) -> Value {
 async fn access_tokens_verify_against_the_jwks(b: Backend) {
     let app = TestApp::spawn(b).await;
     let s = app.signup("jwt@example.com").await;
-    let jwks: Value =
-        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks = get_json(&app.client, &app.url("/.well-known/jwks.json"), None).await;
     let claims = verify_with_jwks(&access(&s), &jwks);
     assert_eq!(claims["iss"], "http://localhost:8000");
     assert_eq!(claims["aud"], "janua");
     assert_eq!(claims["sub"], s["user"]["id"]);
     assert_eq!(claims["sid"], s["tokens"]["session_id"]);
     assert!(claims["jti"].is_string(), "jti claim");
-    let conf: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conf = get_json(&app.client, &app.url("/.well-known/openid-configuration"), None).await;
     assert_eq!(conf["issuer"], "http://localhost:8000");
     assert_eq!(conf["jwks_uri"], "http://localhost:8000/.well-known/jwks.json");
     // No private material is ever published.
@@ -75,8 +66,7 @@ async fn rotated_keys_stay_published_until_their_tokens_expire(b: Backend) {
     let new_kid = KeyStore::rotate(&state.db, &master, state.config.access_token_ttl).await.unwrap();
     state.keys.reload(&state.db).await.unwrap();
     let after = app.signin("rot@example.com").await;
-    let jwks: Value =
-        app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks = get_json(&app.client, &app.url("/.well-known/jwks.json"), None).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "old and new keys are published: {jwks}");
     verify_with_jwks(&access(&before), &jwks);
     verify_with_jwks(&access(&after), &jwks);

@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use entities::{outbox_event, webhook_endpoint};
 use janua::app::App;
 use janua::config::Config;
 use janua::security::secrets::MasterKey;
 
-use crate::helpers::{Backend, PASSWORD, TempDir};
+use crate::helpers::{Backend, PASSWORD, TempDir, post_json};
 use crate::process::{over_sqlite, serve_on, wait_ready};
 use crate::webhooks::{Receiver, verify};
 
@@ -59,26 +59,17 @@ async fn a_killed_server_loses_no_delivery(b: Backend) {
     let first = App::build_with_schema(config.clone(), schema.as_deref()).await.unwrap();
     let base = format!("http://{}/api/v1", first.local_addr());
     let server = tokio::spawn(first.run());
-    let signup: Value = client
-        .post(format!("{base}/auth/signup"))
-        .json(&json!({"email": "crash@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let signup = post_json(
+        &client,
+        &format!("{base}/auth/signup"),
+        None,
+        json!({"email": "crash@example.com", "password": PASSWORD}),
+    )
+    .await;
     let t = signup["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let r: Value = client
-        .post(format!("{base}/webhooks"))
-        .bearer_auth(&t)
-        .json(&json!({"url": rx.url(), "events": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r =
+        post_json(&client, &format!("{base}/webhooks"), Some(&t), json!({"url": rx.url(), "events": ["*"]}))
+            .await;
     let endpoint = r["data"]["webhook"]["id"].as_str().unwrap().to_owned();
     for _ in 0..6 {
         let s = client
@@ -155,26 +146,21 @@ async fn a_sigkilled_process_loses_no_delivery() {
 
     let mut first = start_process(&dir, port, &key);
     wait_ready(&client, &base).await;
-    let v: Value = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "sigkill@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(
+        &client,
+        &format!("{base}/api/v1/auth/signup"),
+        None,
+        json!({"email": "sigkill@example.com", "password": PASSWORD}),
+    )
+    .await;
     let t = v["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let v: Value = client
-        .post(format!("{base}/api/v1/webhooks"))
-        .bearer_auth(&t)
-        .json(&json!({"url": rx.url(), "events": ["*"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = post_json(
+        &client,
+        &format!("{base}/api/v1/webhooks"),
+        Some(&t),
+        json!({"url": rx.url(), "events": ["*"]}),
+    )
+    .await;
     let secret = v["data"]["secret"].as_str().unwrap().to_owned();
     let endpoint = uuid::Uuid::parse_str(v["data"]["webhook"]["id"].as_str().unwrap()).unwrap();
     for _ in 0..5 {

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use entities::{webhook_attempt, webhook_delivery};
 use janua::app::App;
 use janua::services::webhook_queue::{CUT_SHORT, INTERRUPTED};
 
-use crate::helpers::{Backend, PASSWORD, TempDir, access};
+use crate::helpers::{Backend, PASSWORD, TempDir, access, post_json};
 use crate::webhooks::spawn_dev;
 use crate::webhooks_crash::own_config;
 
@@ -165,15 +165,13 @@ async fn an_attempt_cut_short_by_a_crash_is_recorded(b: Backend) {
     let first = App::build_with_schema(config.clone(), schema.as_deref()).await.unwrap();
     let base = format!("http://{}/api/v1", first.local_addr());
     let server = tokio::spawn(first.run());
-    let s: Value = client
-        .post(format!("{base}/auth/signup"))
-        .json(&json!({"email": "cut@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = post_json(
+        &client,
+        &format!("{base}/auth/signup"),
+        None,
+        json!({"email": "cut@example.com", "password": PASSWORD}),
+    )
+    .await;
     let t = s["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
     let r = client
         .post(format!("{base}/webhooks"))
