@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult, FieldIssue};
+use crate::memory::HashMemory;
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,21 +185,23 @@ impl PasswordHasher {
     }
 }
 
-// Each hash thread keeps its argon2 working memory (19 MiB by default) and reuses it: a fresh
-// 64-byte-aligned allocation per hash is not reliably returned to the system by glibc, and
-// resident memory grew by one working set per sign-in.
+// Each hash thread keeps its argon2 working memory (19 MiB by default, in huge pages: see
+// `HashMemory`) and reuses it: a fresh allocation per hash is not reliably returned to the
+// system by glibc, and resident memory grew by one working set per sign-in.
 thread_local! {
-    static WORK: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WORK: std::cell::RefCell<Option<HashMemory>> = const { std::cell::RefCell::new(None) };
 }
 
 fn with_memory<T>(m_cost: u32, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
     WORK.with(|w| {
         let mut w = w.borrow_mut();
         let blocks = m_cost as usize;
-        if w.len() != blocks {
-            *w = vec![argon2::Block::default(); blocks];
+        if w.as_ref().is_none_or(|m| m.len() != blocks) {
+            // The old one is freed first: never two working sets at once.
+            *w = None;
+            *w = Some(HashMemory::new(blocks));
         }
-        f(&mut w)
+        f(w.as_mut().expect("just made").blocks())
     })
 }
 
