@@ -192,9 +192,9 @@ const HAND_BACK_TIME: Duration = Duration::from_secs(5);
 /// Connects and migrates the database, loads the keys and builds every shared part.
 async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
     let queries = storage::QueryCounter::default();
-    let db =
-        storage::connect_counted(&config.database_url, pg_schema, config.db_max_connections, queries.clone())
-            .await?;
+    let readers = storage::default_readers(&config.database_url, config.db_max_connections);
+    let db = storage::connect_counted(&config.database_url, pg_schema, readers, queries.clone()).await?;
+    let writer = storage::sqlite_writer(&config.database_url, queries.clone()).await?;
     if !config.no_migrate {
         storage::migrate(&db).await?;
     }
@@ -260,7 +260,7 @@ async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<
         users: Default::default(),
         // The rotations' conditional updates keep each token rotated once across groups.
         refresh_batch: storage::groups::GroupQueue::for_database(&db),
-        write_gate: storage::WriteGate::for_database(&db),
+        write_gate: storage::WriteGate::for_database(&db, writer),
         master_key: master,
         webhook_wake: Arc::new(Notify::new()),
         webhook_client: webhook_worker::client(&config)?,

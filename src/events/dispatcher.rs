@@ -19,6 +19,9 @@ use crate::storage::{Redis, WriteGate, begin_write};
 /// The PostgreSQL advisory lock held while publishing to Redis (one dispatcher at a time).
 const DISPATCH_LOCK: i64 = 0x4a41_4e55_4101;
 
+/// The most outbox rows one dispatcher transaction publishes.
+const BATCH: usize = 500;
+
 /// The shortest time between the starts of two dispatcher runs.
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 
@@ -86,7 +89,7 @@ impl Dispatcher {
                 Some(g) => g.enter().await,
                 None => None,
             };
-            let txn = begin_write(&self.db).await?;
+            let txn = begin_write(self.gate.as_ref().map_or(&self.db, |g| g.writer(&self.db))).await?;
             if self.redis.is_some() && postgres {
                 txn.execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
@@ -98,7 +101,7 @@ impl Dispatcher {
             let mut q = outbox_event::Entity::find()
                 .filter(outbox_event::Column::PublishedAt.is_null())
                 .order_by_asc(outbox_event::Column::Seq)
-                .limit(500);
+                .limit(BATCH as u64);
             if postgres {
                 q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
             }
@@ -107,6 +110,11 @@ impl Dispatcher {
                 txn.commit().await?;
                 return Ok(total);
             }
+            // A batch short of the limit took every row committed when it read: rows committed
+            // since come with a wake-up of their own (a permit kept while this run runs), so
+            // the run ends with this transaction instead of opening one more to find nothing
+            // (on SQLite each is a turn of the write lock the requests wait for).
+            let more = rows.len() == BATCH;
             let events: Vec<BusEvent> = rows.into_iter().map(BusEvent::from).collect();
             // With Redis, only what reached its channel is marked published: the rest stays in
             // the outbox, for the next run once Redis answers (then every node gets it, in order).
@@ -142,7 +150,7 @@ impl Dispatcher {
                     self.bus.publish(Arc::new(e));
                 }
             }
-            if redis_down {
+            if redis_down || !more {
                 return Ok(total);
             }
         }

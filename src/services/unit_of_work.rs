@@ -64,9 +64,9 @@ impl<'a> Write<'a> {
         ctx: Cow<'a, RequestContext>,
         state: Option<&'a AppState>,
     ) -> AppResult<Self> {
-        let pass = match state {
-            Some(s) => s.write_gate.enter().await,
-            None => None,
+        let (pass, db) = match state {
+            Some(s) => (s.write_gate.enter().await, s.write_gate.writer(db)),
+            None => (None, db),
         };
         let txn = begin_write(db).await?;
         Ok(Self {

@@ -162,23 +162,62 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 /// ends. PostgreSQL needs no gate (it has none: `enter` is free). A writer that waited past the
 /// busy timeout goes on without the gate (SQLite's own lock still decides), so a gate can never
 /// hold a write forever.
+///
+/// On an SQLite file the gate also has a connection of its own that its writes begin on
+/// ([`sqlite_writer`]): in the shared pool a write would wait for a free connection behind
+/// every read queued before it (64 requests reading, 8 connections), holding up the one writer
+/// all the others wait for.
 #[derive(Clone)]
-pub struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+pub struct WriteGate(Option<std::sync::Arc<Gate>>);
+
+struct Gate {
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    writer: Option<DatabaseConnection>,
+}
 
 /// A place in the [`WriteGate`], held until the transaction ends.
 pub type GatePass = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl WriteGate {
-    /// The gate for `db`: a real one on SQLite, none on PostgreSQL.
-    pub fn for_database(db: &DatabaseConnection) -> Self {
-        Self((db.get_database_backend() == DbBackend::Sqlite).then(Default::default))
+    /// The gate for `db`: a real one on SQLite, none on PostgreSQL. Writes begin on `writer`
+    /// when there is one (SQLite: [`sqlite_writer`]), else on `db`.
+    pub fn for_database(db: &DatabaseConnection, writer: Option<DatabaseConnection>) -> Self {
+        Self(
+            (db.get_database_backend() == DbBackend::Sqlite)
+                .then(|| std::sync::Arc::new(Gate { turn: std::sync::Arc::default(), writer })),
+        )
     }
 
     /// Waits for this process's previous write transactions to end (SQLite).
     pub async fn enter(&self) -> GatePass {
-        let gate = self.0.clone()?;
-        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.lock_owned()).await.ok()
+        let gate = self.0.as_ref()?;
+        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.turn.clone().lock_owned()).await.ok()
     }
+
+    /// The connection a write through the gate begins on: the gate's own, else `db`.
+    pub fn writer<'a>(&'a self, db: &'a DatabaseConnection) -> &'a DatabaseConnection {
+        self.0.as_ref().and_then(|g| g.writer.as_ref()).unwrap_or(db)
+    }
+}
+
+/// Connections of the pool an SQLite file's readers share when the writes have one of their own
+/// (the pool's default less that one: the same eight in all, each with its page cache).
+const SQLITE_READERS: u32 = 7;
+
+/// The write connection of an SQLite file (a pool of one, opened like the others: WAL, busy
+/// timeout, counted in `counter`), for [`WriteGate`]; `None` for PostgreSQL or an in-memory
+/// SQLite database (a second connection would open a second database).
+pub async fn sqlite_writer(url: &str, counter: QueryCounter) -> anyhow::Result<Option<DatabaseConnection>> {
+    if sqlite_file(url).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(connect_counted(url, None, Some(1), counter).await?))
+}
+
+/// How many connections the readers' pool of `url` gets when none is asked for: on an SQLite
+/// file, [`SQLITE_READERS`] (its writes have a connection of their own).
+pub fn default_readers(url: &str, asked: Option<u32>) -> Option<u32> {
+    asked.or_else(|| sqlite_file(url).map(|_| SQLITE_READERS))
 }
 
 /// How long SQLite waits for its write lock before answering `SQLITE_BUSY`.
