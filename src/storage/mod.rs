@@ -228,7 +228,39 @@ const BEGIN_RETRIES: usize = 4;
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file;
+    use super::*;
+    use sea_orm::ConnectionTrait as _;
+
+    /// Every reader's connection taken (held in open transactions, as 64 requests reading at
+    /// once hold them): a write through the gate still begins at once, on its own connection,
+    /// where one on the shared pool waits for a reader to finish.
+    #[tokio::test]
+    async fn an_sqlite_write_does_not_wait_for_the_readers_pool() {
+        let dir = std::env::temp_dir().join(format!("janua-writer-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("w.db").display());
+        let counter = QueryCounter::default();
+        let db = connect_counted(&url, None, default_readers(&url, None), counter.clone()).await.unwrap();
+        let writer = sqlite_writer(&url, counter).await.unwrap();
+        assert!(writer.is_some(), "an SQLite file gets a write connection");
+        assert!(sqlite_writer("sqlite::memory:", QueryCounter::default()).await.unwrap().is_none());
+        let gate = WriteGate::for_database(&db, writer);
+        let mut readers = Vec::new();
+        for _ in 0..SQLITE_READERS {
+            readers.push(db.begin().await.unwrap());
+        }
+        let pool_write = tokio::time::timeout(Duration::from_millis(300), begin_write(&db)).await;
+        assert!(pool_write.is_err(), "the readers' pool has no connection free");
+        let _pass = gate.enter().await;
+        let txn = tokio::time::timeout(Duration::from_secs(2), begin_write(gate.writer(&db)))
+            .await
+            .expect("the write begins without waiting for a reader")
+            .unwrap();
+        txn.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        txn.commit().await.unwrap();
+        drop(readers);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn sqlite_urls_name_their_file() {
