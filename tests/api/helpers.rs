@@ -361,6 +361,17 @@ pub async fn post_json(client: &reqwest::Client, url: &str, token: Option<&str>,
     r.send().await.unwrap().json().await.unwrap()
 }
 
+/// Signs `email` up with [`PASSWORD`] at `api` (a server's `…/api/v1`, one the test did not
+/// start through [`TestApp`]) and returns the access token.
+pub async fn signup_token(client: &reqwest::Client, api: &str, email: &str) -> String {
+    let body = json!({"email": email, "password": PASSWORD});
+    let v = post_json(client, &format!("{api}/auth/signup"), None, body).await;
+    v["data"]["tokens"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("signing {email} up: {v}"))
+        .to_owned()
+}
+
 /// GETs `url` with `token` as bearer and returns the answer's JSON, whatever its status.
 pub async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Value {
     let mut r = client.get(url);

@@ -18,7 +18,7 @@ use entities::{webhook_attempt, webhook_delivery};
 use janua::security::secrets::MasterKey;
 use janua::services::webhook_queue::{HANDED_BACK, INTERRUPTED};
 
-use crate::helpers::{PASSWORD, TempDir, post_json};
+use crate::helpers::{TempDir, post_json, signup_token};
 pub(crate) use crate::process::sqlite_url;
 use crate::process::{free_port, over_sqlite, serve_on, wait_ready};
 
@@ -88,14 +88,7 @@ async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn signup_with_hook(client: &reqwest::Client, base: &str, email: &str, hook: &str) -> (String, String) {
-    let v = post_json(
-        client,
-        &format!("{base}/api/v1/auth/signup"),
-        None,
-        json!({"email": email, "password": PASSWORD}),
-    )
-    .await;
-    let t = v["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let t = signup_token(client, &format!("{base}/api/v1"), email).await;
     let v = post_json(
         client,
         &format!("{base}/api/v1/webhooks"),

@@ -13,7 +13,7 @@ use janua::app::App;
 use janua::config::Config;
 use janua::security::secrets::MasterKey;
 
-use crate::helpers::{Backend, PASSWORD, TempDir, post_json};
+use crate::helpers::{Backend, PASSWORD, TempDir, post_json, signup_token};
 use crate::process::{over_sqlite, serve_on, wait_ready};
 use crate::webhooks::{Receiver, verify};
 
@@ -59,14 +59,7 @@ async fn a_killed_server_loses_no_delivery(b: Backend) {
     let first = App::build_with_schema(config.clone(), schema.as_deref()).await.unwrap();
     let base = format!("http://{}/api/v1", first.local_addr());
     let server = tokio::spawn(first.run());
-    let signup = post_json(
-        &client,
-        &format!("{base}/auth/signup"),
-        None,
-        json!({"email": "crash@example.com", "password": PASSWORD}),
-    )
-    .await;
-    let t = signup["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let t = signup_token(&client, &base, "crash@example.com").await;
     let r =
         post_json(&client, &format!("{base}/webhooks"), Some(&t), json!({"url": rx.url(), "events": ["*"]}))
             .await;
@@ -146,14 +139,7 @@ async fn a_sigkilled_process_loses_no_delivery() {
 
     let mut first = start_process(&dir, port, &key);
     wait_ready(&client, &base).await;
-    let v = post_json(
-        &client,
-        &format!("{base}/api/v1/auth/signup"),
-        None,
-        json!({"email": "sigkill@example.com", "password": PASSWORD}),
-    )
-    .await;
-    let t = v["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let t = signup_token(&client, &format!("{base}/api/v1"), "sigkill@example.com").await;
     let v = post_json(
         &client,
         &format!("{base}/api/v1/webhooks"),

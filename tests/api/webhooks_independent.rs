@@ -17,7 +17,7 @@ use entities::{webhook_attempt, webhook_delivery};
 use janua::app::App;
 use janua::services::webhook_queue::{CUT_SHORT, INTERRUPTED};
 
-use crate::helpers::{Backend, PASSWORD, TempDir, access, post_json};
+use crate::helpers::{Backend, TempDir, access, signup_token};
 use crate::webhooks::spawn_dev;
 use crate::webhooks_crash::own_config;
 
@@ -165,14 +165,7 @@ async fn an_attempt_cut_short_by_a_crash_is_recorded(b: Backend) {
     let first = App::build_with_schema(config.clone(), schema.as_deref()).await.unwrap();
     let base = format!("http://{}/api/v1", first.local_addr());
     let server = tokio::spawn(first.run());
-    let s = post_json(
-        &client,
-        &format!("{base}/auth/signup"),
-        None,
-        json!({"email": "cut@example.com", "password": PASSWORD}),
-    )
-    .await;
-    let t = s["data"]["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let t = signup_token(&client, &base, "cut@example.com").await;
     let r = client
         .post(format!("{base}/webhooks"))
         .bearer_auth(&t)
