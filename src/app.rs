@@ -192,9 +192,13 @@ const HAND_BACK_TIME: Duration = Duration::from_secs(5);
 /// Connects and migrates the database, loads the keys and builds every shared part.
 async fn build_state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
     let queries = storage::QueryCounter::default();
-    let readers = storage::default_readers(&config.database_url, config.db_max_connections);
-    let db = storage::connect_counted(&config.database_url, pg_schema, readers, queries.clone()).await?;
-    let writer = storage::sqlite_writer(&config.database_url, queries.clone()).await?;
+    let (db, writer) = storage::connect_with_writer(
+        &config.database_url,
+        pg_schema,
+        config.db_max_connections,
+        queries.clone(),
+    )
+    .await?;
     if !config.no_migrate {
         storage::migrate(&db).await?;
     }

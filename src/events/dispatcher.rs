@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, Notify};
 use entities::outbox_event;
 
 use super::{BusEvent, EventBus};
-use crate::storage::{Redis, WriteGate, begin_write};
+use crate::storage::{Redis, WriteGate};
 
 /// The PostgreSQL advisory lock held while publishing to Redis (one dispatcher at a time).
 const DISPATCH_LOCK: i64 = 0x4a41_4e55_4101;
@@ -35,14 +35,14 @@ pub struct Dispatcher {
     running: Arc<Mutex<()>>,
     /// With Redis, events go to its channel (every node's forwarder feeds its own bus).
     redis: Option<Redis>,
-    /// The process's write gate (SQLite), taken for each transaction.
-    gate: Option<WriteGate>,
+    /// The process's write gate (SQLite), taken for each transaction (none until given one).
+    gate: WriteGate,
 }
 
 impl Dispatcher {
     /// A dispatcher over `db` feeding `bus`; `wake` is notified after each commit with events.
     pub fn new(db: DatabaseConnection, bus: EventBus, wake: Arc<Notify>) -> Self {
-        Self { db, bus, wake, running: Arc::new(Mutex::new(())), redis: None, gate: None }
+        Self { db, bus, wake, running: Arc::new(Mutex::new(())), redis: None, gate: WriteGate::default() }
     }
 
     /// Publishes through Redis pub/sub when `redis` is set (a cluster), else to the local bus.
@@ -53,7 +53,7 @@ impl Dispatcher {
 
     /// Takes the process's write gate for each transaction, like every other writer.
     pub fn with_write_gate(mut self, gate: WriteGate) -> Self {
-        self.gate = Some(gate);
+        self.gate = gate;
         self
     }
 
@@ -85,11 +85,7 @@ impl Dispatcher {
         let mut total = 0;
         let postgres = self.db.get_database_backend() == DbBackend::Postgres;
         loop {
-            let _pass = match &self.gate {
-                Some(g) => g.enter().await,
-                None => None,
-            };
-            let txn = begin_write(self.gate.as_ref().map_or(&self.db, |g| g.writer(&self.db))).await?;
+            let (_pass, txn) = self.gate.begin(&self.db).await?;
             if self.redis.is_some() && postgres {
                 txn.execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,

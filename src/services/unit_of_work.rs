@@ -20,7 +20,7 @@ use crate::context::{Actor, RequestContext};
 use crate::error::AppResult;
 use crate::services::audit::Change;
 use crate::state::AppState;
-use crate::storage::{GatePass, begin_write};
+use crate::storage::{GatePass, WriteGate};
 
 /// An open write: a transaction, the request it serves, and what to do once it commits.
 pub struct Write<'a> {
@@ -64,11 +64,10 @@ impl<'a> Write<'a> {
         ctx: Cow<'a, RequestContext>,
         state: Option<&'a AppState>,
     ) -> AppResult<Self> {
-        let (pass, db) = match state {
-            Some(s) => (s.write_gate.enter().await, s.write_gate.writer(db)),
-            None => (None, db),
+        let (pass, txn) = match state {
+            Some(s) => s.write_gate.begin(db).await?,
+            None => WriteGate::default().begin(db).await?,
         };
-        let txn = begin_write(db).await?;
         Ok(Self {
             txn,
             pass,

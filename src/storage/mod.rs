@@ -194,9 +194,22 @@ impl WriteGate {
         tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.turn.clone().lock_owned()).await.ok()
     }
 
-    /// The connection a write through the gate begins on: the gate's own, else `db`.
-    pub fn writer<'a>(&'a self, db: &'a DatabaseConnection) -> &'a DatabaseConnection {
-        self.0.as_ref().and_then(|g| g.writer.as_ref()).unwrap_or(db)
+    /// Waits for the gate ([`WriteGate::enter`]), then begins a write transaction
+    /// ([`begin_write`]) on the gate's own connection, else on `db`.
+    pub async fn begin(
+        &self,
+        db: &DatabaseConnection,
+    ) -> Result<(GatePass, DatabaseTransaction), sea_orm::DbErr> {
+        let pass = self.enter().await;
+        let db = self.0.as_ref().and_then(|g| g.writer.as_ref()).unwrap_or(db);
+        Ok((pass, begin_write(db).await?))
+    }
+}
+
+impl Default for WriteGate {
+    /// No gate: writes begin at once, on the connection they are given.
+    fn default() -> Self {
+        Self(None)
     }
 }
 
@@ -204,20 +217,24 @@ impl WriteGate {
 /// (the pool's default less that one: the same eight in all, each with its page cache).
 const SQLITE_READERS: u32 = 7;
 
-/// The write connection of an SQLite file (a pool of one, opened like the others: WAL, busy
-/// timeout, counted in `counter`), for [`WriteGate`]; `None` for PostgreSQL or an in-memory
-/// SQLite database (a second connection would open a second database).
-pub async fn sqlite_writer(url: &str, counter: QueryCounter) -> anyhow::Result<Option<DatabaseConnection>> {
-    if sqlite_file(url).is_none() {
-        return Ok(None);
-    }
-    Ok(Some(connect_counted(url, None, Some(1), counter).await?))
-}
-
-/// How many connections the readers' pool of `url` gets when none is asked for: on an SQLite
-/// file, [`SQLITE_READERS`] (its writes have a connection of their own).
-pub fn default_readers(url: &str, asked: Option<u32>) -> Option<u32> {
-    asked.or_else(|| sqlite_file(url).map(|_| SQLITE_READERS))
+/// [`connect_counted`], and for an SQLite file also its write connection (a pool of one, opened
+/// like the others: WAL, busy timeout, counted in `counter`) for [`WriteGate`]; the readers'
+/// pool then has [`SQLITE_READERS`] connections unless `max_connections` says otherwise. No
+/// write connection for PostgreSQL or an in-memory SQLite database (a second connection would
+/// open a second database).
+pub async fn connect_with_writer(
+    url: &str,
+    schema: Option<&str>,
+    max_connections: Option<u32>,
+    counter: QueryCounter,
+) -> anyhow::Result<(DatabaseConnection, Option<DatabaseConnection>)> {
+    let Some(_) = sqlite_file(url) else {
+        return Ok((connect_counted(url, schema, max_connections, counter).await?, None));
+    };
+    let readers =
+        connect_counted(url, schema, max_connections.or(Some(SQLITE_READERS)), counter.clone()).await?;
+    let writer = connect_counted(url, None, Some(1), counter).await?;
+    Ok((readers, Some(writer)))
 }
 
 /// How long SQLite waits for its write lock before answering `SQLITE_BUSY`.
@@ -239,11 +256,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("janua-writer-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.join("w.db").display());
-        let counter = QueryCounter::default();
-        let db = connect_counted(&url, None, default_readers(&url, None), counter.clone()).await.unwrap();
-        let writer = sqlite_writer(&url, counter).await.unwrap();
+        let (db, writer) = connect_with_writer(&url, None, None, QueryCounter::default()).await.unwrap();
         assert!(writer.is_some(), "an SQLite file gets a write connection");
-        assert!(sqlite_writer("sqlite::memory:", QueryCounter::default()).await.unwrap().is_none());
+        let memory =
+            connect_with_writer("sqlite::memory:", None, None, QueryCounter::default()).await.unwrap();
+        assert!(memory.1.is_none(), "an in-memory database gets none");
         let gate = WriteGate::for_database(&db, writer);
         let mut readers = Vec::new();
         for _ in 0..SQLITE_READERS {
@@ -251,8 +268,7 @@ mod tests {
         }
         let pool_write = tokio::time::timeout(Duration::from_millis(300), begin_write(&db)).await;
         assert!(pool_write.is_err(), "the readers' pool has no connection free");
-        let _pass = gate.enter().await;
-        let txn = tokio::time::timeout(Duration::from_secs(2), begin_write(gate.writer(&db)))
+        let (_pass, txn) = tokio::time::timeout(Duration::from_secs(2), gate.begin(&db))
             .await
             .expect("the write begins without waiting for a reader")
             .unwrap();
