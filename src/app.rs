@@ -137,6 +137,9 @@ impl App {
                 state.db.clone(),
             )));
         }
+        if let Some(revocations) = &state.redis_revocations {
+            workers.push(tokio::spawn(revocations.leases().clone().serve()));
+        }
         let _workers = AbortOnDrop(workers);
         // These finish their attempts (or hand them back) when the server shuts down.
         let mut draining = AbortOnDrop(vec![
@@ -328,7 +331,9 @@ async fn backends(
         (config.lockout_threshold, config.mfa_max_attempts, config.lockout_seconds);
     Ok(match redis {
         Some(r) => {
-            let rev = RedisRevocationStore::load(r.clone(), db.clone()).await?;
+            let rev = RedisRevocationStore::load(r.clone(), db.clone())
+                .await?
+                .with_lease(Duration::from_millis(config.session_lease_ms));
             let limiter = RedisRateLimiter::new(r.clone(), config.rate_limit_per_minute);
             Backends {
                 request_look: Some(RequestLook::new(limiter.clone(), rev.clone())),

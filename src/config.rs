@@ -283,6 +283,12 @@ pub struct Config {
     /// ceremony state and the event bus are then cluster-wide; unset, they stay in process.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// With Redis, how long (ms) a node may answer a session's requests from its last look at
+    /// Redis without a round trip: revocations and user changes reach every node's kept checks
+    /// before the call that made them returns (or wait this long when a node does not answer).
+    /// 0 keeps nothing. Every node of a cluster must use the same value.
+    #[arg(long, global = true, env = "JANUA_SESSION_LEASE_MS", default_value_t = 1000)]
+    pub session_lease_ms: u64,
     /// Prefix of every Redis key and channel (several deployments, or tests, may share one Redis).
     #[arg(long, global = true, env = "JANUA_REDIS_PREFIX", default_value = "janua:")]
     pub redis_prefix: String,

@@ -11,6 +11,8 @@ pub mod rate_limits;
 mod redis;
 pub mod request_look;
 mod revocations;
+pub mod session_leases;
+mod unit_leases;
 mod usage;
 pub mod user_cache;
 

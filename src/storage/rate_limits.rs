@@ -16,6 +16,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::Redis;
+use super::unit_leases::{Claim, UNITS_SCRIPT, UnitLeases};
 
 type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
 
@@ -227,15 +228,19 @@ pub struct RedisRateLimiter {
     /// `ratelimit` (requests) or `credlimit` (credential attempts): keeps the counters apart.
     name: &'static str,
     limit: u32,
-    script: Arc<redis::Script>,
     release: Arc<redis::Script>,
     fallback: Arc<dyn RateLimit>,
+    /// Units leased several at a time (the request limiter, when its limit is high enough).
+    units: Option<Arc<UnitLeases>>,
 }
 
 impl RedisRateLimiter {
     /// `per_minute` requests a minute per client, cluster-wide.
     pub fn new(redis: Redis, per_minute: u32) -> Self {
-        Self::named(redis, "ratelimit", per_minute, Arc::new(IpRateLimiter::new(per_minute)))
+        let mut limiter =
+            Self::named(redis, "ratelimit", per_minute, Arc::new(IpRateLimiter::new(per_minute)));
+        limiter.units = UnitLeases::for_limit(per_minute).map(Arc::new);
+        limiter
     }
 
     /// `per_minute` SCIM requests a minute per client, cluster-wide.
@@ -254,9 +259,9 @@ impl RedisRateLimiter {
             redis,
             name,
             limit: per_minute.max(1),
-            script: Arc::new(redis::Script::new(WINDOW_SCRIPT)),
             release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
             fallback,
+            units: None,
         }
     }
 
@@ -264,18 +269,34 @@ impl RedisRateLimiter {
         self.redis.key(&format!("{}:{}", self.name, client_key(ip)))
     }
 
-    /// The command that takes one unit for `ip` ([`WINDOW_SCRIPT`], sent whole: in a pipeline
-    /// there is no retry after `NOSCRIPT`; Redis finds the compiled script by its digest).
-    pub(super) fn add_unit(&self, pipe: &mut redis::Pipeline, ip: IpAddr) {
-        pipe.cmd("EVAL").arg(WINDOW_SCRIPT).arg(1).arg(self.key(ip)).arg(60_000);
+    /// A unit of `ip`'s lease on this node, if it holds one (no round trip); with `wait`, also
+    /// one of a lease another request is taking for `ip` (when this one has no look to make).
+    pub(super) async fn take_leased(&self, ip: IpAddr, wait: bool) -> Option<RateDecision> {
+        let units = self.units.as_ref()?;
+        if wait { units.take_waiting(ip, self.limit).await } else { units.take(ip, self.limit) }
     }
 
-    /// The decision of a unit's answer: count and window left, or `None` when Redis did not
-    /// answer (then this node limits alone).
-    pub(super) async fn decide(&self, ip: IpAddr, answer: Option<(i64, i64)>) -> RateDecision {
-        match answer {
-            Some((count, ttl_ms)) => window_decision(count, ttl_ms, self.limit),
-            None => {
+    /// Adds the command that takes units for `ip` ([`UNITS_SCRIPT`], sent whole: in a pipeline
+    /// there is no retry after `NOSCRIPT`; Redis finds the compiled script by its digest): a
+    /// lease's worth, or one. Its answer goes to [`Self::decide_units`] with the claim.
+    pub(super) fn add_units(&self, pipe: &mut redis::Pipeline, ip: IpAddr) -> Claim {
+        let claim = self.units.as_ref().map_or_else(Claim::single, |u| u.claim(ip));
+        pipe.cmd("EVAL").arg(UNITS_SCRIPT).arg(1).arg(self.key(ip)).arg(60_000).arg(claim.units);
+        claim
+    }
+
+    /// The decision of the units' answer: the last unit's count and the window left, or `None`
+    /// when Redis did not answer (then this node limits alone).
+    pub(super) async fn decide_units(
+        &self,
+        ip: IpAddr,
+        answer: Option<(i64, i64)>,
+        claim: Claim,
+    ) -> RateDecision {
+        match (answer, &self.units) {
+            (Some((count, ttl_ms)), Some(units)) => units.settle(claim, count, ttl_ms, self.limit),
+            (Some((count, ttl_ms)), None) => window_decision(count, ttl_ms, self.limit),
+            (None, _) => {
                 metrics::counter!("janua_redis_errors_total", "concern" => "rate_limit").increment(1);
                 self.fallback.check(ip).await
             }
@@ -286,14 +307,17 @@ impl RedisRateLimiter {
 impl RateLimit for RedisRateLimiter {
     fn check(&self, ip: IpAddr) -> BoxFuture<'_, RateDecision> {
         Box::pin(async move {
+            if let Some(d) = self.take_leased(ip, true).await {
+                return d;
+            }
             let mut conn = self.redis.conn();
-            let mut invocation = self.script.key(self.key(ip));
-            invocation.arg(60_000);
-            let r = self.redis.guard(invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
+            let mut pipe = redis::pipe();
+            let claim = self.add_units(&mut pipe, ip);
+            let r = self.redis.guard(pipe.query_async::<((i64, i64),)>(&mut conn)).await;
             if let Err(e) = &r {
                 tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
             }
-            self.decide(ip, r.ok()).await
+            self.decide_units(ip, r.ok().map(|(unit,)| unit), claim).await
         })
     }
 
@@ -311,6 +335,9 @@ impl RateLimit for RedisRateLimiter {
 
     fn purge(&self) {
         self.fallback.purge();
+        if let Some(units) = &self.units {
+            units.purge();
+        }
     }
 }
 

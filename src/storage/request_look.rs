@@ -1,5 +1,6 @@
 //! What an authenticated request asks of Redis before it runs — a unit of its client's rate
-//! limit, its session's revocation and its user's stamp — in one round trip instead of two.
+//! limit, its session's revocation and its user's stamp — in one round trip instead of two, and
+//! in none when this node holds leased units and a kept check (`unit_leases`, `session_leases`).
 
 use std::net::IpAddr;
 
@@ -7,6 +8,7 @@ use uuid::Uuid;
 
 use super::rate_limits::{RateDecision, RateLimit, RedisRateLimiter};
 use super::revocations::{RedisRevocationStore, SessionCheck};
+use super::unit_leases::Claim;
 
 /// The request rate limiter and the revocation store, both in the same Redis.
 #[derive(Clone)]
@@ -36,22 +38,50 @@ impl RequestLook {
             let revoked = SessionCheck { revoked: true, user: None };
             return (self.limiter.check(ip).await, Some(revoked));
         }
+        // A unit leased before and a check kept for its lease need no look at all.
+        let kept = self.revocations.kept(session_id, user_id);
+        let leased = self.limiter.take_leased(ip, kept.is_some()).await;
+        if let (Some(d), Some(check)) = (leased, kept) {
+            return (d, Some(check));
+        }
         let mut pipe = redis::pipe();
-        self.limiter.add_unit(&mut pipe, ip);
-        self.revocations.add_look(&mut pipe, session_id, Some(user_id));
+        let claim = leased.is_none().then(|| self.limiter.add_units(&mut pipe, ip));
+        let ticket = self.revocations.leases().ticket();
+        if kept.is_none() {
+            self.revocations.add_look(&mut pipe, session_id, Some(user_id));
+        }
         let redis = self.revocations.redis();
         let mut conn = redis.conn();
-        type Answers = ((i64, i64), bool, Option<String>, Option<u64>);
-        match redis.guard(pipe.query_async::<Answers>(&mut conn)).await {
-            Ok((unit, found, Some(epoch), version)) => {
-                let check = self.revocations.vouched(Some(user_id), found, &epoch, version).await;
-                (self.limiter.decide(ip, Some(unit)).await, Some(check))
-            }
-            Ok((unit, _, None, _)) => (self.limiter.decide(ip, Some(unit)).await, None),
+        let answers = match redis.guard(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
+            Ok(answers) => Some(answers),
             Err(e) => {
                 tracing::debug!(error = %e, "redis unavailable; rate limit counted on this node");
-                (self.limiter.decide(ip, None).await, None)
+                None
             }
+        };
+        let mut answers = answers.map(Vec::into_iter);
+        let mut next = || answers.as_mut().and_then(Iterator::next);
+        let decision = match leased {
+            Some(d) => d,
+            None => {
+                let unit = next().and_then(|v| redis::from_redis_value::<(i64, i64)>(v).ok());
+                self.limiter.decide_units(ip, unit, claim.unwrap_or_else(Claim::single)).await
+            }
+        };
+        if kept.is_some() {
+            return (decision, kept);
         }
+        let found = next().and_then(|v| redis::from_redis_value::<bool>(v).ok());
+        let epoch = next().and_then(|v| redis::from_redis_value::<Option<String>>(v).ok());
+        let version = next().and_then(|v| redis::from_redis_value::<Option<u64>>(v).ok());
+        let check = match (found, epoch, version) {
+            (Some(found), Some(Some(epoch)), Some(version)) => {
+                let check = self.revocations.vouched(Some(user_id), found, &epoch, version).await;
+                self.revocations.keep(ticket, session_id, user_id, check);
+                Some(check)
+            }
+            _ => None,
+        };
+        (decision, check)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use entities::session;
 
 use super::Redis;
+use super::session_leases::{Change, Kept, SessionLeases, Ticket};
 
 /// The version of one user's record as a store last heard of it: equal stamps, read before and
 /// after, mean no change to the user was committed in between (on any node sharing the store).
@@ -182,6 +184,8 @@ pub struct RedisRevocationStore {
     pending_users: Arc<DashMap<Uuid, ()>>,
     /// A write-back is running on this node.
     syncing: Arc<std::sync::atomic::AtomicBool>,
+    /// The checks this node keeps for a lease, and the spreading of changes to other nodes'.
+    leases: SessionLeases,
 }
 
 impl RedisRevocationStore {
@@ -189,6 +193,7 @@ impl RedisRevocationStore {
     pub async fn load(redis: Redis, db: DatabaseConnection) -> anyhow::Result<Self> {
         let local = MemoryRevocationStore::load(&db).await?;
         Ok(Self {
+            leases: SessionLeases::new(redis.clone(), Duration::ZERO),
             redis,
             db,
             local,
@@ -196,6 +201,54 @@ impl RedisRevocationStore {
             pending_users: Arc::default(),
             syncing: Arc::default(),
         })
+    }
+
+    /// Keeps session checks for `lease` (zero: keeps none; every node of a cluster must use the
+    /// same lease). [`SessionLeases::serve`] must run for any to be kept.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.leases = SessionLeases::new(self.redis.clone(), lease);
+        self
+    }
+
+    /// The checks this node keeps, and their subscription ([`SessionLeases::serve`]).
+    pub fn leases(&self) -> &SessionLeases {
+        &self.leases
+    }
+
+    /// Runs `record` (commands that write `change` to Redis, their answers ignored) with the
+    /// change's publication to every node, and returns once every node that may keep a check it
+    /// touches has forgotten it, or a lease later (see `storage::session_leases`).
+    async fn record_and_spread(&self, change: Change, mut record: redis::Pipeline) -> redis::RedisResult<()> {
+        record.cmd("GET").arg(self.marker());
+        let announcement = self.leases.add_announce(&mut record, change);
+        let mut conn = self.redis.conn();
+        let r = self.redis.guard(record.query_async::<(Option<String>, Vec<String>)>(&mut conn)).await;
+        // Without the marker Redis lost its data, the nodes' registrations with it.
+        let members = match &r {
+            Ok((Some(_), members)) => Some(members.clone()),
+            _ => None,
+        };
+        announcement.spread(members, Instant::now()).await;
+        r.map(|_| ())
+    }
+
+    /// What this node kept of the session's check, if it may use it for a token of `user_id`.
+    pub(super) fn kept(&self, session_id: Uuid, user_id: Uuid) -> Option<SessionCheck> {
+        if self.has_pending() {
+            return None;
+        }
+        let k = self.leases.get(session_id, user_id)?;
+        let (epoch, shared) = k.stamp;
+        let user = UserStamp { epoch, shared, local: self.local.versions.get(user_id) };
+        Some(SessionCheck { revoked: k.revoked, user: Some(user) })
+    }
+
+    /// Keeps a look's answer (one Redis vouched for) for the lease, unless `ticket` says not to.
+    pub(super) fn keep(&self, ticket: Ticket, session_id: Uuid, user_id: Uuid, check: SessionCheck) {
+        if let Some(u) = check.user {
+            let kept = Kept { revoked: check.revoked, stamp: (u.epoch, u.shared) };
+            self.leases.keep(ticket, session_id, user_id, kept);
+        }
     }
 
     fn key(&self, session_id: Uuid) -> String {
@@ -366,7 +419,10 @@ impl RevocationStore for RedisRevocationStore {
     fn revoke(&self, session_id: Uuid, expires_at: DateTime<Utc>) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.local.insert(session_id, expires_at);
-            if let Err(e) = self.write(session_id, expires_at).await {
+            let secs = (expires_at - Utc::now()).num_seconds().max(1);
+            let mut record = redis::pipe();
+            record.cmd("SET").arg(self.key(session_id)).arg(1).arg("EX").arg(secs).ignore();
+            if let Err(e) = self.record_and_spread(Change::Session(session_id), record).await {
                 tracing::warn!(error = %e, "redis did not record a revocation; it will be written again");
                 metrics::counter!("janua_redis_errors_total", "concern" => "revocations").increment(1);
                 self.pending.insert(session_id, expires_at);
@@ -388,14 +444,23 @@ impl RevocationStore for RedisRevocationStore {
             if self.revoked_here(session_id) {
                 return Ok(SessionCheck { revoked: true, user: None });
             }
-            self.look(session_id, Some(user_id)).await
+            if let Some(kept) = self.kept(session_id, user_id) {
+                return Ok(kept);
+            }
+            let ticket = self.leases.ticket();
+            let check = self.look(session_id, Some(user_id)).await?;
+            self.keep(ticket, session_id, user_id, check);
+            Ok(check)
         })
     }
 
     fn user_changed(&self, user_id: Uuid) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.local.versions.bump(user_id);
-            if let Err(e) = self.count_user_change(user_id).await {
+            let key = self.user_key(user_id);
+            let mut record = redis::pipe();
+            record.cmd("INCR").arg(&key).ignore().cmd("EXPIRE").arg(&key).arg(USER_VERSION_TTL_SECS).ignore();
+            if let Err(e) = self.record_and_spread(Change::User(user_id), record).await {
                 tracing::warn!(error = %e, "redis did not count a user change; it will be counted again");
                 metrics::counter!("janua_redis_errors_total", "concern" => "revocations").increment(1);
                 self.pending_users.insert(user_id, ());
@@ -405,6 +470,7 @@ impl RevocationStore for RedisRevocationStore {
 
     fn purge_expired(&self) {
         self.local.purge_expired();
+        self.leases.purge_expired();
         let now = Utc::now();
         self.pending.retain(|_, exp| *exp > now);
     }

@@ -213,8 +213,9 @@ async fn the_rate_limit_counts_requests_to_both_nodes() {
     }
 }
 
-/// An authenticated request asks Redis once: its rate-limit unit and its session's revocation
-/// check (with its user's stamp) travel in one pipeline, counted by a Redis of the test's own.
+/// Without session leases, an authenticated request asks Redis once: its rate-limit unit and its
+/// session's revocation check (with its user's stamp) travel in one pipeline, counted by a Redis
+/// of the test's own.
 /// The unit counts as any other: the limit still refuses (revocations through the same look:
 /// `two_nodes_share_revocations_events_and_rate_limits`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +229,8 @@ async fn an_authenticated_request_asks_redis_once() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.redis_url = Some(url.clone());
         c.rate_limit_per_minute = 7;
+        // Nothing kept: every request looks (kept checks: `a_kept_session_check_…`).
+        c.session_lease_ms = 0;
     })
     .await;
     let token = access(&app.signup("once@example.com").await); // unit 1
@@ -264,6 +267,84 @@ async fn an_authenticated_request_asks_redis_once() {
     assert_eq!((calls("eval"), calls("evalsha"), calls("exists")), (n, 0, n), "{stats}");
     let r = me().await.unwrap();
     assert_eq!(r.status(), 429, "the limit counts authenticated requests");
+}
+
+/// With session leases (the default), a node that kept a session's check serves its requests
+/// without asking Redis (the rate limit's units leased too), and still refuses the session at the
+/// next request after another node revoked it, shows a user's change made on another node at the
+/// next request, and does both with its lease subscription cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_session_check_asks_redis_for_nothing_and_still_sees_every_change() {
+    if !redis_server_available() {
+        return;
+    }
+    let port = OwnRedis::free_port();
+    let _redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}/");
+    let a = TestApp::spawn_with(Backend::Sqlite, |c| c.redis_url = Some(url.clone())).await;
+    let b = a.spawn_peer().await;
+    let first = a.signup("kept@example.com").await;
+    let user_id = first["user"]["id"].as_str().unwrap().to_owned();
+    let (t1, t2, t3) = (
+        access(&first),
+        access(&a.signin("kept@example.com").await),
+        access(&a.signin("kept@example.com").await),
+    );
+    let mut conn =
+        redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let exists = |stats: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    };
+    // Once B is registered and has kept the three checks, its requests look at nothing.
+    let mut quiet = false;
+    for _ in 0..100 {
+        redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut conn).await.unwrap();
+        for t in [&t1, &t2, &t3] {
+            for _ in 0..5 {
+                assert_eq!(b.rest("GET", "/auth/me", Some(t), None).await.status, 200);
+            }
+        }
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        if exists(&stats) == 0 {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(quiet, "node B kept the session checks");
+
+    // Revoked through A: refused by B at the next request; the other sessions still served.
+    assert_eq!(a.rest("POST", "/auth/signout", Some(&t1), None).await.status, 200);
+    let r = b.rest("GET", "/auth/me", Some(&t1), None).await;
+    assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"), "{}", r.body);
+    assert_eq!(b.rest("GET", "/auth/me", Some(&t2), None).await.status, 200);
+
+    // A user's change made through A is what B answers next.
+    let r =
+        a.rest("PUT", &format!("/users/{user_id}"), Some(&t2), Some(json!({"name": "Kept Renamed"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = b.rest("GET", "/auth/me", Some(&t3), None).await;
+    assert_eq!((r.status, r.body["data"]["name"].as_str()), (200, Some("Kept Renamed")), "{}", r.body);
+
+    // With every lease subscription cut, a revocation through A is still refused by B at once.
+    assert_eq!(b.rest("GET", "/auth/me", Some(&t2), None).await.status, 200);
+    redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async::<i64>(&mut conn).await.unwrap();
+    assert_eq!(a.rest("POST", "/auth/signout", Some(&t2), None).await.status, 200);
+    let r = b.rest("GET", "/auth/me", Some(&t2), None).await;
+    assert_eq!((r.status, r.code()), (401, "SESSION_REVOKED"), "{}", r.body);
+    assert_eq!(b.rest("GET", "/auth/me", Some(&t3), None).await.status, 200);
+
+    // Redis loses its data (registrations too): a change through A is still what B answers next.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(b.rest("GET", "/auth/me", Some(&t3), None).await.status, 200);
+    redis::cmd("FLUSHALL").query_async::<()>(&mut conn).await.unwrap();
+    let r = a.rest("PUT", &format!("/users/{user_id}"), Some(&t3), Some(json!({"name": "Kept Lost"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = b.rest("GET", "/auth/me", Some(&t3), None).await;
+    assert_eq!((r.status, r.body["data"]["name"].as_str()), (200, Some("Kept Lost")), "{}", r.body);
 }
 
 /// A Redis of the test's own on a free port, killed when dropped.
