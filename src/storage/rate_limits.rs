@@ -16,7 +16,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use super::Redis;
-use super::unit_leases::{Claim, UNITS_SCRIPT, UnitLeases};
+use super::unit_leases::{Claim, UnitLeases};
 
 type Limiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
 
@@ -186,10 +186,11 @@ impl RateLimit for WindowRateLimiter {
     }
 }
 
-/// A fixed one-minute window per IP: `INCR`, with `PEXPIRE` set by the first request. Returns
-/// the count and the window's remaining milliseconds.
+/// A fixed window per key: `INCRBY` of `ARGV[2]` units (one when absent), with `PEXPIRE` of
+/// `ARGV[1]` ms set by the window's first. Returns the count of the last unit taken and the
+/// window's remaining milliseconds.
 pub(super) const WINDOW_SCRIPT: &str = r"
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], tonumber(ARGV[2] or '1'))
 local t = redis.call('PTTL', KEYS[1])
 if t < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -276,12 +277,12 @@ impl RedisRateLimiter {
         if wait { units.take_waiting(ip, self.limit).await } else { units.take(ip, self.limit) }
     }
 
-    /// Adds the command that takes units for `ip` ([`UNITS_SCRIPT`], sent whole: in a pipeline
+    /// Adds the command that takes units for `ip` ([`WINDOW_SCRIPT`], sent whole: in a pipeline
     /// there is no retry after `NOSCRIPT`; Redis finds the compiled script by its digest): a
     /// lease's worth, or one. Its answer goes to [`Self::decide_units`] with the claim.
     pub(super) fn add_units(&self, pipe: &mut redis::Pipeline, ip: IpAddr) -> Claim {
         let claim = self.units.as_ref().map_or_else(Claim::single, |u| u.claim(ip));
-        pipe.cmd("EVAL").arg(UNITS_SCRIPT).arg(1).arg(self.key(ip)).arg(60_000).arg(claim.units);
+        pipe.cmd("EVAL").arg(WINDOW_SCRIPT).arg(1).arg(self.key(ip)).arg(60_000).arg(claim.units);
         claim
     }
 

@@ -18,18 +18,6 @@ const PER_UNIT: u32 = 256;
 /// The most units one lease takes (enough that 64 requests at once mostly find units held).
 const MAX_LEASE: u32 = 256;
 
-/// `INCRBY` of the units a look takes, with `PEXPIRE` set by the window's first: the count of
-/// the last unit taken, and the window's remaining milliseconds.
-pub(super) const UNITS_SCRIPT: &str = r"
-local n = redis.call('INCRBY', KEYS[1], ARGV[2])
-local t = redis.call('PTTL', KEYS[1])
-if t < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  t = tonumber(ARGV[1])
-end
-return {n, t}
-";
-
 #[derive(Default)]
 struct Lease {
     state: Mutex<Held>,

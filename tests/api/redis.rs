@@ -256,12 +256,7 @@ async fn an_authenticated_request_asks_redis_once() {
         remaining.push(r.headers()["x-ratelimit-remaining"].to_str().unwrap().parse::<u32>().unwrap());
     }
     let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-    let calls = |cmd: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-    };
+    let calls = |cmd: &str| command_calls(&stats, cmd);
     let n = u64::from(7 - used);
     assert_eq!(remaining, (0..7 - used).rev().collect::<Vec<_>>());
     assert_eq!((calls("eval"), calls("evalsha"), calls("exists")), (n, 0, n), "{stats}");
@@ -292,12 +287,6 @@ async fn a_kept_session_check_asks_redis_for_nothing_and_still_sees_every_change
     );
     let mut conn =
         redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let exists = |stats: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_exists:calls="))
-            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-    };
     // Once B is registered and has kept the three checks, its requests look at nothing.
     let mut quiet = false;
     for _ in 0..100 {
@@ -308,7 +297,7 @@ async fn a_kept_session_check_asks_redis_for_nothing_and_still_sees_every_change
             }
         }
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        if exists(&stats) == 0 {
+        if command_calls(&stats, "exists") == 0 {
             quiet = true;
             break;
         }
@@ -345,6 +334,14 @@ async fn a_kept_session_check_asks_redis_for_nothing_and_still_sees_every_change
     assert_eq!(r.status, 200, "{}", r.body);
     let r = b.rest("GET", "/auth/me", Some(&t3), None).await;
     assert_eq!((r.status, r.body["data"]["name"].as_str()), (200, Some("Kept Lost")), "{}", r.body);
+}
+
+/// How many times `cmd` ran, from Redis's `INFO commandstats`.
+fn command_calls(stats: &str, cmd: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
 /// A Redis of the test's own on a free port, killed when dropped.
