@@ -130,11 +130,15 @@ impl App {
             tokio::spawn(refresh_keys(state.clone())),
         ];
         if let Some(redis) = state.redis.clone() {
+            // Read before the first request is served: events published from here on reach
+            // this node's sockets even if its subscription is made after them.
+            let since = crate::events::newest_published(&state.db).await;
             workers.push(tokio::spawn(crate::events::forward_from_redis(
                 redis,
                 state.bus.clone(),
                 state.redis_revocations.clone(),
                 state.db.clone(),
+                since,
             )));
         }
         if let Some(revocations) = &state.redis_revocations {

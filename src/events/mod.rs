@@ -4,7 +4,7 @@ mod dispatcher;
 mod redis_bus;
 
 pub use dispatcher::Dispatcher;
-pub use redis_bus::forward_from_redis;
+pub use redis_bus::{forward_from_redis, newest_published};
 
 use std::sync::Arc;
 

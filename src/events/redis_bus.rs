@@ -23,10 +23,13 @@ pub async fn forward_from_redis(
     bus: EventBus,
     revocations: Option<RedisRevocationStore>,
     db: DatabaseConnection,
+    since: Option<i64>,
 ) {
     let channel = redis.events_channel();
-    // The outbox position of the last event forwarded; `None` until the first subscription.
-    let mut forwarded: Option<i64> = None;
+    // The outbox position of the last event forwarded: `since` (the newest published when the
+    // node started, so the first subscription forwards what was published while it was being
+    // made: a socket opened meanwhile misses no revocation), else found at the first one.
+    let mut forwarded: Option<i64> = since;
     loop {
         match redis.client().get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
@@ -75,6 +78,21 @@ pub async fn forward_from_redis(
     }
 }
 
+/// The outbox position of the newest published event (0: none yet), or `None` if the database
+/// did not answer.
+pub async fn newest_published(db: &DatabaseConnection) -> Option<i64> {
+    newest(db).await.ok()
+}
+
+async fn newest(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
+    Ok(outbox_event::Entity::find()
+        .filter(outbox_event::Column::PublishedAt.is_not_null())
+        .order_by_desc(outbox_event::Column::Seq)
+        .one(db)
+        .await?
+        .map_or(0, |m| m.seq))
+}
+
 /// Forwards the published outbox rows after `after` into `bus`, oldest first; returns the
 /// position of the last one (on the first subscription, `after` is `None`: nothing is
 /// forwarded, and the position is the newest published event).
@@ -84,12 +102,7 @@ async fn catch_up(
     after: Option<i64>,
 ) -> Result<i64, sea_orm::DbErr> {
     let Some(mut last) = after else {
-        return Ok(outbox_event::Entity::find()
-            .filter(outbox_event::Column::PublishedAt.is_not_null())
-            .order_by_desc(outbox_event::Column::Seq)
-            .one(db)
-            .await?
-            .map_or(0, |m| m.seq));
+        return newest(db).await;
     };
     loop {
         let rows = outbox_event::Entity::find()
