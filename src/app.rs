@@ -132,7 +132,7 @@ impl App {
         if let Some(redis) = state.redis.clone() {
             // Read before the first request is served: events published from here on reach
             // this node's sockets even if its subscription is made after them.
-            let since = crate::events::newest_published(&state.db).await;
+            let since = crate::events::newest_published(&state.db).await.ok();
             workers.push(tokio::spawn(crate::events::forward_from_redis(
                 redis,
                 state.bus.clone(),

@@ -78,13 +78,8 @@ pub async fn forward_from_redis(
     }
 }
 
-/// The outbox position of the newest published event (0: none yet), or `None` if the database
-/// did not answer.
-pub async fn newest_published(db: &DatabaseConnection) -> Option<i64> {
-    newest(db).await.ok()
-}
-
-async fn newest(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
+/// The outbox position of the newest published event (0: none yet).
+pub async fn newest_published(db: &DatabaseConnection) -> Result<i64, sea_orm::DbErr> {
     Ok(outbox_event::Entity::find()
         .filter(outbox_event::Column::PublishedAt.is_not_null())
         .order_by_desc(outbox_event::Column::Seq)
@@ -102,7 +97,7 @@ async fn catch_up(
     after: Option<i64>,
 ) -> Result<i64, sea_orm::DbErr> {
     let Some(mut last) = after else {
-        return newest(db).await;
+        return newest_published(db).await;
     };
     loop {
         let rows = outbox_event::Entity::find()

@@ -46,10 +46,10 @@ impl RequestLook {
         }
         let mut pipe = redis::pipe();
         let claim = leased.is_none().then(|| self.limiter.add_units(&mut pipe, ip));
-        let ticket = self.revocations.leases().ticket();
-        if kept.is_none() {
+        let ticket = kept.is_none().then(|| {
             self.revocations.add_look(&mut pipe, session_id, Some(user_id));
-        }
+            self.revocations.leases().ticket()
+        });
         let redis = self.revocations.redis();
         let mut conn = redis.conn();
         let answers = match redis.guard(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
@@ -68,9 +68,9 @@ impl RequestLook {
                 self.limiter.decide_units(ip, unit, claim.unwrap_or_else(Claim::single)).await
             }
         };
-        if kept.is_some() {
+        let Some(ticket) = ticket else {
             return (decision, kept);
-        }
+        };
         let found = next().and_then(|v| redis::from_redis_value::<bool>(v).ok());
         let epoch = next().and_then(|v| redis::from_redis_value::<Option<String>>(v).ok());
         let version = next().and_then(|v| redis::from_redis_value::<Option<u64>>(v).ok());

@@ -127,6 +127,7 @@ struct Inner {
     next_change: AtomicU64,
     /// The changes this node published that wait for acknowledgements, by number.
     waiting: Mutex<HashMap<u64, mpsc::UnboundedSender<String>>>,
+    renewal: redis::Script,
 }
 
 impl SessionLeases {
@@ -145,6 +146,7 @@ impl SessionLeases {
             epoch: Instant::now(),
             next_change: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
+            renewal: redis::Script::new(RENEW_SCRIPT),
         }))
     }
 
@@ -161,27 +163,30 @@ impl SessionLeases {
         self.0.lease.as_millis() as u64
     }
 
-    fn usable(&self) -> bool {
+    /// Whether this node may keep and use checks at `now_ms`.
+    fn usable(&self, now_ms: u64) -> bool {
         self.lease_ms() > 0
             && self.0.live.load(Ordering::Acquire)
-            && self.now_ms() < self.0.registered_until_ms.load(Ordering::Acquire)
+            && now_ms < self.0.registered_until_ms.load(Ordering::Acquire)
     }
 
     /// What this node kept of `session_id`, if it may use it now for a token of `user_id`.
     pub fn get(&self, session_id: Uuid, user_id: Uuid) -> Option<Kept> {
-        if !self.usable() {
+        let now = self.now_ms();
+        if !self.usable(now) {
             return None;
         }
         let e = *self.0.entries.get(&session_id)?;
-        (e.user_id == user_id && self.now_ms() < e.until_ms).then_some(e.kept)
+        (e.user_id == user_id && now < e.until_ms).then_some(e.kept)
     }
 
     /// To be taken just before a look is sent.
     pub fn ticket(&self) -> Ticket {
+        let sent_ms = self.now_ms();
         Ticket {
             generation: self.0.generation.load(Ordering::Acquire),
-            sent_ms: self.now_ms(),
-            registered: self.usable(),
+            sent_ms,
+            registered: self.usable(sent_ms),
         }
     }
 
@@ -237,7 +242,7 @@ impl SessionLeases {
     }
 
     /// Adds to `pipe` (after the commands that record `change` in Redis) the publication of the
-    /// change and the read of the registered nodes; returns its number, for [`Self::spread`].
+    /// change and the read of the registered nodes; returns the announcement to [`Announcement::spread`].
     pub fn add_announce(&self, pipe: &mut redis::Pipeline, change: Change) -> Announcement {
         self.forget(change);
         let number = self.0.next_change.fetch_add(1, Ordering::AcqRel);
@@ -247,29 +252,6 @@ impl SessionLeases {
         pipe.cmd("PUBLISH").arg(self.channel()).arg(message).ignore();
         pipe.cmd("EVAL").arg(MEMBERS_SCRIPT).arg(1).arg(self.nodes_key());
         Announcement { leases: self.clone(), number, acks: rx }
-    }
-
-    /// Whether a node's acknowledgement of the change `number` came in time: waits for every
-    /// registered node in `members` (or `None`: Redis did not answer or lost its data) until a
-    /// lease after `answered`.
-    async fn wait(&self, mut a: Announcement, members: Option<Vec<String>>, answered: Instant) {
-        let deadline = answered + self.0.lease;
-        if let Some(members) = members {
-            let mut left: HashSet<String> = members.into_iter().collect();
-            while !left.is_empty() {
-                match tokio::time::timeout_at(deadline.into(), a.acks.recv()).await {
-                    Ok(Some(node)) => {
-                        left.remove(&node);
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            if left.is_empty() {
-                return;
-            }
-            tracing::debug!(unacknowledged = left.len(), "session lease change waits out the lease");
-        }
-        tokio::time::sleep_until(deadline.into()).await;
     }
 
     /// Runs the subscription and the registration of this node until the task is dropped:
@@ -325,8 +307,7 @@ impl SessionLeases {
             self.forget_all();
         }
         let mut conn = self.0.redis.conn();
-        let script = redis::Script::new(RENEW_SCRIPT);
-        let mut renewal = script.key(self.nodes_key());
+        let mut renewal = self.0.renewal.key(self.nodes_key());
         renewal.arg(&self.0.node).arg(self.lease_ms());
         let r = self.0.redis.guard(renewal.invoke_async::<i64>(&mut conn)).await;
         if r.is_ok() {
@@ -376,9 +357,24 @@ impl Announcement {
     /// Returns once every registered node applied the change, or a lease after `answered` (the
     /// moment Redis answered the pipeline, or failed to). `members` is the pipeline's answer to
     /// the read of the registered nodes; `None` when Redis did not answer or lost its data.
-    pub async fn spread(self, members: Option<Vec<String>>, answered: Instant) {
-        let leases = self.leases.clone();
-        leases.wait(self, members, answered).await;
+    pub async fn spread(mut self, members: Option<Vec<String>>, answered: Instant) {
+        let deadline = answered + self.leases.0.lease;
+        if let Some(members) = members {
+            let mut left: HashSet<String> = members.into_iter().collect();
+            while !left.is_empty() {
+                match tokio::time::timeout_at(deadline.into(), self.acks.recv()).await {
+                    Ok(Some(node)) => {
+                        left.remove(&node);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if left.is_empty() {
+                return;
+            }
+            tracing::debug!(unacknowledged = left.len(), "session lease change waits out the lease");
+        }
+        tokio::time::sleep_until(deadline.into()).await;
     }
 }
 
